@@ -1,0 +1,5 @@
+"""`python -m dcomc` runs the command line."""
+
+from dcomc.cli import main
+
+main()

@@ -1,0 +1,463 @@
+"""Stage 3, check: whole-spec rules that the models cannot express, reported with spans.
+
+All checks run and report; none stops at the first problem. Codes are stable (docs/errors.md):
+E0xx loading, E1xx references, E2xx names and formats, E3xx site rules.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from dcomc import catalog, sids
+from dcomc.diagnostics import Diagnostics
+from dcomc.load import Loaded, NodePath
+from dcomc.principals import Resolver
+from dcomc.spec import Spec
+
+# Characters Windows refuses in user and group names (lusrmgr.msc, New-LocalUser docs).
+_BAD_ACCOUNT_CHARS = set('"/\\[]:;|=,+*?<>@')
+_GUID_RE = re.compile(r"^\{[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}\}$")
+# ProgID rules (dcom-facts §1.3): ≤ 39 chars, letters/digits/dots only, no leading digit.
+_PROGID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]{0,38}$")
+# Keys that become file, rule and folder names.
+_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# A drive path or an environment-variable root, then path segments free of forbidden chars.
+_EXE_RE = re.compile(r'^(?:[A-Za-z]:|%[A-Za-z_][A-Za-z0-9_]*%)(?:\\[^\\/:*?"<>|]+)+$')
+_NETBIOS_BAD = set('\\/:*?"<>|')
+USER_NAME_MAX = 20  # SAM account name limit
+GROUP_NAME_MAX = 256
+DESCRIPTION_MAX = 48  # New-LocalUser -Description limit
+
+
+def check(spec: Spec, loaded: Loaded, diags: Diagnostics) -> None:
+    """Run every rule; problems go into `diags`."""
+    ctx = _Ctx(spec, loaded, diags, Resolver(spec))
+    for rule in _RULES:
+        rule(ctx)
+
+
+class _Ctx:
+    def __init__(self, spec: Spec, loaded: Loaded, diags: Diagnostics, res: Resolver) -> None:
+        self.spec, self.loaded, self.diags, self.res = spec, loaded, diags, res
+
+    def error(self, path: NodePath, code: str, message: str, *, key: bool = False) -> None:
+        span = self.loaded.key_span(path) if key else self.loaded.span(path)
+        self.diags.error(span, code, message)
+
+
+# --- strings --------------------------------------------------------------------------------
+
+
+def _walk_strings(data: Any, path: NodePath = ()) -> Iterator[tuple[NodePath, str, bool]]:
+    """Every string in the document: (path, text, is-a-mapping-key)."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield (*path, key), key, True
+            yield from _walk_strings(value, (*path, key))
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            yield from _walk_strings(item, (*path, i))
+    elif isinstance(data, str):
+        yield path, data, False
+
+
+def _control_chars(ctx: _Ctx) -> None:
+    # A newline inside a name or description would break every line-based artifact (.reg,
+    # INF, netsh) and could smuggle a second command or value into it.
+    for path, text, is_key in _walk_strings(ctx.loaded.data):
+        bad = next((c for c in text if _is_control(c)), None)
+        if bad is not None:
+            what = "key" if is_key else "value"
+            ctx.error(path, "E201", f"control character U+{ord(bad):04X} in {what} "
+                      f"'{_printable(text)}'", key=is_key)  # fmt: skip
+
+
+def _is_control(char: str) -> bool:
+    code = ord(char)
+    return code < 0x20 or 0x7F <= code <= 0x9F or code in (0x2028, 0x2029)
+
+
+def _printable(text: str) -> str:
+    return "".join(c if not _is_control(c) else f"\\x{ord(c):02x}" for c in text)[:60]
+
+
+# --- names ----------------------------------------------------------------------------------
+
+
+def account_name_problem(name: str, limit: int) -> str | None:
+    """Why `name` is not a valid Windows account name, or None."""
+    if not name.strip() or not name.strip(". "):
+        return "is empty or only dots and spaces"
+    if len(name) > limit:
+        return f"is longer than {limit} characters"
+    bad = sorted({c for c in name if c in _BAD_ACCOUNT_CHARS})
+    if bad:
+        return f"contains {' '.join(bad)} (Windows refuses \" / \\ [ ] : ; | = , + * ? < > @)"
+    if name.endswith("."):
+        return "ends with a dot"
+    if name != name.strip():
+        return "starts or ends with a space"
+    return None
+
+
+def _account_names(ctx: _Ctx) -> None:
+    for section, limit in (("users", USER_NAME_MAX), ("groups", GROUP_NAME_MAX)):
+        for name in getattr(ctx.spec.accounts, section):
+            _check_account_name(ctx, ("accounts", section, name), name, limit)
+
+
+def _check_account_name(ctx: _Ctx, path: NodePath, name: str, limit: int) -> None:
+    domain, sep, account = name.rpartition("\\")
+    if sep:
+        if ctx.spec.site.identity == "workgroup":
+            ctx.error(path, "E205", f"'{name}' is a domain account, but the site is a "
+                      "workgroup (set site.identity: domain or mixed)", key=True)  # fmt: skip
+            return
+        if not domain or len(domain) > 15 or any(c in _NETBIOS_BAD for c in domain):
+            ctx.error(path, "E202", f"invalid domain name '{domain}' in '{name}'", key=True)
+            return
+    problem = account_name_problem(account, limit)
+    if problem:
+        ctx.error(path, "E202", f"invalid account name '{name}': it {problem}", key=True)
+
+
+def _collisions(ctx: _Ctx) -> None:
+    # Users and groups share one namespace in the SAM; Windows folds case when comparing.
+    accounts = [("accounts", "users", n) for n in ctx.spec.accounts.users]
+    accounts += [("accounts", "groups", n) for n in ctx.spec.accounts.groups]
+    _report_collisions(ctx, accounts, "account")
+    for path in accounts:
+        known = sids.well_known(str(path[-1]))
+        if known is not None:
+            ctx.error(path, "E204", f"'{path[-1]}' is the name of the well-known principal "
+                      f"{known.name} ({known.sid}); choose another name", key=True)  # fmt: skip
+    for section in ("hosts", "servers", "clients"):
+        paths = [(section, n) for n in getattr(ctx.spec, section)]
+        _report_collisions(ctx, paths, section[:-1])
+    for path, mapping in _principal_maps(ctx.spec):
+        _report_collisions(ctx, [(*path, k) for k in mapping], "principal")
+
+
+def _report_collisions(ctx: _Ctx, paths: Iterable[NodePath], what: str) -> None:
+    seen: dict[str, NodePath] = {}
+    for path in paths:
+        folded = str(path[-1]).casefold()
+        if folded in seen:
+            first = seen[folded]
+            line = ctx.loaded.key_span(first).line
+            ctx.error(path, "E204", f"{what} '{path[-1]}' collides with '{first[-1]}' (line "
+                      f"{line}): Windows compares names case-insensitively", key=True)  # fmt: skip
+        else:
+            seen[folded] = path
+
+
+def _keys(ctx: _Ctx) -> None:
+    if not _KEY_RE.match(ctx.spec.site.name):
+        ctx.error(("site", "name"), "E212", f"site name '{ctx.spec.site.name}' must be 1-64 "
+                  "letters, digits, '.', '_' or '-' (it names folders and rules)")  # fmt: skip
+    for section in ("servers", "clients"):
+        for key in getattr(ctx.spec, section):
+            if not _KEY_RE.match(key):
+                ctx.error((section, key), "E212", f"{section[:-1]} key '{key}' must be 1-64 "
+                          "letters, digits, '.', '_' or '-'", key=True)  # fmt: skip
+    for host in ctx.spec.hosts:
+        if len(host) > 15 or not re.match(r"^[A-Za-z0-9][A-Za-z0-9-]*$", host):
+            ctx.error(("hosts", host), "E213", f"host name '{host}' is not a valid computer "
+                      "name (1-15 letters, digits or '-')", key=True)  # fmt: skip
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+def _accounts(ctx: _Ctx) -> None:
+    for name, user in ctx.spec.accounts.users.items():
+        path: NodePath = ("accounts", "users", name)
+        _check_password(ctx, path, name, user.password, user.existing)
+        _check_sid(ctx, path, user.sid, user.existing)
+        if user.description and len(user.description) > DESCRIPTION_MAX:
+            ctx.error((*path, "description"), "E211", f"description of '{name}' is longer "
+                      f"than {DESCRIPTION_MAX} characters")  # fmt: skip
+    for name, group in ctx.spec.accounts.groups.items():
+        _check_sid(ctx, ("accounts", "groups", name), group.sid, group.existing)
+
+
+def _check_password(
+    ctx: _Ctx, path: NodePath, name: str, password: str | None, existing: bool
+) -> None:
+    # Never echo the value: it may be a real password.
+    if password is not None and password != "prompt":
+        ctx.error((*path, "password"), "E206", f"literal password for '{name}': a spec never "
+                  "holds a password; write `password: prompt` (asked at install time)")  # fmt: skip
+    elif existing and password is not None:
+        ctx.error((*path, "password"), "E207", f"'{name}' is an existing account: dcomc does "
+                  "not set its password; remove `password`")  # fmt: skip
+    elif not existing and password is None:
+        ctx.error(path, "E207", f"user '{name}' is created by dcomc and needs `password: "
+                  "prompt` (or `existing: true` if it already exists)", key=True)  # fmt: skip
+
+
+def _check_sid(ctx: _Ctx, path: NodePath, sid: str | None, existing: bool) -> None:
+    if sid is None:
+        return
+    if not sids.is_sid(sid):
+        ctx.error((*path, "sid"), "E209", f"invalid SID '{sid}' (expected S-1-<authority>-<sub>...)")
+    elif not existing:
+        ctx.error((*path, "sid"), "E208", "a SID can only be given for an `existing: true` "
+                  "account: a new local account gets a different SID on every PC")  # fmt: skip
+
+
+def _memberships(ctx: _Ctx) -> None:
+    for name, user in ctx.spec.accounts.users.items():
+        for i, group in enumerate(user.member_of):
+            path: NodePath = ("accounts", "users", name, "member_of", i)
+            _check_group_target(ctx, path, group)
+    for name, group_def in ctx.spec.accounts.groups.items():
+        gpath: NodePath = ("accounts", "groups", name)
+        if group_def.members and group_def.existing:
+            ctx.error((*gpath, "members"), "E127", f"'{name}' is an existing group: dcomc "
+                      "cannot manage its members; list them on the users instead")  # fmt: skip
+        for i, member in enumerate(group_def.members):
+            _principal(ctx, (*gpath, "members", i), member)
+
+
+def _check_group_target(ctx: _Ctx, path: NodePath, name: str) -> None:
+    principal = _principal(ctx, path, name)
+    if principal is not None and not ctx.res.can_hold_members(principal):
+        ctx.error(path, "E127", f"'{name}' is not a group whose members this PC can change (a "
+                  "site group dcomc creates, or Administrators, Users, Distributed COM Users, "
+                  "Performance Log Users)")  # fmt: skip
+
+
+def _principal(ctx: _Ctx, path: NodePath, name: str, *, key: bool = False) -> Any:
+    principal = ctx.res.resolve(name)
+    if principal is None:
+        hint = (" or a DOMAIN\\name account (only in domain and mixed sites)"
+                if "\\" in name else "")  # fmt: skip
+        ctx.error(path, "E102", f"unknown principal '{name}': not a site user or group, a "
+                  f"well-known principal, or a SID{hint}", key=key)  # fmt: skip
+    return principal
+
+
+def _principal_maps(spec: Spec) -> Iterator[tuple[NodePath, dict[str, Any]]]:
+    for key, server in spec.servers.items():
+        yield ("servers", key, "launch"), server.launch
+        yield ("servers", key, "access"), server.access
+    layers: list[tuple[NodePath, Any]] = [
+        (("machine", role), getattr(spec.machine, role)) for role in ("server", "client")
+    ]
+    layers += [(("hosts", h, "machine"), host.machine) for h, host in spec.hosts.items()]
+    for base, layer in layers:
+        if layer is not None and layer.dcom is not None:
+            for which in ("access_limits", "launch_limits"):
+                mapping = getattr(layer.dcom, which)
+                if mapping is not None:
+                    yield (*base, "dcom", which), mapping
+
+
+def _permissions(ctx: _Ctx) -> None:
+    for path, mapping in _principal_maps(ctx.spec):
+        for name, rights in mapping.items():
+            _principal(ctx, (*path, name), name, key=True)
+            if not rights:
+                ctx.error((*path, name), "E128", f"no rights listed for '{name}'", key=True)
+
+
+# --- servers, clients, hosts ----------------------------------------------------------------
+
+
+def _servers(ctx: _Ctx) -> None:
+    for key, server in ctx.spec.servers.items():
+        path: NodePath = ("servers", key)
+        product = catalog.product(server.product) if server.product else None
+        if server.product and product is None:
+            names = ", ".join(catalog.products())
+            ctx.error((*path, "product"), "E110", f"unknown product '{server.product}' "
+                      f"(known: {names}; or give progid/clsid instead)")  # fmt: skip
+        elif product is None and not (server.progid or server.clsid or server.appid):
+            ctx.error(path, "E111", f"server '{key}' needs `product` or at least one of "
+                      "progid, clsid, appid", key=True)  # fmt: skip
+        _formats(ctx, path, server.progid, server.clsid, server.appid, server.executable)
+        _service_identity(ctx, path, key, server, product)
+
+
+def _formats(ctx: _Ctx, path: NodePath, progid: str | None, clsid: str | None,
+             appid: str | None, executable: str | None) -> None:  # fmt: skip
+    if progid is not None and not _PROGID_RE.match(progid):
+        ctx.error((*path, "progid"), "E215", f"invalid ProgID '{progid}': at most 39 letters, "
+                  "digits and dots, not starting with a digit")  # fmt: skip
+    for field, value in (("clsid", clsid), ("appid", appid)):
+        if value is not None and not _GUID_RE.match(value):
+            ctx.error((*path, field), "E214", f"invalid {field} '{value}': expected a GUID in "
+                      "braces, {xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}")  # fmt: skip
+    if executable is not None:
+        _check_executable(ctx, (*path, "executable"), executable)
+
+
+def _check_executable(ctx: _Ctx, path: NodePath, executable: str) -> None:
+    if not _EXE_RE.match(executable) or not executable.lower().endswith(".exe"):
+        ctx.error(path, "E216", f"invalid executable path '{executable}': expected a full "
+                  "Windows path to an .exe such as C:\\Program Files\\Vendor\\server.exe")  # fmt: skip
+    elif any(part in (".", "..") for part in executable.split("\\")):
+        ctx.error(path, "E216", f"executable path '{executable}' must not contain . or ..")
+
+
+def _service_identity(ctx: _Ctx, path: NodePath, key: str, server: Any, product: Any) -> None:
+    mode = server.process_mode or ("service" if server.service_account else "interactive")
+    service = server.service or (product.service if product else None)
+    if mode == "service" and not service:
+        ctx.error(path, "E115", f"server '{key}' runs as a service, but its service name is "
+                  "unknown: give `service`", key=True)  # fmt: skip
+    if mode == "service" and not server.service_account:
+        ctx.error(path, "E116", f"server '{key}' runs as a service and needs "
+                  "`service_account` so that clients can authenticate its callbacks (guide "
+                  "§3.2)", key=True)  # fmt: skip
+    if server.service_account:
+        if mode == "interactive":
+            ctx.error((*path, "service_account"), "E116", f"server '{key}' is interactive: "
+                      "service_account applies only to process_mode: service")  # fmt: skip
+        _service_account(ctx, (*path, "service_account"), server.service_account)
+
+
+def _service_account(ctx: _Ctx, path: NodePath, name: str) -> None:
+    principal = _principal(ctx, path, name)
+    if principal is None:
+        return
+    if not ctx.res.is_user(principal):
+        ctx.error(path, "E117", f"'{name}' is not a user account and cannot log on a service")
+        return
+    user_key = ctx.res.user_key(name)
+    if user_key is None or ctx.spec.accounts.users[user_key].existing:
+        return  # an existing account's memberships are not known here
+    groups = ctx.spec.accounts.users[user_key].member_of
+    if not any(_is_administrators(ctx, g) for g in groups):
+        ctx.error(path, "E117", f"service account '{name}' must be a member of Administrators "
+                  "(guide §3.2 note): add Administrators to its member_of")  # fmt: skip
+
+
+def _is_administrators(ctx: _Ctx, name: str) -> bool:
+    principal = ctx.res.resolve(name)
+    return principal is not None and principal.sid == "S-1-5-32-544"
+
+
+def _clients(ctx: _Ctx) -> None:
+    for key, client in ctx.spec.clients.items():
+        path: NodePath = ("clients", key)
+        if client.executable is not None:
+            _check_executable(ctx, (*path, "executable"), client.executable)
+        if not client.executable and not client.service:
+            ctx.error(path, "E118", f"client '{key}' needs `executable` or `service`", key=True)
+        if client.run_as is None:
+            ctx.error(path, "E119", f"client '{key}' needs `run_as`: an OPC client must run as "
+                      "the authenticated user (guide §2.1 note)", key=True)  # fmt: skip
+        else:
+            principal = _principal(ctx, (*path, "run_as"), client.run_as)
+            if principal is not None and not ctx.res.is_user(principal):
+                ctx.error((*path, "run_as"), "E119", f"run_as '{client.run_as}' is not a user")
+
+
+def _hosts(ctx: _Ctx) -> None:
+    addresses: dict[str, str] = {}
+    for name, host in ctx.spec.hosts.items():
+        path: NodePath = ("hosts", name)
+        if _address_problem(host.address, allow_network=False):
+            ctx.error((*path, "address"), "E220", f"invalid address '{host.address}' of host "
+                      f"'{name}': expected an IPv4 or IPv6 address")  # fmt: skip
+        elif host.address in addresses:
+            ctx.error((*path, "address"), "E221", f"address {host.address} of '{name}' is "
+                      f"already the address of '{addresses[host.address]}'")  # fmt: skip
+        else:
+            addresses[host.address] = name
+        if not host.servers and not host.clients:
+            ctx.error(path, "E310", f"host '{name}' has neither servers nor clients", key=True)
+        _refs(ctx, (*path, "servers"), host.servers, ctx.spec.servers, "server")
+        _refs(ctx, (*path, "clients"), host.clients, ctx.spec.clients, "client")
+
+
+def _refs(ctx: _Ctx, path: NodePath, names: list[str], known: dict[str, Any], what: str) -> None:
+    for i, name in enumerate(names):
+        if name not in known:
+            hint = ", ".join(known) or "none defined"
+            ctx.error((*path, i), "E101", f"undefined {what} '{name}' (defined: {hint})")
+
+
+def _address_problem(text: str, *, allow_network: bool) -> bool:
+    try:
+        if allow_network and "/" in text:
+            ipaddress.ip_network(text, strict=True)
+        else:
+            ipaddress.ip_address(text)
+    except ValueError:
+        return True
+    return False
+
+
+def _firewall_remote(ctx: _Ctx) -> None:
+    for base, layer in _machine_layers(ctx.spec):
+        if layer.firewall is None or not isinstance(layer.firewall.remote, list):
+            continue
+        if not layer.firewall.remote:
+            ctx.error((*base, "firewall", "remote"), "E222", "remote: an empty list allows "
+                      "nobody; write `site`, `any` or addresses")  # fmt: skip
+        for i, entry in enumerate(layer.firewall.remote):
+            if _address_problem(entry, allow_network=True):
+                ctx.error((*base, "firewall", "remote", i), "E220", f"invalid address or CIDR "
+                          f"'{entry}' (a CIDR must have no host bits set, e.g. 10.9.0.0/24)")  # fmt: skip
+
+
+def _machine_layers(spec: Spec) -> Iterator[tuple[NodePath, Any]]:
+    for role in ("server", "client"):
+        layer = getattr(spec.machine, role)
+        if layer is not None:
+            yield ("machine", role), layer
+    for name, host in spec.hosts.items():
+        if host.machine is not None:
+            yield ("hosts", name, "machine"), host.machine
+
+
+# --- site rules -----------------------------------------------------------------------------
+
+
+def _site(ctx: _Ctx) -> None:
+    site = ctx.spec.site
+    if site.identity in ("domain", "mixed") and not site.domain:
+        ctx.error(("site", "identity"), "E301", f"a {site.identity} site needs `site.domain` "
+                  "(the NetBIOS domain name)")  # fmt: skip
+    if site.domain and (len(site.domain) > 15 or any(c in _NETBIOS_BAD for c in site.domain)):
+        ctx.error(("site", "domain"), "E202", f"invalid NetBIOS domain name '{site.domain}'")
+
+
+def _service_logons(ctx: _Ctx) -> None:
+    """One service, one Log On account, on every host (the second would silently win)."""
+    for name, host in ctx.spec.hosts.items():
+        seen: dict[str, tuple[str, str]] = {}
+        for service, account, origin in _host_service_accounts(ctx.spec, host):
+            folded, account_key = service.casefold(), account.casefold()
+            if folded in seen and seen[folded][0] != account_key:
+                ctx.error(("hosts", name), "E311", f"service '{service}' on host '{name}' is "
+                          f"given two Log On accounts: '{seen[folded][1]}' and '{account}' "
+                          f"({origin})", key=True)  # fmt: skip
+            seen.setdefault(folded, (account_key, account))
+
+
+def _host_service_accounts(spec: Spec, host: Any) -> Iterator[tuple[str, str, str]]:
+    for key in host.servers:
+        server = spec.servers.get(key)
+        if server is None or not server.service_account:
+            continue
+        product = catalog.product(server.product) if server.product else None
+        service = server.service or (product.service if product else None)
+        if service:
+            yield service, server.service_account, f"server '{key}'"
+    for key in host.clients:
+        client = spec.clients.get(key)
+        if client is not None and client.service and client.run_as:
+            yield client.service, client.run_as, f"client '{key}'"
+
+
+_RULES = (
+    _control_chars, _site, _keys, _account_names, _collisions, _accounts, _memberships,
+    _permissions, _servers, _clients, _hosts, _firewall_remote, _service_logons,
+)  # fmt: skip

@@ -1,0 +1,122 @@
+"""Stage 1, load: YAML text → plain Python data plus a span for every node.
+
+PyYAML's composer gives every node a start mark; we walk the node graph ourselves instead of
+using a constructor so that (a) every mapping key and value keeps its place, and (b) a duplicate
+key is an error rather than PyYAML's silent last-one-wins — a spec that says `password: prompt`
+twice with different text must not quietly keep one of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dcomc.diagnostics import Diagnostics, Span
+
+# A path into the loaded document: mapping keys and sequence indexes, as pydantic's `loc`.
+NodePath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """The document as plain data, and where each node (and each mapping key) came from."""
+
+    data: Any
+    spans: dict[NodePath, Span]
+    key_spans: dict[NodePath, Span]
+    file: str
+
+    def span(self, path: NodePath) -> Span:
+        """The span of the deepest existing node on `path` (a missing key points at its parent)."""
+        for cut in range(len(path), -1, -1):
+            found = self.spans.get(path[:cut])
+            if found is not None:
+                return found
+        return Span(self.file, 1, 1)
+
+    def key_span(self, path: NodePath) -> Span:
+        """The span of the mapping key that names `path`, falling back to the node's span."""
+        return self.key_spans.get(path) or self.span(path)
+
+
+def load_file(path: Path, diags: Diagnostics) -> Loaded | None:
+    """Read and load a spec file; None (with diagnostics) when it cannot be loaded."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        diags.error(Span(str(path), 1, 1), "E001", f"cannot read spec: {exc}")
+        return None
+    return load_text(text, str(path), diags)
+
+
+def load_text(text: str, file: str, diags: Diagnostics) -> Loaded | None:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        span = _mark_span(file, mark) if mark else Span(file, 1, 1)
+        diags.error(span, "E001", f"malformed YAML: {exc.problem or exc.context}")
+        return None
+    except yaml.YAMLError as exc:
+        diags.error(Span(file, 1, 1), "E001", f"malformed YAML: {exc}")
+        return None
+    if root is None:
+        diags.error(Span(file, 1, 1), "E001", "the spec is empty")
+        return None
+    builder = _Builder(file, diags)
+    data = builder.build(root, ())
+    return Loaded(data, builder.spans, builder.key_spans, file)
+
+
+def _mark_span(file: str, mark: Any) -> Span:
+    return Span(file, mark.line + 1, mark.column + 1)
+
+
+class _Builder:
+    """Turns a composed node graph into data, recording spans and refusing duplicate keys."""
+
+    def __init__(self, file: str, diags: Diagnostics) -> None:
+        self.file = file
+        self.diags = diags
+        self.spans: dict[NodePath, Span] = {}
+        self.key_spans: dict[NodePath, Span] = {}
+        self._scalar = yaml.SafeLoader("")  # only its scalar resolver/constructor are used
+
+    def build(self, node: yaml.Node, path: NodePath) -> Any:
+        self.spans[path] = _mark_span(self.file, node.start_mark)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        return self._scalar.construct_object(node, deep=True)
+
+    def _mapping(self, node: yaml.MappingNode, path: NodePath) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        first_seen: dict[str, Span] = {}
+        for key_node, value_node in node.value:
+            key_span = _mark_span(self.file, key_node.start_mark)
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                self.diags.error(key_span, "E002", "YAML merge keys (<<) are not supported")
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.diags.error(key_span, "E002", "a mapping key must be a plain string")
+                continue
+            key = self._key_text(key_node)
+            if key in first_seen:
+                self.diags.error(
+                    key_span,
+                    "E002",
+                    f"duplicate key '{key}' (first defined at line {first_seen[key].line})",
+                )
+                continue
+            first_seen[key] = key_span
+            self.key_spans[(*path, key)] = key_span
+            out[key] = self.build(value_node, (*path, key))
+        return out
+
+    def _key_text(self, node: yaml.ScalarNode) -> str:
+        # Keys are names (users, hosts, servers): keep them as written, even `yes` or `1`.
+        return str(node.value)

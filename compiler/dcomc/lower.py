@@ -1,0 +1,496 @@
+"""Stage 4, lower: a checked spec → one sorted plan of resources per host.
+
+Machine settings of a host come from layers, first found wins: the host's own `machine:`
+override, then the spec's `machine.<role>`, then the guide's defaults (`ROLE_DEFAULTS`).
+Sections merge key by key; a leaf value (a list, a principal map) is taken whole from the first
+layer that sets it. A host with both roles gets both: its role-specific resources from each
+role's settings, and the shared machine-wide ones combined (flags ORed, levels maxed, maps and
+lists united) — never weaker than what either role alone asks for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from dcomc import catalog, sd
+from dcomc.diagnostics import Span
+from dcomc.load import Loaded, NodePath
+from dcomc.model import (
+    AceSpec,
+    AppIdAuthLevel,
+    AppIdPermission,
+    AppIdRunLocation,
+    AppRef,
+    FirewallRule,
+    FirewallRuleGroup,
+    GroupMember,
+    HostPlan,
+    LocalGroup,
+    LocalUser,
+    MachineDcomValue,
+    MachineLimitAddition,
+    Principal,
+    Provenance,
+    RebootNotice,
+    Resource,
+    SecurityOption,
+    ServiceLogon,
+    ServiceStartMode,
+    SitePlan,
+    UserRight,
+    sort_key,
+)
+from dcomc.principals import Resolver
+from dcomc.spec import AUTH_LEVEL_VALUES, IMPERSONATION_VALUES, Host, Server, Spec
+
+Role = Literal["server", "client"]
+
+# The guide's defaults per role; every key the spec may leave out has its value here.
+ROLE_DEFAULTS: dict[Role, dict[str, Any]] = {
+    "server": {
+        "opcenum": True,
+        "dcom": {
+            "enable": True,
+            "authentication_level": "packet_integrity",  # §4.2 step 6
+            "impersonation_level": "identify",  # §4.2 step 7
+            "access_limits": {"ANONYMOUS LOGON": ["local_access", "remote_access"]},  # §4.2 s.10
+            # launch_limits: no fixed default; see _launch_limits (§4.2 steps 13-21).
+        },
+        "firewall": {
+            "rpc_endpoint_mapper": True, "opcenum": True, "server_executables": True,
+            "client_executables": False, "profiles": ["domain", "private"], "remote": "site",
+        },
+        "network_discovery": False,
+        "security_policy": {"sharing_model": "classic"},  # §7.1: server side only
+    },
+    "client": {
+        "opcenum": False,
+        "dcom": {
+            "enable": True,
+            "authentication_level": "packet_integrity",
+            "impersonation_level": "identify",
+            "access_limits": {"ANONYMOUS LOGON": ["local_access", "remote_access"]},
+            "launch_limits": {},
+        },
+        "firewall": {
+            "rpc_endpoint_mapper": True, "opcenum": False, "server_executables": False,
+            "client_executables": True, "profiles": ["domain", "private"], "remote": "site",
+        },
+        "network_discovery": False,
+        "security_policy": {"everyone_includes_anonymous": True},  # §7.2: client side only
+    },
+}  # fmt: skip
+
+NETWORK_DISCOVERY_GROUP = "@FirewallAPI.dll,-32752"
+# Services the guide's §6 note names; UPnP Device Host starts on demand, so it stays manual.
+NETWORK_DISCOVERY_SERVICES: tuple[tuple[str, Literal["auto", "manual"]], ...] = (
+    ("fdPHost", "auto"), ("FDResPub", "auto"), ("SSDPSRV", "auto"), ("upnphost", "manual"),
+)  # fmt: skip
+LSA_KEY = "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\Lsa"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """An effective setting and where it came from (None: the built-in default)."""
+
+    value: Any
+    path: NodePath | None
+
+
+def lower(spec: Spec, loaded: Loaded) -> SitePlan:
+    site_addresses = tuple(sorted({h.address for h in spec.hosts.values()}, key=_addr_key))
+    hosts = tuple(
+        _Host(spec, loaded, name, host, site_addresses).plan()
+        for name, host in sorted(spec.hosts.items(), key=lambda kv: kv[0].casefold())
+    )
+    s = spec.site
+    return SitePlan(s.name, s.description, s.identity, s.domain, hosts)
+
+
+def _addr_key(address: str) -> tuple[int, str]:
+    import ipaddress
+
+    ip = ipaddress.ip_address(address)
+    return (ip.version, f"{int(ip):040d}")
+
+
+class _Host:
+    """Lowers one host. Methods named after the guide chapters they implement."""
+
+    def __init__(
+        self, spec: Spec, loaded: Loaded, name: str, host: Host, site: tuple[str, ...]
+    ) -> None:
+        self.spec, self.loaded, self.name, self.host = spec, loaded, name, host
+        self.site_addresses = site
+        self.res = Resolver(spec)
+        self.roles: tuple[Role, ...] = tuple(
+            r for r, on in (("server", bool(host.servers)), ("client", bool(host.clients))) if on
+        )
+        self.out: list[Resource] = []
+
+    def plan(self) -> HostPlan:
+        for step in (self._accounts, self._service_identity, self._appids, self._machine_dcom,
+                     self._firewall, self._policies, self._reboot):  # fmt: skip
+            step()
+        unique: dict[str, Resource] = {}
+        for resource in self.out:  # the first cause of a resource is its provenance
+            unique.setdefault(resource.id, resource)
+        ordered = tuple(sorted(unique.values(), key=sort_key))
+        return HostPlan(self.name, self.host.address, self.roles, ordered)
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def prov(self, path: NodePath | None, guide: str) -> Provenance:
+        span: Span | None = self.loaded.span(path) if path is not None else None
+        if path is None:
+            span = self.loaded.key_span(("hosts", self.name))
+        return Provenance(span, guide)
+
+    def principal(self, name: str) -> Principal:
+        found = self.res.resolve(name)
+        if found is None:  # check.py refuses such specs before lowering
+            raise AssertionError(f"unresolved principal {name!r} after checking")
+        return found
+
+    def setting(self, role: Role, *keys: str) -> Setting:
+        layers: list[tuple[Any, NodePath | None]] = []
+        if self.host.machine is not None:
+            layers.append((self.host.machine.model_dump(exclude_none=True),
+                           ("hosts", self.name, "machine")))  # fmt: skip
+        role_layer = getattr(self.spec.machine, role)
+        if role_layer is not None:
+            layers.append((role_layer.model_dump(exclude_none=True), ("machine", role)))
+        layers.append((ROLE_DEFAULTS[role], None))
+        for data, base in layers:
+            found, value = _dig(data, keys)
+            if found:
+                return Setting(value, (*base, *keys) if base is not None else None)
+        return Setting(None, None)
+
+    def combined(self, *keys: str) -> list[Setting]:
+        """The setting from each of the host's roles (for machine-wide resources)."""
+        return [self.setting(role, *keys) for role in self.roles]
+
+    # --- §2 users and groups ----------------------------------------------------------------
+
+    def _accounts(self) -> None:
+        # §2.1: in a workgroup every account exists on every PC of the connection.
+        for name, user in self.spec.accounts.users.items():
+            path: NodePath = ("accounts", "users", name)
+            if not user.existing:
+                self.out.append(LocalUser(f"local_user:{name}", self.prov(path, "§2.2"),
+                                          name, user.description or "",
+                                          user.password_never_expires))  # fmt: skip
+            for i, group in enumerate(user.member_of):
+                self._member(group, name, (*path, "member_of", i))
+        for name, group_def in self.spec.accounts.groups.items():
+            gpath: NodePath = ("accounts", "groups", name)
+            if not group_def.existing:
+                self.out.append(LocalGroup(f"local_group:{name}", self.prov(gpath, "§2.3"),
+                                           name, group_def.description or ""))  # fmt: skip
+            for i, member in enumerate(group_def.members):
+                self._member(name, member, (*gpath, "members", i))
+
+    def _member(self, group: str, member: str, path: NodePath) -> None:
+        g, m = self.principal(group), self.principal(member)
+        rid = f"group_member:{g.name}/{m.name}"
+        self.out.append(GroupMember(rid, self.prov(path, "§2.4"), g, m))
+
+    # --- §3 server runtime: service identity ------------------------------------------------
+
+    def _service_identity(self) -> None:
+        for key in self.host.servers:
+            server = self.spec.servers[key]
+            service = _server_service(server)
+            if service and server.service_account and _process_mode(server) == "service":
+                path: NodePath = ("servers", key, "service_account")
+                self._logon(service, server.service_account, path, "§3.2")
+        for key in self.host.clients:
+            client = self.spec.clients[key]
+            if client.service and client.run_as:
+                self._logon(client.service, client.run_as, ("clients", key, "run_as"),
+                            "§5.2 step 4, §2.1 note")  # fmt: skip
+
+    def _logon(self, service: str, account: str, path: NodePath, guide: str) -> None:
+        principal = self.principal(account)
+        # "Log on as a service" is not granted by Win32_Service.Change (dcom-facts §10).
+        self.out.append(UserRight(f"user_right:SeServiceLogonRight/{principal.name}",
+                                  self.prov(path, guide), "SeServiceLogonRight", principal))  # fmt: skip
+        self.out.append(ServiceLogon(f"service_logon:{service}", self.prov(path, guide),
+                                     service, principal))  # fmt: skip
+
+    # --- §4.1 application DCOM settings -----------------------------------------------------
+
+    def _appids(self) -> None:
+        for key in self.host.servers:
+            server = self.spec.servers[key]
+            app = _app_ref(key, server)
+            base: NodePath = ("servers", key)
+            level = server.authentication_level
+            self._appid(app, level, base, _aces(self, server.launch, "launch", (*base, "launch")),
+                        _aces(self, server.access, "access", (*base, "access")))  # fmt: skip
+        if "server" in self.roles and self.setting("server", "opcenum").value:
+            self._opcenum()
+
+    def _appid(
+        self, app: AppRef, level: str, base: NodePath,
+        launch: tuple[AceSpec, ...], access: tuple[AceSpec, ...],
+    ) -> None:  # fmt: skip
+        value = AUTH_LEVEL_VALUES[level] if level != "default" else None
+        self.out.append(AppIdAuthLevel(f"appid_auth_level:{app.key}",
+                                       self.prov((*base, "authentication_level"), "§4.1 step 6"),
+                                       app, level, value))  # fmt: skip
+        self.out.append(AppIdRunLocation(f"appid_run_location:{app.key}",
+                                         self.prov(base, "§4.1 steps 7-8"), app))  # fmt: skip
+        for which, aces, guide in (("launch", launch, "§4.1 steps 10-18"),
+                                   ("access", access, "§4.1 steps 19-28")):  # fmt: skip
+            if aces:
+                self.out.append(AppIdPermission(f"appid_permission:{app.key}/{which}",
+                                                self.prov((*base, which), guide),
+                                                app, which, aces))  # type: ignore[arg-type]  # fmt: skip
+
+    def _opcenum(self) -> None:
+        # OPCEnum registers itself with Everyone allowed and AuthenticationLevel None
+        # (dcom-facts §6.1). dcomc narrows it to the principals of this host's servers and
+        # raises it to the machine default level (KB5004442, dcom-facts §5).
+        product = catalog.products()[catalog.OPCENUM]
+        app = AppRef(catalog.OPCENUM, product.name, product.progid, product.clsid,
+                     product.appid, product.bitness)  # fmt: skip
+        level = self.setting("server", "dcom", "authentication_level")
+        servers = [self.spec.servers[k] for k in self.host.servers]
+        launch = _union(_aces(self, s.launch, "launch", None) for s in servers)
+        access = _union(_aces(self, s.access, "access", None) for s in servers)
+        path = self.setting("server", "opcenum").path
+        self._appid(app, str(level.value), path or ("hosts", self.name), launch, access)
+
+    # --- §4.2 machine-wide DCOM -------------------------------------------------------------
+
+    def _machine_dcom(self) -> None:
+        enable = self.combined("dcom", "enable")
+        auth = self.combined("dcom", "authentication_level")
+        imp = self.combined("dcom", "impersonation_level")
+        auth_level = max((s.value for s in auth), key=AUTH_LEVEL_VALUES.__getitem__)
+        imp_level = max((s.value for s in imp), key=IMPERSONATION_VALUES.__getitem__)
+        values: list[tuple[str, Literal["REG_SZ", "REG_DWORD"], str | int | None, Setting, str]] = [
+            ("EnableDCOM", "REG_SZ", "Y" if any(s.value for s in enable) else "N",
+             _first_set(enable), "§4.2 step 5"),
+            ("LegacyAuthenticationLevel", "REG_DWORD", _level_or_delete(auth_level,
+             AUTH_LEVEL_VALUES), _first_set(auth), "§4.2 step 6"),
+            ("LegacyImpersonationLevel", "REG_DWORD", _level_or_delete(imp_level,
+             IMPERSONATION_VALUES), _first_set(imp), "§4.2 step 7"),
+        ]  # fmt: skip
+        for name, rtype, data, setting, guide in values:
+            self.out.append(MachineDcomValue(f"machine_dcom_value:{name}",
+                                             self.prov(setting.path, guide), name, rtype, data))  # fmt: skip
+        self._limits("access", "§4.2 steps 9-12")
+        self._limits("launch", "§4.2 steps 13-21")
+
+    def _limits(self, which: Literal["access", "launch"], guide: str) -> None:
+        masks: dict[Principal, tuple[int, NodePath | None]] = {}
+        for role in self.roles:
+            for principal, mask, path in self._role_limits(role, which):
+                old_mask, old_path = masks.get(principal, (0, None))
+                masks[principal] = (old_mask | mask, old_path or path)
+        for principal, (mask, path) in masks.items():
+            rid = f"machine_limit_addition:{which}/{principal.sid or principal.name}"
+            self.out.append(MachineLimitAddition(rid, self.prov(path, guide), which,
+                                                 principal, mask))  # fmt: skip
+
+    def _role_limits(self, role: Role, which: Literal["access", "launch"]
+                     ) -> Iterator[tuple[Principal, int, NodePath | None]]:  # fmt: skip
+        setting = self.setting(role, "dcom", f"{which}_limits")
+        if setting.value is None and which == "launch" and role == "server":
+            # §4.2 steps 13-21 add "the user or group" of §4.1 to the launch limit: by default
+            # every principal that may launch one of this host's servers.
+            for key in self.host.servers:
+                server = self.spec.servers[key]
+                for ace in _aces(self, server.launch, "launch", None):
+                    yield ace.principal, ace.mask, ("servers", key, "launch")
+            return
+        for name, rights in (setting.value or {}).items():
+            mask = sd.rights_to_mask(which, rights)
+            path = (*setting.path, name) if setting.path else None
+            yield self.principal(name), mask, path
+
+    # --- §5 firewall, §6 network discovery --------------------------------------------------
+
+    def _firewall(self) -> None:
+        _Firewall(self).emit()
+
+    # --- §7 local security policy, §4.3 reboot ----------------------------------------------
+
+    def _policies(self) -> None:
+        sharing = [s for s in self.combined("security_policy", "sharing_model") if s.value]
+        if sharing:
+            classic = any(s.value == "classic" for s in sharing)
+            chosen = next(s for s in sharing if (s.value == "classic") == classic)
+            self.out.append(SecurityOption(
+                "security_option:ForceGuest", self.prov(chosen.path, "§7.1"), "ForceGuest",
+                LSA_KEY, "ForceGuest", 0 if classic else 1,
+                "Network access: Sharing and security model for local accounts"))  # fmt: skip
+        anon = [s for s in self.combined("security_policy", "everyone_includes_anonymous")
+                if s.value is not None]  # fmt: skip
+        if anon:
+            on = any(s.value for s in anon)
+            chosen = next(s for s in anon if bool(s.value) == on)
+            self.out.append(SecurityOption(
+                "security_option:EveryoneIncludesAnonymous", self.prov(chosen.path, "§7.2"),
+                "EveryoneIncludesAnonymous", LSA_KEY, "EveryoneIncludesAnonymous", int(on),
+                "Network access: Let Everyone permissions apply to anonymous users"))  # fmt: skip
+
+    def _reboot(self) -> None:
+        self.out.append(RebootNotice("reboot", self.prov(None, "§4.3"),
+                                     "DCOM machine settings may only take effect after a "
+                                     "reboot (guide §4.3)"))  # fmt: skip
+
+
+class _Firewall:
+    """Firewall rules of one host (guide §5.1 server side, §5.2 client side, §6)."""
+
+    def __init__(self, host: _Host) -> None:
+        self.h = host
+        self.site = host.spec.site.name
+
+    def emit(self) -> None:
+        h = self.h
+        epmap = [s for s in h.combined("firewall", "rpc_endpoint_mapper") if s.value]
+        if epmap:
+            self._rule("rpc-epmap", "RPC endpoint mapper (TCP 135)", list(h.roles), epmap[0],
+                       "§5.1 step 3, §5.2 step 3", local_port="135")  # fmt: skip
+        if "server" in h.roles:
+            self._server_rules()
+        if "client" in h.roles:
+            self._client_rules()
+        self._network_discovery()
+
+    def _server_rules(self) -> None:
+        h = self.h
+        on = h.setting("server", "firewall", "opcenum")
+        if on.value and h.setting("server", "opcenum").value:
+            exe = catalog.products()[catalog.OPCENUM].executable
+            self._rule("opcenum", "OPCEnum (OpcEnum.exe)", ["server"], on, "§5.1 step 4",
+                       program=exe)  # fmt: skip
+        on = h.setting("server", "firewall", "server_executables")
+        if not on.value:
+            return
+        for key in h.host.servers:
+            exe = _server_executable(h.spec.servers[key])
+            if exe:
+                path = Setting(True, ("servers", key))
+                self._rule(f"server-{key}", f"OPC server {key}", ["server"], path,
+                           "§5.1 step 5", program=exe)  # fmt: skip
+
+    def _client_rules(self) -> None:
+        h = self.h
+        if not h.setting("client", "firewall", "client_executables").value:
+            return
+        for key in h.host.clients:
+            client = h.spec.clients[key]
+            path = Setting(True, ("clients", key))
+            # OPC callbacks make the client a DCOM server too (dcom-facts §13): it needs an
+            # inbound rule. A client inside a service is allowed by service name.
+            program, service = (client.executable, None) if client.executable else (
+                None, client.service)
+            self._rule(f"client-{key}", f"OPC client {key}", ["client"], path, "§5.2 step 4",
+                       program=program, service=service)  # fmt: skip
+
+    def _rule(self, key: str, title: str, roles: list[Role], origin: Setting, guide: str,
+              *, local_port: str | None = None, program: str | None = None,
+              service: str | None = None) -> None:  # fmt: skip
+        profiles = sorted({p for r in roles for p in self.h.setting(r, "firewall", "profiles").value})
+        remote = self._remote(roles)
+        name = f"dcomc-{self.site}-{key}"
+        desc = f"dcomc site {self.site}: {title}, inbound (DCOM guide {guide})"
+        self.h.out.append(FirewallRule(
+            f"firewall_rule:{name}", self.h.prov(origin.path, guide), name,
+            f"dcomc {self.site}: {title}", desc, "TCP", local_port, program, service,
+            tuple(profiles), remote))  # fmt: skip
+
+    def _remote(self, roles: list[Role]) -> tuple[str, ...]:
+        found: set[str] = set()
+        for role in roles:
+            value = self.h.setting(role, "firewall", "remote").value
+            if value == "any":
+                return ("any",)
+            found.update(self.h.site_addresses if value == "site" else value)
+        return tuple(sorted(found))
+
+    def _network_discovery(self) -> None:
+        h = self.h
+        wanted = [s for s in h.combined("network_discovery") if s.value]
+        if not wanted:
+            return  # false leaves network discovery as it is
+        origin = wanted[0]
+        profiles = sorted({p for r in h.roles for p in h.setting(r, "firewall", "profiles").value})
+        h.out.append(FirewallRuleGroup(f"firewall_rule_group:{NETWORK_DISCOVERY_GROUP}",
+                                       h.prov(origin.path, "§6"), NETWORK_DISCOVERY_GROUP,
+                                       "Network Discovery", tuple(profiles)))  # fmt: skip
+        for service, mode in NETWORK_DISCOVERY_SERVICES:
+            h.out.append(ServiceStartMode(f"service_start_mode:{service}",
+                                          h.prov(origin.path, "§6 note"), service, mode))  # fmt: skip
+
+
+# --- small pure helpers ---------------------------------------------------------------------
+
+
+def _dig(data: Any, keys: Iterable[str]) -> tuple[bool, Any]:
+    node = data
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return False, None
+        node = node[key]
+    return True, node
+
+
+def _aces(host: _Host, mapping: dict[str, list[str]], which: Literal["launch", "access"],
+          path: NodePath | None) -> tuple[AceSpec, ...]:  # fmt: skip
+    masks: dict[Principal, int] = {}
+    for name, rights in mapping.items():
+        principal = host.principal(name)
+        masks[principal] = masks.get(principal, 0) | sd.rights_to_mask(which, rights)
+    return tuple(AceSpec(p, m) for p, m in sorted(masks.items()))
+
+
+def _union(acls: Iterable[tuple[AceSpec, ...]]) -> tuple[AceSpec, ...]:
+    masks: dict[Principal, int] = {}
+    for acl in acls:
+        for ace in acl:
+            masks[ace.principal] = masks.get(ace.principal, 0) | ace.mask
+    return tuple(AceSpec(p, m) for p, m in sorted(masks.items()))
+
+
+def _first_set(settings: list[Setting]) -> Setting:
+    return next((s for s in settings if s.path is not None), settings[0])
+
+
+def _level_or_delete(level: str, table: dict[str, int]) -> int | None:
+    """`default` deletes the value, so Windows' own default applies."""
+    return None if level == "default" else table[level]
+
+
+def _process_mode(server: Server) -> str:
+    return server.process_mode or ("service" if server.service_account else "interactive")
+
+
+def _server_service(server: Server) -> str | None:
+    product = catalog.product(server.product) if server.product else None
+    return server.service or (product.service if product else None)
+
+
+def _server_executable(server: Server) -> str | None:
+    product = catalog.product(server.product) if server.product else None
+    return server.executable or (product.executable if product else None)
+
+
+def _app_ref(key: str, server: Server) -> AppRef:
+    product = catalog.product(server.product) if server.product else None
+    return AppRef(
+        key=key,
+        name=product.name if product else key,
+        progid=server.progid or (product.progid if product else None),
+        clsid=server.clsid or (product.clsid if product else None),
+        appid=server.appid or (product.appid if product else None),
+        bitness=server.bitness or (product.bitness if product else 32),
+    )

@@ -1,0 +1,39 @@
+"""The stages in order: load → spec → check → lower. One entry point for every command."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from dcomc import check as check_stage
+from dcomc import lower as lower_stage
+from dcomc import spec as spec_stage
+from dcomc.diagnostics import CompileError, Diagnostics
+from dcomc.load import Loaded, load_file
+from dcomc.model import SitePlan
+from dcomc.spec import Spec
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    spec: Spec
+    loaded: Loaded
+    plan: SitePlan
+    sha256: str
+    diagnostics: Diagnostics
+
+
+def compile_file(path: Path) -> Compiled:
+    """Compile a spec file to its plan; raises CompileError carrying every error found."""
+    diags = Diagnostics()
+    loaded = load_file(path, diags)
+    spec = spec_stage.parse(loaded, diags) if loaded is not None else None
+    if spec is None or loaded is None or diags.has_errors:
+        raise CompileError(diags)
+    check_stage.check(spec, loaded, diags)
+    if diags.has_errors:
+        raise CompileError(diags)
+    plan = lower_stage.lower(spec, loaded)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return Compiled(spec, loaded, plan, digest, diags)

@@ -1,0 +1,353 @@
+"""Stage 2, spec: the pydantic mirror of a site spec (format version 1).
+
+These models only check shape: keys, types and enumerations. Everything that needs the whole
+spec (references, principals, names, formats) is in `check.py`, which reports with spans.
+Every field carries its meaning and the guide section it automates; `docs/spec.md` and the
+JSON Schema (`dcomc schema`) are generated from these descriptions, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
+
+from dcomc.diagnostics import Diagnostics
+from dcomc.load import Loaded, NodePath
+
+AuthLevel = Literal[
+    "default", "none", "connect", "call", "packet", "packet_integrity", "packet_privacy"
+]
+ImpersonationLevel = Literal["default", "anonymous", "identify", "impersonate", "delegate"]
+LaunchRight = Literal["local_launch", "remote_launch", "local_activation", "remote_activation"]
+AccessRight = Literal["local_access", "remote_access"]
+Profile = Literal["domain", "private", "public"]
+
+# Values of RPC_C_AUTHN_LEVEL_* and RPC_C_IMP_LEVEL_* (dcom-facts §2.2).
+AUTH_LEVEL_VALUES: dict[str, int] = {
+    "default": 0, "none": 1, "connect": 2, "call": 3,
+    "packet": 4, "packet_integrity": 5, "packet_privacy": 6,
+}  # fmt: skip
+IMPERSONATION_VALUES: dict[str, int] = {
+    "default": 0, "anonymous": 1, "identify": 2, "impersonate": 3, "delegate": 4,
+}  # fmt: skip
+
+
+def doc(description: str, guide: str | None = None, default: Any = None, **kw: Any) -> Any:
+    """A pydantic Field whose description also names the guide section it automates."""
+    extra = {"guide": guide} if guide else None
+    if "default_factory" in kw:
+        return Field(description=description, json_schema_extra=extra, **kw)
+    return Field(default, description=description, json_schema_extra=extra, **kw)
+
+
+class _Model(BaseModel):
+    # Unknown keys are errors: a misspelt `acess:` must not silently grant nothing.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Site(_Model):
+    name: str = doc("Site name; names the bundle folder, rules and backups.", default=...)
+    description: str | None = doc("Free text shown in reports and artifact headers.")
+    identity: Literal["workgroup", "domain", "mixed"] = doc(
+        "How accounts authenticate: identical local accounts on every PC (workgroup), domain "
+        "accounts (domain), or both (mixed: local accounts are still created).",
+        "§2.1",
+        default="workgroup",
+    )
+    domain: str | None = doc("NetBIOS domain name; required for domain and mixed sites.", "§2.1")
+
+
+class User(_Model):
+    description: str | None = doc("Account description (at most 48 characters).", "§2.2")
+    password: str | None = doc(
+        "Only `prompt`: the password is asked for at install time and never written anywhere. "
+        "Omit it for `existing` accounts.",
+        "§2.1",
+    )
+    existing: bool = doc(
+        "The account already exists (domain account, or created by other means): reference it, "
+        "never create it.",
+        "§2.1",
+        default=False,
+    )
+    sid: str | None = doc(
+        "The account's SID when known; lets security descriptors be compiled ahead of time."
+    )
+    password_never_expires: bool = doc(
+        "Set \"Password never expires\": an expired service password stops the plant line.",
+        "§2.2",
+        default=True,
+    )
+    member_of: list[str] = doc(
+        "Groups (site groups or well-known groups such as Administrators) this user joins.",
+        "§2.4",
+        default_factory=list,
+    )
+
+
+class Group(_Model):
+    description: str | None = doc("Group description.", "§2.3")
+    members: list[str] = doc("Users or groups added to this group.", "§2.4", default_factory=list)
+    existing: bool = doc("The group already exists: reference it, never create it.", "§2.1",
+                         default=False)  # fmt: skip
+    sid: str | None = doc("The group's SID when known.")
+
+
+class Accounts(_Model):
+    users: dict[str, User] = doc("Users by account name.", "§2.2", default_factory=dict)
+    groups: dict[str, Group] = doc("Groups by name.", "§2.3", default_factory=dict)
+
+
+class Server(_Model):
+    product: str | None = doc(
+        "A product of the built-in catalog (`dcomc catalog`): fills progid, clsid, appid, "
+        "executable and service."
+    )
+    progid: str | None = doc("ProgID of the OPC server class, e.g. `Example.BoilerOPC.1`.", "§4.1")
+    clsid: str | None = doc("CLSID `{...}` of the server class.", "§4.1")
+    appid: str | None = doc(
+        "AppID `{...}`. When unknown it is resolved on the target (ProgID → CLSID → AppID), "
+        "never guessed.",
+        "§4.1",
+    )
+    executable: str | None = doc("Full path of the server executable (firewall rule).", "§5.1")
+    service: str | None = doc("Name of the Windows service that runs the server.", "§3.2")
+    bitness: Literal[32, 64] | None = doc(
+        "32 or 64: where the CLSID is registered on 64-bit Windows (32-bit servers live under "
+        "Wow6432Node). Default: the catalog's value, else 32 (most OPC DA servers)."
+    )
+    process_mode: Literal["service", "interactive"] | None = doc(
+        "Runs as a Windows service or interactively. Default: service when a service_account "
+        "is given. Changing it resets the AppID settings, so it is applied first.",
+        "§3",
+    )
+    service_account: str | None = doc(
+        "Log On account of the server's service (must be in Administrators).", "§3.2"
+    )
+    authentication_level: AuthLevel = doc(
+        "AppID AuthenticationLevel; `default` leaves the machine default in force.",
+        "§4.1 step 6",
+        default="default",
+    )
+    launch: dict[str, list[LaunchRight]] = doc(
+        "Launch and Activation Permissions: principal → rights. The ACL is exactly this list.",
+        "§4.1 steps 10-18",
+        default_factory=dict,
+    )
+    access: dict[str, list[AccessRight]] = doc(
+        "Access Permissions: principal → rights. The ACL is exactly this list.",
+        "§4.1 steps 19-28",
+        default_factory=dict,
+    )
+
+
+class Client(_Model):
+    description: str | None = doc("Free text.")
+    executable: str | None = doc("Full path of the client executable (firewall rule).", "§5.2")
+    service: str | None = doc(
+        "The client runs inside this Windows service; its Log On account is set to run_as.",
+        "§5.2 step 4",
+    )
+    run_as: str | None = doc("The authenticated user the client runs as.", "§2.1 note")
+
+
+class Dcom(_Model):
+    enable: bool | None = doc("EnableDCOM (Y/N). Default true.", "§4.2 step 5")
+    authentication_level: AuthLevel | None = doc(
+        "Default Authentication Level (LegacyAuthenticationLevel). Default packet_integrity.",
+        "§4.2 step 6",
+    )
+    impersonation_level: ImpersonationLevel | None = doc(
+        "Default Impersonation Level (LegacyImpersonationLevel). Default identify.", "§4.2 step 7"
+    )
+    access_limits: dict[str, list[AccessRight]] | None = doc(
+        "\"Edit Limits\" on Access: principal → rights, ADDED to what Windows already allows.",
+        "§4.2 steps 9-12",
+    )
+    launch_limits: dict[str, list[LaunchRight]] | None = doc(
+        "\"Edit Limits\" on Launch and Activation: principal → rights, ADDED to the limit.",
+        "§4.2 steps 13-21",
+    )
+
+
+class Firewall(_Model):
+    rpc_endpoint_mapper: bool | None = doc("Allow TCP 135 inbound. Default true.", "§5.1 step 3")
+    opcenum: bool | None = doc(
+        "Allow OpcEnum.exe inbound (server hosts with OPCEnum). Default true.", "§5.1 step 4"
+    )
+    server_executables: bool | None = doc(
+        "Allow each server executable of the host inbound. Default true.", "§5.1 step 5"
+    )
+    client_executables: bool | None = doc(
+        "Allow each client executable inbound (OPC callbacks). Default true.", "§5.2 step 4"
+    )
+    profiles: list[Profile] | None = doc(
+        "Firewall profiles the rules apply to. Default [domain, private].", "§5"
+    )
+    remote: Literal["site", "any"] | list[str] | None = doc(
+        "Remote addresses allowed: `site` (the addresses of this site's hosts), `any`, or a "
+        "list of addresses and CIDRs. Default site.",
+        "§5",
+    )
+
+
+class SecurityPolicy(_Model):
+    sharing_model: Literal["classic", "guest_only"] | None = doc(
+        "Network access: Sharing and security model for local accounts (ForceGuest). Server "
+        "role default: classic.",
+        "§7.1",
+    )
+    everyone_includes_anonymous: bool | None = doc(
+        "Network access: Let Everyone permissions apply to anonymous users. Client role "
+        "default: true.",
+        "§7.2",
+    )
+
+
+class RoleMachine(_Model):
+    opcenum: bool | None = doc(
+        "Configure OPCEnum (browse support) on server hosts. Default true.", "§1.2"
+    )
+    dcom: Dcom | None = doc("Machine-wide DCOM defaults and limits.", "§4.2")
+    firewall: Firewall | None = doc("Firewall exceptions.", "§5")
+    network_discovery: bool | None = doc(
+        "Turn on network discovery (rule group and services); false leaves it as it is.", "§6"
+    )
+    security_policy: SecurityPolicy | None = doc("Local security policies.", "§7")
+
+
+class Machine(_Model):
+    server: RoleMachine | None = doc("Settings of hosts that run servers.", "§4.2, §5.1, §7.1")
+    client: RoleMachine | None = doc("Settings of hosts that run clients.", "§5.2, §7.2")
+
+
+class Host(_Model):
+    address: str = doc("IPv4 or IPv6 address of the host (firewall scope).", default=...)
+    description: str | None = doc("Free text.")
+    servers: list[str] = doc("Servers (keys of `servers`) on this host.", default_factory=list)
+    clients: list[str] = doc("Clients (keys of `clients`) on this host.", default_factory=list)
+    machine: RoleMachine | None = doc(
+        "Per-host override, merged over the role defaults of `machine`."
+    )
+
+
+class Spec(_Model):
+    dcomc: Literal[1] = doc("Spec format version.", default=...)
+    site: Site = doc("The site.", default=...)
+    accounts: Accounts = doc("Users and groups.", "§2", default_factory=Accounts)
+    servers: dict[str, Server] = doc("OPC server applications by key.", "§3, §4.1",
+                                     default_factory=dict)  # fmt: skip
+    clients: dict[str, Client] = doc("OPC client applications by key.", "§5.2",
+                                     default_factory=dict)  # fmt: skip
+    hosts: dict[str, Host] = doc("The PCs of the site by computer name.", default=...)
+    machine: Machine = doc("Machine-wide settings per role.", "§4.2-§7", default_factory=Machine)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the spec format, for editors (`# yaml-language-server: $schema=`)."""
+    schema = Spec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "dcomc site spec, format 1"
+    return schema
+
+
+# --- validation of loaded data, with spans -----------------------------------------------------
+
+
+def parse(loaded: Loaded, diags: Diagnostics) -> Spec | None:
+    """Validate loaded data against the models; every pydantic error becomes a diagnostic."""
+    try:
+        return Spec.model_validate(loaded.data)
+    except ValidationError as exc:
+        _report(exc, loaded, diags)
+        return None
+
+
+def _report(exc: ValidationError, loaded: Loaded, diags: Diagnostics) -> None:
+    grouped: dict[NodePath, list[ErrorDetails]] = {}
+    for err in exc.errors(include_url=False, include_input=False):
+        path = _data_path(loaded.data, err["loc"])
+        grouped.setdefault(path, []).append(err)
+    for path, errors in grouped.items():
+        first = errors[0]
+        if first["type"] == "extra_forbidden":
+            diags.error(loaded.key_span(path), "E003", _unknown_key(path))
+        elif first["type"] == "missing":
+            diags.error(loaded.span(path), "E004", f"missing required key '{_dotted(path)}'")
+        else:
+            msgs = sorted({_message(e) for e in errors})
+            diags.error(loaded.span(path), "E004", f"'{_dotted(path)}': {' or '.join(msgs)}")
+
+
+def _data_path(data: Any, loc: tuple[int | str, ...]) -> NodePath:
+    """pydantic's loc without the union-branch tags it inserts (they are not in the data)."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str):
+            path.append(part)
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            path.append(part)
+            node = node[part]
+    return tuple(path)
+
+
+def _unknown_key(path: NodePath) -> str:
+    key = str(path[-1])
+    model = _model_at(path[:-1])
+    hint = ""
+    if model is not None:
+        close = difflib.get_close_matches(key, list(model.model_fields), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        allowed = ", ".join(model.model_fields)
+        hint += f" (allowed here: {allowed})"
+    return f"unknown key '{key}'{hint}"
+
+
+def _model_at(path: NodePath) -> type[BaseModel] | None:
+    """The model class that validates the mapping at `path` (for key suggestions)."""
+    model: type[BaseModel] = Spec
+    skip_next = False
+    for part in path:
+        if skip_next:  # the user-chosen key of a dict[str, Model]
+            skip_next = False
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        inner = _model_in(field.annotation)
+        if inner is None:
+            return None
+        model, skip_next = inner
+    return model
+
+
+def _model_in(annotation: Any) -> tuple[type[BaseModel], bool] | None:
+    """(model, is-dict-of-models) found in a field annotation."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    args = get_args(annotation)
+    if get_origin(annotation) is dict and len(args) == 2:
+        inner = _model_in(args[1])
+        return (inner[0], True) if inner else None
+    for arg in args:
+        inner = _model_in(arg)
+        if inner:
+            return inner
+    return None
+
+
+def _dotted(path: NodePath) -> str:
+    return ".".join(str(p) for p in path) or "(document)"
+
+
+def _message(err: ErrorDetails) -> str:
+    if err["type"] in ("literal_error", "enum"):
+        expected = (err.get("ctx") or {}).get("expected", "")
+        return f"expected {expected}"
+    msg = err["msg"]
+    return msg[0].lower() + msg[1:] if msg else err["type"]
