@@ -72,7 +72,7 @@ def _control_chars(ctx: _Ctx) -> None:
         if bad is not None:
             what = "key" if is_key else "value"
             ctx.error(path, "E201", f"control character U+{ord(bad):04X} in {what} "
-                      f"'{_printable(text)}'", key=is_key)  # fmt: skip
+                      f"'{_printable(text)}'", key=is_key)
 
 
 def _is_control(char: str) -> bool:
@@ -114,7 +114,7 @@ def _check_account_name(ctx: _Ctx, path: NodePath, name: str, limit: int) -> Non
     if sep:
         if ctx.spec.site.identity == "workgroup":
             ctx.error(path, "E205", f"'{name}' is a domain account, but the site is a "
-                      "workgroup (set site.identity: domain or mixed)", key=True)  # fmt: skip
+                      "workgroup (set site.identity: domain or mixed)", key=True)
             return
         if not domain or len(domain) > 15 or any(c in _NETBIOS_BAD for c in domain):
             ctx.error(path, "E202", f"invalid domain name '{domain}' in '{name}'", key=True)
@@ -133,12 +133,12 @@ def _collisions(ctx: _Ctx) -> None:
         known = sids.well_known(str(path[-1]))
         if known is not None:
             ctx.error(path, "E204", f"'{path[-1]}' is the name of the well-known principal "
-                      f"{known.name} ({known.sid}); choose another name", key=True)  # fmt: skip
+                      f"{known.name} ({known.sid}); choose another name", key=True)
     for section in ("hosts", "servers", "clients"):
         paths = [(section, n) for n in getattr(ctx.spec, section)]
         _report_collisions(ctx, paths, section[:-1])
-    for path, mapping in _principal_maps(ctx.spec):
-        _report_collisions(ctx, [(*path, k) for k in mapping], "principal")
+    for map_path, mapping in _principal_maps(ctx.spec):
+        _report_collisions(ctx, [(*map_path, k) for k in mapping], "principal")
 
 
 def _report_collisions(ctx: _Ctx, paths: Iterable[NodePath], what: str) -> None:
@@ -149,7 +149,7 @@ def _report_collisions(ctx: _Ctx, paths: Iterable[NodePath], what: str) -> None:
             first = seen[folded]
             line = ctx.loaded.key_span(first).line
             ctx.error(path, "E204", f"{what} '{path[-1]}' collides with '{first[-1]}' (line "
-                      f"{line}): Windows compares names case-insensitively", key=True)  # fmt: skip
+                      f"{line}): Windows compares names case-insensitively", key=True)
         else:
             seen[folded] = path
 
@@ -157,16 +157,16 @@ def _report_collisions(ctx: _Ctx, paths: Iterable[NodePath], what: str) -> None:
 def _keys(ctx: _Ctx) -> None:
     if not _KEY_RE.match(ctx.spec.site.name):
         ctx.error(("site", "name"), "E212", f"site name '{ctx.spec.site.name}' must be 1-64 "
-                  "letters, digits, '.', '_' or '-' (it names folders and rules)")  # fmt: skip
+                  "letters, digits, '.', '_' or '-' (it names folders and rules)")
     for section in ("servers", "clients"):
         for key in getattr(ctx.spec, section):
             if not _KEY_RE.match(key):
                 ctx.error((section, key), "E212", f"{section[:-1]} key '{key}' must be 1-64 "
-                          "letters, digits, '.', '_' or '-'", key=True)  # fmt: skip
+                          "letters, digits, '.', '_' or '-'", key=True)
     for host in ctx.spec.hosts:
         if len(host) > 15 or not re.match(r"^[A-Za-z0-9][A-Za-z0-9-]*$", host):
             ctx.error(("hosts", host), "E213", f"host name '{host}' is not a valid computer "
-                      "name (1-15 letters, digits or '-')", key=True)  # fmt: skip
+                      "name (1-15 letters, digits or '-')", key=True)
 
 
 # --- accounts -------------------------------------------------------------------------------
@@ -179,7 +179,7 @@ def _accounts(ctx: _Ctx) -> None:
         _check_sid(ctx, path, user.sid, user.existing)
         if user.description and len(user.description) > DESCRIPTION_MAX:
             ctx.error((*path, "description"), "E211", f"description of '{name}' is longer "
-                      f"than {DESCRIPTION_MAX} characters")  # fmt: skip
+                      f"than {DESCRIPTION_MAX} characters")
     for name, group in ctx.spec.accounts.groups.items():
         _check_sid(ctx, ("accounts", "groups", name), group.sid, group.existing)
 
@@ -190,23 +190,24 @@ def _check_password(
     # Never echo the value: it may be a real password.
     if password is not None and password != "prompt":
         ctx.error((*path, "password"), "E206", f"literal password for '{name}': a spec never "
-                  "holds a password; write `password: prompt` (asked at install time)")  # fmt: skip
+                  "holds a password; write `password: prompt` (asked at install time)")
     elif existing and password is not None:
         ctx.error((*path, "password"), "E207", f"'{name}' is an existing account: dcomc does "
-                  "not set its password; remove `password`")  # fmt: skip
+                  "not set its password; remove `password`")
     elif not existing and password is None:
         ctx.error(path, "E207", f"user '{name}' is created by dcomc and needs `password: "
-                  "prompt` (or `existing: true` if it already exists)", key=True)  # fmt: skip
+                  "prompt` (or `existing: true` if it already exists)", key=True)
 
 
 def _check_sid(ctx: _Ctx, path: NodePath, sid: str | None, existing: bool) -> None:
     if sid is None:
         return
     if not sids.is_sid(sid):
-        ctx.error((*path, "sid"), "E209", f"invalid SID '{sid}' (expected S-1-<authority>-<sub>...)")
+        ctx.error((*path, "sid"), "E209",
+                  f"invalid SID '{sid}' (expected S-1-<authority>-<sub>...)")
     elif not existing:
         ctx.error((*path, "sid"), "E208", "a SID can only be given for an `existing: true` "
-                  "account: a new local account gets a different SID on every PC")  # fmt: skip
+                  "account: a new local account gets a different SID on every PC")
 
 
 def _memberships(ctx: _Ctx) -> None:
@@ -218,7 +219,7 @@ def _memberships(ctx: _Ctx) -> None:
         gpath: NodePath = ("accounts", "groups", name)
         if group_def.members and group_def.existing:
             ctx.error((*gpath, "members"), "E127", f"'{name}' is an existing group: dcomc "
-                      "cannot manage its members; list them on the users instead")  # fmt: skip
+                      "cannot manage its members; list them on the users instead")
         for i, member in enumerate(group_def.members):
             _principal(ctx, (*gpath, "members", i), member)
 
@@ -228,16 +229,16 @@ def _check_group_target(ctx: _Ctx, path: NodePath, name: str) -> None:
     if principal is not None and not ctx.res.can_hold_members(principal):
         ctx.error(path, "E127", f"'{name}' is not a group whose members this PC can change (a "
                   "site group dcomc creates, or Administrators, Users, Distributed COM Users, "
-                  "Performance Log Users)")  # fmt: skip
+                  "Performance Log Users)")
 
 
 def _principal(ctx: _Ctx, path: NodePath, name: str, *, key: bool = False) -> Any:
     principal = ctx.res.resolve(name)
     if principal is None:
         hint = (" or a DOMAIN\\name account (only in domain and mixed sites)"
-                if "\\" in name else "")  # fmt: skip
+                if "\\" in name else "")
         ctx.error(path, "E102", f"unknown principal '{name}': not a site user or group, a "
-                  f"well-known principal, or a SID{hint}", key=key)  # fmt: skip
+                  f"well-known principal, or a SID{hint}", key=key)
     return principal
 
 
@@ -275,23 +276,23 @@ def _servers(ctx: _Ctx) -> None:
         if server.product and product is None:
             names = ", ".join(catalog.products())
             ctx.error((*path, "product"), "E110", f"unknown product '{server.product}' "
-                      f"(known: {names}; or give progid/clsid instead)")  # fmt: skip
+                      f"(known: {names}; or give progid/clsid instead)")
         elif product is None and not (server.progid or server.clsid or server.appid):
             ctx.error(path, "E111", f"server '{key}' needs `product` or at least one of "
-                      "progid, clsid, appid", key=True)  # fmt: skip
+                      "progid, clsid, appid", key=True)
         _formats(ctx, path, server.progid, server.clsid, server.appid, server.executable)
         _service_identity(ctx, path, key, server, product)
 
 
 def _formats(ctx: _Ctx, path: NodePath, progid: str | None, clsid: str | None,
-             appid: str | None, executable: str | None) -> None:  # fmt: skip
+             appid: str | None, executable: str | None) -> None:
     if progid is not None and not _PROGID_RE.match(progid):
         ctx.error((*path, "progid"), "E215", f"invalid ProgID '{progid}': at most 39 letters, "
-                  "digits and dots, not starting with a digit")  # fmt: skip
+                  "digits and dots, not starting with a digit")
     for field, value in (("clsid", clsid), ("appid", appid)):
         if value is not None and not _GUID_RE.match(value):
             ctx.error((*path, field), "E214", f"invalid {field} '{value}': expected a GUID in "
-                      "braces, {xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}")  # fmt: skip
+                      "braces, {xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}")
     if executable is not None:
         _check_executable(ctx, (*path, "executable"), executable)
 
@@ -299,7 +300,7 @@ def _formats(ctx: _Ctx, path: NodePath, progid: str | None, clsid: str | None,
 def _check_executable(ctx: _Ctx, path: NodePath, executable: str) -> None:
     if not _EXE_RE.match(executable) or not executable.lower().endswith(".exe"):
         ctx.error(path, "E216", f"invalid executable path '{executable}': expected a full "
-                  "Windows path to an .exe such as C:\\Program Files\\Vendor\\server.exe")  # fmt: skip
+                  "Windows path to an .exe such as C:\\Program Files\\Vendor\\server.exe")
     elif any(part in (".", "..") for part in executable.split("\\")):
         ctx.error(path, "E216", f"executable path '{executable}' must not contain . or ..")
 
@@ -309,15 +310,15 @@ def _service_identity(ctx: _Ctx, path: NodePath, key: str, server: Any, product:
     service = server.service or (product.service if product else None)
     if mode == "service" and not service:
         ctx.error(path, "E115", f"server '{key}' runs as a service, but its service name is "
-                  "unknown: give `service`", key=True)  # fmt: skip
+                  "unknown: give `service`", key=True)
     if mode == "service" and not server.service_account:
         ctx.error(path, "E116", f"server '{key}' runs as a service and needs "
                   "`service_account` so that clients can authenticate its callbacks (guide "
-                  "§3.2)", key=True)  # fmt: skip
+                  "§3.2)", key=True)
     if server.service_account:
         if mode == "interactive":
             ctx.error((*path, "service_account"), "E116", f"server '{key}' is interactive: "
-                      "service_account applies only to process_mode: service")  # fmt: skip
+                      "service_account applies only to process_mode: service")
         _service_account(ctx, (*path, "service_account"), server.service_account)
 
 
@@ -334,7 +335,7 @@ def _service_account(ctx: _Ctx, path: NodePath, name: str) -> None:
     groups = ctx.spec.accounts.users[user_key].member_of
     if not any(_is_administrators(ctx, g) for g in groups):
         ctx.error(path, "E117", f"service account '{name}' must be a member of Administrators "
-                  "(guide §3.2 note): add Administrators to its member_of")  # fmt: skip
+                  "(guide §3.2 note): add Administrators to its member_of")
 
 
 def _is_administrators(ctx: _Ctx, name: str) -> bool:
@@ -351,7 +352,7 @@ def _clients(ctx: _Ctx) -> None:
             ctx.error(path, "E118", f"client '{key}' needs `executable` or `service`", key=True)
         if client.run_as is None:
             ctx.error(path, "E119", f"client '{key}' needs `run_as`: an OPC client must run as "
-                      "the authenticated user (guide §2.1 note)", key=True)  # fmt: skip
+                      "the authenticated user (guide §2.1 note)", key=True)
         else:
             principal = _principal(ctx, (*path, "run_as"), client.run_as)
             if principal is not None and not ctx.res.is_user(principal):
@@ -364,10 +365,10 @@ def _hosts(ctx: _Ctx) -> None:
         path: NodePath = ("hosts", name)
         if _address_problem(host.address, allow_network=False):
             ctx.error((*path, "address"), "E220", f"invalid address '{host.address}' of host "
-                      f"'{name}': expected an IPv4 or IPv6 address")  # fmt: skip
+                      f"'{name}': expected an IPv4 or IPv6 address")
         elif host.address in addresses:
             ctx.error((*path, "address"), "E221", f"address {host.address} of '{name}' is "
-                      f"already the address of '{addresses[host.address]}'")  # fmt: skip
+                      f"already the address of '{addresses[host.address]}'")
         else:
             addresses[host.address] = name
         if not host.servers and not host.clients:
@@ -400,11 +401,11 @@ def _firewall_remote(ctx: _Ctx) -> None:
             continue
         if not layer.firewall.remote:
             ctx.error((*base, "firewall", "remote"), "E222", "remote: an empty list allows "
-                      "nobody; write `site`, `any` or addresses")  # fmt: skip
+                      "nobody; write `site`, `any` or addresses")
         for i, entry in enumerate(layer.firewall.remote):
             if _address_problem(entry, allow_network=True):
                 ctx.error((*base, "firewall", "remote", i), "E220", f"invalid address or CIDR "
-                          f"'{entry}' (a CIDR must have no host bits set, e.g. 10.9.0.0/24)")  # fmt: skip
+                          f"'{entry}' (a CIDR must have no host bits set, e.g. 10.9.0.0/24)")
 
 
 def _machine_layers(spec: Spec) -> Iterator[tuple[NodePath, Any]]:
@@ -424,7 +425,7 @@ def _site(ctx: _Ctx) -> None:
     site = ctx.spec.site
     if site.identity in ("domain", "mixed") and not site.domain:
         ctx.error(("site", "identity"), "E301", f"a {site.identity} site needs `site.domain` "
-                  "(the NetBIOS domain name)")  # fmt: skip
+                  "(the NetBIOS domain name)")
     if site.domain and (len(site.domain) > 15 or any(c in _NETBIOS_BAD for c in site.domain)):
         ctx.error(("site", "domain"), "E202", f"invalid NetBIOS domain name '{site.domain}'")
 
@@ -438,7 +439,7 @@ def _service_logons(ctx: _Ctx) -> None:
             if folded in seen and seen[folded][0] != account_key:
                 ctx.error(("hosts", name), "E311", f"service '{service}' on host '{name}' is "
                           f"given two Log On accounts: '{seen[folded][1]}' and '{account}' "
-                          f"({origin})", key=True)  # fmt: skip
+                          f"({origin})", key=True)
             seen.setdefault(folded, (account_key, account))
 
 
@@ -457,7 +458,33 @@ def _host_service_accounts(spec: Spec, host: Any) -> Iterator[tuple[str, str, st
             yield client.service, client.run_as, f"client '{key}'"
 
 
+def _server_executables(ctx: _Ctx) -> None:
+    """A server firewall rule needs the executable: refuse to drop it silently (§5.1 step 5)."""
+    for name, host in ctx.spec.hosts.items():
+        if not _host_flag(ctx.spec, host, "server_executables"):
+            continue
+        for i, key in enumerate(host.servers):
+            server = ctx.spec.servers.get(key)
+            if server is None or server.executable:
+                continue
+            product = catalog.product(server.product) if server.product else None
+            if product is None or not product.executable:
+                ctx.error(("hosts", name, "servers", i), "E125", f"the executable of server "
+                          f"'{key}' is unknown, so no firewall rule can allow it: give "
+                          "`executable`, or set firewall.server_executables: false")
+
+
+def _host_flag(spec: Spec, host: Any, flag: str) -> bool:
+    for layer in (host.machine, spec.machine.server):
+        if layer is not None and layer.firewall is not None:
+            value = getattr(layer.firewall, flag)
+            if value is not None:
+                return bool(value)
+    return True
+
+
 _RULES = (
     _control_chars, _site, _keys, _account_names, _collisions, _accounts, _memberships,
     _permissions, _servers, _clients, _hosts, _firewall_remote, _service_logons,
-)  # fmt: skip
+    _server_executables,
+)

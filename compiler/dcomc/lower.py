@@ -10,7 +10,7 @@ lists united) — never weaker than what either role alone asks for.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -81,13 +81,13 @@ ROLE_DEFAULTS: dict[Role, dict[str, Any]] = {
         "network_discovery": False,
         "security_policy": {"everyone_includes_anonymous": True},  # §7.2: client side only
     },
-}  # fmt: skip
+}
 
 NETWORK_DISCOVERY_GROUP = "@FirewallAPI.dll,-32752"
 # Services the guide's §6 note names; UPnP Device Host starts on demand, so it stays manual.
 NETWORK_DISCOVERY_SERVICES: tuple[tuple[str, Literal["auto", "manual"]], ...] = (
     ("fdPHost", "auto"), ("FDResPub", "auto"), ("SSDPSRV", "auto"), ("upnphost", "manual"),
-)  # fmt: skip
+)
 LSA_KEY = "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\Lsa"
 
 
@@ -125,14 +125,17 @@ class _Host:
         self.spec, self.loaded, self.name, self.host = spec, loaded, name, host
         self.site_addresses = site
         self.res = Resolver(spec)
-        self.roles: tuple[Role, ...] = tuple(
-            r for r, on in (("server", bool(host.servers)), ("client", bool(host.clients))) if on
-        )
+        roles: list[Role] = []
+        if host.servers:
+            roles.append("server")
+        if host.clients:
+            roles.append("client")
+        self.roles = tuple(roles)
         self.out: list[Resource] = []
 
     def plan(self) -> HostPlan:
         for step in (self._accounts, self._service_identity, self._appids, self._machine_dcom,
-                     self._firewall, self._policies, self._reboot):  # fmt: skip
+                     self._firewall, self._policies, self._reboot):
             step()
         unique: dict[str, Resource] = {}
         for resource in self.out:  # the first cause of a resource is its provenance
@@ -158,7 +161,7 @@ class _Host:
         layers: list[tuple[Any, NodePath | None]] = []
         if self.host.machine is not None:
             layers.append((self.host.machine.model_dump(exclude_none=True),
-                           ("hosts", self.name, "machine")))  # fmt: skip
+                           ("hosts", self.name, "machine")))
         role_layer = getattr(self.spec.machine, role)
         if role_layer is not None:
             layers.append((role_layer.model_dump(exclude_none=True), ("machine", role)))
@@ -182,14 +185,14 @@ class _Host:
             if not user.existing:
                 self.out.append(LocalUser(f"local_user:{name}", self.prov(path, "§2.2"),
                                           name, user.description or "",
-                                          user.password_never_expires))  # fmt: skip
+                                          user.password_never_expires))
             for i, group in enumerate(user.member_of):
                 self._member(group, name, (*path, "member_of", i))
         for name, group_def in self.spec.accounts.groups.items():
             gpath: NodePath = ("accounts", "groups", name)
             if not group_def.existing:
                 self.out.append(LocalGroup(f"local_group:{name}", self.prov(gpath, "§2.3"),
-                                           name, group_def.description or ""))  # fmt: skip
+                                           name, group_def.description or ""))
             for i, member in enumerate(group_def.members):
                 self._member(name, member, (*gpath, "members", i))
 
@@ -211,15 +214,15 @@ class _Host:
             client = self.spec.clients[key]
             if client.service and client.run_as:
                 self._logon(client.service, client.run_as, ("clients", key, "run_as"),
-                            "§5.2 step 4, §2.1 note")  # fmt: skip
+                            "§5.2 step 4, §2.1 note")
 
     def _logon(self, service: str, account: str, path: NodePath, guide: str) -> None:
         principal = self.principal(account)
         # "Log on as a service" is not granted by Win32_Service.Change (dcom-facts §10).
         self.out.append(UserRight(f"user_right:SeServiceLogonRight/{principal.name}",
-                                  self.prov(path, guide), "SeServiceLogonRight", principal))  # fmt: skip
+                                  self.prov(path, guide), "SeServiceLogonRight", principal))
         self.out.append(ServiceLogon(f"service_logon:{service}", self.prov(path, guide),
-                                     service, principal))  # fmt: skip
+                                     service, principal))
 
     # --- §4.1 application DCOM settings -----------------------------------------------------
 
@@ -230,26 +233,26 @@ class _Host:
             base: NodePath = ("servers", key)
             level = server.authentication_level
             self._appid(app, level, base, _aces(self, server.launch, "launch", (*base, "launch")),
-                        _aces(self, server.access, "access", (*base, "access")))  # fmt: skip
+                        _aces(self, server.access, "access", (*base, "access")))
         if "server" in self.roles and self.setting("server", "opcenum").value:
             self._opcenum()
 
     def _appid(
         self, app: AppRef, level: str, base: NodePath,
         launch: tuple[AceSpec, ...], access: tuple[AceSpec, ...],
-    ) -> None:  # fmt: skip
+    ) -> None:
         value = AUTH_LEVEL_VALUES[level] if level != "default" else None
         self.out.append(AppIdAuthLevel(f"appid_auth_level:{app.key}",
                                        self.prov((*base, "authentication_level"), "§4.1 step 6"),
-                                       app, level, value))  # fmt: skip
+                                       app, level, value))
         self.out.append(AppIdRunLocation(f"appid_run_location:{app.key}",
-                                         self.prov(base, "§4.1 steps 7-8"), app))  # fmt: skip
+                                         self.prov(base, "§4.1 steps 7-8"), app))
         for which, aces, guide in (("launch", launch, "§4.1 steps 10-18"),
-                                   ("access", access, "§4.1 steps 19-28")):  # fmt: skip
+                                   ("access", access, "§4.1 steps 19-28")):
             if aces:
                 self.out.append(AppIdPermission(f"appid_permission:{app.key}/{which}",
                                                 self.prov((*base, which), guide),
-                                                app, which, aces))  # type: ignore[arg-type]  # fmt: skip
+                                                app, which, aces))  # type: ignore[arg-type]
 
     def _opcenum(self) -> None:
         # OPCEnum registers itself with Everyone allowed and AuthenticationLevel None
@@ -257,7 +260,7 @@ class _Host:
         # raises it to the machine default level (KB5004442, dcom-facts §5).
         product = catalog.products()[catalog.OPCENUM]
         app = AppRef(catalog.OPCENUM, product.name, product.progid, product.clsid,
-                     product.appid, product.bitness)  # fmt: skip
+                     product.appid, product.bitness)
         level = self.setting("server", "dcom", "authentication_level")
         servers = [self.spec.servers[k] for k in self.host.servers]
         launch = _union(_aces(self, s.launch, "launch", None) for s in servers)
@@ -280,10 +283,10 @@ class _Host:
              AUTH_LEVEL_VALUES), _first_set(auth), "§4.2 step 6"),
             ("LegacyImpersonationLevel", "REG_DWORD", _level_or_delete(imp_level,
              IMPERSONATION_VALUES), _first_set(imp), "§4.2 step 7"),
-        ]  # fmt: skip
+        ]
         for name, rtype, data, setting, guide in values:
             self.out.append(MachineDcomValue(f"machine_dcom_value:{name}",
-                                             self.prov(setting.path, guide), name, rtype, data))  # fmt: skip
+                                             self.prov(setting.path, guide), name, rtype, data))
         self._limits("access", "§4.2 steps 9-12")
         self._limits("launch", "§4.2 steps 13-21")
 
@@ -296,10 +299,10 @@ class _Host:
         for principal, (mask, path) in masks.items():
             rid = f"machine_limit_addition:{which}/{principal.sid or principal.name}"
             self.out.append(MachineLimitAddition(rid, self.prov(path, guide), which,
-                                                 principal, mask))  # fmt: skip
+                                                 principal, mask))
 
     def _role_limits(self, role: Role, which: Literal["access", "launch"]
-                     ) -> Iterator[tuple[Principal, int, NodePath | None]]:  # fmt: skip
+                     ) -> Iterator[tuple[Principal, int, NodePath | None]]:
         setting = self.setting(role, "dcom", f"{which}_limits")
         if setting.value is None and which == "launch" and role == "server":
             # §4.2 steps 13-21 add "the user or group" of §4.1 to the launch limit: by default
@@ -329,21 +332,21 @@ class _Host:
             self.out.append(SecurityOption(
                 "security_option:ForceGuest", self.prov(chosen.path, "§7.1"), "ForceGuest",
                 LSA_KEY, "ForceGuest", 0 if classic else 1,
-                "Network access: Sharing and security model for local accounts"))  # fmt: skip
+                "Network access: Sharing and security model for local accounts"))
         anon = [s for s in self.combined("security_policy", "everyone_includes_anonymous")
-                if s.value is not None]  # fmt: skip
+                if s.value is not None]
         if anon:
             on = any(s.value for s in anon)
             chosen = next(s for s in anon if bool(s.value) == on)
             self.out.append(SecurityOption(
                 "security_option:EveryoneIncludesAnonymous", self.prov(chosen.path, "§7.2"),
                 "EveryoneIncludesAnonymous", LSA_KEY, "EveryoneIncludesAnonymous", int(on),
-                "Network access: Let Everyone permissions apply to anonymous users"))  # fmt: skip
+                "Network access: Let Everyone permissions apply to anonymous users"))
 
     def _reboot(self) -> None:
         self.out.append(RebootNotice("reboot", self.prov(None, "§4.3"),
                                      "DCOM machine settings may only take effect after a "
-                                     "reboot (guide §4.3)"))  # fmt: skip
+                                     "reboot (guide §4.3)"))
 
 
 class _Firewall:
@@ -358,7 +361,7 @@ class _Firewall:
         epmap = [s for s in h.combined("firewall", "rpc_endpoint_mapper") if s.value]
         if epmap:
             self._rule("rpc-epmap", "RPC endpoint mapper (TCP 135)", list(h.roles), epmap[0],
-                       "§5.1 step 3, §5.2 step 3", local_port="135")  # fmt: skip
+                       "§5.1 step 3, §5.2 step 3", local_port="135")
         if "server" in h.roles:
             self._server_rules()
         if "client" in h.roles:
@@ -371,7 +374,7 @@ class _Firewall:
         if on.value and h.setting("server", "opcenum").value:
             exe = catalog.products()[catalog.OPCENUM].executable
             self._rule("opcenum", "OPCEnum (OpcEnum.exe)", ["server"], on, "§5.1 step 4",
-                       program=exe)  # fmt: skip
+                       program=exe)
         on = h.setting("server", "firewall", "server_executables")
         if not on.value:
             return
@@ -380,7 +383,7 @@ class _Firewall:
             if exe:
                 path = Setting(True, ("servers", key))
                 self._rule(f"server-{key}", f"OPC server {key}", ["server"], path,
-                           "§5.1 step 5", program=exe)  # fmt: skip
+                           "§5.1 step 5", program=exe)
 
     def _client_rules(self) -> None:
         h = self.h
@@ -394,19 +397,20 @@ class _Firewall:
             program, service = (client.executable, None) if client.executable else (
                 None, client.service)
             self._rule(f"client-{key}", f"OPC client {key}", ["client"], path, "§5.2 step 4",
-                       program=program, service=service)  # fmt: skip
+                       program=program, service=service)
 
     def _rule(self, key: str, title: str, roles: list[Role], origin: Setting, guide: str,
               *, local_port: str | None = None, program: str | None = None,
-              service: str | None = None) -> None:  # fmt: skip
-        profiles = sorted({p for r in roles for p in self.h.setting(r, "firewall", "profiles").value})
+              service: str | None = None) -> None:
+        profiles = sorted({p for r in roles
+                           for p in self.h.setting(r, "firewall", "profiles").value})
         remote = self._remote(roles)
         name = f"dcomc-{self.site}-{key}"
         desc = f"dcomc site {self.site}: {title}, inbound (DCOM guide {guide})"
         self.h.out.append(FirewallRule(
             f"firewall_rule:{name}", self.h.prov(origin.path, guide), name,
             f"dcomc {self.site}: {title}", desc, "TCP", local_port, program, service,
-            tuple(profiles), remote))  # fmt: skip
+            tuple(profiles), remote))
 
     def _remote(self, roles: list[Role]) -> tuple[str, ...]:
         found: set[str] = set()
@@ -426,10 +430,10 @@ class _Firewall:
         profiles = sorted({p for r in h.roles for p in h.setting(r, "firewall", "profiles").value})
         h.out.append(FirewallRuleGroup(f"firewall_rule_group:{NETWORK_DISCOVERY_GROUP}",
                                        h.prov(origin.path, "§6"), NETWORK_DISCOVERY_GROUP,
-                                       "Network Discovery", tuple(profiles)))  # fmt: skip
+                                       "Network Discovery", tuple(profiles)))
         for service, mode in NETWORK_DISCOVERY_SERVICES:
             h.out.append(ServiceStartMode(f"service_start_mode:{service}",
-                                          h.prov(origin.path, "§6 note"), service, mode))  # fmt: skip
+                                          h.prov(origin.path, "§6 note"), service, mode))
 
 
 # --- small pure helpers ---------------------------------------------------------------------
@@ -444,8 +448,8 @@ def _dig(data: Any, keys: Iterable[str]) -> tuple[bool, Any]:
     return True, node
 
 
-def _aces(host: _Host, mapping: dict[str, list[str]], which: Literal["launch", "access"],
-          path: NodePath | None) -> tuple[AceSpec, ...]:  # fmt: skip
+def _aces(host: _Host, mapping: Mapping[str, Sequence[str]], which: Literal["launch", "access"],
+          path: NodePath | None) -> tuple[AceSpec, ...]:
     masks: dict[Principal, int] = {}
     for name, rights in mapping.items():
         principal = host.principal(name)

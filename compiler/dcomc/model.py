@@ -231,7 +231,7 @@ RESOURCE_KINDS: tuple[type[Resource], ...] = (
     LocalUser, LocalGroup, GroupMember, UserRight, ServiceLogon, AppIdAuthLevel,
     AppIdRunLocation, AppIdPermission, MachineDcomValue, MachineLimitAddition, FirewallRule,
     FirewallRuleGroup, ServiceStartMode, SecurityOption, RebootNotice,
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True, slots=True)

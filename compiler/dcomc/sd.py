@@ -104,16 +104,16 @@ _RIGHT_LETTERS: dict[str, int] = {
     "GA": 0x10000000, "GX": 0x20000000, "GW": 0x40000000, "GR": 0x80000000,
     "FA": 0x1F01FF, "FR": 0x120089, "FW": 0x120116, "FX": 0x1200A0,
     "KA": 0xF003F, "KR": 0x20019, "KW": 0x20006, "KX": 0x20019,
-}  # fmt: skip
+}
 _COM_LETTERS: tuple[tuple[str, int], ...] = (
     ("CC", 0x1), ("DC", 0x2), ("LC", 0x4), ("SW", 0x8), ("RP", 0x10),
-)  # fmt: skip
+)
 
 # SDDL ACE flag letters, in the order Windows writes them (ace-strings.md).
 _FLAG_LETTERS: tuple[tuple[str, int], ...] = (
     ("OI", 0x01), ("CI", 0x02), ("NP", 0x04), ("IO", 0x08), ("ID", 0x10),
     ("SA", 0x40), ("FA", 0x80),
-)  # fmt: skip
+)
 _FLAG_BY_LETTERS = dict(_FLAG_LETTERS)
 
 # DACL flags after "D:", in the order Windows writes them.
@@ -352,8 +352,6 @@ class _SddlParser:
         return SDError(f"unexpected text {rest!r} at position {self.pos}: expected {expected}")
 
     def parse(self) -> SecurityDescriptor:
-        if self._at_end():
-            raise SDError("empty SDDL string")
         owner: str | None = None
         group: str | None = None
         dacl: tuple[Ace, ...] | None = None
@@ -418,7 +416,10 @@ class _SddlParser:
 
 
 def parse_sddl(text: str) -> SecurityDescriptor:
-    """Parse an SDDL string with O:, G: and D: sections (no SACL) into a descriptor."""
+    """Parse an SDDL string with O:, G: and D: sections (no SACL) into a descriptor.
+
+    As in Windows, "" is the empty descriptor (no owner, group or DACL); validate_com refuses it.
+    """
     if not isinstance(text, str):
         raise SDError(f"SDDL must be a string, not {type(text).__name__}")
     return _SddlParser(text).parse()

@@ -58,7 +58,6 @@ _EXTRA_SDDL_ALIASES: dict[str, str] = {
     "PO": "S-1-5-32-550",
     "BO": "S-1-5-32-551",
     "RE": "S-1-5-32-552",
-    "RS": "S-1-5-32-575",
     "ER": "S-1-5-32-573",
     "IS": "S-1-5-32-568",
     "ED": "S-1-5-9",
@@ -88,7 +87,7 @@ SID_TO_NAME: dict[str, str] = {
 
 _BY_FOLDED_NAME: dict[str, WellKnown] = {w.name.casefold(): w for w in SPEC_ALIASES}
 
-SID_RE = re.compile(r"^S-1-(\d{1,15})((?:-\d{1,10})*)$")
+SID_RE = re.compile(r"S-1-(\d{1,15})((?:-\d{1,10})*)")
 
 
 def well_known(name: str) -> WellKnown | None:
@@ -104,8 +103,8 @@ def well_known(name: str) -> WellKnown | None:
 
 
 def is_sid(text: str) -> bool:
-    """True for a syntactically valid string SID (S-1-<authority>-<sub>..., ≤ 15 sub-authorities)."""
-    m = SID_RE.match(text)
+    """True for a valid string SID: S-1-<authority>-<sub>..., at most 15 sub-authorities."""
+    m = SID_RE.fullmatch(text)
     if not m:
         return False
     subs = [s for s in m.group(2).split("-") if s]

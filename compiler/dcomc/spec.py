@@ -29,15 +29,15 @@ Profile = Literal["domain", "private", "public"]
 AUTH_LEVEL_VALUES: dict[str, int] = {
     "default": 0, "none": 1, "connect": 2, "call": 3,
     "packet": 4, "packet_integrity": 5, "packet_privacy": 6,
-}  # fmt: skip
+}
 IMPERSONATION_VALUES: dict[str, int] = {
     "default": 0, "anonymous": 1, "identify": 2, "impersonate": 3, "delegate": 4,
-}  # fmt: skip
+}
 
 
 def doc(description: str, guide: str | None = None, default: Any = None, **kw: Any) -> Any:
     """A pydantic Field whose description also names the guide section it automates."""
-    extra = {"guide": guide} if guide else None
+    extra: dict[str, Any] | None = {"guide": guide} if guide else None
     if "default_factory" in kw:
         return Field(description=description, json_schema_extra=extra, **kw)
     return Field(default, description=description, json_schema_extra=extra, **kw)
@@ -92,7 +92,7 @@ class Group(_Model):
     description: str | None = doc("Group description.", "§2.3")
     members: list[str] = doc("Users or groups added to this group.", "§2.4", default_factory=list)
     existing: bool = doc("The group already exists: reference it, never create it.", "§2.1",
-                         default=False)  # fmt: skip
+                         default=False)
     sid: str | None = doc("The group's SID when known.")
 
 
@@ -239,9 +239,9 @@ class Spec(_Model):
     site: Site = doc("The site.", default=...)
     accounts: Accounts = doc("Users and groups.", "§2", default_factory=Accounts)
     servers: dict[str, Server] = doc("OPC server applications by key.", "§3, §4.1",
-                                     default_factory=dict)  # fmt: skip
+                                     default_factory=dict)
     clients: dict[str, Client] = doc("OPC client applications by key.", "§5.2",
-                                     default_factory=dict)  # fmt: skip
+                                     default_factory=dict)
     hosts: dict[str, Host] = doc("The PCs of the site by computer name.", default=...)
     machine: Machine = doc("Machine-wide settings per role.", "§4.2-§7", default_factory=Machine)
 

@@ -1,0 +1,162 @@
+"""The `dcomc` command line. Exit codes: 0 success, 2 errors in the input, 1 anything else."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from dcomc import __version__, catalog
+from dcomc import sd as sdcodec
+from dcomc.diagnostics import CompileError, Diagnostics
+from dcomc.pipeline import Compiled, compile_file
+from dcomc.render import plan_json, plan_text
+from dcomc.spec import json_schema
+
+EXIT_INPUT = 2
+
+SPEC_ARG = click.argument(
+    "spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dcomc")
+def main() -> None:
+    """Compile a site spec for secure OPC Classic DCOM into per-host artifacts."""
+
+
+def _print_diagnostics(diags: Diagnostics) -> None:
+    for diag in diags:
+        click.echo(str(diag), err=True)
+
+
+def _fail(exc: CompileError) -> NoReturn:
+    _print_diagnostics(exc.diagnostics)
+    errors = sum(1 for d in exc.diagnostics.items if d.severity == "error")
+    click.echo(f"{errors} error(s); nothing written", err=True)
+    sys.exit(EXIT_INPUT)
+
+
+def _compile(path: Path) -> Compiled:
+    try:
+        compiled = compile_file(path)
+    except CompileError as exc:
+        _fail(exc)
+    _print_diagnostics(compiled.diagnostics)
+    return compiled
+
+
+@main.command()
+@SPEC_ARG
+def check(spec_path: Path) -> None:
+    """Check SPEC; print every problem as file:line:col and exit 2 if there is one."""
+    compiled = _compile(spec_path)
+    hosts = len(compiled.plan.hosts)
+    click.echo(f"{spec_path}: ok ({hosts} hosts)")
+
+
+@main.command()
+@SPEC_ARG
+@click.option("--host", "host_names", multiple=True, help="Only this host (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plan(spec_path: Path, host_names: tuple[str, ...], as_json: bool) -> None:
+    """Show the per-host plan of resources, in the order they are applied."""
+    compiled = _compile(spec_path)
+    hosts = list(compiled.plan.hosts)
+    if host_names:
+        try:
+            hosts = [compiled.plan.host(name) for name in host_names]
+        except KeyError as exc:
+            known = ", ".join(h.name for h in compiled.plan.hosts)
+            click.echo(f"error: no host {exc} in the spec (hosts: {known})", err=True)
+            sys.exit(EXIT_INPUT)
+    render = plan_json if as_json else plan_text
+    click.echo(render(compiled.plan, hosts), nl=as_json)
+
+
+@main.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of standard output.")
+def schema(output: Path | None) -> None:
+    """Print the JSON Schema of the spec format (for `# yaml-language-server: $schema=`)."""
+    text = json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command("catalog")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def catalog_cmd(as_json: bool) -> None:
+    """List the built-in catalog of OPC products (the `product:` key)."""
+    products = catalog.products()
+    if as_json:
+        data = {k: p.model_dump() for k, p in products.items()}
+        click.echo(json.dumps(data, indent=2))
+        return
+    for key, p in products.items():
+        flag = "verified" if p.verified else "UNVERIFIED"
+        click.echo(f"{key}  [{flag}]  {p.name}")
+        for field in ("progid", "clsid", "appid", "executable", "service", "bitness"):
+            value = getattr(p, field)
+            shown = value if value is not None else "unknown (resolved on the PC or not used)"
+            click.echo(f"    {field:<11} {shown}")
+        click.echo(f"    {'source':<11} {p.source}")
+
+
+@main.group()
+def sd() -> None:
+    """Decode and encode COM security descriptors (AppID and machine Launch/Access values)."""
+
+
+@sd.command("decode")
+@click.argument("value", metavar="HEX|@FILE|-")
+@click.option("--kind", type=click.Choice(["launch", "access"]), default=None,
+              help="Name the rights as launch or access rights (default: both).")
+def sd_decode(value: str, kind: str | None) -> None:
+    """Print the SDDL and a principal x COM rights table of a binary descriptor.
+
+    VALUE is hex, or the `hex:` data of a `reg export` (continuation lines included), given
+    inline, from @FILE, or from standard input with -.
+    """
+    try:
+        data = sdcodec.read_hex_input(_read_value(value))
+        desc = sdcodec.from_binary(data)
+        sdcodec.validate_com(desc)
+    except (sdcodec.SDError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INPUT)
+    click.echo(sdcodec.to_sddl(desc))
+    kinds = [kind] if kind else ["launch", "access"]
+    for k in kinds:
+        click.echo(f"\n{k} rights:")
+        for principal, allow, rights in sdcodec.rights_table(desc, k):  # type: ignore[arg-type]
+            click.echo(f"  {allow:<5} {principal:<40} {', '.join(rights)}")
+
+
+def _read_value(value: str) -> str:
+    if value == "-":
+        return sys.stdin.read()
+    if value.startswith("@"):
+        raw = Path(value[1:]).read_bytes()
+        for bom, enc in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+            if raw.startswith(bom):
+                return raw[len(bom):].decode(enc)
+        return raw.decode("utf-8-sig")
+    return value
+
+
+@sd.command("encode")
+@click.argument("sddl")
+def sd_encode(sddl: str) -> None:
+    """Print the self-relative binary form of SDDL as hex (the layout Windows writes)."""
+    try:
+        click.echo(sdcodec.sddl_to_binary(sddl).hex())
+    except sdcodec.SDError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INPUT)
