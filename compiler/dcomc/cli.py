@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -15,6 +15,7 @@ from dcomc.diagnostics import CompileError, Diagnostics
 from dcomc.pipeline import Compiled, compile_file
 from dcomc.render import plan_json, plan_text
 from dcomc.spec import json_schema
+from dcomc_targets import Options
 
 EXIT_INPUT = 2
 
@@ -76,6 +77,59 @@ def plan(spec_path: Path, host_names: tuple[str, ...], as_json: bool) -> None:
             sys.exit(EXIT_INPUT)
     render = plan_json if as_json else plan_text
     click.echo(render(compiled.plan, hosts), nl=as_json)
+
+
+@main.command()
+@SPEC_ARG
+@click.option("-o", "--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default: build/<site>).")
+@click.option("--strict", is_flag=True,
+              help="Refuse to build if anything is left for the target PC to resolve.")
+@click.option("--replace-machine-limits", is_flag=True,
+              help="Write MachineAccess/LaunchRestriction into the .reg as complete values "
+                   "(Windows' default + the spec's additions) instead of merging on the PC.")
+def build(spec_path: Path, out: Path | None, strict: bool, replace_machine_limits: bool) -> None:
+    """Compile SPEC into a per-host bundle of artifacts (atomically; nothing on error)."""
+    from dcomc import bundle
+
+    compiled = _compile(spec_path)
+    out = out or bundle.default_out(compiled.plan.site)
+    refusal = bundle.check_out(out)
+    if refusal.has_errors:
+        _fail(CompileError(refusal))
+    options = Options(strict=strict, replace_machine_limits=replace_machine_limits)
+    try:
+        result = bundle.emit(compiled, options, spec_path.name)
+    except CompileError as exc:
+        _fail(exc)
+    bundle.write(result, out)
+    count = sum(len(h["artifacts"]) for h in result.manifest["hosts"].values())
+    click.echo(f"wrote {out}: {len(compiled.plan.hosts)} hosts, {count} artifacts")
+
+
+@main.command("inspect")
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
+    """Read artifacts (or whole bundle folders) back: registry values with descriptors as
+    SDDL and principal x rights, INF sections, firewall rules."""
+    from dcomc.inspect_cmd import files_of, inspect_file, render_text
+
+    results: dict[str, Any] = {}
+    for path in files_of(list(paths)):
+        try:
+            results[str(path)] = inspect_file(path)
+        except (ValueError, UnicodeDecodeError) as exc:
+            click.echo(f"{path}: error: {exc}", err=True)
+            sys.exit(EXIT_INPUT)
+    if as_json:
+        click.echo(json.dumps(results, indent=2, ensure_ascii=False))
+        return
+    for name, content in results.items():
+        click.echo(f"== {name} ({content.get('kind')})")
+        rest = {k: v for k, v in content.items() if k != "kind"}
+        click.echo("\n".join(render_text(rest, 1)))
 
 
 @main.command()

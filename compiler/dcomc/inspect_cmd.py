@@ -1,0 +1,61 @@
+"""`dcomc inspect`: read any artifact back into the plan's terms, whatever wrote it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from dcomc_targets import TARGETS
+
+
+def files_of(paths: list[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file())
+        else:
+            yield path
+
+
+def inspect_file(path: Path) -> dict[str, Any]:
+    """The artifact's content as JSON-able data; `kind` names what it was recognised as."""
+    data = path.read_bytes()
+    if path.name == "manifest.json":
+        return {"kind": "manifest", **json.loads(data)}
+    for target in TARGETS:
+        if target.sniff(data, path.name):
+            result: dict[str, Any] = target.inspect(data)
+            return result
+    return {"kind": "unknown"}
+
+
+def render_text(value: Any, indent: int = 0) -> list[str]:
+    """A compact, indented text view of inspect data (YAML-like, for people)."""
+    pad = "  " * indent
+    if isinstance(value, dict):
+        lines: list[str] = []
+        for key, item in value.items():
+            if isinstance(item, dict | list) and item:
+                lines.append(f"{pad}{key}:")
+                lines += render_text(item, indent + 1)
+            else:
+                lines.append(f"{pad}{key}: {_scalar(item)}")
+        return lines
+    if isinstance(value, list):
+        lines = []
+        for item in value:
+            sub = render_text(item, indent + 1)
+            if sub:
+                lines.append(f"{pad}- {sub[0].strip()}")
+                lines += sub[1:]
+        return lines
+    return [f"{pad}{_scalar(value)}"]
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list | dict):
+        return "[]" if isinstance(value, list) else "{}"
+    return str(value)

@@ -1,0 +1,128 @@
+"""One quoting function per artifact language — the only way a value may reach an artifact.
+
+Every writer formats spec-derived text through these functions, and every reader undoes them
+with the inverse kept beside. Functions that cannot represent a value safely REFUSE it (raise
+`QuoteError`) rather than emit something that the target would read differently: a rule name
+cut at a quote in netsh, or `[ProgramFilesFolder]` expanded by Windows Installer inside a path.
+"""
+
+from __future__ import annotations
+
+
+class QuoteError(ValueError):
+    """A value cannot be written safely into the artifact's language."""
+
+
+def _refuse_controls(value: str, language: str) -> None:
+    bad = next((c for c in value if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F), None)
+    if bad is not None:
+        raise QuoteError(f"{language}: control character U+{ord(bad):04X} in {value!r}")
+
+
+# --- .reg (regedit v5) -------------------------------------------------------------------------
+
+
+def reg_string(value: str) -> str:
+    """A REG_SZ data or value name in double quotes; regedit escapes only `\\` and `"`."""
+    _refuse_controls(value, ".reg")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def reg_unstring(quoted: str) -> tuple[str, str]:
+    """Inverse of reg_string at the start of `quoted`: (value, rest of the line)."""
+    if not quoted.startswith('"'):
+        raise QuoteError(f".reg: expected a quoted string at {quoted[:20]!r}")
+    out: list[str] = []
+    i = 1
+    while i < len(quoted):
+        char = quoted[i]
+        if char == "\\" and i + 1 < len(quoted):
+            out.append(quoted[i + 1])
+            i += 2
+            continue
+        if char == '"':
+            return "".join(out), quoted[i + 1 :]
+        out.append(char)
+        i += 1
+    raise QuoteError(f".reg: unterminated string {quoted[:40]!r}")
+
+
+def reg_key(path: str) -> str:
+    """A key line `[path]`; a key name cannot escape `]`, so it may not contain one."""
+    _refuse_controls(path, ".reg")
+    if "]" in path or "[" in path:
+        raise QuoteError(f".reg: key path {path!r} contains a bracket")
+    return f"[{path}]"
+
+
+# --- netsh (netsh -f scripts) ------------------------------------------------------------------
+
+
+def netsh_value(value: str) -> str:
+    """A netsh argument value in double quotes. netsh has no escape for `"`: refuse it."""
+    _refuse_controls(value, "netsh")
+    if '"' in value:
+        raise QuoteError(f'netsh: a value cannot contain a double quote: {value!r}')
+    return f'"{value}"'
+
+
+# --- secedit INF -------------------------------------------------------------------------------
+
+
+def inf_value(value: str) -> str:
+    """An INF string value in double quotes (MS-GPSB §2.2); `"` cannot be represented."""
+    _refuse_controls(value, "INF")
+    if '"' in value:
+        raise QuoteError(f"INF: a value cannot contain a double quote: {value!r}")
+    return f'"{value}"'
+
+
+def inf_principal(sid: str) -> str:
+    """A principal in [Privilege Rights]: always `*SID`, never a localized account name."""
+    if not sid.startswith("S-1-") or any(c in sid for c in ',"; ='):
+        raise QuoteError(f"INF: not a SID: {sid!r}")
+    return f"*{sid}"
+
+
+# --- Windows Installer formatted strings (WiX attributes typed Formatted) ------------------------
+
+
+_FORMATTED_SPECIAL = "[]{}"
+
+
+def msi_formatted(value: str) -> str:
+    """Escape a literal for a Formatted field: `[x]` is a property reference, so each of
+    `[ ] { }` becomes `[\\c]` (the documented escape), and the value stays literal."""
+    _refuse_controls(value, "MSI formatted")
+    return "".join(f"[\\{c}]" if c in _FORMATTED_SPECIAL else c for c in value)
+
+
+def msi_unformatted(value: str) -> str:
+    """Inverse of msi_formatted."""
+    out: list[str] = []
+    i = 0
+    while i < len(value):
+        if value.startswith("[\\", i) and i + 3 < len(value) + 1 and value[i + 3 : i + 4] == "]":
+            out.append(value[i + 2])
+            i += 4
+            continue
+        if value[i] in _FORMATTED_SPECIAL:
+            raise QuoteError(f"MSI formatted: unescaped {value[i]!r} in {value!r}")
+        out.append(value[i])
+        i += 1
+    return "".join(out)
+
+
+# --- WiX identifiers ---------------------------------------------------------------------------
+
+
+def wix_id(prefix: str, *parts: str) -> str:
+    """A WiX identifier (`[A-Za-z_][A-Za-z0-9_.]*`, at most 72 characters) that stays unique:
+    a readable part from `parts` plus 8 hex digits of their hash, so two names that sanitize
+    alike still get different identifiers."""
+    import hashlib
+    import re
+
+    readable = re.sub(r"[^A-Za-z0-9_.]", "_", "_".join(parts))[: 72 - len(prefix) - 10]
+    digest = hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:8]
+    return f"{prefix}_{readable}_{digest}"

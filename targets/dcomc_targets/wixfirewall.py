@@ -1,0 +1,223 @@
+"""WiX v3 Fragment with the Firewall extension (`fire:FirewallException`), for OEMs who build
+their installers with the WiX toolset (`candle -ext WixFirewallExtension`).
+
+wixl (msitools) does not know the Firewall extension: this file is kept OUT of wixl's inputs
+(the MSI target applies the firewall through the PowerShell engine instead).
+
+WiX v3's FirewallException takes ONE profile (domain, private, public or all) and has no
+service attribute (dcom-facts §8; the extension's schema): a rule for two profiles becomes two
+exceptions named `<rule>-<profile>`; a rule that allows a service by name cannot be expressed
+and is listed in a comment instead, never dropped silently. Program paths are Formatted
+fields, so `[` and `]` are escaped (`[\\[]`) to keep them literal.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from lxml import etree
+
+from dcomc.model import FirewallRule, HostPlan
+from dcomc_targets.base import Artifact, EmitContext, templates_dir
+from dcomc_targets.quoting import msi_formatted, msi_unformatted, wix_id
+
+WIX_NS = "http://schemas.microsoft.com/wix/2006/wi"
+FIRE_NS = "http://schemas.microsoft.com/wix/FirewallExtension"
+NSMAP: Any = {None: WIX_NS, "fire": FIRE_NS}  # lxml: None is the default namespace
+ALL_PROFILES = ("domain", "private", "public")
+# Fixed namespace for component GUIDs: same site, host and rule → same GUID in every build.
+GUID_NAMESPACE = uuid.UUID("5a0c3c9e-6f0b-4a7e-9d55-0dc0c0dc0c01")
+PENDING_TITLE = "NOT IN THIS FRAGMENT - WiX v3 cannot express it; netsh or PowerShell does it:"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class WixRule:
+    name: str
+    port: str | None
+    program: str | None
+    profiles: tuple[str, ...]
+    remote: tuple[str, ...]
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class WixFirewallContent:
+    group: str
+    rules: tuple[WixRule, ...]
+    pending: tuple[str, ...]
+
+
+def component_group_id(host: str) -> str:
+    return wix_id("DcomcFirewall", host)
+
+
+def _expressible(rule: FirewallRule) -> bool:
+    return rule.service is None
+
+
+def _profiles(profiles: tuple[str, ...]) -> list[str]:
+    return ["all"] if set(profiles) == set(ALL_PROFILES) else list(profiles)
+
+
+class WixFirewallTarget:
+    name: str = "wixfirewall"
+    kinds: tuple[str, ...] = ("wix-firewall",)
+
+    def emit(self, host: HostPlan, ctx: EmitContext) -> list[Artifact]:
+        root = etree.Element(f"{{{WIX_NS}}}Wix", nsmap=NSMAP)
+        for line in [*ctx.header_lines(host, "WiX v3 firewall fragment"), *_usage(host)]:
+            root.append(etree.Comment(f" {_comment_safe(line)} "))
+        pending = [r for r in host.of_kind(FirewallRule) if not _expressible(r)]
+        if pending:
+            root.append(etree.Comment(f" {PENDING_TITLE} "))
+            for r in pending:
+                line = ctx.not_compiled(host, "wixfirewall", r, "allows a service by name")
+                root.append(etree.Comment(f"   {_comment_safe(line)} "))
+        fragment = etree.SubElement(root, f"{{{WIX_NS}}}Fragment")
+        group = etree.SubElement(fragment, f"{{{WIX_NS}}}ComponentGroup",
+                                 Id=component_group_id(host.name))
+        for rule in host.of_kind(FirewallRule):
+            if _expressible(rule):
+                group.append(_component(ctx, host, rule))
+        data = etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
+        validate(data)
+        return [Artifact(f"firewall/{host.name}-firewall.wxs", "wix-firewall", data)]
+
+    def expected(self, host: HostPlan, ctx: EmitContext) -> WixFirewallContent:
+        rules = tuple(
+            WixRule(r.name, r.local_port, r.program, r.profiles, r.remote, r.description)
+            for r in host.of_kind(FirewallRule) if _expressible(r)
+        )
+        pending = tuple(r.id for r in host.of_kind(FirewallRule) if not _expressible(r))
+        return WixFirewallContent(component_group_id(host.name), rules, pending)
+
+    def read(self, data: bytes) -> WixFirewallContent:
+        validate(data)
+        return parse(data)
+
+    def sniff(self, data: bytes, name: str) -> bool:
+        return FIRE_NS.encode() in data[:4096]
+
+    def inspect(self, data: bytes) -> Any:
+        content = self.read(data)
+        return {"kind": "wix-firewall", "component_group": content.group,
+                "rules": [_rule_json(r) for r in content.rules], "pending": list(content.pending)}
+
+
+def _usage(host: HostPlan) -> list[str]:
+    return [
+        "Include it in your product with <ComponentGroupRef Id=\""
+        f"{component_group_id(host.name)}\"/> and build with -ext WixFirewallExtension.",
+        "Not an input of wixl: wixl does not know the Firewall extension.",
+    ]
+
+
+def _comment_safe(text: str) -> str:
+    # "--" may not appear inside an XML comment.
+    return text.replace("--", "- -")
+
+
+def _component(ctx: EmitContext, host: HostPlan, rule: FirewallRule) -> etree._Element:
+    guid = uuid.uuid5(GUID_NAMESPACE, f"{ctx.plan.site}\0{host.name}\0{rule.name}")
+    comp = etree.Element(f"{{{WIX_NS}}}Component", Id=wix_id("DcomcFw", host.name, rule.name),
+                         Directory="TARGETDIR", Guid="{" + str(guid).upper() + "}")
+    comp.append(etree.Comment(f" {_comment_safe(rule.display_name)} ({rule.prov.guide}) "))
+    etree.SubElement(comp, f"{{{WIX_NS}}}RegistryValue", Root="HKLM",
+                     Key=f"Software\\dcomc\\{ctx.plan.site}\\firewall", Name=rule.name,
+                     Type="string", Value=ctx.version, KeyPath="yes")
+    profiles = _profiles(rule.profiles)
+    for profile in profiles:
+        name = rule.name if len(profiles) == 1 else f"{rule.name}-{profile}"
+        comp.append(_exception(host, rule, name, profile))
+    return comp
+
+
+def _exception(host: HostPlan, rule: FirewallRule, name: str, profile: str) -> etree._Element:
+    attrs = {"Id": wix_id("DcomcFwEx", host.name, name), "Name": name,
+             "Description": rule.description, "Profile": profile, "IgnoreFailure": "no"}
+    attrs["Protocol"] = "tcp"  # as the netsh rule: TCP only (DCOM runs over ncacn_ip_tcp)
+    if rule.local_port:
+        attrs["Port"] = rule.local_port
+    if rule.program:
+        attrs["Program"] = msi_formatted(rule.program)
+    if rule.remote == ("any",):
+        attrs["Scope"] = "any"
+    exc = etree.Element(f"{{{FIRE_NS}}}FirewallException", attrs)
+    if rule.remote != ("any",):
+        for address in rule.remote:
+            etree.SubElement(exc, f"{{{FIRE_NS}}}RemoteAddress").text = address
+    return exc
+
+
+@cache
+def _schema() -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(str(templates_dir() / "wix" / "wix-subset.xsd")))
+
+
+def validate(data: bytes) -> None:
+    """Refuse XML outside the WiX subset dcomc generates (raises ValueError with the reason)."""
+    doc = etree.fromstring(data, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    schema = _schema()
+    if not schema.validate(doc):
+        errors = str(schema.error_log).strip()
+        raise ValueError(f"WiX fragment invalid: {errors}")
+
+
+# --- reader ------------------------------------------------------------------------------------
+
+
+def parse(data: bytes) -> WixFirewallContent:
+    root = etree.fromstring(data, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    group = root.find(f"{{{WIX_NS}}}Fragment/{{{WIX_NS}}}ComponentGroup")
+    if group is None:
+        raise ValueError("WiX fragment: no ComponentGroup")
+    merged: dict[str, WixRule] = {}
+    for exc in group.iter(f"{{{FIRE_NS}}}FirewallException"):
+        rule = _read_exception(exc)
+        old = merged.get(rule.name)
+        profiles = (*old.profiles, *rule.profiles) if old else rule.profiles
+        merged[rule.name] = WixRule(rule.name, rule.port, rule.program, profiles, rule.remote,
+                                    rule.description)
+    return WixFirewallContent(group.get("Id", ""), tuple(merged.values()), _pending(root))
+
+
+def _read_exception(exc: etree._Element) -> WixRule:
+    profile = exc.get("Profile", "all")
+    name = exc.get("Name", "")
+    if profile != "all" and name.endswith(f"-{profile}"):
+        name = name[: -len(profile) - 1]
+    program = exc.get("Program")
+    remote = tuple(a.text or "" for a in exc.iter(f"{{{FIRE_NS}}}RemoteAddress"))
+    return WixRule(
+        name=name,
+        port=exc.get("Port"),
+        program=msi_unformatted(program) if program is not None else None,
+        profiles=ALL_PROFILES if profile == "all" else (profile,),
+        remote=remote or (("any",) if exc.get("Scope") == "any" else ()),
+        description=exc.get("Description", ""),
+    )
+
+
+def _pending(root: etree._Element) -> tuple[str, ...]:
+    out: list[str] = []
+    inside = False
+    for node in root:
+        if not isinstance(node, etree._Comment):
+            continue
+        text = str(node.text or "")
+        if text.strip() == PENDING_TITLE:
+            inside = True
+        elif inside and text.startswith("   ") and ": " in text:
+            out.append(text.strip().split(": ", 1)[0])
+        else:
+            inside = False
+    return tuple(out)
+
+
+def _rule_json(rule: WixRule) -> dict[str, Any]:
+    return {"name": rule.name, "port": rule.port, "program": rule.program,
+            "profiles": list(rule.profiles), "remote": list(rule.remote),
+            "description": rule.description}
