@@ -21,3 +21,13 @@ def plant7() -> Compiled:
 @pytest.fixture(scope="session")
 def plant9() -> Compiled:
     return compile_file(EXAMPLES / "plant9-domain.yaml")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true",
+                     help="Rewrite the golden files under tests/cases/ (review the diff).")
+
+
+@pytest.fixture(scope="session")
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))

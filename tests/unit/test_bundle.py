@@ -1,0 +1,134 @@
+"""The bundle: manifest, atomic replacement, refusals, and the build command."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dcomc import bundle
+from dcomc.cli import main
+from dcomc.pipeline import compile_file
+from dcomc_targets import Options
+
+ROOT = Path(__file__).resolve().parents[2]
+PLANT7 = ROOT / "examples" / "plant7-workgroup.yaml"
+
+
+def build(out: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["build", str(PLANT7), "-o", str(out), *args])
+    return result.exit_code, result.output
+
+
+def test_manifest_lists_every_artifact_with_its_hash(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code, output = build(out)
+    assert code == 0, output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["site"] == "plant7-line3"
+    assert manifest["spec"]["sha256"] == hashlib.sha256(PLANT7.read_bytes()).hexdigest()
+    assert "built" not in manifest  # no timestamp unless SOURCE_DATE_EPOCH
+    assert manifest["hosts"]["SCADA01"]["roles"] == ["server"]
+    listed = set()
+    for host in manifest["hosts"].values():
+        for art in host["artifacts"]:
+            data = (out / art["path"]).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == art["sha256"]
+            listed.add(art["path"])
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert on_disk == listed | {"manifest.json"}
+    assert {a["kind"] for a in manifest["hosts"]["HMI01"]["artifacts"]} == {
+        "reg", "inf", "netsh", "wix-firewall"}
+
+
+def test_source_date_epoch_sets_the_only_timestamp(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    result = bundle.emit(compile_file(PLANT7), Options(), PLANT7.name)
+    assert result.manifest["built"] == "2023-11-14T22:13:20Z"
+
+
+def test_rebuild_replaces_and_leaves_no_temporaries(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert build(out)[0] == 0
+    (out / "stale.txt").write_text("from an older build")
+    assert build(out)[0] == 0
+    assert not (out / "stale.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_failed_write_keeps_previous_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    assert build(out)[0] == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    calls = 0
+    real = Path.write_bytes
+
+    def failing(self: Path, data: bytes) -> int:  # fail half-way through the new bundle
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            raise KeyboardInterrupt
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", failing)
+    result = bundle.emit(compile_file(PLANT7), Options(), PLANT7.name)
+    with pytest.raises(KeyboardInterrupt):
+        bundle.write(result, out)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_half_swapped_bundle_is_restored(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert build(out)[0] == 0
+    out.rename(tmp_path / ".out.old-4242")  # as if killed between the two renames
+    result = bundle.emit(compile_file(PLANT7), Options(), PLANT7.name)
+    bundle.write(result, out)
+    assert (out / "manifest.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_refuses_to_replace_a_folder_dcomc_did_not_write(tmp_path: Path) -> None:
+    precious = tmp_path / "home"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    code, output = build(precious)
+    assert code == 2
+    assert "refusing to replace what dcomc did not write [E402]" in output
+    assert (precious / "thesis.tex").read_text() == "years of work"
+
+
+def test_strict_build_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code, output = build(out, "--strict")
+    assert code == 2
+    assert "reg cannot compile appid_permission:kepware/launch" in output
+    assert "nothing written" in output
+    assert not out.exists()
+
+
+def test_default_output_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["build", str(PLANT7)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "build" / "plant7-line3" / "SCADA01" / "reg" / "SCADA01.reg").is_file()
+
+
+def test_inspect_reads_a_whole_bundle(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert build(out, "--replace-machine-limits")[0] == 0
+    result = CliRunner().invoke(main, ["inspect", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    kinds = {Path(p).suffix: v["kind"] for p, v in data.items()}
+    assert kinds == {".reg": "reg", ".inf": "inf", ".netsh": "netsh", ".wxs": "wix-firewall",
+                     ".json": "manifest"}
+    reg = data[str(out / "HMI01" / "reg" / "HMI01.reg")]
+    limit = next(v for v in reg["values"] if v["name"] == "MachineAccessRestriction")
+    anon = next(r for r in limit["rights"] if r["principal"] == "ANONYMOUS LOGON")
+    assert anon["rights"] == ["local_access", "remote_access"]
+    text = CliRunner().invoke(main, ["inspect", str(out / "HMI01" / "firewall")]).output
+    assert "dcomc-plant7-line3-client-hmi" in text
