@@ -4,14 +4,14 @@ with Samba's own parser (samba.gp_parse.gp_inf) and print what it read as JSON."
 import json
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 from samba.gp_parse.gp_inf import GptTmplInfParser
 
 
 def main() -> None:
     parser = GptTmplInfParser()
-    with open(sys.argv[1], "rb") as f:
-        parser.parse(f.read())
+    parser.parse(Path(sys.argv[1]).read_bytes())
     out = {}
     for name, section in parser.sections.items():
         root = ET.Element("s")

@@ -13,11 +13,14 @@ from dcomc.diagnostics import CompileError
 from dcomc.pipeline import compile_file
 from dcomc_targets import TARGETS, EmitContext, Options
 
+# The typographic single quotes PowerShell also treats as quotes.
+PS_QUOTES = "\u2018\u2019\u201a\u201b"
+
 # Characters that are legal in Windows account names and paths but special somewhere:
 # PowerShell, cmd, netsh, INF, .reg, XML, MSI formatted strings.
-SPECIAL = "'%^&$`()[]{}! ;,#~Üéß‘’‚‛"
+SPECIAL = "'%^&$`()[]{}! ;,#~Üéß" + PS_QUOTES
 # Windows refuses " / \ [ ] : ; | = , + * ? < > @ in account names (checked separately).
-NAME_CHARS = st.sampled_from("'%^&$`(){}! #~Üéß‘’‚‛" + "abcXYZ019-_")
+NAME_CHARS = st.sampled_from("'%^&$`(){}! #~Üéß" + PS_QUOTES + "abcXYZ019-_")
 PATH_CHARS = st.sampled_from(SPECIAL + "abcXYZ019-_ .")
 
 account = st.text(NAME_CHARS, min_size=1, max_size=18).filter(
@@ -53,7 +56,8 @@ def spec(user: str, domain_user: str, server_dir: str, client_dir: str, desc: st
     }
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(account, account, folder, folder, description)
 def test_hostile_values_round_trip(tmp_path: Path, user: str, domain_user: str,
                                    server_dir: str, client_dir: str, desc: str) -> None:

@@ -9,8 +9,11 @@ from hypothesis import strategies as st
 from dcomc_targets import quoting
 from dcomc_targets.netsh import tokens
 
+# The typographic single quotes PowerShell also treats as quotes.
+PS_QUOTES = "\u2018\u2019\u201a\u201b"
+
 # Printable text incl. the characters that break naive quoting, and non-ASCII.
-NASTY = "'\"\\%^&|$`()[]{};,= Ü‘’‚‛"
+NASTY = "'\"\\%^&|$`()[]{};,= Ü" + PS_QUOTES
 text = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")) | st.sampled_from(NASTY),
                max_size=40)
 

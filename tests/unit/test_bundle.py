@@ -59,7 +59,8 @@ def test_rebuild_replaces_and_leaves_no_temporaries(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def test_failed_write_keeps_previous_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_write_keeps_previous_bundle(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "out"
     assert build(out)[0] == 0
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
