@@ -382,6 +382,9 @@ def _data(name: str, rest: str) -> tuple[str, str | int | None]:
     if rest.startswith("hex:"):
         blob = bytes.fromhex(rest[4:].replace(",", ""))
         return "REG_BINARY", sd.binary_to_sddl(blob) if _is_sd(name) else blob.hex()
+    if rest.startswith("hex(") and "):" in rest:  # other types, as in a `reg export` of a PC
+        kind, _, body = rest[4:].partition("):")
+        return f"hex({kind})", bytes.fromhex(body.replace(",", "")).hex()
     raise QuoteError(f".reg: unsupported value data {rest[:30]!r}")
 
 
