@@ -14,6 +14,7 @@ from typing import Any
 from dcomc import catalog, sids
 from dcomc.diagnostics import Diagnostics
 from dcomc.load import Loaded, NodePath
+from dcomc.model import PrincipalKind
 from dcomc.principals import Resolver
 from dcomc.spec import Spec
 
@@ -69,15 +70,22 @@ def _control_chars(ctx: _Ctx) -> None:
     # INF, netsh) and could smuggle a second command or value into it.
     for path, text, is_key in _walk_strings(ctx.loaded.data):
         bad = next((c for c in text if _is_control(c)), None)
-        if bad is not None:
-            what = "key" if is_key else "value"
-            ctx.error(path, "E201", f"control character U+{ord(bad):04X} in {what} "
-                      f"'{_printable(text)}'", key=is_key)
+        if bad is None or (not is_key and path and path[-1] == "password"):
+            continue  # a password is reported by E206 and never echoed
+        what = "key" if is_key else "value"
+        ctx.error(path, "E201", f"{_char_name(bad)} in {what} '{_printable(text)}'",
+                  key=is_key)
 
 
 def _is_control(char: str) -> bool:
     code = ord(char)
     return code < 0x20 or 0x7F <= code <= 0x9F or code in (0x2028, 0x2029)
+
+
+def _char_name(char: str) -> str:
+    names = {"\t": "tab", "\n": "newline", "\r": "carriage return"}
+    return names.get(char, f"control character U+{ord(char):04X}") + (
+        f" (U+{ord(char):04X})" if char in names else "")
 
 
 def _printable(text: str) -> str:
@@ -110,14 +118,15 @@ def _account_names(ctx: _Ctx) -> None:
 
 
 def _check_account_name(ctx: _Ctx, path: NodePath, name: str, limit: int) -> None:
-    domain, sep, account = name.rpartition("\\")
+    _, sep, account = name.rpartition("\\")
     if sep:
         if ctx.spec.site.identity == "workgroup":
             ctx.error(path, "E205", f"'{name}' is a domain account, but the site is a "
                       "workgroup (set site.identity: domain or mixed)", key=True)
             return
-        if not domain or len(domain) > 15 or any(c in _NETBIOS_BAD for c in domain):
-            ctx.error(path, "E202", f"invalid domain name '{domain}' in '{name}'", key=True)
+        problem = domain_account_problem(name)
+        if problem and problem.startswith("invalid domain"):
+            ctx.error(path, "E202", problem, key=True)
             return
     problem = account_name_problem(account, limit)
     if problem:
@@ -130,15 +139,49 @@ def _collisions(ctx: _Ctx) -> None:
     accounts += [("accounts", "groups", n) for n in ctx.spec.accounts.groups]
     _report_collisions(ctx, accounts, "account")
     for path in accounts:
-        known = sids.well_known(str(path[-1]))
-        if known is not None:
+        builtin = _builtin_name(str(path[-1]))
+        if builtin is not None:
             ctx.error(path, "E204", f"'{path[-1]}' is the name of the well-known principal "
-                      f"{known.name} ({known.sid}); choose another name", key=True)
+                      f"{builtin[0]} ({builtin[1]}); choose another name", key=True)
     for section in ("hosts", "servers", "clients"):
         paths = [(section, n) for n in getattr(ctx.spec, section)]
         _report_collisions(ctx, paths, section[:-1])
     for map_path, mapping in _principal_maps(ctx.spec):
-        _report_collisions(ctx, [(*map_path, k) for k in mapping], "principal")
+        _principal_collisions(ctx, map_path, mapping)
+
+
+# Built-in accounts every Windows PC has (RIDs 500 and 501, renamed or not).
+_BUILTIN_USERS = {"administrator": ("Administrator", "S-1-5-21-<machine>-500"),
+                  "guest": ("Guest", "S-1-5-21-<machine>-501")}
+
+
+def _builtin_name(name: str) -> tuple[str, str] | None:
+    known = sids.well_known(name)
+    if known is not None:
+        return known.name, known.sid
+    for sid, builtin in sids.SID_TO_NAME.items():
+        if builtin.casefold() == name.casefold():
+            return builtin, sid
+    return _BUILTIN_USERS.get(name.casefold())
+
+
+def _principal_collisions(ctx: _Ctx, map_path: NodePath, mapping: dict[str, Any]) -> None:
+    """Two keys of one ACL map that denote the same principal (by SID, or by folded name)."""
+    seen: dict[str, str] = {}
+    for name in mapping:
+        principal = ctx.res.resolve(name)
+        if principal is None:
+            continue
+        identity = principal.sid or principal.name.casefold()
+        if identity in seen:
+            first = seen[identity]
+            line = ctx.loaded.key_span((*map_path, first)).line
+            both = f"both denote {principal.sid}" if principal.sid else (
+                "Windows compares names case-insensitively")
+            ctx.error((*map_path, name), "E204", f"principal '{name}' collides with '{first}' "
+                      f"(line {line}): {both}", key=True)
+        else:
+            seen[identity] = name
 
 
 def _report_collisions(ctx: _Ctx, paths: Iterable[NodePath], what: str) -> None:
@@ -164,9 +207,11 @@ def _keys(ctx: _Ctx) -> None:
                 ctx.error((section, key), "E212", f"{section[:-1]} key '{key}' must be 1-64 "
                           "letters, digits, '.', '_' or '-'", key=True)
     for host in ctx.spec.hosts:
-        if len(host) > 15 or not re.match(r"^[A-Za-z0-9][A-Za-z0-9-]*$", host):
+        if (len(host) > 15 or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]*", host)
+                or host.isdigit() or host.endswith("-")):
             ctx.error(("hosts", host), "E213", f"host name '{host}' is not a valid computer "
-                      "name (1-15 letters, digits or '-')", key=True)
+                      "name (1-15 letters, digits or '-'; not digits only, not ending in '-')",
+                      key=True)
 
 
 # --- accounts -------------------------------------------------------------------------------
@@ -182,6 +227,7 @@ def _accounts(ctx: _Ctx) -> None:
                       f"than {DESCRIPTION_MAX} characters")
     for name, group in ctx.spec.accounts.groups.items():
         _check_sid(ctx, ("accounts", "groups", name), group.sid, group.existing)
+
 
 
 def _check_password(
@@ -235,11 +281,26 @@ def _check_group_target(ctx: _Ctx, path: NodePath, name: str) -> None:
 def _principal(ctx: _Ctx, path: NodePath, name: str, *, key: bool = False) -> Any:
     principal = ctx.res.resolve(name)
     if principal is None:
-        hint = (" or a DOMAIN\\name account (only in domain and mixed sites)"
-                if "\\" in name else "")
+        hint = ("; DOMAIN\\name accounts are only allowed in domain and mixed sites (set "
+                "site.identity: domain or mixed)" if "\\" in name else "")
         ctx.error(path, "E102", f"unknown principal '{name}': not a site user or group, a "
                   f"well-known principal, or a SID{hint}", key=key)
+    elif principal.kind is PrincipalKind.DOMAIN and ctx.res.user_key(name) is None and (
+            ctx.res.group_key(name) is None):
+        problem = domain_account_problem(name)
+        if problem:
+            ctx.error(path, "E202", problem, key=key)
+            return None
     return principal
+
+
+def domain_account_problem(name: str) -> str | None:
+    """Why `DOMAIN\\name` is not a valid domain account reference, or None."""
+    domain, _, account = name.rpartition("\\")
+    if not domain or len(domain) > 15 or any(c in _NETBIOS_BAD for c in domain):
+        return f"invalid domain name '{domain}' in '{name}'"
+    problem = account_name_problem(account, GROUP_NAME_MAX)
+    return f"invalid account name '{name}': it {problem}" if problem else None
 
 
 def _principal_maps(spec: Spec) -> Iterator[tuple[NodePath, dict[str, Any]]]:
@@ -308,7 +369,8 @@ def _check_executable(ctx: _Ctx, path: NodePath, executable: str) -> None:
 def _service_identity(ctx: _Ctx, path: NodePath, key: str, server: Any, product: Any) -> None:
     mode = server.process_mode or ("service" if server.service_account else "interactive")
     service = server.service or (product.service if product else None)
-    if mode == "service" and not service:
+    product_unknown = server.product is not None and product is None  # E110 says it all
+    if mode == "service" and not service and not product_unknown:
         ctx.error(path, "E115", f"server '{key}' runs as a service, but its service name is "
                   "unknown: give `service`", key=True)
     if mode == "service" and not server.service_account:
@@ -403,9 +465,23 @@ def _firewall_remote(ctx: _Ctx) -> None:
             ctx.error((*base, "firewall", "remote"), "E222", "remote: an empty list allows "
                       "nobody; write `site`, `any` or addresses")
         for i, entry in enumerate(layer.firewall.remote):
-            if _address_problem(entry, allow_network=True):
-                ctx.error((*base, "firewall", "remote", i), "E220", f"invalid address or CIDR "
-                          f"'{entry}' (a CIDR must have no host bits set, e.g. 10.9.0.0/24)")
+            problem = _remote_problem(entry)
+            if problem:
+                ctx.error((*base, "firewall", "remote", i), "E220", problem)
+
+
+def _remote_problem(entry: str) -> str | None:
+    if not _address_problem(entry, allow_network=True):
+        return None
+    if "/" in entry and not _address_problem(entry.split("/")[0], allow_network=False):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            return f"invalid network '{entry}': the prefix length is out of range"
+        return (f"invalid network '{entry}': host bits are set (did you mean "
+                f"{ipaddress.ip_network(entry, strict=False)}?)")
+    return (f"invalid remote address '{entry}': expected an IPv4 or IPv6 address or a network "
+            "such as 10.9.0.0/24")
 
 
 def _machine_layers(spec: Spec) -> Iterator[tuple[NodePath, Any]]:
@@ -433,14 +509,15 @@ def _site(ctx: _Ctx) -> None:
 def _service_logons(ctx: _Ctx) -> None:
     """One service, one Log On account, on every host (the second would silently win)."""
     for name, host in ctx.spec.hosts.items():
-        seen: dict[str, tuple[str, str]] = {}
+        seen: dict[str, tuple[str, str, str]] = {}
         for service, account, origin in _host_service_accounts(ctx.spec, host):
             folded, account_key = service.casefold(), account.casefold()
             if folded in seen and seen[folded][0] != account_key:
+                _, first, first_origin = seen[folded]
                 ctx.error(("hosts", name), "E311", f"service '{service}' on host '{name}' is "
-                          f"given two Log On accounts: '{seen[folded][1]}' and '{account}' "
-                          f"({origin})", key=True)
-            seen.setdefault(folded, (account_key, account))
+                          f"given two Log On accounts: '{first}' ({first_origin}) and "
+                          f"'{account}' ({origin})", key=True)
+            seen.setdefault(folded, (account_key, account, origin))
 
 
 def _host_service_accounts(spec: Spec, host: Any) -> Iterator[tuple[str, str, str]]:
@@ -468,6 +545,8 @@ def _server_executables(ctx: _Ctx) -> None:
             if server is None or server.executable:
                 continue
             product = catalog.product(server.product) if server.product else None
+            if server.product and product is None:
+                continue  # unknown product: E110 already
             if product is None or not product.executable:
                 ctx.error(("hosts", name, "servers", i), "E125", f"the executable of server "
                           f"'{key}' is unknown, so no firewall rule can allow it: give "

@@ -58,7 +58,10 @@ def load_text(text: str, file: str, diags: Diagnostics) -> Loaded | None:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         span = _mark_span(file, mark) if mark else Span(file, 1, 1)
-        diags.error(span, "E001", f"malformed YAML: {exc.problem or exc.context}")
+        where = ""
+        if exc.context and exc.context_mark and exc.problem_mark:
+            where = f" ({exc.context} at line {exc.context_mark.line + 1})"
+        diags.error(span, "E001", f"malformed YAML: {exc.problem or exc.context}{where}")
         return None
     except yaml.YAMLError as exc:
         diags.error(Span(file, 1, 1), "E001", f"malformed YAML: {exc}")

@@ -9,6 +9,7 @@ JSON Schema (`dcomc schema`) are generated from these descriptions, so they cann
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -49,7 +50,8 @@ class _Model(BaseModel):
 
 
 class Site(_Model):
-    name: str = doc("Site name; names the bundle folder, rules and backups.", default=...)
+    name: str = doc("Site name (letters, digits, . _ -); names the bundle folder, firewall "
+                    "rules and backups.", default=...)
     description: str | None = doc("Free text shown in reports and artifact headers.")
     identity: Literal["workgroup", "domain", "mixed"] = doc(
         "How accounts authenticate: identical local accounts on every PC (workgroup), domain "
@@ -57,14 +59,17 @@ class Site(_Model):
         "§2.1",
         default="workgroup",
     )
-    domain: str | None = doc("NetBIOS domain name; required for domain and mixed sites.", "§2.1")
+    domain: str | None = doc(
+        "NetBIOS domain name; required for domain and mixed sites (E301).", "§2.1"
+    )
 
 
 class User(_Model):
     description: str | None = doc("Account description (at most 48 characters).", "§2.2")
     password: str | None = doc(
         "Only `prompt`: the password is asked for at install time and never written anywhere. "
-        "Omit it for `existing` accounts.",
+        "Required for accounts dcomc creates (E207); omit it for `existing` accounts. A literal "
+        "password is an error (E206) and is never echoed.",
         "§2.1",
     )
     existing: bool = doc(
@@ -104,7 +109,8 @@ class Accounts(_Model):
 class Server(_Model):
     product: str | None = doc(
         "A product of the built-in catalog (`dcomc catalog`): fills progid, clsid, appid, "
-        "executable and service."
+        "executable and service. Keys given here override the catalog's.",
+        "§4.1",
     )
     progid: str | None = doc("ProgID of the OPC server class, e.g. `Example.BoilerOPC.1`.", "§4.1")
     clsid: str | None = doc("CLSID `{...}` of the server class.", "§4.1")
@@ -121,7 +127,8 @@ class Server(_Model):
     )
     process_mode: Literal["service", "interactive"] | None = doc(
         "Runs as a Windows service or interactively. Default: service when a service_account "
-        "is given. Changing it resets the AppID settings, so it is applied first.",
+        "is given, otherwise interactive. Changing it resets the AppID settings (guide §3 "
+        "caution), so the service identity is applied before them.",
         "§3",
     )
     service_account: str | None = doc(
@@ -151,65 +158,72 @@ class Client(_Model):
         "The client runs inside this Windows service; its Log On account is set to run_as.",
         "§5.2 step 4",
     )
-    run_as: str | None = doc("The authenticated user the client runs as.", "§2.1 note")
+    run_as: str | None = doc(
+        "The authenticated user the client runs as (required, E119): a site user or a "
+        "DOMAIN\\name account.",
+        "§2.1 note",
+    )
 
 
 class Dcom(_Model):
-    enable: bool | None = doc("EnableDCOM (Y/N). Default true.", "§4.2 step 5")
+    enable: bool | None = doc("EnableDCOM (Y/N).", "§4.2 step 5")
     authentication_level: AuthLevel | None = doc(
-        "Default Authentication Level (LegacyAuthenticationLevel). Default packet_integrity.",
+        "Default Authentication Level (LegacyAuthenticationLevel).",
         "§4.2 step 6",
     )
     impersonation_level: ImpersonationLevel | None = doc(
-        "Default Impersonation Level (LegacyImpersonationLevel). Default identify.", "§4.2 step 7"
+        "Default Impersonation Level (LegacyImpersonationLevel).", "§4.2 step 7"
     )
     access_limits: dict[str, list[AccessRight]] | None = doc(
-        "\"Edit Limits\" on Access: principal → rights, ADDED to what Windows already allows.",
+        "\"Edit Limits\" on Access: principal → rights, ADDED to what Windows already allows. "
+        "Default: ANONYMOUS LOGON local and remote access (OPCEnum, callbacks).",
         "§4.2 steps 9-12",
     )
     launch_limits: dict[str, list[LaunchRight]] | None = doc(
-        "\"Edit Limits\" on Launch and Activation: principal → rights, ADDED to the limit.",
+        "\"Edit Limits\" on Launch and Activation: principal → rights, ADDED to the limit. "
+        "Server default: every principal of the `launch` lists of the host's servers; client "
+        "default: none.",
         "§4.2 steps 13-21",
     )
 
 
 class Firewall(_Model):
-    rpc_endpoint_mapper: bool | None = doc("Allow TCP 135 inbound. Default true.", "§5.1 step 3")
+    rpc_endpoint_mapper: bool | None = doc("Allow TCP 135 inbound.", "§5.1 step 3, §5.2 step 3")
     opcenum: bool | None = doc(
-        "Allow OpcEnum.exe inbound (server hosts with OPCEnum). Default true.", "§5.1 step 4"
+        "Allow OpcEnum.exe inbound (server hosts with OPCEnum).", "§5.1 step 4"
     )
     server_executables: bool | None = doc(
-        "Allow each server executable of the host inbound. Default true.", "§5.1 step 5"
+        "Allow each server executable of the host inbound.", "§5.1 step 5"
     )
     client_executables: bool | None = doc(
-        "Allow each client executable inbound (OPC callbacks). Default true.", "§5.2 step 4"
+        "Allow each client executable inbound (OPC callbacks).", "§5.2 step 4"
     )
     profiles: list[Profile] | None = doc(
-        "Firewall profiles the rules apply to. Default [domain, private].", "§5"
+        "Firewall profiles the rules apply to.", "§5"
     )
     remote: Literal["site", "any"] | list[str] | None = doc(
         "Remote addresses allowed: `site` (the addresses of this site's hosts), `any`, or a "
-        "list of addresses and CIDRs. Default site.",
+        "list of addresses and networks (10.9.0.0/24).",
         "§5",
     )
 
 
 class SecurityPolicy(_Model):
     sharing_model: Literal["classic", "guest_only"] | None = doc(
-        "Network access: Sharing and security model for local accounts (ForceGuest). Server "
-        "role default: classic.",
+        "Network access: Sharing and security model for local accounts (ForceGuest).",
         "§7.1",
     )
     everyone_includes_anonymous: bool | None = doc(
-        "Network access: Let Everyone permissions apply to anonymous users. Client role "
-        "default: true.",
+        "Network access: Let Everyone permissions apply to anonymous users.",
         "§7.2",
     )
 
 
 class RoleMachine(_Model):
     opcenum: bool | None = doc(
-        "Configure OPCEnum (browse support) on server hosts. Default true.", "§1.2"
+        "Configure OPCEnum (browse support) on server hosts: its AppID is narrowed to the "
+        "principals of the host's servers and raised to the machine authentication level.",
+        "§1.2",
     )
     dcom: Dcom | None = doc("Machine-wide DCOM defaults and limits.", "§4.2")
     firewall: Firewall | None = doc("Firewall exceptions.", "§5")
@@ -220,17 +234,20 @@ class RoleMachine(_Model):
 
 
 class Machine(_Model):
-    server: RoleMachine | None = doc("Settings of hosts that run servers.", "§4.2, §5.1, §7.1")
-    client: RoleMachine | None = doc("Settings of hosts that run clients.", "§5.2, §7.2")
+    server: RoleMachine | None = doc("Settings of hosts that run servers.",
+                                     "§1.2, §4.2, §5.1, §6, §7.1")
+    client: RoleMachine | None = doc("Settings of hosts that run clients.", "§4.2, §5.2, §6, §7.2")
 
 
 class Host(_Model):
-    address: str = doc("IPv4 or IPv6 address of the host (firewall scope).", default=...)
+    address: str = doc("IPv4 or IPv6 address of the host (the `site` firewall scope).", "§5",
+                       default=...)
     description: str | None = doc("Free text.")
     servers: list[str] = doc("Servers (keys of `servers`) on this host.", default_factory=list)
     clients: list[str] = doc("Clients (keys of `clients`) on this host.", default_factory=list)
     machine: RoleMachine | None = doc(
-        "Per-host override, merged over the role defaults of `machine`."
+        "Per-host override, merged key by key over `machine.<role>` for every role of the "
+        "host; a list or principal map given here replaces the role's whole."
     )
 
 
@@ -242,7 +259,8 @@ class Spec(_Model):
                                      default_factory=dict)
     clients: dict[str, Client] = doc("OPC client applications by key.", "§5.2",
                                      default_factory=dict)
-    hosts: dict[str, Host] = doc("The PCs of the site by computer name.", default=...)
+    hosts: dict[str, Host] = doc("The PCs of the site by computer name (at most 15 "
+                                 "characters).", "§2.1", default=...)
     machine: Machine = doc("Machine-wide settings per role.", "§4.2-§7", default_factory=Machine)
 
 
@@ -276,7 +294,11 @@ def _report(exc: ValidationError, loaded: Loaded, diags: Diagnostics) -> None:
         if first["type"] == "extra_forbidden":
             diags.error(loaded.key_span(path), "E003", _unknown_key(path))
         elif first["type"] == "missing":
-            diags.error(loaded.span(path), "E004", f"missing required key '{_dotted(path)}'")
+            diags.error(loaded.key_span(path[:-1]), "E004",
+                        f"missing required key '{_dotted(path)}'")
+        elif path and path[-1] == "password":  # never echo it, whatever its type
+            diags.error(loaded.span(path), "E206", "a spec never holds a password; write "
+                        "`password: prompt` (asked at install time)")
         else:
             msgs = sorted({_message(e) for e in errors})
             diags.error(loaded.span(path), "E004", f"'{_dotted(path)}': {' or '.join(msgs)}")
@@ -349,5 +371,7 @@ def _message(err: ErrorDetails) -> str:
     if err["type"] in ("literal_error", "enum"):
         expected = (err.get("ctx") or {}).get("expected", "")
         return f"expected {expected}"
-    msg = err["msg"]
+    if err["type"].startswith("bool_"):
+        return "expected true or false"
+    msg = re.sub(r" or instance of \w+", "", err["msg"])
     return msg[0].lower() + msg[1:] if msg else err["type"]
