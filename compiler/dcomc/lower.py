@@ -10,6 +10,7 @@ lists united) — never weaker than what either role alone asks for.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -100,7 +101,7 @@ class Setting:
 
 
 def lower(spec: Spec, loaded: Loaded) -> SitePlan:
-    site_addresses = tuple(sorted({h.address for h in spec.hosts.values()}, key=_addr_key))
+    site_addresses = site_scope(h.address for h in spec.hosts.values())
     hosts = tuple(
         _Host(spec, loaded, name, host, site_addresses).plan()
         for name, host in sorted(spec.hosts.items(), key=lambda kv: kv[0].casefold())
@@ -109,11 +110,17 @@ def lower(spec: Spec, loaded: Loaded) -> SitePlan:
     return SitePlan(s.name, s.description, s.identity, s.domain, hosts)
 
 
-def _addr_key(address: str) -> tuple[int, str]:
-    import ipaddress
-
-    ip = ipaddress.ip_address(address)
-    return (ip.version, f"{int(ip):040d}")
+def site_scope(addresses: Iterable[str]) -> tuple[str, ...]:
+    """The `site` firewall scope: the hosts' addresses, adjacent ones collapsed into networks
+    (10.7.3.0/24 instead of 256 addresses), so that a rule's remote list stays short and
+    readable however large the site is."""
+    ips = [ipaddress.ip_address(a) for a in addresses]
+    out: list[str] = []
+    for version in (4, 6):
+        nets = ipaddress.collapse_addresses(
+            ipaddress.ip_network(ip) for ip in ips if ip.version == version)
+        out += [str(n.network_address) if n.num_addresses == 1 else str(n) for n in nets]
+    return tuple(out)
 
 
 class _Host:
