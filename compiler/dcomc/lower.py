@@ -114,13 +114,16 @@ def site_scope(addresses: Iterable[str]) -> tuple[str, ...]:
     """The `site` firewall scope: the hosts' addresses, adjacent ones collapsed into networks
     (10.7.3.0/24 instead of 256 addresses), so that a rule's remote list stays short and
     readable however large the site is."""
-    ips = [ipaddress.ip_address(a) for a in addresses]
-    out: list[str] = []
-    for version in (4, 6):
-        nets = ipaddress.collapse_addresses(
-            ipaddress.ip_network(ip) for ip in ips if ip.version == version)
-        out += [str(n.network_address) if n.num_addresses == 1 else str(n) for n in nets]
-    return tuple(out)
+    v4: list[ipaddress.IPv4Network] = []
+    v6: list[ipaddress.IPv6Network] = []
+    for address in addresses:
+        net = ipaddress.ip_network(address)
+        if isinstance(net, ipaddress.IPv4Network):
+            v4.append(net)
+        else:
+            v6.append(net)
+    nets = [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
+    return tuple(str(n.network_address) if n.num_addresses == 1 else str(n) for n in nets)
 
 
 class _Host:
