@@ -122,7 +122,8 @@ def site_scope(addresses: Iterable[str]) -> tuple[str, ...]:
             v4.append(net)
         else:
             v6.append(net)
-    nets = [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = [
+        *ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
     return tuple(str(n.network_address) if n.num_addresses == 1 else str(n) for n in nets)
 
 
