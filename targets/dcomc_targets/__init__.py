@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dcomc_targets.base import Artifact, EmitContext, Options, Target
 from dcomc_targets.netsh import NetshTarget
+from dcomc_targets.powershell import PowerShellTarget
 from dcomc_targets.regfile import RegTarget
 from dcomc_targets.secedit import SeceditTarget
 from dcomc_targets.wixfirewall import WixFirewallTarget
@@ -17,6 +18,7 @@ TARGETS: tuple[Target, ...] = (
     SeceditTarget(),
     NetshTarget(),
     WixFirewallTarget(),
+    PowerShellTarget(),
 )
 
 __all__ = ["TARGETS", "Artifact", "EmitContext", "Options", "Target", "by_name"]

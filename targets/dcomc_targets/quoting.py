@@ -8,6 +8,9 @@ cut at a quote in netsh, or `[ProgramFilesFolder]` expanded by Windows Installer
 
 from __future__ import annotations
 
+import hashlib
+import re
+
 
 class QuoteError(ValueError):
     """A value cannot be written safely into the artifact's language."""
@@ -53,6 +56,40 @@ def reg_key(path: str) -> str:
     if "]" in path or "[" in path:
         raise QuoteError(f".reg: key path {path!r} contains a bracket")
     return f"[{path}]"
+
+
+# --- PowerShell ------------------------------------------------------------------------------
+
+# PowerShell treats all five as single quotes: inside a single-quoted string each must be
+# doubled, or a typographic quote in a name would end the string (and start code).
+PS_SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
+
+
+def ps_quote(value: str) -> str:
+    """A PowerShell single-quoted string literal: nothing inside is ever expanded."""
+    _refuse_controls(value, "PowerShell")
+    return "'" + "".join(c + c if c in PS_SINGLE_QUOTES else c for c in value) + "'"
+
+
+def ps_unquote(literal: str) -> str:
+    """Inverse of ps_quote for a verbatim string token (as the parser returns it)."""
+    quotes = PS_SINGLE_QUOTES
+    if len(literal) < 2 or literal[0] not in quotes or literal[-1] not in quotes:
+        raise QuoteError(f"PowerShell: not a single-quoted string: {literal[:30]!r}")
+    body = literal[1:-1]
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        char = body[i]
+        if char in PS_SINGLE_QUOTES:
+            if i + 1 >= len(body) or body[i + 1] not in PS_SINGLE_QUOTES:
+                raise QuoteError(f"PowerShell: lone quote inside {literal[:30]!r}")
+            char = body[i + 1]  # PowerShell's tokenizer keeps the second quote of a pair
+            i += 2
+        else:
+            i += 1
+        out.append(char)
+    return "".join(out)
 
 
 # --- netsh (netsh -f scripts) ------------------------------------------------------------------
@@ -120,9 +157,6 @@ def wix_id(prefix: str, *parts: str) -> str:
     """A WiX identifier (`[A-Za-z_][A-Za-z0-9_.]*`, at most 72 characters) that stays unique:
     a readable part from `parts` plus 8 hex digits of their hash, so two names that sanitize
     alike still get different identifiers."""
-    import hashlib
-    import re
-
     readable = re.sub(r"[^A-Za-z0-9_.]", "_", "_".join(parts))[: 72 - len(prefix) - 10]
     digest = hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:8]
     return f"{prefix}_{readable}_{digest}"

@@ -30,14 +30,20 @@ def test_read_of_emit_is_plan(target: Target, spec: Path, options: Options) -> N
     for host in comp.plan.hosts:
         artifacts = target.emit(host, ctx)
         assert artifacts, f"{target.name} wrote nothing for {host.name}"
-        for artifact in artifacts:
+        # the first kind of a target is the one its reader reconstructs (e.g. the .psd1)
+        for artifact in (a for a in artifacts if a.kind == target.kinds[0]):
             assert target.sniff(artifact.data, Path(artifact.path).name)
             assert target.read(artifact.data) == target.expected(host, ctx)
 
 
+# Static files, identical for every host, are checked against their template instead.
+STATIC = ("DcomConfig.psm1", "Invoke-DcomConfig.ps1")
+
+
 @pytest.mark.parametrize("spec", SPECS, ids=[s.stem for s in SPECS])
 def test_bundle_matches_golden(spec: Path, update_golden: bool) -> None:
-    files = bundle.emit(compiled(spec), Options(), spec.name).files
+    files = {rel: data for rel, data in bundle.emit(compiled(spec), Options(), spec.name)
+             .files.items() if not rel.endswith(STATIC)}
     golden = CASES / spec.stem / "expected"
     if update_golden:
         for rel, data in files.items():

@@ -41,7 +41,8 @@ def test_manifest_lists_every_artifact_with_its_hash(tmp_path: Path) -> None:
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     assert on_disk == listed | {"manifest.json"}
     assert {a["kind"] for a in manifest["hosts"]["HMI01"]["artifacts"]} == {
-        "reg", "inf", "netsh", "wix-firewall"}
+        "reg", "inf", "netsh", "wix-firewall", "powershell-data", "powershell-engine",
+        "powershell-entry"}
 
 
 def test_source_date_epoch_sets_the_only_timestamp(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,7 +127,13 @@ def test_inspect_reads_a_whole_bundle(tmp_path: Path) -> None:
     data = json.loads(result.output)
     kinds = {Path(p).suffix: v["kind"] for p, v in data.items()}
     assert kinds == {".reg": "reg", ".inf": "inf", ".netsh": "netsh", ".wxs": "wix-firewall",
-                     ".json": "manifest"}
+                     ".json": "manifest", ".psd1": "powershell-data",
+                     ".psm1": "powershell-script", ".ps1": "powershell-script"}
+    psd1 = data[str(out / "SCADA01" / "powershell" / "SCADA01.psd1")]
+    assert psd1["Host"] == "SCADA01" and psd1["Resources"][0]["Id"] == "local_user:opcsvc"
+    engine = data[str(out / "HMI01" / "powershell" / "DcomConfig.psm1")]
+    assert "Set-DcomcMachineLimitAddition" in engine["functions"]
+    assert engine["syntax_errors"] == []
     reg = data[str(out / "HMI01" / "reg" / "HMI01.reg")]
     limit = next(v for v in reg["values"] if v["name"] == "MachineAccessRestriction")
     anon = next(r for r in limit["rights"] if r["principal"] == "ANONYMOUS LOGON")

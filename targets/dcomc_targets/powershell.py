@@ -1,0 +1,289 @@
+"""PowerShell target: the engine, the entry point, and each host's data file.
+
+- `powershell/DcomConfig.psm1` — the engine (templates/powershell/), identical for every host
+  and site: what IT reviews once is what runs everywhere.
+- `powershell/Invoke-DcomConfig.ps1` — the entry point (Test, Apply, Report, Rollback).
+- `powershell/<HOST>.psd1` — the host's plan as LITERALS ONLY (hashtables, arrays, single-
+  quoted strings, integers, $true/$false/$null), so that `Import-PowerShellDataFile` loads it
+  in the restricted language and no code can hide in it. Every string goes through
+  `quoting.ps_quote`.
+
+All files are UTF-8 with BOM: Windows PowerShell 5.1 reads BOM-less files in the ANSI code
+page and would garble `§`, `Ü` or typographic quotes. The reader parses the data file with
+tree-sitter-powershell and accepts only the literal subset the writer emits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from enum import Enum
+from functools import cache
+from typing import Any
+
+import tree_sitter_powershell
+from tree_sitter import Language, Node, Parser
+
+from dcomc.model import AceSpec, HostPlan, Resource
+from dcomc_targets.base import Artifact, EmitContext, templates_dir
+from dcomc_targets.quoting import ps_quote, ps_unquote
+
+BOM = b"\xef\xbb\xbf"
+ENGINE = "DcomConfig.psm1"
+ENTRY = "Invoke-DcomConfig.ps1"
+FORMAT_VERSION = 1
+# Single-child grammar wrappers between a statement and its literal value.
+_WRAPPERS = frozenset({
+    "program", "statement_list", "pipeline", "pipeline_chain", "logical_expression",
+    "bitwise_expression", "comparison_expression", "additive_expression",
+    "multiplicative_expression", "format_expression", "range_expression",
+    "array_literal_expression", "unary_expression", "string_literal", "integer_literal",
+    "key_expression",
+})
+
+
+# --- plan → data -------------------------------------------------------------------------------
+
+
+def pascal(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+
+
+def to_data(value: Any) -> Any:
+    """IR values as plain data with PascalCase keys (the engine's vocabulary)."""
+    if isinstance(value, AceSpec):
+        return {"Principal": to_data(value.principal), "Mask": value.mask}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {pascal(f.name): to_data(getattr(value, f.name))
+                for f in dataclasses.fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [to_data(v) for v in value]
+    return value
+
+
+def resource_data(resource: Resource, spec_name: str) -> dict[str, Any]:
+    span = resource.prov.span
+    head = {
+        "Id": resource.id,
+        "Kind": resource.kind,
+        "Phase": resource.phase,
+        "Guide": resource.prov.guide,
+        # the spec's file name only: the same spec gives the same bytes from any folder
+        "Source": f"{spec_name}:{span.line}:{span.col}" if span else None,
+    }
+    return head | {pascal(k): to_data(v) for k, v in resource.fields_dict().items()}
+
+
+def host_data(host: HostPlan, ctx: EmitContext) -> dict[str, Any]:
+    return {
+        "FormatVersion": FORMAT_VERSION,
+        "Site": ctx.plan.site,
+        "Host": host.name,
+        "Address": host.address,
+        "Roles": list(host.roles),
+        "Generator": f"dcomc {ctx.version}",
+        "Spec": ctx.spec_name,
+        "SpecSha256": ctx.spec_sha256,
+        "Resources": [resource_data(r, ctx.spec_name) for r in host.resources],
+    }
+
+
+# --- data → .psd1 text -------------------------------------------------------------------------
+
+
+def render(value: Any, indent: int = 0) -> str:
+    """A PowerShell literal for plain data; strings only through ps_quote."""
+    pad = "    " * (indent + 1)
+    end = "    " * indent
+    if isinstance(value, dict):
+        if not value:
+            return "@{}"
+        body = "".join(f"{pad}{_key(k)} = {render(v, indent + 1)}\n" for k, v in value.items())
+        return "@{\n" + body + end + "}"
+    if isinstance(value, list):
+        if not value:
+            return "@()"
+        body = "".join(f"{pad}{render(v, indent + 1)}\n" for v in value)
+        return "@(\n" + body + end + ")"
+    if isinstance(value, bool):
+        return "$true" if value else "$false"
+    if value is None:
+        return "$null"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return ps_quote(value)
+    raise TypeError(f"no PowerShell literal for {type(value).__name__}")
+
+
+def _key(key: str) -> str:
+    if key.isidentifier() and key.isascii():
+        return key
+    return ps_quote(key)
+
+
+class PowerShellTarget:
+    name: str = "powershell"
+    kinds: tuple[str, ...] = ("powershell-data", "powershell-engine", "powershell-entry")
+
+    def emit(self, host: HostPlan, ctx: EmitContext) -> list[Artifact]:
+        header = [f"# {line}" for line in ctx.header_lines(host, "Data of the dcomc engine")]
+        header += ["# Literals only: loaded with Import-PowerShellDataFile (restricted language).",
+                   f"# Run: .\\{ENTRY} [-Mode Test|Apply|Report|Rollback]"]
+        text = "\n".join(header) + "\n" + render(host_data(host, ctx)) + "\n"
+        folder = templates_dir() / "powershell"
+        return [
+            Artifact(f"powershell/{host.name}.psd1", "powershell-data", _bom_crlf(text)),
+            Artifact(f"powershell/{ENGINE}", "powershell-engine",
+                     _bom_crlf((folder / ENGINE).read_text(encoding="utf-8"))),
+            Artifact(f"powershell/{ENTRY}", "powershell-entry",
+                     _bom_crlf((folder / ENTRY).read_text(encoding="utf-8"))),
+        ]
+
+    def expected(self, host: HostPlan, ctx: EmitContext) -> dict[str, Any]:
+        return host_data(host, ctx)
+
+    def read(self, data: bytes) -> Any:
+        return parse_data(_text(data))
+
+    def sniff(self, data: bytes, name: str) -> bool:
+        return name.endswith((".psd1", ".psm1", ".ps1"))
+
+    def inspect(self, data: bytes) -> Any:
+        text = _text(data)
+        try:
+            return {"kind": "powershell-data", **parse_data(text)}
+        except ValueError:
+            pass  # not a data file: show it as a script
+        return {"kind": "powershell-script", "functions": function_names(text),
+                "syntax_errors": [f"{r}:{c}: {snippet}" for r, c, snippet in syntax_errors(text)]}
+
+
+def _bom_crlf(text: str) -> bytes:
+    return BOM + text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+
+
+def _text(data: bytes) -> str:
+    if not data.startswith(BOM):
+        raise ValueError("PowerShell file without a UTF-8 BOM (Windows PowerShell 5.1 would "
+                         "read it in the ANSI code page)")
+    return data[len(BOM):].decode("utf-8")
+
+
+# --- reader: tree-sitter-powershell ------------------------------------------------------------
+
+
+@cache
+def _parser() -> Parser:
+    return Parser(Language(tree_sitter_powershell.language()))
+
+
+def parse_tree(text: str) -> tuple[Node, bytes]:
+    source = text.encode("utf-8")
+    return _parser().parse(source).root_node, source
+
+
+def syntax_errors(text: str) -> list[tuple[int, int, str]]:
+    """ERROR and MISSING nodes: (line, column, source excerpt), 1-based."""
+    root, source = parse_tree(text)
+    found: list[tuple[int, int, str]] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type == "ERROR" or node.is_missing:
+            excerpt = source[node.start_byte : node.start_byte + 60].decode("utf-8", "replace")
+            found.append((node.start_point[0] + 1, node.start_point[1] + 1, excerpt))
+        stack.extend(node.children)
+    return sorted(found)
+
+
+def function_names(text: str) -> list[str]:
+    root, source = parse_tree(text)
+    names: list[str] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type == "function_statement":
+            name = next((c for c in node.children if c.type == "function_name"), None)
+            if name is not None:
+                names.append(source[name.start_byte : name.end_byte].decode("utf-8"))
+        stack.extend(reversed(node.children))
+    return names
+
+
+def parse_data(text: str) -> Any:
+    """Read a data file back; refuses anything but the literal subset the writer emits."""
+    errors = syntax_errors(text)
+    if errors:
+        line, col, excerpt = errors[0]
+        raise ValueError(f"psd1: syntax error at {line}:{col}: {excerpt!r}")
+    root, source = parse_tree(text)
+    values = [c for c in root.children if c.type != "comment"]
+    if len(values) != 1:
+        raise ValueError("psd1: expected exactly one hashtable")
+    return _Literal(source).value(values[0])
+
+
+class _Literal:
+    def __init__(self, source: bytes) -> None:
+        self.source = source
+
+    def text(self, node: Node) -> str:
+        return self.source[node.start_byte : node.end_byte].decode("utf-8")
+
+    def value(self, node: Node) -> Any:
+        node = self._unwrap(node)
+        kind = node.type
+        if kind == "hash_literal_expression":
+            return self._hash(node)
+        if kind == "array_expression":
+            return [self.value(c) for c in self._items(node)]
+        if kind == "verbatim_string_characters":
+            return ps_unquote(self.text(node))
+        if kind == "decimal_integer_literal":
+            return int(self.text(node))
+        if kind == "variable":
+            return self._variable(node)
+        raise ValueError(f"psd1: {kind} is not a literal: {self.text(node)[:40]!r}")
+
+    def _unwrap(self, node: Node) -> Node:
+        while node.type in _WRAPPERS:
+            children = [c for c in node.children if c.type != "comment"]
+            if len(children) != 1:
+                raise ValueError(f"psd1: unexpected {node.type}: {self.text(node)[:40]!r}")
+            node = children[0]
+        return node
+
+    def _items(self, node: Node) -> list[Node]:
+        body = [c for c in node.children if c.type not in ("@(", ")", "comment")]
+        if not body:
+            return []
+        (statements,) = body
+        return [c for c in statements.children if c.type not in ("comment", ";")]
+
+    def _hash(self, node: Node) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for body in (c for c in node.children if c.type == "hash_literal_body"):
+            for entry in (c for c in body.children if c.type == "hash_entry"):
+                key_node, _, value_node = [c for c in entry.children if c.type != "comment"]
+                key = self._key(key_node)
+                if key in out:
+                    raise ValueError(f"psd1: duplicate key {key!r}")
+                out[key] = self.value(value_node)
+        return out
+
+    def _key(self, node: Node) -> str:
+        node = self._unwrap(node)
+        if node.type == "simple_name":
+            return self.text(node)
+        if node.type == "verbatim_string_characters":
+            return ps_unquote(self.text(node))
+        raise ValueError(f"psd1: bad key {self.text(node)[:40]!r}")
+
+    def _variable(self, node: Node) -> Any:
+        constants = {"$true": True, "$false": False, "$null": None}
+        name = self.text(node).lower()
+        if name not in constants:
+            raise ValueError(f"psd1: variable {self.text(node)!r} in a data file")
+        return constants[name]

@@ -1,0 +1,85 @@
+<#
+.SYNOPSIS
+    Tests, applies, reports or rolls back the secure OPC DCOM configuration of this PC.
+
+.DESCRIPTION
+    Entry point of a dcomc bundle. It loads the engine (DcomConfig.psm1) and this PC's data
+    file (<COMPUTERNAME>.psd1, literals only) from its own folder and runs one mode:
+
+      Test      (default, read-only) a table of every resource, compliant or drifted, with
+                the reason.
+      Apply     backs up what it will touch, then sets every drifted resource in plan order
+                and tests it again; at the first failure it restores what it changed.
+                Running Apply twice changes nothing the second time.
+      Report    writes the current state of every resource as JSON (-Path), the input of
+                `dcomc drift`.
+      Rollback  restores a backup taken by Apply (the latest unless -Backup names one).
+
+    Logs and backups: %ProgramData%\dcomc\<site>\logs and ...\backups.
+    Passwords are never read from the command line: pass SecureStrings with -Passwords or
+    answer the prompts; nothing is ever written to a file or a log.
+
+    Exit codes:
+      0  compliant (Test), done (Apply, Report, Rollback)
+      1  drifted: at least one resource is not compliant (Test)
+      2  Apply failed; the changes of this run were rolled back
+      3  usage error: not elevated, data file missing, password missing, bad parameters
+      4  a rollback failed: the PC needs attention (see the log)
+
+.PARAMETER Mode
+    Test, Apply, Report or Rollback.
+
+.PARAMETER Path
+    Report mode: the JSON file to write.
+
+.PARAMETER Backup
+    Rollback mode: the backup folder to restore (default: the latest).
+
+.PARAMETER DataFile
+    The data file to use (default: <COMPUTERNAME>.psd1 beside this script).
+
+.PARAMETER Passwords
+    Account name -> SecureString, for unattended runs, e.g.
+    @{ 'opcuser' = (Read-Host -AsSecureString) }.
+
+.PARAMETER ResetPasswords
+    Apply: also set the password of local accounts that already exist (workgroup sites need
+    the same password on every PC).
+
+.EXAMPLE
+    .\Invoke-DcomConfig.ps1
+    Tests this PC against its plan.
+
+.EXAMPLE
+    .\Invoke-DcomConfig.ps1 -Mode Apply -WhatIf
+    Shows what Apply would change, changing nothing.
+#>
+[CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'Medium')]
+param(
+    [ValidateSet('Test', 'Apply', 'Report', 'Rollback')]
+    [string] $Mode = 'Test',
+    [string] $Path,
+    [string] $Backup,
+    [string] $DataFile,
+    [System.Collections.Hashtable] $Passwords,
+    [switch] $ResetPasswords
+)
+
+Set-StrictMode -Version 3.0
+$ErrorActionPreference = 'Stop'
+
+$here = Split-Path -Parent $MyInvocation.MyCommand.Path
+Import-Module -Name (Join-Path -Path $here -ChildPath 'DcomConfig.psm1') -Force
+
+if (-not $DataFile) {
+    $DataFile = Join-Path -Path $here -ChildPath ($env:COMPUTERNAME + '.psd1')
+}
+$arguments = @{}
+foreach ($name in $PSBoundParameters.Keys) {
+    $arguments[$name] = $PSBoundParameters[$name]
+}
+$arguments['DataFile'] = $DataFile
+$arguments['Mode'] = $Mode
+
+$result = Invoke-DcomcConfiguration @arguments
+exit $result.ExitCode
