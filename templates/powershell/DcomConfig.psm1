@@ -143,6 +143,23 @@ function Get-DcomcPassword {
     throw ('No matching password entered for {0}' -f $Account)
 }
 
+function Read-DcomcStdinPassword {
+    <# account<TAB>password lines on standard input -> SecureStrings; the plain text lives
+       only in this function's memory. An empty password counts as missing. #>
+    $text = [Console]::In.ReadToEnd()
+    foreach ($line in ($text -split "`r?`n")) {
+        $parts = $line.Split([char] 9, 2)
+        if ($parts.Count -ne 2 -or -not $parts[1]) { continue }
+        $secure = New-Object -TypeName System.Security.SecureString
+        foreach ($char in $parts[1].ToCharArray()) {
+            $secure.AppendChar($char)
+        }
+        $secure.MakeReadOnly()
+        $script:Passwords[$parts[0]] = $secure
+    }
+    $text = $null
+}
+
 function ConvertFrom-DcomcSecureString {
     param([Parameter(Mandatory = $true)] [System.Security.SecureString] $Value)
     $pointer = [Runtime.InteropServices.Marshal]::SecureStringToBSTR($Value)
@@ -1361,10 +1378,31 @@ function Get-DcomcNeededPassword {
 }
 
 function Save-DcomcBackup {
-    param([Parameter(Mandatory = $true)] [string] $Folder, [Parameter(Mandatory = $true)] $Data, [Parameter(Mandatory = $true)] $Changes)
-    $entries = @($Changes | ForEach-Object -Process { @{ Resource = $_.Resource; Before = $_.Before } })
+    <# changes.json: every resource this backup has seen change, with its state BEFORE the
+       first change. A named backup (the MSI's) accumulates over runs: an upgrade adds the
+       resources it changes and keeps the pristine state of the others. #>
+    param([Parameter(Mandatory = $true)] [string] $Folder, [Parameter(Mandatory = $true)] $Data, [Parameter(Mandatory = $true)] $Changes, $Earlier)
+    $entries = @()
+    $seen = @{}
+    foreach ($entry in @($Earlier) + @($Changes)) {
+        if ($null -eq $entry) { continue }
+        $id = [string] $entry.Resource.Id
+        if ($seen.ContainsKey($id)) { continue }
+        $seen[$id] = $true
+        $entries += @{ Resource = $entry.Resource; Before = $entry.Before }
+    }
     $json = ConvertTo-Json -InputObject @{ Site = $Data.Site; Host = $Data.Host; Changes = $entries } -Depth 12
     [IO.File]::WriteAllText((Join-Path -Path $Folder -ChildPath 'changes.json'), $json, (New-Object -TypeName Text.UTF8Encoding -ArgumentList $false))
+}
+
+function Read-DcomcBackup {
+    param([Parameter(Mandatory = $true)] [string] $Folder)
+    $file = Join-Path -Path $Folder -ChildPath 'changes.json'
+    if (-not (Test-Path -LiteralPath $file)) {
+        return , @()
+    }
+    $saved = Get-Content -LiteralPath $file -Raw -Encoding UTF8 | ConvertFrom-Json
+    return , @($saved.Changes)
 }
 
 function Backup-DcomcSystem {
@@ -1407,7 +1445,7 @@ function Undo-DcomcChange {
 }
 
 function Invoke-DcomcApply {
-    param([Parameter(Mandatory = $true)] $Data, [Parameter(Mandatory = $true)] $Results, [Parameter(Mandatory = $true)] $Cmdlet)
+    param([Parameter(Mandatory = $true)] $Data, [Parameter(Mandatory = $true)] $Results, [Parameter(Mandatory = $true)] $Cmdlet, [string] $BackupName)
     if ($WhatIfPreference) {
         # -WhatIf: say what would be set, write nothing (no backup, no prompt).
         foreach ($result in $Results) {
@@ -1421,8 +1459,14 @@ function Invoke-DcomcApply {
     foreach ($account in (Get-DcomcNeededPassword -Results $Results)) {
         $null = Get-DcomcPassword -Account $account
     }
-    $backup = Initialize-DcomcFolder -Site ([string] $Data.Site) -Name (Join-Path -Path 'backups' -ChildPath (Get-Date -Format 'yyyyMMdd-HHmmss'))
-    Backup-DcomcSystem -Folder $backup
+    if (-not $BackupName) {
+        $BackupName = Get-Date -Format 'yyyyMMdd-HHmmss'
+    }
+    $backup = Initialize-DcomcFolder -Site ([string] $Data.Site) -Name (Join-Path -Path 'backups' -ChildPath $BackupName)
+    $earlier = Read-DcomcBackup -Folder $backup
+    if (@($earlier).Count -eq 0) {
+        Backup-DcomcSystem -Folder $backup
+    }
     $changes = New-Object -TypeName System.Collections.ArrayList
     foreach ($result in $Results) {
         $resource = $result.Resource
@@ -1430,7 +1474,7 @@ function Invoke-DcomcApply {
         if (-not $Cmdlet.ShouldProcess([string] $resource.Id, ('Set ({0})' -f $result.Reason))) { continue }
         $before = Invoke-DcomcStep -Verb 'Get' -Resource $resource
         $null = $changes.Add(@{ Resource = $resource; Before = $before })
-        Save-DcomcBackup -Folder $backup -Data $Data -Changes $changes
+        Save-DcomcBackup -Folder $backup -Data $Data -Changes $changes -Earlier $earlier
         try {
             $null = Invoke-DcomcStep -Verb 'Set' -Resource $resource -State $before
             $after = Test-DcomcResource -Resource $resource
@@ -1462,9 +1506,13 @@ function Invoke-DcomcRollback {
         }
         $Backup = $latest.FullName
     }
-    $saved = Get-Content -LiteralPath (Join-Path -Path $Backup -ChildPath 'changes.json') -Raw -Encoding UTF8 | ConvertFrom-Json
-    Write-DcomcLog -Message ('rolling back {0}' -f $Backup)
-    if (Undo-DcomcChange -Changes @($saved.Changes)) {
+    if (-not (Test-Path -LiteralPath $Backup)) {
+        Write-DcomcLog -Message ('no backup {0}: nothing to roll back' -f $Backup)
+        return 0
+    }
+    $changes = Read-DcomcBackup -Folder $Backup
+    Write-DcomcLog -Message ('rolling back {0} ({1} changes)' -f $Backup, @($changes).Count)
+    if (Undo-DcomcChange -Changes $changes) {
         return 0
     }
     return 4
@@ -1489,6 +1537,12 @@ function Invoke-DcomcConfiguration {
         Account name -> SecureString.
     .PARAMETER ResetPasswords
         Apply: also reset the passwords of existing local accounts.
+    .PARAMETER BackupName
+        Apply: the backup folder name (default: a timestamp). A named backup accumulates
+        over runs; the MSI uses one so that uninstall restores the state before install.
+    .PARAMETER PasswordsFromStdin
+        Read passwords from standard input, one `account<TAB>password` line each (the MSI's
+        route: never on a command line). A missing or empty one fails before any change.
     #>
     [CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'Medium')]
     param(
@@ -1497,7 +1551,9 @@ function Invoke-DcomcConfiguration {
         [string] $Path,
         [string] $Backup,
         [System.Collections.Hashtable] $Passwords,
-        [switch] $ResetPasswords
+        [switch] $ResetPasswords,
+        [string] $BackupName,
+        [switch] $PasswordsFromStdin
     )
     $script:RebootNeeded = $false
     $script:ResetPasswords = [bool] $ResetPasswords
@@ -1509,6 +1565,9 @@ function Invoke-DcomcConfiguration {
             }
             $script:Passwords[[string] $name] = $Passwords[$name]
         }
+    }
+    if ($PasswordsFromStdin) {
+        Read-DcomcStdinPassword
     }
     try {
         $data = Import-DcomcData -DataFile $DataFile
@@ -1531,6 +1590,9 @@ function Invoke-DcomcConfiguration {
     $code = 0
     if ($Mode -eq 'Rollback') {
         try {
+            if (-not $Backup -and $BackupName) {
+                $Backup = Join-Path -Path (Initialize-DcomcFolder -Site ([string] $data.Site) -Name 'backups') -ChildPath $BackupName
+            }
             $code = Invoke-DcomcRollback -Data $data -Backup $Backup
         }
         catch {
@@ -1546,7 +1608,7 @@ function Invoke-DcomcConfiguration {
     }
     if ($Mode -eq 'Apply') {
         try {
-            $code = Invoke-DcomcApply -Data $data -Results $results -Cmdlet $PSCmdlet
+            $code = Invoke-DcomcApply -Data $data -Results $results -Cmdlet $PSCmdlet -BackupName $BackupName
         }
         catch {
             Write-Error -Message $_.Exception.Message -ErrorAction Continue

@@ -46,6 +46,14 @@
     Apply: also set the password of local accounts that already exist (workgroup sites need
     the same password on every PC).
 
+.PARAMETER BackupName
+    Apply: name of the backup folder (default: a timestamp); a named backup accumulates over
+    runs. Rollback: restore that named backup.
+
+.PARAMETER PasswordsFromStdin
+    Read passwords from standard input, one account<TAB>password line each (the MSI's route:
+    never on a command line, never in a log).
+
 .EXAMPLE
     .\Invoke-DcomConfig.ps1
     Tests this PC against its plan.
@@ -62,7 +70,9 @@ param(
     [string] $Backup,
     [string] $DataFile,
     [System.Collections.Hashtable] $Passwords,
-    [switch] $ResetPasswords
+    [switch] $ResetPasswords,
+    [string] $BackupName,
+    [switch] $PasswordsFromStdin
 )
 
 Set-StrictMode -Version 3.0
