@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 from dcomc import __version__
 from dcomc.diagnostics import CompileError, Diagnostics, Span
 from dcomc.pipeline import Compiled
-from dcomc_targets import TARGETS, Artifact, EmitContext, Options
+from dcomc_targets import TARGETS, Artifact, EmitContext, Options, msi
 
 MANIFEST = "manifest.json"
 
@@ -54,8 +55,12 @@ def emit(compiled: Compiled, options: Options, spec_name: str) -> Bundle:
     if ctx.diagnostics.has_errors:
         raise CompileError(ctx.diagnostics)
     manifest = _manifest(compiled, spec_name, hosts)
-    files[MANIFEST] = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
+    files[MANIFEST] = _manifest_bytes(manifest)
     return Bundle(files, manifest)
+
+
+def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
 
 
 def _manifest(compiled: Compiled, spec_name: str, hosts: dict[str, Any]) -> dict[str, Any]:
@@ -87,8 +92,9 @@ def check_out(out: Path) -> Diagnostics:
     return diags
 
 
-def write(bundle: Bundle, out: Path) -> None:
-    """Write the bundle to OUT atomically (temporary folder beside OUT, then rename)."""
+def write(bundle: Bundle, out: Path, msis: MsiRequest | None = None) -> None:
+    """Write the bundle to OUT atomically (temporary folder beside OUT, then rename); with
+    `msis`, build every host's MSI inside the temporary folder first."""
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     _sweep(out)
@@ -98,10 +104,30 @@ def write(bundle: Bundle, out: Path) -> None:
             path = tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
+        if msis is not None:
+            _build_msis(bundle, tmp, msis)
         _swap(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@dataclass(frozen=True, slots=True)
+class MsiRequest:
+    version: str
+    progress: Callable[[str], None] | None = None
+
+
+def _build_msis(bundle: Bundle, tmp: Path, request: MsiRequest) -> None:
+    manifest = bundle.manifest
+    hosts = list(manifest["hosts"])
+    built = msi.build_all(tmp, manifest["site"], hosts, request.version,
+                          manifest["spec"]["sha256"], request.progress)
+    for host, path in built.items():
+        manifest["hosts"][host]["artifacts"].append({
+            "kind": "msi", "path": f"{host}/{path.name}",
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
+    (tmp / MANIFEST).write_bytes(_manifest_bytes(manifest))
 
 
 def _swap(tmp: Path, out: Path) -> None:

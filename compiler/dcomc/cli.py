@@ -88,23 +88,62 @@ def plan(spec_path: Path, host_names: tuple[str, ...], as_json: bool) -> None:
 @click.option("--replace-machine-limits", is_flag=True,
               help="Write MachineAccess/LaunchRestriction into the .reg as complete values "
                    "(Windows' default + the spec's additions) instead of merging on the PC.")
-def build(spec_path: Path, out: Path | None, strict: bool, replace_machine_limits: bool) -> None:
+@click.option("--no-msi", is_flag=True, help="Do not build the MSIs (the WiX projects are "
+              "still written).")
+@click.option("--product-version", default="1.0.0", show_default=True,
+              help="ProductVersion of the MSIs; raise it so that a major upgrade re-applies.")
+def build(spec_path: Path, out: Path | None, strict: bool, replace_machine_limits: bool,
+          no_msi: bool, product_version: str) -> None:
     """Compile SPEC into a per-host bundle of artifacts (atomically; nothing on error)."""
     from dcomc import bundle
+    from dcomc_targets import msi
 
     compiled = _compile(spec_path)
     out = out or bundle.default_out(compiled.plan.site)
     refusal = bundle.check_out(out)
     if refusal.has_errors:
         _fail(CompileError(refusal))
-    options = Options(strict=strict, replace_machine_limits=replace_machine_limits)
+    options = Options(strict=strict, replace_machine_limits=replace_machine_limits,
+                      product_version=_product_version(product_version))
     try:
         result = bundle.emit(compiled, options, spec_path.name)
     except CompileError as exc:
         _fail(exc)
-    bundle.write(result, out)
+    request = None
+    if not no_msi:
+        if msi.missing_tools():
+            click.echo(msi.INSTALL_HINT, err=True)
+        else:
+            request = bundle.MsiRequest(options.product_version)
+    try:
+        _write_with_progress(bundle, result, out, request, len(compiled.plan.hosts))
+    except msi.MsiError as exc:
+        click.echo(f"error: {exc}; nothing written", err=True)
+        sys.exit(1)
     count = sum(len(h["artifacts"]) for h in result.manifest["hosts"].values())
     click.echo(f"wrote {out}: {len(compiled.plan.hosts)} hosts, {count} artifacts")
+
+
+def _product_version(text: str) -> str:
+    parts = text.split(".")
+    if not 2 <= len(parts) <= 4 or not all(p.isdigit() and int(p) < 65536 for p in parts) or (
+            int(parts[0]) > 255 or (len(parts) > 1 and int(parts[1]) > 255)):
+        click.echo(f"error: --product-version {text!r} is not an MSI version (major.minor.build, "
+                   "major and minor at most 255)", err=True)
+        sys.exit(EXIT_INPUT)
+    return text
+
+
+def _write_with_progress(bundle: Any, result: Any, out: Path, request: Any, hosts: int) -> None:
+    from rich.progress import Progress
+
+    if request is None:
+        bundle.write(result, out)
+        return
+    with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("building MSIs", total=hosts)
+        request = bundle.MsiRequest(request.version, lambda _host: progress.advance(task))
+        bundle.write(result, out, request)
 
 
 @main.command("inspect")

@@ -7,7 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dcomc_targets import TARGETS
+from dcomc_targets import TARGETS, msi
+
+OLE_MAGIC = bytes.fromhex("d0cf11e0a1b11ae1")
+MSI_TABLES = ("Property", "File", "CustomAction", "InstallExecuteSequence", "LaunchCondition",
+              "Upgrade")
 
 
 def files_of(paths: list[Path]) -> Iterator[Path]:
@@ -23,6 +27,9 @@ def inspect_file(path: Path) -> dict[str, Any]:
     data = path.read_bytes()
     if path.name == "manifest.json":
         return {"kind": "manifest", **json.loads(data)}
+    if data.startswith(OLE_MAGIC):  # an MSI: its tables, read with msitools
+        tables = msi.read_tables(path, list(MSI_TABLES))
+        return {"kind": "msi", "summary": msi.summary(path), **tables}
     for target in TARGETS:
         if target.sniff(data, path.name):
             result: dict[str, Any] = target.inspect(data)

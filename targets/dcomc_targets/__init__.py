@@ -11,6 +11,7 @@ from dcomc_targets.netsh import NetshTarget
 from dcomc_targets.powershell import PowerShellTarget
 from dcomc_targets.regfile import RegTarget
 from dcomc_targets.secedit import SeceditTarget
+from dcomc_targets.wix import WixTarget
 from dcomc_targets.wixfirewall import WixFirewallTarget
 
 TARGETS: tuple[Target, ...] = (
@@ -19,6 +20,7 @@ TARGETS: tuple[Target, ...] = (
     NetshTarget(),
     WixFirewallTarget(),
     PowerShellTarget(),
+    WixTarget(),
 )
 
 __all__ = ["TARGETS", "Artifact", "EmitContext", "Options", "Target", "by_name"]

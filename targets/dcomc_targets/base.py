@@ -27,6 +27,8 @@ class Options:
     strict: bool = False
     # Write MachineAccess/LaunchRestriction into the .reg as complete values (default + additions).
     replace_machine_limits: bool = False
+    # ProductVersion of the MSIs (major upgrades need a higher one).
+    product_version: str = "1.0.0"
 
 
 @dataclass(slots=True)

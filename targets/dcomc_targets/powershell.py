@@ -243,6 +243,10 @@ class _Literal:
             return ps_unquote(self.text(node))
         if kind == "decimal_integer_literal":
             return int(self.text(node))
+        if kind == "expression_with_unary_operator" and self.text(node).startswith("-"):
+            operand = self.value(node.children[-1])
+            if isinstance(operand, int) and not isinstance(operand, bool):
+                return -operand
         if kind == "variable":
             return self._variable(node)
         raise ValueError(f"psd1: {kind} is not a literal: {self.text(node)[:40]!r}")

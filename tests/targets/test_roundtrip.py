@@ -37,7 +37,7 @@ def test_read_of_emit_is_plan(target: Target, spec: Path, options: Options) -> N
 
 
 # Static files, identical for every host, are checked against their template instead.
-STATIC = ("DcomConfig.psm1", "Invoke-DcomConfig.ps1")
+STATIC = ("DcomConfig.psm1", "Invoke-DcomConfig.ps1", "dcomc-apply.js")
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=[s.stem for s in SPECS])

@@ -40,9 +40,11 @@ def test_manifest_lists_every_artifact_with_its_hash(tmp_path: Path) -> None:
             listed.add(art["path"])
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     assert on_disk == listed | {"manifest.json"}
-    assert {a["kind"] for a in manifest["hosts"]["HMI01"]["artifacts"]} == {
-        "reg", "inf", "netsh", "wix-firewall", "powershell-data", "powershell-engine",
-        "powershell-entry"}
+    kinds = {a["kind"] for a in manifest["hosts"]["HMI01"]["artifacts"]}
+    assert kinds >= {"reg", "inf", "netsh", "wix-firewall", "powershell-data",
+                     "powershell-engine", "powershell-entry", "wix-product", "wix-fragment"}
+    assert kinds - {"msi"} == {a["kind"] for a in manifest["hosts"]["SCADA01"]["artifacts"]} - {
+        "msi"}
 
 
 def test_source_date_epoch_sets_the_only_timestamp(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -125,10 +127,12 @@ def test_inspect_reads_a_whole_bundle(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["inspect", str(out), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    kinds = {Path(p).suffix: v["kind"] for p, v in data.items()}
-    assert kinds == {".reg": "reg", ".inf": "inf", ".netsh": "netsh", ".wxs": "wix-firewall",
-                     ".json": "manifest", ".psd1": "powershell-data",
-                     ".psm1": "powershell-script", ".ps1": "powershell-script"}
+    kinds = {Path(p).name: v["kind"] for p, v in data.items()}
+    assert {kinds[n] for n in ("HMI01.reg", "HMI01.inf", "HMI01.netsh", "HMI01-firewall.wxs",
+                               "manifest.json", "HMI01.psd1", "DcomConfig.psm1", "HMI01.wxs",
+                               "DcomConfig.wxs")} == {
+        "reg", "inf", "netsh", "wix-firewall", "manifest", "powershell-data",
+        "powershell-script", "wix-product", "wix-fragment"}
     psd1 = data[str(out / "SCADA01" / "powershell" / "SCADA01.psd1")]
     assert psd1["Host"] == "SCADA01" and psd1["Resources"][0]["Id"] == "local_user:opcsvc"
     engine = data[str(out / "HMI01" / "powershell" / "DcomConfig.psm1")]
