@@ -14,8 +14,8 @@ function Apply() {
         return 3;
     }
     var command = '"' + fields[0] + '" -NoProfile -NonInteractive -ExecutionPolicy Bypass' +
-        ' -File "' + fields[1] + '" -Mode Apply -DataFile "' + fields[2] + '"' +
-        ' -BackupName "' + fields[3] + '" -PasswordsFromStdin';
+        ' -File "' + fields[1] + '" -PasswordsFromStdin -Mode Apply -DataFile "' + fields[2] +
+        '" -BackupName "' + fields[3] + '"';
     var shell = new ActiveXObject("WScript.Shell");
     var process = shell.Exec(command);
     for (var i = 4; i + 1 < fields.length; i += 2) {
