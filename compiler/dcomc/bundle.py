@@ -100,9 +100,12 @@ def write(bundle: Bundle, out: Path, msis: MsiRequest | None = None) -> None:
     _sweep(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
+        folders: set[Path] = set()
         for rel, data in sorted(bundle.files.items()):
             path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.parent not in folders:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                folders.add(path.parent)
             path.write_bytes(data)
         if msis is not None:
             _build_msis(bundle, tmp, msis)

@@ -4,6 +4,7 @@ the byte formats (UTF-16LE with BOM and CRLF for the Windows-native text formats
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -114,6 +115,7 @@ def utf8_crlf(lines: list[str], *, bom: bool = False) -> bytes:
     return (b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8")
 
 
+@cache
 def templates_dir() -> Path:
     """The templates folder: packaged beside this module in a wheel, at the repo root in a
     source checkout or editable install."""
@@ -121,3 +123,9 @@ def templates_dir() -> Path:
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parents[2] / "templates"
+
+
+@cache
+def template_bytes(*parts: str) -> bytes:
+    """A static template file, read once per process (the same bytes go to every host)."""
+    return templates_dir().joinpath(*parts).read_bytes()

@@ -12,7 +12,6 @@ Hosts build in parallel, one wixl process per core.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -56,25 +55,25 @@ def build_host(host_dir: Path, site: str, host: str, version: str, spec_sha: str
         os.utime(path, (epoch, epoch))  # the cab stores payload times
     msi = f"{host}.msi"
     _run(["wixl", "-a", "x64", "-o", msi, f"wix/{host}.wxs", "wix/DcomConfig.wxs"], host_dir)
-    _run(["msibuild", msi, "-q", f"UPDATE `CustomAction` SET `Type`={ROLLBACK_TYPE} "
-          "WHERE `Action`='DcomcApplyRollback'"], host_dir)
     package = product_codes(site, host, version, spec_sha)["package"]
-    _fix_summary(host_dir / msi, package, epoch)
+    _patch(host_dir / msi, package, epoch)
     return host_dir / msi
 
 
-def _fix_summary(msi: Path, package: str, epoch: int) -> None:
-    """Replace the random PackageCode and the build times in SummaryInformation."""
+def _patch(msi: Path, package: str, epoch: int) -> None:
+    """One msibuild call: the rollback action's type, then the SummaryInformation properties
+    wixl makes random or time-dependent (PackageCode, created, last saved); msibuild merges
+    the given properties into the stream and keeps the others."""
     stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.gmtime(epoch))
+    rows = [("9", package), ("12", stamp), ("13", stamp)]
+    idt = "PropertyId\tValue\r\ni2\tl255\r\n_SummaryInformation\tPropertyId\r\n" + "".join(
+        f"{pid}\t{value}\r\n" for pid, value in rows)
     with tempfile.TemporaryDirectory() as tmp:
-        # cwd tmp: msidump also writes the stream columns (Binary) into its cwd
-        _run(["msidump", "-d", tmp, "-t", str(msi.resolve())], Path(tmp))
-        idt = Path(tmp) / "_SummaryInformation.idt"
-        text = idt.read_bytes().decode("utf-8")
-        for pid, value in (("9", package), ("12", stamp), ("13", stamp)):
-            text = re.sub(rf"(\r\n){pid}\t[^\r\n]*", rf"\g<1>{pid}\t{value}", text)
-        idt.write_bytes(text.encode("utf-8"))
-        _run(["msibuild", str(msi.resolve()), "-i", "_SummaryInformation.idt"], Path(tmp))
+        (Path(tmp) / "_SummaryInformation.idt").write_bytes(idt.encode("ascii"))
+        _run(["msibuild", str(msi.resolve()),
+              "-q", f"UPDATE `CustomAction` SET `Type`={ROLLBACK_TYPE} "
+                    "WHERE `Action`='DcomcApplyRollback'",
+              "-i", "_SummaryInformation.idt"], Path(tmp))
 
 
 def build_all(out: Path, site: str, hosts: list[str], version: str, spec_sha: str,

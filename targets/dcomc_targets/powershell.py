@@ -24,7 +24,7 @@ import tree_sitter_powershell
 from tree_sitter import Language, Node, Parser
 
 from dcomc.model import AceSpec, HostPlan, Resource
-from dcomc_targets.base import Artifact, EmitContext, templates_dir
+from dcomc_targets.base import Artifact, EmitContext, template_bytes
 from dcomc_targets.quoting import ps_quote, ps_unquote
 
 BOM = b"\xef\xbb\xbf"
@@ -132,13 +132,10 @@ class PowerShellTarget:
         header += ["# Literals only: loaded with Import-PowerShellDataFile (restricted language).",
                    f"# Run: .\\{ENTRY} [-Mode Test|Apply|Report|Rollback]"]
         text = "\n".join(header) + "\n" + render(host_data(host, ctx)) + "\n"
-        folder = templates_dir() / "powershell"
         return [
             Artifact(f"powershell/{host.name}.psd1", "powershell-data", _bom_crlf(text)),
-            Artifact(f"powershell/{ENGINE}", "powershell-engine",
-                     _bom_crlf((folder / ENGINE).read_text(encoding="utf-8"))),
-            Artifact(f"powershell/{ENTRY}", "powershell-entry",
-                     _bom_crlf((folder / ENTRY).read_text(encoding="utf-8"))),
+            Artifact(f"powershell/{ENGINE}", "powershell-engine", _static(ENGINE)),
+            Artifact(f"powershell/{ENTRY}", "powershell-entry", _static(ENTRY)),
         ]
 
     def expected(self, host: HostPlan, ctx: EmitContext) -> dict[str, Any]:
@@ -158,6 +155,11 @@ class PowerShellTarget:
             pass  # not a data file: show it as a script
         return {"kind": "powershell-script", "functions": function_names(text),
                 "syntax_errors": [f"{r}:{c}: {snippet}" for r, c, snippet in syntax_errors(text)]}
+
+
+@cache
+def _static(name: str) -> bytes:
+    return _bom_crlf(template_bytes("powershell", name).decode("utf-8"))
 
 
 def _bom_crlf(text: str) -> bytes:

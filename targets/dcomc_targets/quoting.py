@@ -16,9 +16,13 @@ class QuoteError(ValueError):
     """A value cannot be written safely into the artifact's language."""
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _refuse_controls(value: str, language: str) -> None:
-    bad = next((c for c in value if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F), None)
-    if bad is not None:
+    found = _CONTROL.search(value)
+    if found is not None:
+        bad = found.group(0)
         raise QuoteError(f"{language}: control character U+{ord(bad):04X} in {value!r}")
 
 
@@ -65,10 +69,13 @@ def reg_key(path: str) -> str:
 PS_SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
 
 
+_PS_DOUBLED = {ord(c): c + c for c in PS_SINGLE_QUOTES}
+
+
 def ps_quote(value: str) -> str:
     """A PowerShell single-quoted string literal: nothing inside is ever expanded."""
     _refuse_controls(value, "PowerShell")
-    return "'" + "".join(c + c if c in PS_SINGLE_QUOTES else c for c in value) + "'"
+    return "'" + value.translate(_PS_DOUBLED) + "'"
 
 
 def ps_unquote(literal: str) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 from lxml import etree
 
 from dcomc.model import HostPlan, LocalUser, ServiceLogon
-from dcomc_targets.base import Artifact, EmitContext, templates_dir
+from dcomc_targets.base import Artifact, EmitContext, template_bytes
 from dcomc_targets.quoting import msi_formatted, msi_unformatted
 
 WIX_NS = "http://schemas.microsoft.com/wix/2006/wi"
@@ -248,7 +248,7 @@ class WixTarget:
             Artifact("wix/DcomConfig.wxs", "wix-fragment", fragment_xml(host, ctx, version)),
         ]
         if password_accounts(host):
-            script = (templates_dir() / "wix" / APPLY_JS).read_bytes()
+            script = template_bytes("wix", APPLY_JS)
             artifacts.append(Artifact(f"wix/{APPLY_JS}", "wix-script", script))
         return artifacts
 
