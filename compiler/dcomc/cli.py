@@ -42,20 +42,26 @@ def _fail(exc: CompileError) -> NoReturn:
     sys.exit(EXIT_INPUT)
 
 
-def _compile(path: Path) -> Compiled:
+def _compile(path: Path, *, strict: bool = False) -> Compiled:
     try:
-        compiled = compile_file(path)
+        compiled = compile_file(path, strict=strict)
     except CompileError as exc:
         _fail(exc)
     _print_diagnostics(compiled.diagnostics)
     return compiled
 
 
+STRICT = click.option("--strict", is_flag=True,
+                      help="Treat lint warnings (and, for build, anything left to resolve on "
+                           "the PC) as errors.")
+
+
 @main.command()
 @SPEC_ARG
-def check(spec_path: Path) -> None:
-    """Check SPEC; print every problem as file:line:col and exit 2 if there is one."""
-    compiled = _compile(spec_path)
+@STRICT
+def check(spec_path: Path, strict: bool) -> None:
+    """Check and lint SPEC; print every problem as file:line:col, exit 2 on an error."""
+    compiled = _compile(spec_path, strict=strict)
     hosts = len(compiled.plan.hosts)
     click.echo(f"{spec_path}: ok ({hosts} hosts)")
 
@@ -83,8 +89,7 @@ def plan(spec_path: Path, host_names: tuple[str, ...], as_json: bool) -> None:
 @SPEC_ARG
 @click.option("-o", "--out", "out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (default: build/<site>).")
-@click.option("--strict", is_flag=True,
-              help="Refuse to build if anything is left for the target PC to resolve.")
+@STRICT
 @click.option("--replace-machine-limits", is_flag=True,
               help="Write MachineAccess/LaunchRestriction into the .reg as complete values "
                    "(Windows' default + the spec's additions) instead of merging on the PC.")
@@ -98,7 +103,7 @@ def build(spec_path: Path, out: Path | None, strict: bool, replace_machine_limit
     from dcomc import bundle
     from dcomc_targets import msi
 
-    compiled = _compile(spec_path)
+    compiled = _compile(spec_path, strict=strict)
     out = out or bundle.default_out(compiled.plan.site)
     refusal = bundle.check_out(out)
     if refusal.has_errors:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dcomc import check as check_stage
+from dcomc import lint as lint_stage
 from dcomc import lower as lower_stage
 from dcomc import spec as spec_stage
 from dcomc.diagnostics import CompileError, Diagnostics
@@ -22,10 +23,12 @@ class Compiled:
     plan: SitePlan
     sha256: str
     diagnostics: Diagnostics
+    findings: list[lint_stage.Finding]
 
 
-def compile_file(path: Path) -> Compiled:
-    """Compile a spec file to its plan; raises CompileError carrying every error found."""
+def compile_file(path: Path, *, strict: bool = False) -> Compiled:
+    """Compile a spec file to its plan and lint it; raises CompileError carrying every error
+    found (with `strict`, lint warnings count as errors)."""
     diags = Diagnostics()
     loaded = load_file(path, diags)
     spec = spec_stage.parse(loaded, diags) if loaded is not None else None
@@ -35,5 +38,9 @@ def compile_file(path: Path) -> Compiled:
     if diags.has_errors:
         raise CompileError(diags)
     plan = lower_stage.lower(spec, loaded)
+    findings = lint_stage.lint(spec, plan)
+    lint_stage.report(findings, diags, strict=strict)
+    if diags.has_errors:
+        raise CompileError(diags)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return Compiled(spec, loaded, plan, digest, diags)
+    return Compiled(spec, loaded, plan, digest, diags, findings)
