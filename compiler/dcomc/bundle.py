@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dcomc import __version__
+from dcomc import __version__, review
 from dcomc.diagnostics import CompileError, Diagnostics, Span
 from dcomc.pipeline import Compiled
 from dcomc_targets import TARGETS, Artifact, EmitContext, Options, msi
@@ -54,7 +54,12 @@ def emit(compiled: Compiled, options: Options, spec_name: str) -> Bundle:
                             "artifacts": entries}
     if ctx.diagnostics.has_errors:
         raise CompileError(ctx.diagnostics)
+    reports = review.render(review.build_view(compiled.plan, ctx, compiled.findings, files))
+    files.update(reports)
     manifest = _manifest(compiled, spec_name, hosts)
+    manifest["review"] = [{"kind": "review", "path": name,
+                           "sha256": hashlib.sha256(data).hexdigest()}
+                          for name, data in sorted(reports.items())]
     files[MANIFEST] = _manifest_bytes(manifest)
     return Bundle(files, manifest)
 

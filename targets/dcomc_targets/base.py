@@ -78,6 +78,10 @@ class Target(Protocol):
         """The artifact read back into the plan's terms."""
         ...
 
+    def covers(self, host: HostPlan, ctx: EmitContext) -> set[str]:
+        """Ids of the resources this target's artifacts carry (for the review report)."""
+        ...
+
     def sniff(self, data: bytes, name: str) -> bool: ...
 
     def inspect(self, data: bytes) -> Any:

@@ -86,6 +86,10 @@ class NetshTarget:
             tuple((g.group, g.profiles) for g in host.of_kind(FirewallRuleGroup)),
         )
 
+    def covers(self, host: HostPlan, ctx: EmitContext) -> set[str]:
+        return {r.id for r in host.of_kind(FirewallRule)} | {
+            g.id for g in host.of_kind(FirewallRuleGroup)}
+
     def read(self, data: bytes) -> NetshContent:
         return parse(data.decode("utf-8"))
 

@@ -141,6 +141,9 @@ class PowerShellTarget:
     def expected(self, host: HostPlan, ctx: EmitContext) -> dict[str, Any]:
         return host_data(host, ctx)
 
+    def covers(self, host: HostPlan, ctx: EmitContext) -> set[str]:
+        return {r.id for r in host.resources}  # the engine applies every resource
+
     def read(self, data: bytes) -> Any:
         return parse_data(_text(data))
 

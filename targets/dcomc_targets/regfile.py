@@ -196,6 +196,9 @@ class RegTarget:
             tuple(r.id for r, _ in planned.skipped),
         )
 
+    def covers(self, host: HostPlan, ctx: EmitContext) -> set[str]:
+        return {r.id for r, _ in _plan_ops(host, ctx).ops}
+
     def read(self, data: bytes) -> RegContent:
         return parse(decode_utf16(data, ".reg"))
 

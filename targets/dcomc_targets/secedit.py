@@ -106,6 +106,12 @@ class SeceditTarget:
             tuple(r.id for r, _ in planned.pending),
         )
 
+    def covers(self, host: HostPlan, ctx: EmitContext) -> set[str]:
+        planned = _plan(host)
+        pending = {r.id for r, _ in planned.pending}
+        return {r.id for r, *_ in planned.values} | {
+            r.id for r in host.of_kind(UserRight) if r.id not in pending}
+
     def read(self, data: bytes) -> InfContent:
         return parse(decode_utf16(data, "INF"))
 

@@ -265,6 +265,9 @@ class WixTarget:
         return WixContent(codes["product"], codes["upgrade"], version, accounts,
                           tuple(sorted(actions)), sequence, (*hidden, "DcomcApply"))
 
+    def covers(self, host: HostPlan, ctx: EmitContext) -> set[str]:
+        return {r.id for r in host.resources}  # the MSI runs the engine on every resource
+
     def read(self, data: bytes) -> WixContent:
         root = _xml(data)
         product = root.find(f"{{{WIX_NS}}}Product")

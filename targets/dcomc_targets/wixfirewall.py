@@ -94,6 +94,9 @@ class WixFirewallTarget:
         pending = tuple(r.id for r in host.of_kind(FirewallRule) if not _expressible(r))
         return WixFirewallContent(component_group_id(host.name), rules, pending)
 
+    def covers(self, host: HostPlan, ctx: EmitContext) -> set[str]:
+        return {r.id for r in host.of_kind(FirewallRule) if _expressible(r)}
+
     def read(self, data: bytes) -> WixFirewallContent:
         validate(data)
         return parse(data)

@@ -1,0 +1,106 @@
+"""The review report: self-contained HTML and Markdown naming every host, opening and lint."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from lxml import etree
+
+from dcomc import bundle
+from dcomc.model import FirewallRule, FirewallRuleGroup
+from dcomc.pipeline import Compiled, compile_file
+from dcomc.review import md_escape
+from dcomc_targets import Options
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def reports(compiled: Compiled) -> dict[str, bytes]:
+    files = bundle.emit(compiled, Options(), "site.yaml").files
+    return {"html": files["review.html"], "md": files["REVIEW.md"]}
+
+
+@pytest.mark.parametrize("name", ["plant7-workgroup.yaml", "plant9-domain.yaml"])
+def test_html_names_every_host_opening_and_lint(name: str) -> None:
+    compiled = compile_file(ROOT / "examples" / name)
+    html = reports(compiled)["html"]
+    doc = etree.fromstring(html, etree.HTMLParser())
+    text = " ".join(doc.itertext())
+    for host in compiled.plan.hosts:
+        assert doc.xpath(f"//h2[@id='host-{host.name}']"), host.name
+        for rule in host.of_kind(FirewallRule):
+            assert rule.name in text
+        for group in host.of_kind(FirewallRuleGroup):
+            assert group.group in text
+    for finding in compiled.findings:
+        assert finding.code in text and finding.message in text
+    assert doc.xpath("//svg//line"), "the flow diagram has arrows"
+    # self-contained: no script, stylesheet link, image or any external reference
+    assert not doc.xpath("//script | //link | //img | //iframe")
+    assert b"http://" not in html.replace(b'xmlns="http://www.w3.org/2000/svg"', b"")
+    assert b"https://" not in html
+
+
+def test_permission_matrix_and_secrets() -> None:
+    compiled = compile_file(ROOT / "examples" / "plant7-workgroup.yaml")
+    doc = etree.fromstring(reports(compiled)["html"], etree.HTMLParser())
+    heading = doc.xpath("//h3[text()='Permissions: AppID kepware']")[0]
+    table = heading.getnext()
+    rows = {r.xpath("string(td[1])"): [c.text for c in r.xpath("td")[1:]]
+            for r in table.xpath("tr[td]")}
+    assert rows["OPC Users (SID resolved on the PC)"] == ["✓"] * 6
+    section = " ".join(doc.xpath("//h2[@id='host-SCADA01']/following::p[1]//text()"))
+    assert "Passwords of: opcsvc, opcuser" in " ".join(doc.itertext())
+    assert section
+
+
+def test_markdown_has_the_same_content_and_escapes_values(tmp_path: Path) -> None:
+    spec = yaml.safe_load((ROOT / "examples" / "plant7-workgroup.yaml").read_text())
+    spec = copy.deepcopy(spec)
+    spec["accounts"]["groups"]["OPC `Users`_#1"] = spec["accounts"]["groups"].pop("OPC Users")
+    spec["servers"]["kepware"]["launch"] = {"OPC `Users`_#1": ["remote_launch"]}
+    spec["servers"]["kepware"]["access"] = {"OPC `Users`_#1": ["remote_access"]}
+    spec["machine"]["server"]["dcom"]["launch_limits"] = {"OPC `Users`_#1": ["remote_launch"]}
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    md = reports(compile_file(path))["md"].decode()
+    assert "OPC \\`Users\\`\\_\\#1" in md and "OPC `Users`" not in md
+    for line in md.splitlines():
+        if line.startswith("| ") and "Principal" not in line:
+            cells = line.count(" |")
+            assert cells >= 2, line
+    assert "## Host SCADA01 (10.7.3.10) — server" in md
+
+
+def test_md_escape() -> None:
+    assert md_escape("a|b`c*d_e<f>[g]\nh") == "a\\|b\\`c\\*d\\_e\\<f\\>\\[g\\] h"
+
+
+def test_review_renders_in_headless_chromium(tmp_path: Path) -> None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("DCOMC_REQUIRE_TOOLS"):
+            pytest.fail("chromium is required in CI but missing")
+        pytest.skip("chromium not installed")
+    from PIL import Image
+
+    html = tmp_path / "review.html"
+    html.write_bytes(reports(compile_file(ROOT / "examples" / "plant9-domain.yaml"))["html"])
+    png = tmp_path / "review.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+                    "--window-size=1280,1600", f"--screenshot={png}", html.as_uri()],
+                   capture_output=True, timeout=120, check=False)
+    assert png.is_file(), "chromium wrote no screenshot"
+    image = Image.open(png).convert("RGB")
+    colors = image.getcolors(maxcolors=1_000_000) or []
+    assert len(colors) > 20, "the page rendered blank"
+    dark = sum(count for count, (r, g, b) in colors if r + g + b < 200)
+    assert dark > 500, "no text on the page"
