@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 
 import click
 
-from dcomc import __version__, catalog
+from dcomc import __version__, catalog, lint
 from dcomc import sd as sdcodec
 from dcomc.diagnostics import CompileError, Diagnostics
 from dcomc.pipeline import Compiled, compile_file
@@ -42,12 +42,13 @@ def _fail(exc: CompileError) -> NoReturn:
     sys.exit(EXIT_INPUT)
 
 
-def _compile(path: Path, *, strict: bool = False) -> Compiled:
+def _compile(path: Path, *, strict: bool = False, show: bool = True) -> Compiled:
     try:
         compiled = compile_file(path, strict=strict)
     except CompileError as exc:
         _fail(exc)
-    _print_diagnostics(compiled.diagnostics)
+    if show:
+        _print_diagnostics(compiled.diagnostics)
     return compiled
 
 
@@ -103,17 +104,23 @@ def build(spec_path: Path, out: Path | None, strict: bool, replace_machine_limit
     from dcomc import bundle
     from dcomc_targets import msi
 
-    compiled = _compile(spec_path, strict=strict)
+    # --strict judges the lint warnings below, with everything else, in one list
+    compiled = _compile(spec_path, show=not strict)
     out = out or bundle.default_out(compiled.plan.site)
     refusal = bundle.check_out(out)
     if refusal.has_errors:
         _fail(CompileError(refusal))
     options = Options(strict=strict, replace_machine_limits=replace_machine_limits,
                       product_version=_product_version(product_version))
+    errors = Diagnostics()
+    if strict:  # every reason to refuse, at once: lint warnings and what the PC must resolve
+        lint.report(compiled.findings, errors, strict=True)
     try:
         result = bundle.emit(compiled, options, spec_path.name)
     except CompileError as exc:
-        _fail(exc)
+        errors.extend(exc.diagnostics)
+    if errors.has_errors:
+        _fail(CompileError(errors))
     request = None
     if not no_msi:
         if msi.missing_tools():

@@ -178,7 +178,7 @@ class _Host:
             layers.append((role_layer.model_dump(exclude_none=True), ("machine", role)))
         layers.append((ROLE_DEFAULTS[role], None))
         for data, base in layers:
-            found, value = _dig(data, keys)
+            found, value = dig(data, keys)
             if found:
                 return Setting(value, (*base, *keys) if base is not None else None)
         return Setting(None, None)
@@ -450,7 +450,8 @@ class _Firewall:
 # --- small pure helpers ---------------------------------------------------------------------
 
 
-def _dig(data: Any, keys: Iterable[str]) -> tuple[bool, Any]:
+def dig(data: Any, keys: Iterable[str]) -> tuple[bool, Any]:
+    """(found, value) at a key path in nested dicts."""
     node = data
     for key in keys:
         if not isinstance(node, dict) or key not in node:

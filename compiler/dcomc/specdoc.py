@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from dcomc.lower import ROLE_DEFAULTS
+from dcomc.lower import ROLE_DEFAULTS, dig
 from dcomc.spec import AccessRight, LaunchRight, Spec
 
 # A dotted path into a spec; map keys chosen by the user are placeholders such as `<host>`.
@@ -234,20 +234,11 @@ def _model_default(field: FieldInfo) -> str:
     return "not set" if value is None or value is PydanticUndefined else _value_text(value)
 
 
-def _dig(data: Any, keys: KeyPath) -> tuple[bool, Any]:
-    node = data
-    for key in keys:
-        if not isinstance(node, dict) or key not in node:
-            return False, None
-        node = node[key]
-    return True, node
-
-
 def role_defaults(keys: KeyPath) -> str:
     """The built-in default of `machine.<role>.<keys>` for each role."""
     parts = []
     for role, defaults in ROLE_DEFAULTS.items():
-        found, value = _dig(defaults, keys)
+        found, value = dig(defaults, keys)
         if found:
             text = _value_text(value)
         else:

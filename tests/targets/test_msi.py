@@ -22,18 +22,12 @@ from dcomc import bundle
 from dcomc.pipeline import compile_file
 from dcomc_targets import Options, msi
 from dcomc_targets.wix import ROLLBACK_TYPE, SEQUENCE
+from tools import require
 
 ROOT = Path(__file__).resolve().parents[2]
 PLANT7 = ROOT / "examples" / "plant7-workgroup.yaml"
 PLANT9 = ROOT / "examples" / "plant9-domain.yaml"
 SECRET = "Zq7-not-in-any-file"
-
-
-def require(ok: bool, what: str) -> None:
-    if not ok:
-        if os.environ.get("DCOMC_REQUIRE_TOOLS"):
-            pytest.fail(f"{what} is required in CI but missing")
-        pytest.skip(f"{what} not installed")
 
 
 def built(spec: Path, out: Path, version: str = "1.0.0") -> Path:

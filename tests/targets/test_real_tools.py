@@ -7,7 +7,6 @@ A missing tool skips locally; CI sets DCOMC_REQUIRE_TOOLS=1 so that it fails ins
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -18,17 +17,11 @@ from dcomc.pipeline import compile_file
 from dcomc_targets import EmitContext, Options
 from dcomc_targets.regfile import RegTarget, parse
 from dcomc_targets.secedit import SeceditTarget
+from tools import require
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted((ROOT / "examples").glob("*.yaml"))
 SYSTEM_PYTHON = "/usr/bin/python3"
-
-
-def require(ok: bool, what: str) -> None:
-    if not ok:
-        if os.environ.get("DCOMC_REQUIRE_TOOLS"):
-            pytest.fail(f"{what} is required in CI but missing")
-        pytest.skip(f"{what} not installed")
 
 
 def samba_available() -> bool:

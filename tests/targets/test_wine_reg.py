@@ -16,6 +16,7 @@ from dcomc.pipeline import compile_file
 from dcomc_targets import EmitContext, Options
 from dcomc_targets.base import decode_utf16
 from dcomc_targets.regfile import RegTarget, parse
+from tools import require
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = [("plant9-domain.yaml", "UTIL-SRV1"), ("plant7-workgroup.yaml", "SCADA01"),
@@ -24,10 +25,7 @@ CASES = [("plant9-domain.yaml", "UTIL-SRV1"), ("plant7-workgroup.yaml", "SCADA01
 
 @pytest.fixture(scope="module")
 def wine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    if shutil.which("wine") is None:
-        if os.environ.get("DCOMC_REQUIRE_TOOLS"):
-            pytest.fail("wine is required in CI but missing")
-        pytest.skip("wine not installed")
+    require(shutil.which("wine") is not None, "wine")
     prefix = tmp_path_factory.mktemp("wineprefix")
     env = {**os.environ, "WINEPREFIX": str(prefix), "WINEDEBUG": "-all"}
     subprocess.run(["wine", "wineboot", "-i"], env=env, capture_output=True, check=False,

@@ -38,6 +38,10 @@ def test_manifest_lists_every_artifact_with_its_hash(tmp_path: Path) -> None:
             data = (out / art["path"]).read_bytes()
             assert hashlib.sha256(data).hexdigest() == art["sha256"]
             listed.add(art["path"])
+    for report in manifest["review"]:
+        data = (out / report["path"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == report["sha256"]
+        listed.add(report["path"])
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     assert on_disk == listed | {"manifest.json"}
     kinds = {a["kind"] for a in manifest["hosts"]["HMI01"]["artifacts"]}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,6 +16,7 @@ from dcomc.model import FirewallRule, FirewallRuleGroup
 from dcomc.pipeline import Compiled, compile_file
 from dcomc.review import md_escape
 from dcomc_targets import Options
+from tools import require
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,10 +84,8 @@ def test_md_escape() -> None:
 
 def test_review_renders_in_headless_chromium(tmp_path: Path) -> None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        if os.environ.get("DCOMC_REQUIRE_TOOLS"):
-            pytest.fail("chromium is required in CI but missing")
-        pytest.skip("chromium not installed")
+    require(browser is not None, "chromium")
+    assert browser is not None
     from PIL import Image
 
     html = tmp_path / "review.html"
