@@ -230,3 +230,33 @@ def test_apply_js_feeds_passwords_through_stdin_only() -> None:
 def test_apply_js_fails_the_install_when_the_engine_fails() -> None:
     assert run_apply_js("a\tb\tc\tmsi", 2)["result"] == 3
     assert run_apply_js("too\tshort", 0)["result"] == 3
+
+
+def test_without_wixl_everything_else_is_built(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from dcomc.cli import main
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no wixl, no msitools
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["build", str(PLANT7), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert msi.INSTALL_HINT in result.output
+    assert (out / "SCADA01" / "wix" / "SCADA01.wxs").is_file()
+    assert (out / "SCADA01" / "powershell" / "SCADA01.psd1").is_file()
+    assert not list(out.rglob("*.msi"))
+    kinds = {a["kind"] for h in json.loads((out / "manifest.json").read_text())["hosts"].values()
+             for a in h["artifacts"]}
+    assert "msi" not in kinds and "wix-product" in kinds
+
+
+def test_no_msi_option_skips_silently(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dcomc.cli import main
+
+    result = CliRunner().invoke(main, ["build", str(PLANT9), "-o", str(tmp_path / "o"),
+                                       "--no-msi"])
+    assert result.exit_code == 0 and msi.INSTALL_HINT not in result.output
+    assert not list((tmp_path / "o").rglob("*.msi"))
