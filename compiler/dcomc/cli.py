@@ -265,3 +265,84 @@ def sd_encode(sddl: str) -> None:
     except sdcodec.SDError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_INPUT)
+
+
+@main.command("diff")
+@click.argument("old", type=click.Path(exists=True, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def diff_cmd(old: Path, new: Path, as_json: bool) -> None:
+    """Compare two plans, each a spec (.yaml) or a built bundle folder: hosts and resources
+    added (+), removed (-) and changed (~). Exit 0 when identical, 1 when they differ, 2 on
+    bad input."""
+    from dcomc import compare
+
+    try:
+        sides = [compare.load_side(path) for path in (old, new)]
+    except compare.InputError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INPUT)
+    except CompileError as exc:
+        _print_diagnostics(exc.diagnostics)
+        click.echo("error: a spec has errors; nothing compared", err=True)
+        sys.exit(EXIT_INPUT)
+    result = compare.diff(sides[0], sides[1])
+    if as_json:
+        click.echo(json.dumps(compare.diff_json(result), indent=2, ensure_ascii=False))
+    else:
+        click.echo(compare.diff_text(result), nl=False)
+    sys.exit(0 if result.identical else 1)
+
+
+@main.command("drift")
+@SPEC_ARG
+@click.argument("report_path", metavar="REPORT.json",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def drift_cmd(spec_path: Path, report_path: Path, as_json: bool) -> None:
+    """Compare a PC's report (`Invoke-DcomConfig.ps1 -Mode Report -Path x.json`) with its
+    host's plan: drifted, missing and extra resources, and a stale bundle. Exit 0 when there
+    is no drift, 1 when there is, 2 on bad input."""
+    from dcomc import compare
+
+    try:
+        report = compare.load_report(report_path)
+        compiled = compile_file(spec_path)
+        result = compare.drift(compiled, spec_path, report)
+    except compare.InputError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INPUT)
+    except CompileError as exc:
+        _print_diagnostics(exc.diagnostics)
+        click.echo("error: the spec has errors; nothing compared", err=True)
+        sys.exit(EXIT_INPUT)
+    if as_json:
+        click.echo(json.dumps(compare.drift_json(result), indent=2, ensure_ascii=False))
+    else:
+        click.echo(compare.drift_text(result), nl=False)
+    sys.exit(1 if result.has_drift else 0)
+
+
+@main.command("explain", context_settings={"ignore_unknown_options": True})
+@click.argument("code")
+@click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Point each cause at this spec's hosts and resources.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def explain_cmd(code: str, spec_path: Path | None, as_json: bool) -> None:
+    """Explain a DCOM error code (0x80070005, 80070005, 2147942405, -2147024891) or event id
+    (10036): its likely causes, where each shows in a plan, and what to check on the PC."""
+    from dcomc import explain
+
+    found = explain.lookup(code)
+    if found is None:
+        click.echo(f"error: unknown code {code!r}; known codes:", err=True)
+        for known in explain.known_codes():
+            click.echo(f"  {known}", err=True)
+        sys.exit(EXIT_INPUT)
+    compiled = _compile(spec_path) if spec_path else None
+    spec = str(spec_path) if spec_path else None
+    if as_json:
+        data = explain.explain_json(found[0], found[1], compiled, spec)
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        click.echo(explain.explain_text(found[0], found[1], compiled, spec), nl=False)

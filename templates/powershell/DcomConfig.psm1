@@ -1622,7 +1622,7 @@ function Invoke-DcomcConfiguration {
         Write-DcomcLog -Message ('{0} {1}: {2}' -f $(if ($result.Compliant) { 'OK     ' } else { 'DRIFTED' }), $result.Id, $result.Reason)
     }
     if ($Mode -eq 'Report') {
-        $report = @{ Site = $data.Site; Host = $data.Host; Computer = $env:COMPUTERNAME; Generator = $data.Generator; Time = (Get-Date).ToUniversalTime().ToString('o'); Resources = @($results | Select-Object -Property 'Id', 'Compliant', 'Reason', 'State') }
+        $report = @{ Site = $data.Site; Host = $data.Host; Computer = $env:COMPUTERNAME; Generator = $data.Generator; Spec = $data.Spec; SpecSha256 = $data.SpecSha256; Time = (Get-Date).ToUniversalTime().ToString('o'); Resources = @($results | Select-Object -Property 'Id', 'Compliant', 'Reason', 'State') }
         [IO.File]::WriteAllText($Path, (ConvertTo-Json -InputObject $report -Depth 12), (New-Object -TypeName Text.UTF8Encoding -ArgumentList $false))
     }
     if ($Mode -eq 'Test' -and @($results | Where-Object -FilterScript { -not $_.Compliant }).Count -gt 0) {
