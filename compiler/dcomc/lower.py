@@ -243,8 +243,8 @@ class _Host:
             app = _app_ref(key, server)
             base: NodePath = ("servers", key)
             level = server.authentication_level
-            self._appid(app, level, base, _aces(self, server.launch, "launch", (*base, "launch")),
-                        _aces(self, server.access, "access", (*base, "access")))
+            self._appid(app, level, base, _aces(self, server.launch, "launch"),
+                        _aces(self, server.access, "access"))
         if "server" in self.roles and self.setting("server", "opcenum").value:
             self._opcenum()
 
@@ -274,8 +274,8 @@ class _Host:
                      product.appid, product.bitness)
         level = self.setting("server", "dcom", "authentication_level")
         servers = [self.spec.servers[k] for k in self.host.servers]
-        launch = _union(_aces(self, s.launch, "launch", None) for s in servers)
-        access = _union(_aces(self, s.access, "access", None) for s in servers)
+        launch = _union(_aces(self, s.launch, "launch") for s in servers)
+        access = _union(_aces(self, s.access, "access") for s in servers)
         path = self.setting("server", "opcenum").path
         self._appid(app, str(level.value), path or ("hosts", self.name), launch, access)
 
@@ -320,7 +320,7 @@ class _Host:
             # every principal that may launch one of this host's servers.
             for key in self.host.servers:
                 server = self.spec.servers[key]
-                for ace in _aces(self, server.launch, "launch", None):
+                for ace in _aces(self, server.launch, "launch"):
                     yield ace.principal, ace.mask, ("servers", key, "launch")
             return
         for name, rights in (setting.value or {}).items():
@@ -460,8 +460,8 @@ def dig(data: Any, keys: Iterable[str]) -> tuple[bool, Any]:
     return True, node
 
 
-def _aces(host: _Host, mapping: Mapping[str, Sequence[str]], which: Literal["launch", "access"],
-          path: NodePath | None) -> tuple[AceSpec, ...]:
+def _aces(host: _Host, mapping: Mapping[str, Sequence[str]],
+          which: Literal["launch", "access"]) -> tuple[AceSpec, ...]:
     masks: dict[Principal, int] = {}
     for name, rights in mapping.items():
         principal = host.principal(name)
