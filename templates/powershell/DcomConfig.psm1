@@ -605,6 +605,16 @@ function ConvertTo-DcomcHolderSid {
     }
 }
 
+function ConvertTo-DcomcHolderText {
+    <# A holder for [Privilege Rights]: *SID for SIDs; a name Windows could not translate is
+       written back as it was exported, so that merging never loses or corrupts a holder. #>
+    param([Parameter(Mandatory = $true)] [string] $Holder)
+    if ($Holder -match '^S-1-[0-9-]+$') {
+        return '*' + $Holder
+    }
+    return $Holder
+}
+
 function Get-DcomcUserRight {
     param([Parameter(Mandatory = $true)] $Resource)
     $holders = @(Get-DcomcRightHolders -Right ([string] $Resource.Right) | ForEach-Object -Process { ConvertTo-DcomcHolderSid -Holder $_ })
@@ -630,7 +640,7 @@ function Set-DcomcRightHolders {
     try {
         $inf = Join-Path -Path $temp -ChildPath 'rights.inf'
         $lines = @('[Unicode]', 'Unicode=yes', '[Version]', 'signature="$CHICAGO$"', 'Revision=1',
-            '[Privilege Rights]', ('{0} = {1}' -f $Right, (($Sids | ForEach-Object -Process { '*' + $_ }) -join ',')))
+            '[Privilege Rights]', ('{0} = {1}' -f $Right, (($Sids | ForEach-Object -Process { ConvertTo-DcomcHolderText -Holder $_ }) -join ',')))
         Set-Content -LiteralPath $inf -Value $lines -Encoding Unicode
         $database = Join-Path -Path $temp -ChildPath 'rights.sdb'
         $null = & secedit.exe /configure /db $database /cfg $inf /areas USER_RIGHTS /quiet
