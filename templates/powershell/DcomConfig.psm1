@@ -634,7 +634,7 @@ function Test-DcomcUserRight {
 }
 
 function Set-DcomcRightHolders {
-    param([Parameter(Mandatory = $true)] [string] $Right, [Parameter(Mandatory = $true)] [string[]] $Sids)
+    param([Parameter(Mandatory = $true)] [string] $Right, [Parameter(Mandatory = $true)] [AllowEmptyCollection()] [string[]] $Sids)
     $temp = Join-Path -Path ([IO.Path]::GetTempPath()) -ChildPath ('dcomc-{0}' -f [guid]::NewGuid())
     $null = New-Item -ItemType Directory -Path $temp
     try {
