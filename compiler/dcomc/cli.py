@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -277,21 +279,34 @@ def diff_cmd(old: Path, new: Path, as_json: bool) -> None:
     bad input."""
     from dcomc import compare
 
-    try:
+    with _comparing():
         sides = [compare.load_side(path) for path in (old, new)]
+    result = compare.diff(sides[0], sides[1])
+    _show(as_json, compare.diff_json(result), compare.diff_text(result))
+    sys.exit(0 if result.identical else 1)
+
+
+@contextmanager
+def _comparing(what: str = "a spec") -> Iterator[None]:
+    """Bad input of diff and drift: a clear message and exit 2."""
+    from dcomc import compare
+
+    try:
+        yield
     except compare.InputError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_INPUT)
     except CompileError as exc:
         _print_diagnostics(exc.diagnostics)
-        click.echo("error: a spec has errors; nothing compared", err=True)
+        click.echo(f"error: {what} has errors; nothing compared", err=True)
         sys.exit(EXIT_INPUT)
-    result = compare.diff(sides[0], sides[1])
+
+
+def _show(as_json: bool, data: Any, text: str) -> None:
     if as_json:
-        click.echo(json.dumps(compare.diff_json(result), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        click.echo(compare.diff_text(result), nl=False)
-    sys.exit(0 if result.identical else 1)
+        click.echo(text, nl=False)
 
 
 @main.command("drift")
@@ -305,21 +320,11 @@ def drift_cmd(spec_path: Path, report_path: Path, as_json: bool) -> None:
     is no drift, 1 when there is, 2 on bad input."""
     from dcomc import compare
 
-    try:
+    with _comparing("the spec"):
         report = compare.load_report(report_path)
         compiled = compile_file(spec_path)
         result = compare.drift(compiled, spec_path, report)
-    except compare.InputError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_INPUT)
-    except CompileError as exc:
-        _print_diagnostics(exc.diagnostics)
-        click.echo("error: the spec has errors; nothing compared", err=True)
-        sys.exit(EXIT_INPUT)
-    if as_json:
-        click.echo(json.dumps(compare.drift_json(result), indent=2, ensure_ascii=False))
-    else:
-        click.echo(compare.drift_text(result), nl=False)
+    _show(as_json, compare.drift_json(result), compare.drift_text(result))
     sys.exit(1 if result.has_drift else 0)
 
 
