@@ -1,4 +1,4 @@
-"""Benchmark (issue 3): build every artifact of a generated site of N hosts.
+"""Benchmark (issue 3): build every artifact (but the MSIs) of a generated site of N hosts.
 
 Targets: 1,000 hosts in under 10 s on the 2-core machine, peak memory under 300 MB, and the time
 per host within 1.5x from 10 to 1,000 hosts. Each size runs in a fresh process so that its peak

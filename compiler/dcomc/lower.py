@@ -102,8 +102,9 @@ class Setting:
 
 def lower(spec: Spec, loaded: Loaded) -> SitePlan:
     site_addresses = site_scope(h.address for h in spec.hosts.values())
+    resolver = Resolver(spec)  # one for the site: its lookup tables do not depend on the host
     hosts = tuple(
-        _Host(spec, loaded, name, host, site_addresses).plan()
+        _Host(spec, loaded, name, host, site_addresses, resolver).plan()
         for name, host in sorted(spec.hosts.items(), key=lambda kv: kv[0].casefold())
     )
     s = spec.site
@@ -131,11 +132,12 @@ class _Host:
     """Lowers one host. Methods named after the guide chapters they implement."""
 
     def __init__(
-        self, spec: Spec, loaded: Loaded, name: str, host: Host, site: tuple[str, ...]
+        self, spec: Spec, loaded: Loaded, name: str, host: Host, site: tuple[str, ...],
+        resolver: Resolver,
     ) -> None:
         self.spec, self.loaded, self.name, self.host = spec, loaded, name, host
         self.site_addresses = site
-        self.res = Resolver(spec)
+        self.res = resolver
         roles: list[Role] = []
         if host.servers:
             roles.append("server")
@@ -143,6 +145,7 @@ class _Host:
             roles.append("client")
         self.roles = tuple(roles)
         self.out: list[Resource] = []
+        self._layer_cache: dict[Role, list[tuple[Any, NodePath | None]]] = {}
 
     def plan(self) -> HostPlan:
         for step in (self._accounts, self._service_identity, self._appids, self._machine_dcom,
@@ -168,16 +171,22 @@ class _Host:
             raise AssertionError(f"unresolved principal {name!r} after checking")
         return found
 
+    def _layers(self, role: Role) -> list[tuple[Any, NodePath | None]]:
+        """First found wins: host override, machine.<role>, built-in defaults (dumped once)."""
+        if role not in self._layer_cache:
+            layers: list[tuple[Any, NodePath | None]] = []
+            if self.host.machine is not None:
+                layers.append((self.host.machine.model_dump(exclude_none=True),
+                               ("hosts", self.name, "machine")))
+            role_layer = getattr(self.spec.machine, role)
+            if role_layer is not None:
+                layers.append((role_layer.model_dump(exclude_none=True), ("machine", role)))
+            layers.append((ROLE_DEFAULTS[role], None))
+            self._layer_cache[role] = layers
+        return self._layer_cache[role]
+
     def setting(self, role: Role, *keys: str) -> Setting:
-        layers: list[tuple[Any, NodePath | None]] = []
-        if self.host.machine is not None:
-            layers.append((self.host.machine.model_dump(exclude_none=True),
-                           ("hosts", self.name, "machine")))
-        role_layer = getattr(self.spec.machine, role)
-        if role_layer is not None:
-            layers.append((role_layer.model_dump(exclude_none=True), ("machine", role)))
-        layers.append((ROLE_DEFAULTS[role], None))
-        for data, base in layers:
+        for data, base in self._layers(role):
             found, value = dig(data, keys)
             if found:
                 return Setting(value, (*base, *keys) if base is not None else None)

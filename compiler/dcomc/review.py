@@ -37,6 +37,7 @@ MATRIX = (
     ("Local activation", "launch", 0x08), ("Remote activation", "launch", 0x10),
     ("Local access", "access", 0x02), ("Remote access", "access", 0x04),
 )  # fmt: skip
+MAX_PAIR_ARROWS = 64  # above this many client/server pairs the diagram draws a bus
 TARGET_LABELS = {"reg": ".reg", "secedit": ".inf", "netsh": "netsh", "wixfirewall": "WiX fw",
                  "powershell": "PowerShell", "wix": "MSI"}
 
@@ -57,7 +58,10 @@ class HostView:
 
 def build_view(plan: SitePlan, ctx: EmitContext, findings: list[Finding],
                files: dict[str, bytes]) -> dict[str, Any]:
-    hosts = [_host(host, ctx, findings, files) for host in plan.hosts]
+    by_host: dict[str, list[tuple[str, bytes]]] = {}
+    for rel, data in sorted(files.items()):  # group once: per-host scans would be quadratic
+        by_host.setdefault(rel.split("/", 1)[0], []).append((rel, data))
+    hosts = [_host(host, ctx, findings, by_host.get(host.name, [])) for host in plan.hosts]
     return {
         "site": plan.site, "description": plan.description or "", "identity": plan.identity,
         "domain": plan.domain or "", "generator": f"dcomc {ctx.version}",
@@ -71,7 +75,7 @@ def build_view(plan: SitePlan, ctx: EmitContext, findings: list[Finding],
 
 
 def _host(host: HostPlan, ctx: EmitContext, findings: list[Finding],
-          files: dict[str, bytes]) -> HostView:
+          files: list[tuple[str, bytes]]) -> HostView:
     view = HostView(host.name, host.address, host.roles)
     carriers = {t.name: t.covers(host, ctx) for t in TARGETS}
     for r in host.resources:
@@ -88,9 +92,8 @@ def _host(host: HostPlan, ctx: EmitContext, findings: list[Finding],
     view.manual = _manual(host)
     view.lints = [_lint(f, ctx.spec_name) for f in findings
                   if f.host and host.name in f.host.split(", ")]
-    prefix = f"{host.name}/"
     view.artifacts = [{"path": rel, "sha256": hashlib.sha256(data).hexdigest()}
-                      for rel, data in sorted(files.items()) if rel.startswith(prefix)]
+                      for rel, data in files]
     return view
 
 
@@ -153,10 +156,18 @@ def _diagram(plan: SitePlan) -> dict[str, Any]:
              for i, n in enumerate(clients)]
     boxes += [{"name": n, "x": 460, "y": top + i * row, "side": "server"}
               for i, n in enumerate(servers)]
-    flows = [{"x1": 200, "y1": top + i * row + 14, "x2": 460, "y2": top + j * row + 14}
-             for i in range(len(clients)) for j in range(len(servers))
-             if clients[i] != servers[j]]
-    return {"width": 660, "height": height, "boxes": boxes, "flows": flows}
+    if len(clients) * len(servers) <= MAX_PAIR_ARROWS:
+        flows = [{"x1": 200, "y1": top + i * row + 14, "x2": 460, "y2": top + j * row + 14}
+                 for i in range(len(clients)) for j in range(len(servers))
+                 if clients[i] != servers[j]]
+        return {"width": 660, "height": height, "boxes": boxes, "flows": flows, "bus": None}
+    # A large site: one arrow per host to a shared bus, so the page grows linearly.
+    flows = [{"x1": 200, "y1": top + i * row + 14, "x2": 330, "y2": top + i * row + 14}
+             for i in range(len(clients))]
+    flows += [{"x1": 330, "y1": top + j * row + 14, "x2": 460, "y2": top + j * row + 14}
+              for j in range(len(servers))]
+    bus = {"x": 330, "y1": top + 10, "y2": height - 20}
+    return {"width": 660, "height": height, "boxes": boxes, "flows": flows, "bus": bus}
 
 
 # --- rendering ---------------------------------------------------------------------------------

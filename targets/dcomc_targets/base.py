@@ -3,6 +3,7 @@ the byte formats (UTF-16LE with BOM and CRLF for the Windows-native text formats
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -106,6 +107,22 @@ def decode_utf16(data: bytes, what: str) -> str:
     if not data.startswith(BOM_UTF16LE):
         raise ValueError(f"{what}: not UTF-16LE with BOM")
     return data[len(BOM_UTF16LE) :].decode("utf-16-le")
+
+
+def listed_ids(bodies: Iterable[str], title: str) -> tuple[str, ...]:
+    """The resource ids an artifact lists under `title` in a comment block: the comment
+    bodies (text after the comment marker) right after the title, indented three spaces,
+    each `id: why`. Any other body ends the block; pass "" for a line that is no comment."""
+    out: list[str] = []
+    inside = False
+    for body in bodies:
+        if body.strip() == title:
+            inside = True
+        elif inside and body.startswith("   ") and ": " in body:
+            out.append(body.strip().split(": ", 1)[0])
+        else:
+            inside = False
+    return tuple(out)
 
 
 def text_lines(text: str) -> list[str]:

@@ -34,6 +34,7 @@ from dcomc_targets.base import (
     Artifact,
     EmitContext,
     decode_utf16,
+    listed_ids,
     text_lines,
     utf16_crlf,
 )
@@ -304,15 +305,13 @@ def parse(text: str) -> RegContent:
     if not lines or lines[0] != HEADER:
         raise ValueError(".reg: missing 'Windows Registry Editor Version 5.00' header")
     ops: list[RegOp] = []
-    pending: list[str] = []
-    skipped: list[str] = []
-    block: list[str] | None = None
+    bodies: list[str] = []  # comment text, "" for other lines (they end a comment block)
     key: str | None = None
     for line in _logical_lines(lines[1:]):
         if line.startswith(";"):
-            block = _comment(line, block, pending, skipped)
+            bodies.append(line[1:])
             continue
-        block = None
+        bodies.append("")
         if not line.strip():
             continue
         if line.startswith("["):
@@ -321,7 +320,8 @@ def parse(text: str) -> RegContent:
         if key is None:
             raise ValueError(f".reg: value outside a key: {line[:40]!r}")
         ops.append(_value_line(key, line))
-    return RegContent(tuple(sorted(ops)), tuple(pending), tuple(skipped))
+    return RegContent(tuple(sorted(ops)), listed_ids(bodies, PENDING_TITLE),
+                      listed_ids(bodies, SKIPPED_TITLE))
 
 
 def _logical_lines(lines: list[str]) -> Iterator[str]:
@@ -337,19 +337,6 @@ def _logical_lines(lines: list[str]) -> Iterator[str]:
         yield line
     if buffer:
         raise ValueError(".reg: file ends inside a continued line")
-
-
-def _comment(line: str, block: list[str] | None, pending: list[str],
-             skipped: list[str]) -> list[str] | None:
-    body = line[1:].strip()
-    if body == PENDING_TITLE:
-        return pending
-    if body == SKIPPED_TITLE:
-        return skipped
-    if block is not None and line.startswith(";   ") and ": " in body:
-        block.append(body.split(": ", 1)[0])
-        return block
-    return None
 
 
 def _key_line(line: str) -> str:

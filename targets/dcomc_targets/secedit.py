@@ -22,6 +22,7 @@ from dcomc_targets.base import (
     Artifact,
     EmitContext,
     decode_utf16,
+    listed_ids,
     text_lines,
     utf16_crlf,
 )
@@ -219,14 +220,5 @@ def _right(line: str) -> tuple[str, tuple[str, ...]]:
 
 
 def _pending(version: list[str]) -> tuple[str, ...]:
-    out: list[str] = []
-    inside = False
-    for line in version:
-        body = line[1:].strip() if line.startswith(";") else ""
-        if body == PENDING_TITLE:
-            inside = True
-        elif inside and line.startswith(";   ") and ": " in body:
-            out.append(body.split(": ", 1)[0])
-        else:
-            inside = False
-    return tuple(out)
+    return listed_ids((line[1:] if line.startswith(";") else "" for line in version),
+                      PENDING_TITLE)

@@ -21,7 +21,7 @@ from typing import Any
 from lxml import etree
 
 from dcomc.model import FirewallRule, HostPlan
-from dcomc_targets.base import Artifact, EmitContext, templates_dir
+from dcomc_targets.base import Artifact, EmitContext, listed_ids, templates_dir
 from dcomc_targets.quoting import msi_formatted, msi_unformatted, wix_id
 
 WIX_NS = "http://schemas.microsoft.com/wix/2006/wi"
@@ -205,19 +205,8 @@ def _read_exception(exc: etree._Element) -> WixRule:
 
 
 def _pending(root: etree._Element) -> tuple[str, ...]:
-    out: list[str] = []
-    inside = False
-    for node in root:
-        if not isinstance(node, etree._Comment):
-            continue
-        text = str(node.text or "")
-        if text.strip() == PENDING_TITLE:
-            inside = True
-        elif inside and text.startswith("   ") and ": " in text:
-            out.append(text.strip().split(": ", 1)[0])
-        else:
-            inside = False
-    return tuple(out)
+    comments = (str(node.text or "") for node in root if isinstance(node, etree._Comment))
+    return listed_ids(comments, PENDING_TITLE)
 
 
 def _rule_json(rule: WixRule) -> dict[str, Any]:
