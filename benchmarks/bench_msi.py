@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_build import generate  # noqa: E402
+from bench_build import generate
 
 
 def bare_wixl(host_dir: Path, host: str, runs: int = 5) -> float:
@@ -46,8 +46,8 @@ def main() -> None:
         spec.write_text(yaml.safe_dump(generate(hosts)), encoding="utf-8")
         start = time.perf_counter()
         compiled = compile_file(spec)
-        result = bundle.emit(compiled, Options(), spec.name)
-        bundle.write(result, Path(tmp) / "out", bundle.MsiRequest("1.0.0"))
+        result = bundle.build(compiled, Options(), spec.name, Path(tmp) / "out",
+                              bundle.MsiRequest("1.0.0"))
         whole = time.perf_counter() - start
         first = next(iter(result.manifest["hosts"]))
         one = bare_wixl(Path(tmp) / "out" / first, first)

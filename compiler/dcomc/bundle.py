@@ -14,7 +14,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 from dcomc import __version__, review
 from dcomc.diagnostics import CompileError, Diagnostics, Span
 from dcomc.pipeline import Compiled
-from dcomc_targets import TARGETS, Artifact, EmitContext, Options, msi
+from dcomc_targets import TARGETS, EmitContext, Options, msi
 
 MANIFEST = "manifest.json"
 
@@ -36,32 +37,43 @@ class Bundle:
 
 
 def emit(compiled: Compiled, options: Options, spec_name: str) -> Bundle:
-    """Run every target on every host; raises CompileError if --strict found something."""
+    """Run every target on every host, in memory; raises CompileError if --strict found
+    something."""
+    return _emit(compiled, options, spec_name, None)
+
+
+def _emit(compiled: Compiled, options: Options, spec_name: str,
+          land: Callable[[str, dict[str, bytes], bool], None] | None) -> Bundle:
+    """Emit host by host; `land(host, files, ok)` gets each host's files as soon as they exist
+    (`ok` is False once an error is known: nothing may be built from them), so that writing
+    and MSI building overlap with the emission of the next hosts."""
     ctx = EmitContext(compiled.plan, options, spec_name, compiled.sha256)
     files: dict[str, bytes] = {}
     hosts: dict[str, Any] = {}
     for host in compiled.plan.hosts:
-        artifacts: list[Artifact] = []
-        for target in TARGETS:
-            artifacts += target.emit(host, ctx)
-        entries = []
-        for art in artifacts:
-            path = f"{host.name}/{art.path}"
-            files[path] = art.data
-            entries.append({"kind": art.kind, "path": path,
-                            "sha256": hashlib.sha256(art.data).hexdigest()})
+        own = {f"{host.name}/{art.path}": art for target in TARGETS
+               for art in target.emit(host, ctx)}
         hosts[host.name] = {"address": host.address, "roles": list(host.roles),
-                            "artifacts": entries}
+                            "artifacts": [{"kind": art.kind, "path": path,
+                                           "sha256": _sha256(art.data)}
+                                          for path, art in own.items()]}
+        files.update((path, art.data) for path, art in own.items())
+        if land is not None:
+            land(host.name, {path: art.data for path, art in own.items()},
+                 not ctx.diagnostics.has_errors)
     if ctx.diagnostics.has_errors:
         raise CompileError(ctx.diagnostics)
     reports = review.render(review.build_view(compiled.plan, ctx, compiled.findings, files))
     files.update(reports)
     manifest = _manifest(compiled, spec_name, hosts)
-    manifest["review"] = [{"kind": "review", "path": name,
-                           "sha256": hashlib.sha256(data).hexdigest()}
+    manifest["review"] = [{"kind": "review", "path": name, "sha256": _sha256(data)}
                           for name, data in sorted(reports.items())]
     files[MANIFEST] = _manifest_bytes(manifest)
     return Bundle(files, manifest)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
@@ -97,27 +109,36 @@ def check_out(out: Path) -> Diagnostics:
     return diags
 
 
-def write(bundle: Bundle, out: Path, msis: MsiRequest | None = None) -> None:
-    """Write the bundle to OUT atomically (temporary folder beside OUT, then rename); with
-    `msis`, build every host's MSI inside the temporary folder first."""
-    out = out.absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _sweep(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        folders: set[Path] = set()
-        for rel, data in sorted(bundle.files.items()):
-            path = tmp / rel
-            if path.parent not in folders:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                folders.add(path.parent)
-            path.write_bytes(data)
-        if msis is not None:
-            _build_msis(bundle, tmp, msis)
-        _swap(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def write(bundle: Bundle, out: Path) -> None:
+    """Write an in-memory bundle to OUT atomically."""
+    with _staging(out) as tmp:
+        _write_files(tmp, bundle.files)
+
+
+def build(compiled: Compiled, options: Options, spec_name: str, out: Path,
+          msis: MsiRequest | None = None) -> Bundle:
+    """Emit and write the bundle to OUT atomically; with `msis`, each host's MSI is built as
+    soon as its files are written, in parallel with the emission of the next hosts (wixl runs
+    are most of a build's time). Raises CompileError (nothing written) like `emit`."""
+    with _staging(out) as tmp, ExitStack() as stack:
+        builds = None if msis is None else stack.enter_context(msi.Builds(
+            tmp, compiled.plan.site, msis.version, compiled.sha256, msis.progress))
+
+        def land(host: str, files: dict[str, bytes], ok: bool) -> None:
+            _write_files(tmp, files)
+            if builds is not None and ok:
+                builds.submit(host)
+
+        result = _emit(compiled, options, spec_name, land)
+        _write_files(tmp, {rel: data for rel, data in result.files.items() if "/" not in rel})
+        if builds is not None:
+            for host, path in builds.results().items():
+                result.manifest["hosts"][host]["artifacts"].append({
+                    "kind": "msi", "path": f"{host}/{path.name}",
+                    "sha256": _sha256(path.read_bytes())})
+            result.files[MANIFEST] = _manifest_bytes(result.manifest)
+            (tmp / MANIFEST).write_bytes(result.files[MANIFEST])
+    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,16 +147,30 @@ class MsiRequest:
     progress: Callable[[str], None] | None = None
 
 
-def _build_msis(bundle: Bundle, tmp: Path, request: MsiRequest) -> None:
-    manifest = bundle.manifest
-    hosts = list(manifest["hosts"])
-    built = msi.build_all(tmp, manifest["site"], hosts, request.version,
-                          manifest["spec"]["sha256"], request.progress)
-    for host, path in built.items():
-        manifest["hosts"][host]["artifacts"].append({
-            "kind": "msi", "path": f"{host}/{path.name}",
-            "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
-    (tmp / MANIFEST).write_bytes(_manifest_bytes(manifest))
+@contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    """A temporary folder beside OUT that replaces OUT when the block succeeds and is removed
+    when it fails (or is interrupted): the previous OUT survives any failure."""
+    out = out.absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _sweep(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+        _swap(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _write_files(root: Path, files: dict[str, bytes]) -> None:
+    folders: set[Path] = set()
+    for rel, data in sorted(files.items()):
+        path = root / rel
+        if path.parent not in folders:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            folders.add(path.parent)
+        path.write_bytes(data)
 
 
 def _swap(tmp: Path, out: Path) -> None:

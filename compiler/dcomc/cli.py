@@ -117,23 +117,24 @@ def build(spec_path: Path, out: Path | None, strict: bool, replace_machine_limit
     errors = Diagnostics()
     if strict:  # every reason to refuse, at once: lint warnings and what the PC must resolve
         lint.report(compiled.findings, errors, strict=True)
-    try:
-        result = bundle.emit(compiled, options, spec_path.name)
-    except CompileError as exc:
-        errors.extend(exc.diagnostics)
-    if errors.has_errors:
-        _fail(CompileError(errors))
     request = None
-    if not no_msi:
+    if not no_msi and not errors.has_errors:
         if msi.missing_tools():
             click.echo(msi.INSTALL_HINT, err=True)
         else:
             request = bundle.MsiRequest(options.product_version)
     try:
-        _write_with_progress(bundle, result, out, request, len(compiled.plan.hosts))
+        if errors.has_errors:  # refused already: emit in memory only, for the rest of the list
+            result = bundle.emit(compiled, options, spec_path.name)
+        else:
+            result = _build_with_progress(bundle, compiled, options, spec_path.name, out, request)
+    except CompileError as exc:
+        errors.extend(exc.diagnostics)
     except msi.MsiError as exc:
         click.echo(f"error: {exc}; nothing written", err=True)
         sys.exit(1)
+    if errors.has_errors:
+        _fail(CompileError(errors))
     count = sum(len(h["artifacts"]) for h in result.manifest["hosts"].values())
     click.echo(f"wrote {out}: {len(compiled.plan.hosts)} hosts, {count} artifacts")
 
@@ -148,16 +149,17 @@ def _product_version(text: str) -> str:
     return text
 
 
-def _write_with_progress(bundle: Any, result: Any, out: Path, request: Any, hosts: int) -> None:
+def _build_with_progress(bundle: Any, compiled: Any, options: Options, spec_name: str,
+                         out: Path, request: Any) -> Any:
     from rich.progress import Progress
 
     if request is None:
-        bundle.write(result, out)
-        return
+        return bundle.build(compiled, options, spec_name, out)
+    hosts = len(compiled.plan.hosts)
     with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("building MSIs", total=hosts)
         request = bundle.MsiRequest(request.version, lambda _host: progress.advance(task))
-        bundle.write(result, out, request)
+        return bundle.build(compiled, options, spec_name, out, request)
 
 
 @main.command("inspect")

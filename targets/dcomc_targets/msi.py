@@ -1,12 +1,12 @@
-"""MSI per host: built from the WiX project with wixl, patched with msibuild, read back with
+"""MSI per host: built from the WiX project with wixl, patched in place (msidb), read back with
 msiinfo (msitools). See wixl-notes for every workaround below.
 
 - strict: `G_DEBUG=fatal-warnings` turns wixl's silently dropped rows into a failure;
 - relative `Source` paths, wixl run with `cwd` = the host folder;
 - the rollback action's type patched to 3442 (wixl writes an immediate action);
 - byte-reproducible: payload mtimes fixed, SummaryInformation PackageCode and dates rewritten
-  (`SOURCE_DATE_EPOCH`, else a fixed date), `TZ=UTC` (msibuild reads times as local time).
-Hosts build in parallel, one wixl process per core.
+  (`SOURCE_DATE_EPOCH`, else a fixed date).
+Hosts build in parallel, one wixl process per core, each as soon as its files are written.
 """
 
 from __future__ import annotations
@@ -15,20 +15,21 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
+from types import TracebackType
 
-from dcomc_targets.wix import ROLLBACK_TYPE, payload_files, product_codes
+from dcomc_targets import msidb
+from dcomc_targets.wix import ROLLBACK_TYPE, WIXL_ROLLBACK_TYPES, payload_files, product_codes
 
-TOOLS = ("wixl", "msibuild", "msidump", "msiinfo")
+TOOLS = ("wixl",)  # msiinfo (msitools) only reads MSIs back: `dcomc inspect` and the tests
 DEFAULT_EPOCH = 946684800  # 2000-01-01T00:00:00Z: fixed, so builds match without SOURCE_DATE_EPOCH
 INSTALL_HINT = "wixl not found: MSIs skipped (apt-get install wixl msitools)"
 
 
 class MsiError(RuntimeError):
-    """wixl or msitools failed; the message carries the tool's own output."""
+    """wixl failed, or its MSI is not what the patch expects; the message says which."""
 
 
 def missing_tools() -> list[str]:
@@ -39,55 +40,61 @@ def build_epoch() -> int:
     return int(os.environ.get("SOURCE_DATE_EPOCH", DEFAULT_EPOCH))
 
 
-def _run(args: list[str], cwd: Path) -> None:
-    env = {**os.environ, "G_DEBUG": "fatal-warnings", "TZ": "UTC"}
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise MsiError(f"{' '.join(args[:3])} failed ({proc.returncode}): "
-                       f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
-
-
 def build_host(host_dir: Path, site: str, host: str, version: str, spec_sha: str) -> Path:
     """Build `<host_dir>/<host>.msi` from the host folder's wix/ project; returns its path."""
     epoch = build_epoch()
     payload = [host_dir / f.source for f in payload_files(host)]
     for path in [*payload, *sorted((host_dir / "wix").iterdir())]:
         os.utime(path, (epoch, epoch))  # the cab stores payload times
-    msi = f"{host}.msi"
-    _run(["wixl", "-a", "x64", "-o", msi, f"wix/{host}.wxs", "wix/DcomConfig.wxs"], host_dir)
+    msi = host_dir / f"{host}.msi"
+    args = ["wixl", "-a", "x64", "-o", msi.name, f"wix/{host}.wxs", "wix/DcomConfig.wxs"]
+    proc = subprocess.run(args, cwd=host_dir, env={**os.environ, "G_DEBUG": "fatal-warnings"},
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise MsiError(f"{host}: wixl failed ({proc.returncode}): "
+                       f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
     package = product_codes(site, host, version, spec_sha)["package"]
-    _patch(host_dir / msi, package, epoch)
-    return host_dir / msi
+    try:
+        msidb.patch(msi, "DcomcApplyRollback", WIXL_ROLLBACK_TYPES, ROLLBACK_TYPE, package, epoch)
+    except msidb.MsiPatchError as exc:
+        raise MsiError(f"{host}: {exc}") from exc
+    return msi
 
 
-def _patch(msi: Path, package: str, epoch: int) -> None:
-    """One msibuild call: the rollback action's type, then the SummaryInformation properties
-    wixl makes random or time-dependent (PackageCode, created, last saved); msibuild merges
-    the given properties into the stream and keeps the others."""
-    stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.gmtime(epoch))
-    rows = [("9", package), ("12", stamp), ("13", stamp)]
-    idt = "PropertyId\tValue\r\ni2\tl255\r\n_SummaryInformation\tPropertyId\r\n" + "".join(
-        f"{pid}\t{value}\r\n" for pid, value in rows)
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "_SummaryInformation.idt").write_bytes(idt.encode("ascii"))
-        _run(["msibuild", str(msi.resolve()),
-              "-q", f"UPDATE `CustomAction` SET `Type`={ROLLBACK_TYPE} "
-                    "WHERE `Action`='DcomcApplyRollback'",
-              "-i", "_SummaryInformation.idt"], Path(tmp))
+class Builds:
+    """Host MSIs building in parallel, one wixl per core, while the caller goes on emitting.
+    Leaving the block early (an error) cancels what has not started and waits for the rest."""
 
+    def __init__(self, out: Path, site: str, version: str, spec_sha: str,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self._args = (out, site, version, spec_sha)
+        self._progress = progress
+        self._pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
+        self._futures: dict[str, Future[Path]] = {}
 
-def build_all(out: Path, site: str, hosts: list[str], version: str, spec_sha: str,
-              progress: Callable[[str], None] | None = None) -> dict[str, Path]:
-    """Build every host's MSI in parallel (one wixl per core); raises MsiError on a failure."""
-    workers = max(1, os.cpu_count() or 1)
-    results: dict[str, Path] = {}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(build_host, out / h, site, h, version, spec_sha): h for h in hosts}
-        for future, host in futures.items():
-            results[host] = future.result()
-            if progress:
-                progress(host)
-    return results
+    def submit(self, host: str) -> None:
+        out, site, version, spec_sha = self._args
+        future = self._pool.submit(build_host, out / host, site, host, version, spec_sha)
+        if self._progress is not None:  # from the worker thread: rich's Progress is thread-safe
+            future.add_done_callback(lambda done: self._done(host, done))
+        self._futures[host] = future
+
+    def _done(self, host: str, future: Future[Path]) -> None:
+        if self._progress is not None and not future.cancelled() and future.exception() is None:
+            self._progress(host)
+
+    def results(self) -> dict[str, Path]:
+        """Every host's MSI; raises the first failure (MsiError)."""
+        for future in as_completed(self._futures.values()):
+            future.result()
+        return {host: future.result() for host, future in self._futures.items()}
+
+    def __enter__(self) -> Builds:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --- reader ------------------------------------------------------------------------------------

@@ -44,17 +44,33 @@ _WRAPPERS = frozenset({
 # --- plan → data -------------------------------------------------------------------------------
 
 
+@cache
 def pascal(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
 
 
+_FIELDS: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def _fields(cls: type) -> tuple[tuple[str, str], ...]:
+    """(field, PascalCase key) of a dataclass, looked up once per class."""
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = tuple((f.name, pascal(f.name)) for f in dataclasses.fields(cls))
+    return found
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def to_data(value: Any) -> Any:
     """IR values as plain data with PascalCase keys (the engine's vocabulary)."""
+    if type(value) in _PLAIN:  # most values: tested first, by exact type (StrEnum is a str)
+        return value
     if isinstance(value, AceSpec):
         return {"Principal": to_data(value.principal), "Mask": value.mask}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {pascal(f.name): to_data(getattr(value, f.name))
-                for f in dataclasses.fields(value)}
+        return {key: to_data(getattr(value, name)) for name, key in _fields(type(value))}
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, tuple | list):
@@ -72,7 +88,8 @@ def resource_data(resource: Resource, spec_name: str) -> dict[str, Any]:
         # the spec's file name only: the same spec gives the same bytes from any folder
         "Source": f"{spec_name}:{span.line}:{span.col}" if span else None,
     }
-    return head | {pascal(k): to_data(v) for k, v in resource.fields_dict().items()}
+    return head | {key: to_data(getattr(resource, name)) for name, key in _fields(type(resource))
+                   if name not in ("id", "prov")}
 
 
 def host_data(host: HostPlan, ctx: EmitContext) -> dict[str, Any]:
@@ -94,29 +111,39 @@ def host_data(host: HostPlan, ctx: EmitContext) -> dict[str, Any]:
 
 def render(value: Any, indent: int = 0) -> str:
     """A PowerShell literal for plain data; strings only through ps_quote."""
-    pad = "    " * (indent + 1)
-    end = "    " * indent
-    if isinstance(value, dict):
-        if not value:
-            return "@{}"
-        body = "".join(f"{pad}{_key(k)} = {render(v, indent + 1)}\n" for k, v in value.items())
-        return "@{\n" + body + end + "}"
-    if isinstance(value, list):
-        if not value:
-            return "@()"
-        body = "".join(f"{pad}{render(v, indent + 1)}\n" for v in value)
-        return "@(\n" + body + end + ")"
-    if isinstance(value, bool):
-        return "$true" if value else "$false"
-    if value is None:
-        return "$null"
-    if isinstance(value, int):
-        return str(value)
+    out: list[str] = []
+    _render(value, indent, out)
+    return "".join(out)
+
+
+def _render(value: Any, indent: int, out: list[str]) -> None:
+    """Append the literal of `value` to `out` (one list for the whole file: nested literals
+    are not joined level by level)."""
     if isinstance(value, str):
-        return ps_quote(value)
-    raise TypeError(f"no PowerShell literal for {type(value).__name__}")
+        out.append(ps_quote(value))
+    elif isinstance(value, dict | list):
+        if not value:
+            out.append("@{}" if isinstance(value, dict) else "@()")
+            return
+        pad = "    " * (indent + 1)
+        out.append("@{\n" if isinstance(value, dict) else "@(\n")
+        items = value.items() if isinstance(value, dict) else ((None, v) for v in value)
+        for key, item in items:
+            out.append(pad if key is None else f"{pad}{_key(key)} = ")
+            _render(item, indent + 1, out)
+            out.append("\n")
+        out.append("    " * indent + ("}" if isinstance(value, dict) else ")"))
+    elif isinstance(value, bool):
+        out.append("$true" if value else "$false")
+    elif value is None:
+        out.append("$null")
+    elif isinstance(value, int):
+        out.append(str(value))
+    else:
+        raise TypeError(f"no PowerShell literal for {type(value).__name__}")
 
 
+@cache
 def _key(key: str) -> str:
     if key.isidentifier() and key.isascii():
         return key

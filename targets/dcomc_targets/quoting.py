@@ -70,10 +70,13 @@ PS_SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
 
 
 _PS_DOUBLED = {ord(c): c + c for c in PS_SINGLE_QUOTES}
+_PS_SPECIAL = re.compile(f"[\x00-\x1f\x7f-\x9f{PS_SINGLE_QUOTES}]")
 
 
 def ps_quote(value: str) -> str:
     """A PowerShell single-quoted string literal: nothing inside is ever expanded."""
+    if _PS_SPECIAL.search(value) is None:  # the common case, one scan: nothing to refuse or double
+        return "'" + value + "'"
     _refuse_controls(value, "PowerShell")
     return "'" + value.translate(_PS_DOUBLED) + "'"
 

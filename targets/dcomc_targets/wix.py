@@ -44,6 +44,9 @@ PS_FLAGS = "-NoProfile -NonInteractive -ExecutionPolicy Bypass"
 # Deferred (0x400) + rollback (0x100) + no impersonation (0x800) + ignore exit code (0x40) +
 # EXE with Property (50): what wixl cannot write (it emits an immediate action).
 ROLLBACK_TYPE = 3442
+# What wixl 0.101 writes instead (the same without deferred and rollback); the patch refuses
+# any other value, so a changed wixl is noticed instead of patched blindly.
+WIXL_ROLLBACK_TYPES = frozenset({2162})
 SEQUENCE = {  # explicit numbers: wixl misplaces After=/Before= chains
     "SetPowerShellExe": 1001, "DcomcUninstall": 1700, "SetDcomcApply": 6580,
     "DcomcApplyRollback": 6585, "DcomcApply": 6590,

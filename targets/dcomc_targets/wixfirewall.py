@@ -83,7 +83,6 @@ class WixFirewallTarget:
             if _expressible(rule):
                 group.append(_component(ctx, host, rule))
         data = etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
-        validate(data)
         return [Artifact(f"firewall/{host.name}-firewall.wxs", "wix-firewall", data)]
 
     def expected(self, host: HostPlan, ctx: EmitContext) -> WixFirewallContent:

@@ -32,8 +32,8 @@ SECRET = "Zq7-not-in-any-file"
 
 def built(spec: Path, out: Path, version: str = "1.0.0") -> Path:
     require(not msi.missing_tools(), "wixl/msitools")
-    result = bundle.emit(compile_file(spec), Options(product_version=version), spec.name)
-    bundle.write(result, out, bundle.MsiRequest(version))
+    bundle.build(compile_file(spec), Options(product_version=version), spec.name, out,
+                 bundle.MsiRequest(version))
     return out
 
 

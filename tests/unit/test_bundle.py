@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from dcomc import bundle
 from dcomc.cli import main
 from dcomc.pipeline import compile_file
-from dcomc_targets import Options
+from dcomc_targets import Options, msi
 
 ROOT = Path(__file__).resolve().parents[2]
 PLANT7 = ROOT / "examples" / "plant7-workgroup.yaml"
@@ -148,3 +148,37 @@ def test_inspect_reads_a_whole_bundle(tmp_path: Path) -> None:
     assert anon["rights"] == ["local_access", "remote_access"]
     text = CliRunner().invoke(main, ["inspect", str(out / "HMI01" / "firewall")]).output
     assert "dcomc-plant7-line3-client-hmi" in text
+
+
+def test_failed_msi_keeps_previous_bundle(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    assert build(out, "--no-msi")[0] == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    started: list[str] = []
+
+    def build_host(host_dir: Path, site: str, host: str, version: str, sha: str) -> Path:
+        started.append(host)
+        if host == "HMI02":
+            raise msi.MsiError("HMI02: wixl failed (133): unhandled child")
+        (host_dir / f"{host}.msi").write_bytes(b"stand-in")
+        return host_dir / f"{host}.msi"
+
+    monkeypatch.setattr(msi, "missing_tools", lambda: [])
+    monkeypatch.setattr(msi, "build_host", build_host)
+    code, output = build(out)
+    assert code == 1
+    assert "error: HMI02: wixl failed (133): unhandled child; nothing written" in output
+    assert sorted(started) == ["HMI01", "HMI02", "SCADA01"]  # each as its files landed
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_strict_refusal_builds_no_msi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[str] = []
+    monkeypatch.setattr(msi, "missing_tools", lambda: [])
+    monkeypatch.setattr(msi, "build_host", lambda *args: started.append(args[2]))
+    code, output = build(tmp_path / "out", "--strict")
+    assert code == 2 and "nothing written" in output
+    assert started == []  # the lint refusals are known first: emission runs in memory only
+    assert list(tmp_path.iterdir()) == []

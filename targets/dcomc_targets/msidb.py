@@ -1,0 +1,267 @@
+"""The two edits of a wixl MSI that wixl 0.101 cannot express, done in place.
+
+wixl writes a rollback custom action as an immediate one (wixl-notes: `Execute="rollback"` →
+2162) and fills the SummaryInformation with a random PackageCode and the build time. Both fixes
+are same-size edits: a 2-byte cell of the CustomAction table and three properties of the
+SummaryInformation property set. `msibuild` can make them too, but it is a process that loads
+libmsi and rewrites the whole database — about half of one wixl run per host, more than the
+issue's build-time budget allows. Here they cost about 0.1 ms: the compound file is mapped just
+far enough to find the streams, and only the changed bytes are written (olefile would do, but
+parsing the whole directory costs ten times more, a tenth of a wixl run). The tests check every
+stream against olefile's reading and the result against msibuild's on every example (the same
+streams, byte for byte), so both stay the reference.
+
+Anything unexpected — a missing row, another type than wixl writes, a property of another
+type or size — raises MsiPatchError instead of guessing: a wrong MSI must not be shipped.
+
+Formats (Windows Installer database in an OLE compound file, as libmsi and Windows read it):
+- table `T` is the stream named "!T", its name compressed two characters per code unit;
+- rows are stored column by column; an i2 cell holds value + 0x8000 (0 = NULL), a string cell
+  an index into the string pool, 2 bytes wide (3 when the pool header sets bit 31);
+- the column layout of every table is in the `_Columns` table;
+- SummaryInformation is an OLE property set: PID 9 (revision number = PackageCode, VT_LPSTR),
+  PID 12/13 (created / last saved, VT_FILETIME).
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+_MIME = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz._"
+_STRING, _BINARY_MASK, _VALID = 0x0800, ~0x1000, 0x0100
+_VT_LPSTR, _VT_FILETIME = 30, 64
+_PID_REVISION, _PID_CREATED, _PID_SAVED = 9, 12, 13
+_MAX_SECTOR = 0xFFFFFFFA  # above: free, end of chain, FAT and DIFAT markers
+_FILETIME_1970 = 11644473600  # seconds from 1601-01-01 (FILETIME's epoch) to 1970-01-01
+
+
+class MsiPatchError(RuntimeError):
+    """The MSI is not laid out as expected; nothing was guessed."""
+
+
+def stream_name(table: str) -> str:
+    """The compound-file name of a table's stream (libmsi's encode_streamname)."""
+    out, i = ["\u4840"], 0
+    while i < len(table):
+        first = _MIME.find(table[i])
+        second = _MIME.find(table[i + 1]) if i + 1 < len(table) else -1
+        if first >= 0 and second >= 0:
+            out.append(chr(0x3800 + first + (second << 6)))
+            i += 2
+        else:
+            out.append(chr(0x4800 + first) if first >= 0 else table[i])
+            i += 1
+    return "".join(out)
+
+
+def patch(msi: Path, action: str, old_types: frozenset[int], new_type: int,
+          package_code: str, epoch: int) -> None:
+    """Set `action`'s type to `new_type` (it must be one of `old_types` or already `new_type`)
+    and the SummaryInformation PackageCode and both dates; in place."""
+    cfb = Compound(msi.read_bytes())
+    _set_action_type(cfb, action, old_types, new_type)
+    _set_summary(cfb, package_code, epoch)
+    msi.write_bytes(cfb.data)
+
+
+class Compound:
+    """Just enough of an OLE compound file (MS-CFB) to read a stream of the root storage and
+    overwrite it with as many bytes. Every inconsistency is an error, never a guess."""
+
+    def __init__(self, data: bytes) -> None:
+        if data[:8] != b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+            raise MsiPatchError("not an OLE compound file")
+        self.data = bytearray(data)
+        shift, mini_shift = struct.unpack_from("<HH", data, 0x1E)
+        self._sector, self._mini = 1 << shift, 1 << mini_shift
+        fields = struct.unpack_from("<IIIIIII", data, 0x2C)
+        fat_count, first_dir, _, self._cutoff, first_minifat, _, first_difat = fields
+        difat = list(struct.unpack_from("<109I", data, 0x4C))
+        sector = first_difat
+        while sector < _MAX_SECTOR:  # DIFAT sectors: 127 FAT sector numbers, then the next one
+            more = self._words(sector)
+            difat += more[:-1]
+            sector = more[-1]
+        self._fat = [w for s in difat[:fat_count] for w in self._words(s)]
+        self._entries = self._directory(b"".join(self._sectors(first_dir)))
+        root = self._entries[0]
+        self._minifat = [w for chunk in self._sectors(first_minifat)
+                         for (w,) in struct.iter_unpack("<I", chunk)]
+        self._ministream = self._chain(root[1])
+
+    def read(self, name: str) -> bytes:
+        return b"".join(self.data[at:at + n] for at, n in self._extents(name))
+
+    def write(self, name: str, data: bytes) -> None:
+        extents = self._extents(name)
+        if sum(n for _, n in extents) != len(data):
+            raise MsiPatchError(f"stream {name!r}: a same-size write only")
+        done = 0
+        for at, n in extents:
+            self.data[at:at + n] = data[done:done + n]
+            done += n
+
+    def _extents(self, name: str) -> list[tuple[int, int]]:
+        """(file offset, length) of each piece of the stream, in order."""
+        found = [(start, size) for entry, start, size in self._entries[1:] if entry == name]
+        if len(found) != 1:
+            raise MsiPatchError(f"stream {name!r}: {len(found)} entries, expected 1")
+        start, size = found[0]
+        if size >= self._cutoff:
+            pieces = [(1 + s) * self._sector for s in self._chain(start)]
+            unit = self._sector
+        else:  # in the mini stream, itself stored in the root entry's chain of sectors
+            per = self._sector // self._mini
+            pieces = [(1 + self._ministream[m // per]) * self._sector + (m % per) * self._mini
+                      for m in self._follow(self._minifat, start)]
+            unit = self._mini
+        if len(pieces) * unit < size:
+            raise MsiPatchError(f"stream {name!r}: chain shorter than its size")
+        return [(at, min(unit, size - i * unit)) for i, at in enumerate(pieces) if i * unit < size]
+
+    def _directory(self, raw: bytes) -> list[tuple[str, int, int]]:
+        entries = []
+        for at in range(0, len(raw) - 127, 128):
+            length, kind = struct.unpack_from("<HB", raw, at + 64)
+            name = raw[at:at + max(0, length - 2)].decode("utf-16-le")
+            start, size = struct.unpack_from("<II", raw, at + 116)
+            entries.append((name if kind in (1, 2, 5) else "", start, size))
+        return entries
+
+    def _chain(self, start: int) -> list[int]:
+        return self._follow(self._fat, start)
+
+    @staticmethod
+    def _follow(table: list[int], start: int) -> list[int]:
+        chain: list[int] = []
+        size = len(table)
+        while start < _MAX_SECTOR:
+            if start >= size or len(chain) > size:  # off the table, or a loop
+                raise MsiPatchError("broken sector chain")
+            chain.append(start)
+            start = table[start]
+        return chain
+
+    def _sectors(self, start: int) -> list[bytes]:
+        return [bytes(self.data[(1 + s) * self._sector:(2 + s) * self._sector])
+                for s in self._chain(start)]
+
+    def _words(self, sector: int) -> list[int]:
+        at = (1 + sector) * self._sector
+        return list(struct.unpack_from(f"<{self._sector // 4}I", self.data, at))
+
+
+# --- CustomAction.Type ------------------------------------------------------------------------
+
+
+def _set_action_type(cfb: Compound, action: str, old_types: frozenset[int],
+                     new_type: int) -> None:
+    strings, ref = _string_pool(cfb)
+    columns = _columns(cfb, strings, ref, "CustomAction")
+    widths = [_width(kind, ref) for _, kind in columns]
+    name = stream_name("CustomAction")
+    data = cfb.read(name)
+    rows, rest = divmod(len(data), sum(widths))
+    names = [c for c, _ in columns]
+    if rest or names[:2] != [b"Action", b"Type"] or widths[1] != 2:
+        raise MsiPatchError(f"CustomAction table has an unexpected layout: {names}")
+    wanted = strings.get(action.encode())
+    matches = [row for row, sid in enumerate(_cells(data, 0, ref, rows)) if sid == wanted]
+    if len(matches) != 1:
+        raise MsiPatchError(f"CustomAction {action!r}: {len(matches)} rows, expected 1")
+    at = rows * widths[0] + 2 * matches[0]
+    current = int.from_bytes(data[at:at + 2], "little") - 0x8000
+    if current != new_type and current not in old_types:
+        raise MsiPatchError(f"CustomAction {action!r} has type {current}, expected one of "
+                            f"{sorted(old_types | {new_type})}: wixl changed, review the patch")
+    cell = (new_type + 0x8000).to_bytes(2, "little")
+    cfb.write(name, data[:at] + cell + data[at + 2:])
+
+
+def _string_pool(cfb: Compound) -> tuple[dict[bytes, int], int]:
+    """String bytes → id (both ways are unique in a pool), and the width of a string reference
+    (2 bytes, or 3 when the pool header sets bit 31). Compared as bytes: the names looked up
+    are ASCII, which every MSI code page encodes alike."""
+    pool = cfb.read(stream_name("_StringPool"))
+    data = cfb.read(stream_name("_StringData"))
+    words = struct.unpack(f"<{len(pool) // 2}H", pool)
+    ids: dict[bytes, int] = {}
+    offset, sid, i = 0, 1, 2
+    while i + 1 < len(words):
+        length, refs = words[i], words[i + 1]
+        if length == 0 and refs == 0:  # an empty entry still takes a string id
+            i, sid = i + 2, sid + 1
+            continue
+        if length == 0:  # a string over 64 KiB: the high word of its length, then the low word
+            length, i = (refs << 16) + words[i + 2], i + 4
+        else:
+            i += 2
+        ids.setdefault(data[offset:offset + length], sid)
+        offset, sid = offset + length, sid + 1
+    return ids, 3 if words[1] & 0x8000 else 2
+
+
+def _columns(cfb: Compound, strings: dict[bytes, int], ref: int,
+             table: str) -> list[tuple[bytes, int]]:
+    """(name, type) of `table`'s columns in order, from `_Columns` (Table s64, Number i2,
+    Name s64, Type i2)."""
+    data = cfb.read(stream_name("_Columns"))
+    rows = len(data) // (2 * ref + 4)
+    wanted = strings.get(table.encode())
+    mine = [r for r, sid in enumerate(_cells(data, 0, ref, rows)) if sid == wanted]
+    if not mine:
+        raise MsiPatchError(f"no table {table!r} in the MSI")
+    numbers = _cells(data, rows * ref, 2, rows)
+    names = _cells(data, rows * (ref + 2), ref, rows)
+    types = _cells(data, rows * (2 * ref + 2), 2, rows)
+    by_id = {sid: text for text, sid in strings.items()}
+    found = sorted((numbers[r], by_id.get(names[r], b""), types[r] - 0x8000) for r in mine)
+    return [(name, kind) for _, name, kind in found]
+
+
+def _cells(data: bytes, start: int, width: int, rows: int) -> list[int]:
+    """One column of a table stream: `rows` little-endian cells of `width` bytes."""
+    if width in (2, 4):
+        return list(struct.unpack_from(f"<{rows}{'H' if width == 2 else 'I'}", data, start))
+    return [int.from_bytes(data[start + r * width:start + (r + 1) * width], "little")
+            for r in range(rows)]
+
+
+def _width(kind: int, ref: int) -> int:
+    if kind & _BINARY_MASK == _STRING | _VALID:  # a stream column holds a 2-byte marker
+        return 2
+    if kind & _STRING:
+        return ref
+    return 2 if kind & 0xFF <= 2 else 4
+
+
+# --- SummaryInformation ----------------------------------------------------------------------
+
+
+def _set_summary(cfb: Compound, package_code: str, epoch: int) -> None:
+    name = "\x05SummaryInformation"
+    data = bytearray(cfb.read(name))
+    section = struct.unpack_from("<I", data, 44)[0]
+    count = struct.unpack_from("<I", data, section + 4)[0]
+    offsets = dict(struct.iter_unpack("<II", data[section + 8:section + 8 + 8 * count]))
+    filetime = (epoch + _FILETIME_1970) * 10_000_000
+    code = package_code.encode("ascii") + b"\0"
+    _put(data, section, offsets, _PID_REVISION, _VT_LPSTR, struct.pack("<I", len(code)) + code)
+    for pid in (_PID_CREATED, _PID_SAVED):
+        _put(data, section, offsets, pid, _VT_FILETIME, struct.pack("<Q", filetime))
+    cfb.write(name, bytes(data))
+
+
+def _put(data: bytearray, section: int, offsets: dict[int, int], pid: int, vt: int,
+         value: bytes) -> None:
+    """Overwrite property `pid` with `value` (its bytes after the type); same type and size."""
+    if pid not in offsets:
+        raise MsiPatchError(f"SummaryInformation has no property {pid}")
+    at = section + offsets[pid]
+    kind = struct.unpack_from("<I", data, at)[0]
+    old_size = 8 if vt == _VT_FILETIME else 4 + struct.unpack_from("<I", data, at + 4)[0]
+    if kind != vt or old_size != len(value):
+        raise MsiPatchError(f"SummaryInformation property {pid}: type {kind}, {old_size} bytes; "
+                            f"expected type {vt}, {len(value)} bytes")
+    data[at + 4:at + 4 + len(value)] = value

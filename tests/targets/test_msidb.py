@@ -1,0 +1,158 @@
+"""The in-place MSI patch (msidb) against two references: olefile reads every stream the same
+way, and msibuild — the tool the patch replaces — makes the very same streams from the same
+wixl output. Its refusals are checked on real MSIs with one byte changed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import olefile
+import pytest
+
+from dcomc import bundle
+from dcomc.pipeline import compile_file
+from dcomc_targets import Options, msi, msidb
+from dcomc_targets.wix import ROLLBACK_TYPE, WIXL_ROLLBACK_TYPES
+from tools import require
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+PACKAGE = "{0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0}"
+EPOCH = 1700000000
+ACTION = "DcomcApplyRollback"
+
+
+def _raw_msis(spec: Path, out: Path) -> list[Path]:
+    """wixl's own output for every host of `spec`, not patched."""
+    require(shutil.which("wixl") is not None and shutil.which("msibuild") is not None,
+            "wixl/msitools")
+    bundle.build(compile_file(spec), Options(), spec.name, out)
+    raws = []
+    for host_dir in sorted(p for p in out.iterdir() if p.is_dir()):
+        host = host_dir.name
+        subprocess.run(["wixl", "-a", "x64", "-o", "raw.msi", f"wix/{host}.wxs",
+                        "wix/DcomConfig.wxs"], cwd=host_dir, check=True, capture_output=True,
+                       env={**os.environ, "G_DEBUG": "fatal-warnings"})
+        raws.append(host_dir / "raw.msi")
+    return raws
+
+
+@pytest.fixture(scope="module")
+def raw_msis(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    found: list[Path] = []
+    for spec in EXAMPLES:
+        found += _raw_msis(spec, tmp_path_factory.mktemp("raw") / spec.stem)
+    return found
+
+
+def _streams(path: Path) -> dict[str, bytes]:
+    with olefile.OleFileIO(str(path)) as ole:
+        return {"/".join(e): ole.openstream(e).read() for e in ole.listdir()}
+
+
+def _msibuild_patch(msi_path: Path) -> None:
+    """The reference: what msibuild does with the same intent (the route msidb replaces)."""
+    stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.gmtime(EPOCH))
+    idt = "PropertyId\tValue\r\ni2\tl255\r\n_SummaryInformation\tPropertyId\r\n" + "".join(
+        f"{pid}\t{value}\r\n" for pid, value in [("9", PACKAGE), ("12", stamp), ("13", stamp)])
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "_SummaryInformation.idt").write_bytes(idt.encode("ascii"))
+        subprocess.run(["msibuild", str(msi_path), "-q",
+                        f"UPDATE `CustomAction` SET `Type`={ROLLBACK_TYPE} "
+                        f"WHERE `Action`='{ACTION}'", "-i", "_SummaryInformation.idt"],
+                       cwd=tmp, check=True, capture_output=True, env={**os.environ, "TZ": "UTC"})
+
+
+def _patch(path: Path) -> None:
+    msidb.patch(path, ACTION, WIXL_ROLLBACK_TYPES, ROLLBACK_TYPE, PACKAGE, EPOCH)
+
+
+def test_compound_reads_every_stream_as_olefile_does(raw_msis: list[Path]) -> None:
+    for raw in raw_msis:
+        cfb = msidb.Compound(raw.read_bytes())
+        streams = _streams(raw)
+        assert len(streams) > 20
+        for name, data in streams.items():
+            assert cfb.read(name) == data, (raw, name)
+
+
+def test_stream_names_are_libmsi_encoded(raw_msis: list[Path]) -> None:
+    names = set(_streams(raw_msis[0]))
+    for table in ("_StringPool", "_StringData", "_Columns", "CustomAction", "File",
+                  "InstallExecuteSequence"):
+        assert msidb.stream_name(table) in names
+
+
+def test_patch_makes_the_streams_msibuild_makes(raw_msis: list[Path], tmp_path: Path) -> None:
+    for i, raw in enumerate(raw_msis):
+        ours, reference = tmp_path / f"ours{i}.msi", tmp_path / f"ref{i}.msi"
+        shutil.copy(raw, ours)
+        shutil.copy(raw, reference)
+        _patch(ours)
+        _msibuild_patch(reference)
+        assert _streams(ours) == _streams(reference), raw
+        assert msi.summary(ours) == msi.summary(reference)
+        assert msi.read_tables(ours) == msi.read_tables(reference)
+        types = {r["Action"]: r["Type"] for r in msi.read_tables(ours)["CustomAction"]}
+        assert types[ACTION] == str(ROLLBACK_TYPE)
+        # only the patched bytes changed: same size, the rest of the file untouched
+        before, after = raw.read_bytes(), ours.read_bytes()
+        assert len(before) == len(after)
+        assert sum(a != b for a, b in zip(before, after, strict=True)) <= 2 + 38 + 16
+
+
+def test_patch_is_idempotent(raw_msis: list[Path], tmp_path: Path) -> None:
+    once = tmp_path / "once.msi"
+    shutil.copy(raw_msis[0], once)
+    _patch(once)
+    data = once.read_bytes()
+    _patch(once)  # a fixed wixl that wrote 3442 itself is accepted as well
+    assert once.read_bytes() == data
+
+
+def _cell(path: Path) -> int:
+    """File offset of the rollback action's Type cell (wixl's value, found in the table)."""
+    cfb = msidb.Compound(path.read_bytes())
+    name = msidb.stream_name("CustomAction")
+    table = cfb.read(name)
+    at = table.index(struct.pack("<H", min(WIXL_ROLLBACK_TYPES) + 0x8000))
+    for offset, length in cfb._extents(name):  # the test needs the on-disk position
+        if at < length:
+            return offset + at
+        at -= length
+    raise AssertionError("cell not found")
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    ("type", r"has type 2163, expected one of \[2162, 3442\]: wixl changed"),
+    ("action", r"CustomAction 'DcomcApplyRollback': 0 rows, expected 1"),
+    ("magic", r"not an OLE compound file"),
+])
+def test_patch_refuses_what_it_does_not_expect(raw_msis: list[Path], tmp_path: Path,
+                                               edit: str, message: str) -> None:
+    broken = tmp_path / "broken.msi"
+    data = bytearray(raw_msis[0].read_bytes())
+    if edit == "type":
+        data[_cell(raw_msis[0])] += 1
+    elif edit == "action":
+        at = data.index(ACTION.encode())  # in _StringData: the row no longer names it
+        data[at] = ord("X")
+    else:
+        data[0] ^= 0xFF
+    broken.write_bytes(bytes(data))
+    with pytest.raises(msidb.MsiPatchError, match=message):
+        _patch(broken)
+
+
+def test_summary_property_of_another_size_is_refused(raw_msis: list[Path],
+                                                     tmp_path: Path) -> None:
+    broken = tmp_path / "broken.msi"
+    shutil.copy(raw_msis[0], broken)
+    with pytest.raises(msidb.MsiPatchError, match=r"property 9: type 30, 43 bytes; expected type 30, 42 bytes"):
+        msidb.patch(broken, ACTION, WIXL_ROLLBACK_TYPES, ROLLBACK_TYPE, PACKAGE[:-1], EPOCH)
