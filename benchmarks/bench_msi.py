@@ -1,12 +1,17 @@
 """Benchmark (issue 5): MSIs of a generated 200-host site, built in parallel.
 
 Target: the whole build takes at most 1.3 x (200 x one host's bare wixl time / cores), with the
-bare wixl time measured in the same run. Run:  python benchmarks/bench_msi.py [HOSTS]
+bare wixl time measured in the same run. Run:  python benchmarks/bench_msi.py [HOSTS] [ROUNDS]
+
+The speed of a shared 2-core machine drifts by tens of percent from one second to the next, so
+each round measures the bare wixl time right before and right after its build and compares the
+build with the mean of the two; the verdict is the median round.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -23,15 +28,21 @@ from bench_build import generate
 def bare_wixl(host_dir: Path, host: str, runs: int = 5) -> float:
     """Median wall time of wixl alone on one host's project (what 'one wixl process' costs)."""
     times = []
-    env = {**os.environ, "G_DEBUG": "fatal-warnings", "TZ": "UTC"}
+    env = {**os.environ, "G_DEBUG": "fatal-warnings"}
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(["wixl", "-a", "x64", "-o", "/dev/null" if False else "bare.msi",
-                        f"wix/{host}.wxs", "wix/DcomConfig.wxs"], cwd=host_dir, env=env,
-                       check=True, capture_output=True)
+        subprocess.run(["wixl", "-a", "x64", "-o", "bare.msi", f"wix/{host}.wxs",
+                        "wix/DcomConfig.wxs"], cwd=host_dir, env=env, check=True,
+                       capture_output=True)
         times.append(time.perf_counter() - start)
         (host_dir / "bare.msi").unlink()
     return statistics.median(times)
+
+
+def cpu() -> tuple[float, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
 def main() -> None:
@@ -40,23 +51,36 @@ def main() -> None:
     from dcomc_targets import Options
 
     hosts = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     cores = os.cpu_count() or 1
+    ratios = []
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "site.yaml"
         spec.write_text(yaml.safe_dump(generate(hosts)), encoding="utf-8")
-        start = time.perf_counter()
-        compiled = compile_file(spec)
-        result = bundle.build(compiled, Options(), spec.name, Path(tmp) / "out",
-                              bundle.MsiRequest("1.0.0"))
-        whole = time.perf_counter() - start
+        ref = Path(tmp) / "ref"
+        result = bundle.build(compile_file(spec), Options(), spec.name, ref)
         first = next(iter(result.manifest["hosts"]))
-        one = bare_wixl(Path(tmp) / "out" / first, first)
-    budget = 1.3 * hosts * one / cores
-    print(f"hosts {hosts}, cores {cores}")
-    print(f"bare wixl, one host (median of 5): {one * 1000:.1f} ms")
-    print(f"whole build incl. compile and all artifacts: {whole:.2f} s")
-    print(f"budget 1.3 x {hosts} x {one * 1000:.1f} ms / {cores}: {budget:.2f} s "
-          f"-> {'OK' if whole <= budget else 'OVER'} ({whole / budget:.2f} of budget)")
+        print(f"hosts {hosts}, cores {cores}, bare wixl measured on {first}")
+        for n in range(rounds):
+            before = bare_wixl(ref / first, first)
+            own, children = cpu()
+            start = time.perf_counter()
+            compiled = compile_file(spec)
+            bundle.build(compiled, Options(), spec.name, Path(tmp) / "out",
+                         bundle.MsiRequest("1.0.0"))
+            whole = time.perf_counter() - start
+            own2, children2 = cpu()
+            after = bare_wixl(ref / first, first)
+            one = (before + after) / 2
+            budget = 1.3 * hosts * one / cores
+            ratios.append(whole / budget)
+            print(f"round {n + 1}: whole build {whole:.2f} s (Python {own2 - own:.2f} core-s, "
+                  f"wixl {children2 - children:.2f} core-s); bare wixl {before * 1000:.1f}/"
+                  f"{after * 1000:.1f} ms; budget 1.3 x {hosts} x {one * 1000:.1f} ms / {cores}"
+                  f" = {budget:.2f} s -> {whole / budget:.2f} of budget")
+    median = statistics.median(ratios)
+    print(f"median: {median:.2f} of budget -> {'OK' if median <= 1 else 'OVER'} "
+          f"(best {min(ratios):.2f}, worst {max(ratios):.2f})")
 
 
 if __name__ == "__main__":

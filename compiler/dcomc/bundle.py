@@ -39,23 +39,27 @@ class Bundle:
 def emit(compiled: Compiled, options: Options, spec_name: str) -> Bundle:
     """Run every target on every host, in memory; raises CompileError if --strict found
     something."""
-    return _emit(compiled, options, spec_name, None)
+    result = _emit(compiled, options, spec_name, None)
+    result.files[MANIFEST] = _manifest_bytes(result.manifest)
+    return result
 
 
 def _emit(compiled: Compiled, options: Options, spec_name: str,
           land: Callable[[str, dict[str, bytes], bool], None] | None) -> Bundle:
     """Emit host by host; `land(host, files, ok)` gets each host's files as soon as they exist
     (`ok` is False once an error is known: nothing may be built from them), so that writing
-    and MSI building overlap with the emission of the next hosts."""
+    and MSI building overlap with the emission of the next hosts. The manifest is left to the
+    caller to serialize (once, when it is complete)."""
     ctx = EmitContext(compiled.plan, options, spec_name, compiled.sha256)
     files: dict[str, bytes] = {}
     hosts: dict[str, Any] = {}
+    digests: dict[bytes, str] = {}  # the engine is the same bytes on every host: hashed once
     for host in compiled.plan.hosts:
         own = {f"{host.name}/{art.path}": art for target in TARGETS
                for art in target.emit(host, ctx)}
         hosts[host.name] = {"address": host.address, "roles": list(host.roles),
                             "artifacts": [{"kind": art.kind, "path": path,
-                                           "sha256": _sha256(art.data)}
+                                           "sha256": _digest(art.data, digests)}
                                           for path, art in own.items()]}
         files.update((path, art.data) for path, art in own.items())
         if land is not None:
@@ -63,17 +67,26 @@ def _emit(compiled: Compiled, options: Options, spec_name: str,
                  not ctx.diagnostics.has_errors)
     if ctx.diagnostics.has_errors:
         raise CompileError(ctx.diagnostics)
-    reports = review.render(review.build_view(compiled.plan, ctx, compiled.findings, files))
+    listed = {name: entry["artifacts"] for name, entry in hosts.items()}
+    reports = review.render(review.build_view(compiled.plan, ctx, compiled.findings, listed))
     files.update(reports)
     manifest = _manifest(compiled, spec_name, hosts)
     manifest["review"] = [{"kind": "review", "path": name, "sha256": _sha256(data)}
                           for name, data in sorted(reports.items())]
-    files[MANIFEST] = _manifest_bytes(manifest)
     return Bundle(files, manifest)
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _digest(data: bytes, seen: dict[bytes, str]) -> str:
+    if len(data) < 16384:  # small files are cheaper to hash than to look up
+        return _sha256(data)
+    found = seen.get(data)
+    if found is None:
+        found = seen[data] = _sha256(data)
+    return found
 
 
 def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
@@ -136,8 +149,8 @@ def build(compiled: Compiled, options: Options, spec_name: str, out: Path,
                 result.manifest["hosts"][host]["artifacts"].append({
                     "kind": "msi", "path": f"{host}/{path.name}",
                     "sha256": _sha256(path.read_bytes())})
-            result.files[MANIFEST] = _manifest_bytes(result.manifest)
-            (tmp / MANIFEST).write_bytes(result.files[MANIFEST])
+        result.files[MANIFEST] = _manifest_bytes(result.manifest)
+        (tmp / MANIFEST).write_bytes(result.files[MANIFEST])
     return result
 
 

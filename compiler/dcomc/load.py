@@ -52,9 +52,14 @@ def load_file(path: Path, diags: Diagnostics) -> Loaded | None:
     return load_text(text, str(path), diags)
 
 
+# libyaml's composer (same nodes, same marks, eight times faster) when PyYAML has it; the pure
+# Python one for a file it refuses, so that the messages stay the same with or without libyaml.
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_text(text: str, file: str, diags: Diagnostics) -> Loaded | None:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = _compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         span = _mark_span(file, mark) if mark else Span(file, 1, 1)
@@ -72,6 +77,13 @@ def load_text(text: str, file: str, diags: Diagnostics) -> Loaded | None:
     builder = _Builder(file, diags)
     data = builder.build(root, ())
     return Loaded(data, builder.spans, builder.key_spans, file)
+
+
+def _compose(text: str) -> yaml.Node | None:
+    try:
+        return yaml.compose(text, Loader=_FAST_LOADER)
+    except yaml.YAMLError:
+        return yaml.compose(text, Loader=yaml.SafeLoader)  # raises, with the usual message
 
 
 def _mark_span(file: str, mark: Any) -> Span:

@@ -8,7 +8,6 @@ environment passes every value through `md_escape` by `finalize`, so a principal
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,11 +56,9 @@ class HostView:
 
 
 def build_view(plan: SitePlan, ctx: EmitContext, findings: list[Finding],
-               files: dict[str, bytes]) -> dict[str, Any]:
-    by_host: dict[str, list[tuple[str, bytes]]] = {}
-    for rel, data in sorted(files.items()):  # group once: per-host scans would be quadratic
-        by_host.setdefault(rel.split("/", 1)[0], []).append((rel, data))
-    hosts = [_host(host, ctx, findings, by_host.get(host.name, [])) for host in plan.hosts]
+               artifacts: dict[str, list[dict[str, str]]]) -> dict[str, Any]:
+    """The report's data; `artifacts` are the manifest's entries (path, sha256) per host."""
+    hosts = [_host(host, ctx, findings, artifacts.get(host.name, [])) for host in plan.hosts]
     return {
         "site": plan.site, "description": plan.description or "", "identity": plan.identity,
         "domain": plan.domain or "", "generator": f"dcomc {ctx.version}",
@@ -75,7 +72,7 @@ def build_view(plan: SitePlan, ctx: EmitContext, findings: list[Finding],
 
 
 def _host(host: HostPlan, ctx: EmitContext, findings: list[Finding],
-          files: list[tuple[str, bytes]]) -> HostView:
+          artifacts: list[dict[str, str]]) -> HostView:
     view = HostView(host.name, host.address, host.roles)
     carriers = {t.name: t.covers(host, ctx) for t in TARGETS}
     for r in host.resources:
@@ -92,8 +89,8 @@ def _host(host: HostPlan, ctx: EmitContext, findings: list[Finding],
     view.manual = _manual(host)
     view.lints = [_lint(f, ctx.spec_name) for f in findings
                   if f.host and host.name in f.host.split(", ")]
-    view.artifacts = [{"path": rel, "sha256": hashlib.sha256(data).hexdigest()}
-                      for rel, data in files]
+    view.artifacts = sorted(({"path": a["path"], "sha256": a["sha256"]} for a in artifacts),
+                            key=lambda a: a["path"])
     return view
 
 
@@ -173,23 +170,36 @@ def _diagram(plan: SitePlan) -> dict[str, Any]:
 # --- rendering ---------------------------------------------------------------------------------
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#!])")
+_MD_ANY = re.compile(r"[\\`*_{}\[\]<>|#!\r\n]")
 
 
 def md_escape(value: Any) -> str:
     """Markdown-safe text: every special character escaped, line breaks flattened."""
     text = "" if value is None else str(value)
+    if _MD_ANY.search(text) is None:  # most values: one scan, nothing to change
+        return text
     return _MD_SPECIAL.sub(r"\\\1", text).replace("\r", " ").replace("\n", " ")
+
+
+class _Env(Environment):
+    """`row.name` reads a dict's key first: the view is made of dicts, and Jinja's own order
+    (attribute, then key) costs a caught AttributeError on every cell of the report."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
 
 
 def _env(markdown: bool) -> Environment:
     loader = FileSystemLoader(str(templates_dir() / "review"))
     if markdown:
-        return Environment(loader=loader, undefined=StrictUndefined, autoescape=False,
-                           finalize=md_escape, trim_blocks=True, lstrip_blocks=True,
-                           keep_trailing_newline=True)
-    return Environment(loader=loader, undefined=StrictUndefined,
-                       autoescape=select_autoescape(["html", "j2"], default=True),
-                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+        return _Env(loader=loader, undefined=StrictUndefined, autoescape=False,
+                    finalize=md_escape, trim_blocks=True, lstrip_blocks=True,
+                    keep_trailing_newline=True)
+    return _Env(loader=loader, undefined=StrictUndefined,
+                autoescape=select_autoescape(["html", "j2"], default=True),
+                trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 
 
 def render(view: dict[str, Any]) -> dict[str, bytes]:

@@ -154,5 +154,6 @@ def test_summary_property_of_another_size_is_refused(raw_msis: list[Path],
                                                      tmp_path: Path) -> None:
     broken = tmp_path / "broken.msi"
     shutil.copy(raw_msis[0], broken)
-    with pytest.raises(msidb.MsiPatchError, match=r"property 9: type 30, 43 bytes; expected type 30, 42 bytes"):
+    expected = r"property 9: type 30, 43 bytes; expected type 30, 42 bytes"
+    with pytest.raises(msidb.MsiPatchError, match=expected):
         msidb.patch(broken, ACTION, WIXL_ROLLBACK_TYPES, ROLLBACK_TYPE, PACKAGE[:-1], EPOCH)

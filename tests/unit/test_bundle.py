@@ -157,7 +157,7 @@ def test_failed_msi_keeps_previous_bundle(tmp_path: Path,
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     started: list[str] = []
 
-    def build_host(host_dir: Path, site: str, host: str, version: str, sha: str) -> Path:
+    def run_wixl(host_dir: Path, host: str) -> Path:
         started.append(host)
         if host == "HMI02":
             raise msi.MsiError("HMI02: wixl failed (133): unhandled child")
@@ -165,7 +165,8 @@ def test_failed_msi_keeps_previous_bundle(tmp_path: Path,
         return host_dir / f"{host}.msi"
 
     monkeypatch.setattr(msi, "missing_tools", lambda: [])
-    monkeypatch.setattr(msi, "build_host", build_host)
+    monkeypatch.setattr(msi, "run_wixl", run_wixl)
+    monkeypatch.setattr(msi, "finish", lambda path, *args: path)
     code, output = build(out)
     assert code == 1
     assert "error: HMI02: wixl failed (133): unhandled child; nothing written" in output
@@ -177,7 +178,7 @@ def test_failed_msi_keeps_previous_bundle(tmp_path: Path,
 def test_strict_refusal_builds_no_msi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[str] = []
     monkeypatch.setattr(msi, "missing_tools", lambda: [])
-    monkeypatch.setattr(msi, "build_host", lambda *args: started.append(args[2]))
+    monkeypatch.setattr(msi, "run_wixl", lambda *args: started.append(args[1]))
     code, output = build(tmp_path / "out", "--strict")
     assert code == 2 and "nothing written" in output
     assert started == []  # the lint refusals are known first: emission runs in memory only
