@@ -177,13 +177,24 @@ def _staging(out: Path) -> Iterator[Path]:
 
 
 def _write_files(root: Path, files: dict[str, bytes]) -> None:
-    folders: set[Path] = set()
-    for rel, data in sorted(files.items()):
-        path = root / rel
-        if path.parent not in folders:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            folders.add(path.parent)
-        path.write_bytes(data)
+    folders: set[str] = set()
+    for rel, data in files.items():
+        folder = rel.rpartition("/")[0]
+        if folder not in folders:
+            (root / folder).mkdir(parents=True, exist_ok=True)  # mkdir first, parents if need be
+            folders.add(folder)
+        _write_file(f"{root}/{rel}", data)
+
+
+def _write_file(path: str, data: bytes) -> None:
+    """One new file, by plain system calls (a bundle is thousands of small files)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def _swap(tmp: Path, out: Path) -> None:

@@ -76,8 +76,16 @@ def finish(msi: Path, site: str, host: str, version: str, spec_sha: str) -> Path
     return msi
 
 
+def workers() -> int:
+    """One wixl per core, plus one: between two runs a worker thread collects the ended wixl
+    and starts the next (waiting for the GIL meanwhile), and the extra process keeps the core
+    busy in that gap. Measured on 2 cores, 200 hosts: exactly one per core left the cores
+    without a wixl 6% of the time and made the build 6% slower."""
+    return (os.cpu_count() or 1) + 1
+
+
 class Builds:
-    """Host MSIs building in parallel, one wixl per core, while the caller goes on emitting.
+    """Host MSIs building in parallel (see `workers`), while the caller goes on emitting.
 
     The worker threads only run wixl, so that a core gets its next wixl as soon as one ends;
     the caller patches the MSIs in `results()`, while the last ones are still building. During
@@ -92,7 +100,7 @@ class Builds:
                  progress: Callable[[str], None] | None = None) -> None:
         self._out, self._codes = out, (site, version, spec_sha)
         self._progress = progress
-        self._pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
+        self._pool = ThreadPoolExecutor(max_workers=workers())
         self._futures: dict[str, Future[Path]] = {}
         self._interval = sys.getswitchinterval()
 

@@ -26,6 +26,8 @@ Formats (Windows Installer database in an OLE compound file, as libmsi and Windo
 from __future__ import annotations
 
 import struct
+from functools import cache
+from itertools import accumulate
 from pathlib import Path
 
 _MIME = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz._"
@@ -40,6 +42,7 @@ class MsiPatchError(RuntimeError):
     """The MSI is not laid out as expected; nothing was guessed."""
 
 
+@cache
 def stream_name(table: str) -> str:
     """The compound-file name of a table's stream (libmsi's encode_streamname)."""
     out, i = ["\u4840"], 0
@@ -89,6 +92,7 @@ class Compound:
         self._minifat = [w for chunk in self._sectors(first_minifat)
                          for (w,) in struct.iter_unpack("<I", chunk)]
         self._ministream = self._chain(root[1])
+        self._mapped: dict[str, list[tuple[int, int]]] = {}
 
     def read(self, name: str) -> bytes:
         return b"".join(self.data[at:at + n] for at, n in self._extents(name))
@@ -104,6 +108,11 @@ class Compound:
 
     def _extents(self, name: str) -> list[tuple[int, int]]:
         """(file offset, length) of each piece of the stream, in order."""
+        if name not in self._mapped:
+            self._mapped[name] = self._map(name)
+        return self._mapped[name]
+
+    def _map(self, name: str) -> list[tuple[int, int]]:
         found = [(start, size) for entry, start, size in self._entries[1:] if entry == name]
         if len(found) != 1:
             raise MsiPatchError(f"stream {name!r}: {len(found)} entries, expected 1")
@@ -186,6 +195,12 @@ def _string_pool(cfb: Compound) -> tuple[dict[bytes, int], int]:
     pool = cfb.read(stream_name("_StringPool"))
     data = cfb.read(stream_name("_StringData"))
     words = struct.unpack(f"<{len(pool) // 2}H", pool)
+    lengths = words[2::2]
+    if sum(lengths) == len(data):  # the usual pool: no string over 64 KiB (empty entries, of
+        # length 0, still take an id)
+        pairs = zip(accumulate(lengths), lengths, strict=True)
+        return ({data[end - n:end]: sid for sid, (end, n) in enumerate(pairs, 1)},
+                3 if words[1] & 0x8000 else 2)
     ids: dict[bytes, int] = {}
     offset, sid, i = 0, 1, 2
     while i + 1 < len(words):

@@ -72,16 +72,16 @@ def test_failed_write_keeps_previous_bundle(tmp_path: Path,
     assert build(out)[0] == 0
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     calls = 0
-    real = Path.write_bytes
+    real = bundle._write_file
 
-    def failing(self: Path, data: bytes) -> int:  # fail half-way through the new bundle
+    def failing(path: str, data: bytes) -> None:  # fail half-way through the new bundle
         nonlocal calls
         calls += 1
         if calls == 5:
             raise KeyboardInterrupt
-        return real(self, data)
+        real(path, data)
 
-    monkeypatch.setattr(Path, "write_bytes", failing)
+    monkeypatch.setattr(bundle, "_write_file", failing)
     result = bundle.emit(compile_file(PLANT7), Options(), PLANT7.name)
     with pytest.raises(KeyboardInterrupt):
         bundle.write(result, out)
