@@ -4,8 +4,8 @@ msiinfo (msitools). See wixl-notes for every workaround below.
 - strict: `G_DEBUG=fatal-warnings` turns wixl's silently dropped rows into a failure;
 - relative `Source` paths, wixl run with `cwd` = the host folder;
 - the rollback action's type patched to 3442 (wixl writes an immediate action);
-- byte-reproducible: payload mtimes fixed, SummaryInformation PackageCode and dates rewritten
-  (`SOURCE_DATE_EPOCH`, else a fixed date).
+- byte-reproducible: the cabinet's file times, the SummaryInformation PackageCode and dates
+  rewritten (`SOURCE_DATE_EPOCH`, else a fixed date); the bundle's files keep their real times.
 Hosts build in parallel, one wixl process per core, each as soon as its files are written.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 
 from dcomc_targets import msidb
-from dcomc_targets.wix import ROLLBACK_TYPE, WIXL_ROLLBACK_TYPES, payload_files, product_codes
+from dcomc_targets.wix import CABINET, ROLLBACK_TYPE, WIXL_ROLLBACK_TYPES, product_codes
 
 TOOLS = ("wixl",)  # msiinfo (msitools) only reads MSIs back: `dcomc inspect` and the tests
 DEFAULT_EPOCH = 946684800  # 2000-01-01T00:00:00Z: fixed, so builds match without SOURCE_DATE_EPOCH
@@ -50,10 +50,6 @@ def build_host(host_dir: Path, site: str, host: str, version: str, spec_sha: str
 
 def run_wixl(host_dir: Path, host: str) -> Path:
     """wixl on the host folder's wix/ project (strict, relative sources); the MSI, unpatched."""
-    epoch = build_epoch()
-    payload = [host_dir / f.source for f in payload_files(host)]
-    for path in [*payload, *sorted((host_dir / "wix").iterdir())]:
-        os.utime(path, (epoch, epoch))  # the cab stores payload times
     msi = host_dir / f"{host}.msi"
     args = ["wixl", "-a", "x64", "-o", msi.name, f"wix/{host}.wxs", "wix/DcomConfig.wxs"]
     proc = subprocess.run(args, cwd=host_dir, env=_WIXL_ENV, stdout=subprocess.DEVNULL,
@@ -66,11 +62,11 @@ def run_wixl(host_dir: Path, host: str) -> Path:
 
 def finish(msi: Path, site: str, host: str, version: str, spec_sha: str) -> Path:
     """Patch what wixl cannot write: the rollback action's type, the PackageCode derived from
-    site, host and version, and fixed dates (msidb)."""
+    site, host and version, and fixed dates in the summary and the cabinet (msidb)."""
     package = product_codes(site, host, version, spec_sha)["package"]
     try:
         msidb.patch(msi, "DcomcApplyRollback", WIXL_ROLLBACK_TYPES, ROLLBACK_TYPE, package,
-                    build_epoch())
+                    CABINET, build_epoch())
     except msidb.MsiPatchError as exc:
         raise MsiError(f"{host}: {exc}") from exc
     return msi

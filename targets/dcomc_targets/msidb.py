@@ -1,9 +1,12 @@
-"""The two edits of a wixl MSI that wixl 0.101 cannot express, done in place.
+"""The edits of a wixl MSI that wixl 0.101 cannot express, done in place.
 
 wixl writes a rollback custom action as an immediate one (wixl-notes: `Execute="rollback"` →
-2162) and fills the SummaryInformation with a random PackageCode and the build time. Both fixes
-are same-size edits: a 2-byte cell of the CustomAction table and three properties of the
-SummaryInformation property set. `msibuild` can make them too, but it is a process that loads
+2162), fills the SummaryInformation with a random PackageCode and the build time, and stores the
+payload files' modification times in the embedded cabinet. All fixes are same-size edits: a
+2-byte cell of the CustomAction table, three properties of the SummaryInformation property set,
+and the date and time of each file entry of the cabinet (so the bundle's own files keep their
+real times: a fixed old time would let `rsync` skip a changed file of the same size).
+`msibuild` can make the first two too, but it is a process that loads
 libmsi and rewrites the whole database — about half of one wixl run per host, more than the
 issue's build-time budget allows. Here they cost about 0.1 ms: the compound file is mapped just
 far enough to find the streams, and only the changed bytes are written (olefile would do, but
@@ -20,12 +23,16 @@ Formats (Windows Installer database in an OLE compound file, as libmsi and Windo
   an index into the string pool, 2 bytes wide (3 when the pool header sets bit 31);
 - the column layout of every table is in the `_Columns` table;
 - SummaryInformation is an OLE property set: PID 9 (revision number = PackageCode, VT_LPSTR),
-  PID 12/13 (created / last saved, VT_FILETIME).
+  PID 12/13 (created / last saved, VT_FILETIME);
+- an embedded cabinet is a stream named like the cabinet, without the table marker (MS-CAB:
+  CFHEADER, then at `coffFiles` one CFFILE per file: size, offset, folder, DOS date and time,
+  attributes, name; no checksum covers them).
 """
 
 from __future__ import annotations
 
 import struct
+import time
 from functools import cache
 from itertools import accumulate
 from pathlib import Path
@@ -43,9 +50,10 @@ class MsiPatchError(RuntimeError):
 
 
 @cache
-def stream_name(table: str) -> str:
-    """The compound-file name of a table's stream (libmsi's encode_streamname)."""
-    out, i = ["\u4840"], 0
+def stream_name(table: str, is_table: bool = True) -> str:
+    """The compound-file name of a table's stream, or of another stream such as an embedded
+    cabinet (libmsi's encode_streamname)."""
+    out, i = ["\u4840"] if is_table else [], 0
     while i < len(table):
         first = _MIME.find(table[i])
         second = _MIME.find(table[i + 1]) if i + 1 < len(table) else -1
@@ -59,12 +67,14 @@ def stream_name(table: str) -> str:
 
 
 def patch(msi: Path, action: str, old_types: frozenset[int], new_type: int,
-          package_code: str, epoch: int) -> None:
-    """Set `action`'s type to `new_type` (it must be one of `old_types` or already `new_type`)
-    and the SummaryInformation PackageCode and both dates; in place."""
+          package_code: str, cabinet: str, epoch: int) -> None:
+    """Set `action`'s type to `new_type` (it must be one of `old_types` or already `new_type`),
+    the SummaryInformation PackageCode and both dates, and the times of the files in `cabinet`
+    to `epoch`; in place."""
     cfb = Compound(msi.read_bytes())
     _set_action_type(cfb, action, old_types, new_type)
     _set_summary(cfb, package_code, epoch)
+    _set_cabinet_times(cfb, cabinet, epoch)
     msi.write_bytes(cfb.data)
 
 
@@ -280,3 +290,33 @@ def _put(data: bytearray, section: int, offsets: dict[int, int], pid: int, vt: i
         raise MsiPatchError(f"SummaryInformation property {pid}: type {kind}, {old_size} bytes; "
                             f"expected type {vt}, {len(value)} bytes")
     data[at + 4:at + 4 + len(value)] = value
+
+
+# --- cabinet file times -----------------------------------------------------------------------
+
+
+def _set_cabinet_times(cfb: Compound, cabinet: str, epoch: int) -> None:
+    name = stream_name(cabinet, is_table=False)
+    data = bytearray(cfb.read(name))
+    if data[:4] != b"MSCF":
+        raise MsiPatchError(f"stream {cabinet!r} is not a cabinet")
+    files_at, = struct.unpack_from("<I", data, 16)
+    count, = struct.unpack_from("<H", data, 28)
+    stamp = _dos_time(epoch)
+    at = files_at
+    for _ in range(count):  # CFFILE: cbFile, uoffFolderStart, iFolder, date, time, attribs, name
+        end = data.find(b"\0", at + 16)
+        if end < 0:
+            raise MsiPatchError(f"cabinet {cabinet!r}: file entry at {at} has no name")
+        data[at + 10:at + 14] = stamp
+        at = end + 1
+    cfb.write(name, bytes(data))
+
+
+def _dos_time(epoch: int) -> bytes:
+    """The DOS date and time of a cabinet file entry (UTC, as gcab writes them)."""
+    t = time.gmtime(epoch)
+    if not 1980 <= t.tm_year <= 2107:
+        raise MsiPatchError(f"a cabinet cannot store the year {t.tm_year}")
+    date = ((t.tm_year - 1980) << 9) | (t.tm_mon << 5) | t.tm_mday
+    return struct.pack("<HH", date, (t.tm_hour << 11) | (t.tm_min << 5) | (t.tm_sec // 2))

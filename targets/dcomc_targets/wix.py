@@ -39,6 +39,7 @@ GUID_NAMESPACE = uuid.UUID("5a0c3c9e-6f0b-4a7e-9d55-0dc0c0dc0c02")
 PAYLOAD_GROUP = "DcomcPayload"
 INSTALLDIR = "DCOMC_INSTALLDIR"
 BACKUP_NAME = "msi"
+CABINET = "dcomc.cab"
 APPLY_JS = "dcomc-apply.js"
 PS_FLAGS = "-NoProfile -NonInteractive -ExecutionPolicy Bypass"
 # Deferred (0x400) + rollback (0x100) + no impersonation (0x800) + ignore exit code (0x40) +
@@ -186,7 +187,7 @@ def product_xml(host: HostPlan, ctx: EmitContext, version: str) -> bytes:
                  UpgradeCode=codes["upgrade"])
     _e(product, "Package", InstallerVersion="500", Compressed="yes", InstallScope="perMachine",
        Description=f"Secure OPC DCOM configuration of {host.name}")
-    _e(product, "Media", Id="1", Cabinet="dcomc.cab", EmbedCab="yes")
+    _e(product, "Media", Id="1", Cabinet=CABINET, EmbedCab="yes")
     _e(product, "MajorUpgrade", DowngradeErrorMessage="A newer dcomc configuration of this "
        "PC is already installed.")
     _launch_conditions(product, host)

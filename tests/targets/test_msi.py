@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,6 +128,14 @@ def test_byte_identical_rebuild(tmp_path: Path, plant7: Path) -> None:
         assert (again / host / f"{host}.msi").read_bytes() == (
             plant7 / host / f"{host}.msi").read_bytes()
     assert msi.summary(again / "HMI01" / "HMI01.msi")["Created"].endswith("2000")
+
+
+def test_bundle_files_keep_their_real_times(plant7: Path) -> None:
+    """Only the MSI's cabinet gets the fixed time: a bundle file set to an old fixed time
+    would let rsync's quick check skip it when a rebuild changed it but not its size."""
+    for path in (plant7 / "HMI01").rglob("*"):
+        if path.is_file():
+            assert path.stat().st_mtime > time.time() - 86400, path
 
 
 # --- Wine ---------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 from dcomc import bundle
 from dcomc.pipeline import compile_file
 from dcomc_targets import Options, msi, msidb
-from dcomc_targets.wix import ROLLBACK_TYPE, WIXL_ROLLBACK_TYPES
+from dcomc_targets.wix import CABINET, ROLLBACK_TYPE, WIXL_ROLLBACK_TYPES
 from tools import require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +70,7 @@ def _msibuild_patch(msi_path: Path) -> None:
 
 
 def _patch(path: Path) -> None:
-    msidb.patch(path, ACTION, WIXL_ROLLBACK_TYPES, ROLLBACK_TYPE, PACKAGE, EPOCH)
+    msidb.patch(path, ACTION, WIXL_ROLLBACK_TYPES, ROLLBACK_TYPE, PACKAGE, CABINET, EPOCH)
 
 
 def test_compound_reads_every_stream_as_olefile_does(raw_msis: list[Path]) -> None:
@@ -96,7 +96,12 @@ def test_patch_makes_the_streams_msibuild_makes(raw_msis: list[Path], tmp_path: 
         shutil.copy(raw, reference)
         _patch(ours)
         _msibuild_patch(reference)
-        assert _streams(ours) == _streams(reference), raw
+        cab = msidb.stream_name(CABINET, is_table=False)
+        mine, theirs = _streams(ours), _streams(reference)
+        assert _cab_entries(mine.pop(cab)) == [
+            (name, size, (2023, 11, 14, 22, 13, 20)) for name, size, _ in
+            _cab_entries(theirs.pop(cab))]  # msibuild leaves the times as wixl found them
+        assert mine == theirs, raw
         assert msi.summary(ours) == msi.summary(reference)
         assert msi.read_tables(ours) == msi.read_tables(reference)
         types = {r["Action"]: r["Type"] for r in msi.read_tables(ours)["CustomAction"]}
@@ -104,7 +109,39 @@ def test_patch_makes_the_streams_msibuild_makes(raw_msis: list[Path], tmp_path: 
         # only the patched bytes changed: same size, the rest of the file untouched
         before, after = raw.read_bytes(), ours.read_bytes()
         assert len(before) == len(after)
-        assert sum(a != b for a, b in zip(before, after, strict=True)) <= 2 + 38 + 16
+        assert sum(a != b for a, b in zip(before, after, strict=True)) <= 2 + 38 + 16 + 6 * 4
+
+
+def _cab_entries(cab: bytes) -> list[tuple[bytes, int, tuple[int, ...]]]:
+    """(name, size, (year, month, day, hour, minute, second)) of each CFFILE entry."""
+    at, = struct.unpack_from("<I", cab, 16)
+    count, = struct.unpack_from("<H", cab, 28)
+    entries = []
+    for _ in range(count):
+        size, _, _, date, clock, _ = struct.unpack_from("<IIHHHH", cab, at)
+        end = cab.index(b"\0", at + 16)
+        stamp = (1980 + (date >> 9), (date >> 5) & 15, date & 31, clock >> 11,
+                 (clock >> 5) & 63, (clock & 31) * 2)
+        entries.append((cab[at + 16:end], size, stamp))
+        at = end + 1
+    return entries
+
+
+def test_payload_times_and_time_zone_do_not_reach_the_msi(raw_msis: list[Path]) -> None:
+    """The cabinet stores file times; the patch fixes them, so the same spec gives the same
+    MSI whenever and wherever it is built, and the bundle's files keep their real times."""
+    host_dir = raw_msis[0].parent
+    host = host_dir.name
+    first = msi.finish(msi.run_wixl(host_dir, host), "site", host, "1.0.0", "00").read_bytes()
+    for path in host_dir.rglob("*"):
+        if path.is_file():
+            os.utime(path, (EPOCH + 86400 * 400, EPOCH + 86400 * 400))
+    subprocess.run(["wixl", "-a", "x64", "-o", f"{host}.msi", f"wix/{host}.wxs",
+                    "wix/DcomConfig.wxs"], cwd=host_dir, check=True, capture_output=True,
+                   env={**os.environ, "G_DEBUG": "fatal-warnings", "TZ": "Asia/Tokyo"})
+    assert (host_dir / f"{host}.msi").read_bytes() != first  # wixl wrote other times
+    again = msi.finish(host_dir / f"{host}.msi", "site", host, "1.0.0", "00").read_bytes()
+    assert again == first
 
 
 def test_patch_is_idempotent(raw_msis: list[Path], tmp_path: Path) -> None:
@@ -156,4 +193,5 @@ def test_summary_property_of_another_size_is_refused(raw_msis: list[Path],
     shutil.copy(raw_msis[0], broken)
     expected = r"property 9: type 30, 43 bytes; expected type 30, 42 bytes"
     with pytest.raises(msidb.MsiPatchError, match=expected):
-        msidb.patch(broken, ACTION, WIXL_ROLLBACK_TYPES, ROLLBACK_TYPE, PACKAGE[:-1], EPOCH)
+        msidb.patch(broken, ACTION, WIXL_ROLLBACK_TYPES, ROLLBACK_TYPE, PACKAGE[:-1], CABINET,
+                    EPOCH)
