@@ -6,8 +6,9 @@ from functools import cache
 from importlib import resources
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict
+
+from dcomc.load import load_data
 
 
 class Product(BaseModel):
@@ -31,7 +32,7 @@ OPCENUM = "opcenum"
 def products() -> dict[str, Product]:
     """Catalog entries by key, in file order."""
     text = resources.files("dcomc").joinpath("data/catalog.yaml").read_text(encoding="utf-8")
-    raw = yaml.safe_load(text)
+    raw = load_data(text)
     return {key: Product.model_validate(value) for key, value in raw.items()}
 
 

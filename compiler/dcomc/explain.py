@@ -19,10 +19,10 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dcomc import sd
+from dcomc.load import load_data
 from dcomc.model import (
     RESOURCE_KINDS,
     AppIdAuthLevel,
@@ -138,7 +138,7 @@ class KnowledgeBase(_Model):
 @cache
 def knowledge() -> KnowledgeBase:
     text = resources.files("dcomc").joinpath("data/explain.yaml").read_text(encoding="utf-8")
-    return KnowledgeBase.model_validate(yaml.safe_load(text))
+    return KnowledgeBase.model_validate(load_data(text))
 
 
 def known_codes() -> list[str]:

@@ -79,6 +79,11 @@ def load_text(text: str, file: str, diags: Diagnostics) -> Loaded | None:
     return Loaded(data, builder.spans, builder.key_spans, file)
 
 
+def load_data(text: str) -> Any:
+    """Plain data of a YAML file shipped with dcomc (catalog, knowledge base): no spans."""
+    return yaml.load(text, Loader=_FAST_LOADER)
+
+
 def _compose(text: str) -> yaml.Node | None:
     try:
         return yaml.compose(text, Loader=_FAST_LOADER)

@@ -240,8 +240,18 @@ class HostPlan:
     address: str
     roles: tuple[str, ...]
     resources: tuple[Resource, ...]
+    # resources by kind, in plan order: every target asks for kinds, host after host
+    _by_kind: dict[type, tuple[Resource, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index: dict[type, list[Resource]] = {}
+        for r in self.resources:
+            index.setdefault(type(r), []).append(r)
+        object.__setattr__(self, "_by_kind", {k: tuple(v) for k, v in index.items()})
 
     def of_kind(self, cls: type[Resource]) -> list[Any]:
+        if cls in RESOURCE_KINDS:  # a leaf kind: no subclass to look for
+            return list(self._by_kind.get(cls, ()))
         return [r for r in self.resources if isinstance(r, cls)]
 
 

@@ -119,28 +119,34 @@ def render(value: Any, indent: int = 0) -> str:
 def _render(value: Any, indent: int, out: list[str]) -> None:
     """Append the literal of `value` to `out` (one list for the whole file: nested literals
     are not joined level by level)."""
-    if isinstance(value, str):
-        out.append(ps_quote(value))
-    elif isinstance(value, dict | list):
-        if not value:
-            out.append("@{}" if isinstance(value, dict) else "@()")
-            return
+    if not isinstance(value, dict | list):
+        out.append(_scalar(value))
+    elif not value:
+        out.append("@{}" if isinstance(value, dict) else "@()")
+    else:
         pad = "    " * (indent + 1)
         out.append("@{\n" if isinstance(value, dict) else "@(\n")
         items = value.items() if isinstance(value, dict) else ((None, v) for v in value)
         for key, item in items:
             out.append(pad if key is None else f"{pad}{_key(key)} = ")
-            _render(item, indent + 1, out)
+            if isinstance(item, dict | list):
+                _render(item, indent + 1, out)
+            else:  # most items: no call for a scalar
+                out.append(_scalar(item))
             out.append("\n")
         out.append("    " * indent + ("}" if isinstance(value, dict) else ")"))
-    elif isinstance(value, bool):
-        out.append("$true" if value else "$false")
-    elif value is None:
-        out.append("$null")
-    elif isinstance(value, int):
-        out.append(str(value))
-    else:
-        raise TypeError(f"no PowerShell literal for {type(value).__name__}")
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return ps_quote(value)
+    if isinstance(value, bool):
+        return "$true" if value else "$false"
+    if value is None:
+        return "$null"
+    if isinstance(value, int):
+        return str(value)
+    raise TypeError(f"no PowerShell literal for {type(value).__name__}")
 
 
 @cache
