@@ -1,4 +1,4 @@
-<#
+﻿<#
     DcomConfig.psm1 - the dcomc engine: static, identical for every host and site.
 
     Each resource kind of a dcomc plan has four functions here:
@@ -312,12 +312,10 @@ function Get-DcomcDesiredSddl {
 
 # --- AppID: ProgID -> CLSID (32-bit view for 32-bit servers) -> AppID ---------------------------
 
-function Resolve-DcomcAppId {
-    <# The AppID GUID of an application, or $null when the server is not registered here. #>
-    param([Parameter(Mandatory = $true)] $App, [switch] $Create)
-    if ($App.Appid) {
-        return [string] $App.Appid
-    }
+function Get-DcomcClass {
+    <# The CLSID of an application (given, or through its ProgID) and the registry view of its
+       class (32-bit servers register in the 32-bit view); $null when it does not resolve. #>
+    param([Parameter(Mandatory = $true)] $App)
     $clsid = $App.Clsid
     if (-not $clsid -and $App.Progid) {
         $value = Get-DcomcRegistryValue -Path ('SOFTWARE\Classes\{0}\CLSID' -f $App.Progid) -Name ''
@@ -332,7 +330,21 @@ function Resolve-DcomcAppId {
     if ([int] $App.Bitness -eq 32 -and [Environment]::Is64BitOperatingSystem) {
         $view = 'Registry32'
     }
-    $key = Open-DcomcKey -Path ('SOFTWARE\Classes\CLSID\{0}' -f $clsid) -View $view
+    return @{ Clsid = [string] $clsid; View = $view }
+}
+
+function Resolve-DcomcAppId {
+    <# The AppID GUID of an application, or $null when the server is not registered here. #>
+    param([Parameter(Mandatory = $true)] $App, [switch] $Create)
+    if ($App.Appid) {
+        return [string] $App.Appid
+    }
+    $class = Get-DcomcClass -App $App
+    if ($null -eq $class) {
+        return $null
+    }
+    $clsid = $class.Clsid
+    $key = Open-DcomcKey -Path ('SOFTWARE\Classes\CLSID\{0}' -f $clsid) -View $class.View
     if ($null -eq $key) {
         return $null
     }
@@ -351,7 +363,7 @@ function Resolve-DcomcAppId {
     # dcomcnfg gives a class without an AppID one equal to its CLSID (dcom-facts §1.3,
     # UNVERIFIED): logged loudly, so that a wrong guess is seen, not silent.
     Write-DcomcLog -Level 'WARN' -Message ('CLSID {0} has no AppID value; creating AppID {0} as dcomcnfg does' -f $clsid)
-    $write = Open-DcomcKey -Path ('SOFTWARE\Classes\CLSID\{0}' -f $clsid) -View $view -Write
+    $write = Open-DcomcKey -Path ('SOFTWARE\Classes\CLSID\{0}' -f $clsid) -View $class.View -Write
     try {
         $write.SetValue('AppID', [string] $clsid, [Microsoft.Win32.RegistryValueKind]::String)
     }
@@ -360,6 +372,54 @@ function Resolve-DcomcAppId {
     }
     $null = Open-DcomcKey -Path ('{0}\{1}' -f $script:AppIdRoot, $clsid) -Create
     return [string] $clsid
+}
+
+function Remove-DcomcCreatedAppId {
+    <# Undo Resolve-DcomcAppId -Create, for an application that had no AppID before Apply: the
+       value `ValueName` that Set wrote, then the AppID key once nothing else is in it, and the
+       class's AppID value while it still names that key. A key or value found in use is kept. #>
+    param([Parameter(Mandatory = $true)] $App, [string] $ValueName = '')
+    $class = Get-DcomcClass -App $App
+    if ($App.Appid -or $null -eq $class) {
+        return
+    }
+    $path = '{0}\{1}' -f $script:AppIdRoot, $class.Clsid
+    if ($ValueName) {
+        Remove-DcomcRegistryValue -Path $path -Name $ValueName
+    }
+    $key = Open-DcomcKey -Path $path
+    if ($null -eq $key) {
+        return
+    }
+    try {
+        $empty = ($key.ValueCount -eq 0 -and $key.SubKeyCount -eq 0)
+    }
+    finally {
+        $key.Close()
+    }
+    if (-not $empty) {
+        Write-DcomcLog -Level 'WARN' -Message ('AppID {0} was created by Apply but holds other values now; kept' -f $class.Clsid)
+        return
+    }
+    $classKey = Open-DcomcKey -Path ('SOFTWARE\Classes\CLSID\{0}' -f $class.Clsid) -View $class.View -Write
+    if ($null -ne $classKey) {
+        try {
+            if ([string] $classKey.GetValue('AppID', '') -eq $class.Clsid) {
+                $classKey.DeleteValue('AppID', $false)
+            }
+        }
+        finally {
+            $classKey.Close()
+        }
+    }
+    $root = Open-DcomcKey -Path $script:AppIdRoot -Write
+    try {
+        $root.DeleteSubKey($class.Clsid, $false)
+    }
+    finally {
+        $root.Close()
+    }
+    Write-DcomcLog -Message ('removed AppID {0}, which Apply had created' -f $class.Clsid)
 }
 
 function Get-DcomcAppIdPath {
@@ -777,8 +837,12 @@ function Set-DcomcAppIdAuthLevel {
 
 function Restore-DcomcAppIdAuthLevel {
     param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $Before)
+    if (-not $Before.Registered) {
+        Remove-DcomcCreatedAppId -App $Resource.App -ValueName 'AuthenticationLevel'
+        return
+    }
     $path = Get-DcomcAppIdPath -App $Resource.App
-    if ($path -and $Before.Registered) {
+    if ($path) {
         Restore-DcomcRegistryValue -Path $path -Name 'AuthenticationLevel' -Before $Before.Value
     }
 }
@@ -821,8 +885,12 @@ function Set-DcomcAppIdRunLocation {
 
 function Restore-DcomcAppIdRunLocation {
     param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $Before)
+    if (-not $Before.Registered) {
+        Remove-DcomcCreatedAppId -App $Resource.App
+        return
+    }
     $path = Get-DcomcAppIdPath -App $Resource.App
-    if ($path -and $Before.Registered) {
+    if ($path) {
         Restore-DcomcRegistryValue -Path $path -Name 'RemoteServerName' -Before $Before.RemoteServerName
         Restore-DcomcRegistryValue -Path $path -Name 'ActivateAtStorage' -Before $Before.ActivateAtStorage
     }
@@ -881,8 +949,12 @@ function Set-DcomcAppIdPermission {
 
 function Restore-DcomcAppIdPermission {
     param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $Before)
+    if (-not $Before.Registered) {
+        Remove-DcomcCreatedAppId -App $Resource.App -ValueName (Get-DcomcPermissionName -Resource $Resource)
+        return
+    }
     $path = Get-DcomcAppIdPath -App $Resource.App
-    if ($path -and $Before.Registered) {
+    if ($path) {
         Restore-DcomcRegistryValue -Path $path -Name (Get-DcomcPermissionName -Resource $Resource) -Before $Before.Value
     }
 }

@@ -76,3 +76,25 @@ def test_principal_and_app_fields_used_by_helpers_exist() -> None:
         assert used in principal, used
     for used in re.findall(r"\$App\.(\w+)", ENGINE):
         assert used in app, used
+
+
+def test_every_engine_function_called_is_defined() -> None:
+    """PowerShell finds a misspelt command only when the line runs (on a plant PC)."""
+    names = functions()
+    called = set(re.findall(r"(?<![\w-])([A-Z][a-z]+-Dcomc\w+)", ENGINE))
+    assert called, "no engine call found"
+    assert called <= set(names), sorted(called - set(names))
+
+
+def test_restore_undoes_an_appid_that_set_created() -> None:
+    """A Set that may create the AppID (for a class that had none) has a Restore that removes
+    it again when the application was not registered before Apply."""
+    table = kinds_table()
+    names = functions()
+    creating = [h for h in table.values() if "-Create" in names[f"Set-Dcomc{h}"]
+                and "Get-DcomcAppIdPath" in names[f"Set-Dcomc{h}"]]
+    assert sorted(creating) == ["AppIdAuthLevel", "AppIdPermission", "AppIdRunLocation"]
+    for handler in creating:
+        body = names[f"Restore-Dcomc{handler}"]
+        assert "if (-not $Before.Registered)" in body, handler
+        assert "Remove-DcomcCreatedAppId" in body, handler
