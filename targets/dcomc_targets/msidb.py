@@ -70,12 +70,15 @@ def patch(msi: Path, action: str, old_types: frozenset[int], new_type: int,
           package_code: str, cabinet: str, epoch: int) -> None:
     """Set `action`'s type to `new_type` (it must be one of `old_types` or already `new_type`),
     the SummaryInformation PackageCode and both dates, and the times of the files in `cabinet`
-    to `epoch`; in place."""
-    cfb = Compound(msi.read_bytes())
-    _set_action_type(cfb, action, old_types, new_type)
-    _set_summary(cfb, package_code, epoch)
-    _set_cabinet_times(cfb, cabinet, epoch)
-    msi.write_bytes(cfb.data)
+    to `epoch`; in place: only the changed pieces are written back."""
+    with msi.open("r+b") as file:
+        cfb = Compound(file.read())
+        _set_action_type(cfb, action, old_types, new_type)
+        _set_summary(cfb, package_code, epoch)
+        _set_cabinet_times(cfb, cabinet, epoch)
+        for at, n in cfb.written:
+            file.seek(at)
+            file.write(cfb.data[at:at + n])
 
 
 class Compound:
@@ -103,17 +106,30 @@ class Compound:
                          for (w,) in struct.iter_unpack("<I", chunk)]
         self._ministream = self._chain(root[1])
         self._mapped: dict[str, list[tuple[int, int]]] = {}
+        self.written: list[tuple[int, int]] = []  # (offset, length) of every piece written
 
-    def read(self, name: str) -> bytes:
-        return b"".join(self.data[at:at + n] for at, n in self._extents(name))
+    def read(self, name: str, limit: int | None = None) -> bytes:
+        """The stream's bytes (its first `limit` bytes only, if given)."""
+        pieces, size = [], 0
+        for at, n in self._extents(name):
+            if limit is not None and size >= limit:
+                break
+            pieces.append(self.data[at:at + n])
+            size += n
+        return b"".join(pieces)[:limit]
 
     def write(self, name: str, data: bytes) -> None:
+        """Overwrite the stream's first len(data) bytes (never more than it has)."""
         extents = self._extents(name)
-        if sum(n for _, n in extents) != len(data):
-            raise MsiPatchError(f"stream {name!r}: a same-size write only")
+        if sum(n for _, n in extents) < len(data):
+            raise MsiPatchError(f"stream {name!r}: a write may not grow a stream")
         done = 0
         for at, n in extents:
+            if done >= len(data):
+                break
+            n = min(n, len(data) - done)
             self.data[at:at + n] = data[done:done + n]
+            self.written.append((at, n))
             done += n
 
     def _extents(self, name: str) -> list[tuple[int, int]]:
@@ -297,11 +313,12 @@ def _put(data: bytearray, section: int, offsets: dict[int, int], pid: int, vt: i
 
 def _set_cabinet_times(cfb: Compound, cabinet: str, epoch: int) -> None:
     name = stream_name(cabinet, is_table=False)
-    data = bytearray(cfb.read(name))
-    if data[:4] != b"MSCF":
+    head = cfb.read(name, 36)
+    if head[:4] != b"MSCF" or len(head) < 36:
         raise MsiPatchError(f"stream {cabinet!r} is not a cabinet")
-    files_at, = struct.unpack_from("<I", data, 16)
-    count, = struct.unpack_from("<H", data, 28)
+    files_at, = struct.unpack_from("<I", head, 16)
+    count, = struct.unpack_from("<H", head, 28)
+    data = bytearray(cfb.read(name, files_at + count * (16 + 256)))  # the entries, names <= 256
     stamp = _dos_time(epoch)
     at = files_at
     for _ in range(count):  # CFFILE: cbFile, uoffFolderStart, iFolder, date, time, attribs, name
