@@ -320,13 +320,13 @@ def drift_cmd(spec_path: Path, report_path: Path, as_json: bool) -> None:
     """Compare a PC's report (`Invoke-DcomConfig.ps1 -Mode Report -Path x.json`) with its
     host's plan: drifted, missing and extra resources, and a stale bundle. Exit 0 when there
     is no drift, 1 when there is, 2 on bad input."""
-    from dcomc import compare
+    from dcomc import drift
 
     with _comparing("the spec"):
-        report = compare.load_report(report_path)
+        report = drift.load_report(report_path)
         compiled = compile_file(spec_path)
-        result = compare.drift(compiled, spec_path, report)
-    _show(as_json, compare.drift_json(result), compare.drift_text(result))
+        result = drift.drift(compiled, spec_path, report)
+    _show(as_json, drift.drift_json(result), drift.drift_text(result))
     sys.exit(1 if result.has_drift else 0)
 
 
