@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
-from dcomc import __version__, catalog, lint
+from dcomc import __version__, catalog, lint, sdbinary
 from dcomc import sd as sdcodec
 from dcomc.diagnostics import CompileError, Diagnostics
 from dcomc.pipeline import Compiled, compile_file
@@ -234,8 +234,8 @@ def sd_decode(value: str, kind: str | None) -> None:
     inline, from @FILE, or from standard input with -.
     """
     try:
-        data = sdcodec.read_hex_input(_read_value(value))
-        desc = sdcodec.from_binary(data)
+        data = sdbinary.read_hex_input(_read_value(value))
+        desc = sdbinary.from_binary(data)
         sdcodec.validate_com(desc)
     except (sdcodec.SDError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
@@ -265,7 +265,7 @@ def _read_value(value: str) -> str:
 def sd_encode(sddl: str) -> None:
     """Print the self-relative binary form of SDDL as hex (the layout Windows writes)."""
     try:
-        click.echo(sdcodec.sddl_to_binary(sddl).hex())
+        click.echo(sdbinary.sddl_to_binary(sddl).hex())
     except sdcodec.SDError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_INPUT)

@@ -1,16 +1,13 @@
-"""COM security descriptors: SDDL text <-> self-relative binary, plus the COM rules.
+"""COM security descriptors: the model, SDDL text, COM rights and the COM rules.
 
 Launch/access permissions live in the registry as REG_BINARY self-relative SECURITY_DESCRIPTORs
-(dcom-facts §1.2, §2), while people and policies speak SDDL. This module converts between the
-two without Windows, so the compiler can emit byte-exact registry values and read back what it
-(or Windows, or .NET) wrote.
+(dcom-facts §1.2, §2), while people and policies speak SDDL. This module is the descriptor model
+and its SDDL form; `sdbinary` converts it to and from the registry's bytes without Windows, so
+the compiler can emit byte-exact registry values and read back what it (or Windows, or .NET)
+wrote.
 
 Why things are the way they are:
 
-* Binary layout and component order follow dcom-facts §3.2: we *write* Windows'
-  RtlMakeSelfRelativeSD order (header, SACL, DACL, Owner, Group) so our output is byte-identical
-  to the worked example there, but we *read* any order, because .NET writes Owner, Group, SACL,
-  DACL and both are valid (offsets are explicit).
 * COM only understands allow/deny ACEs whose masks are COM_RIGHTS_* bits, EXECUTE always set,
   and an ACL is either all "old format" (EXECUTE only) or all "new format" — never mixed
   (dcom-facts §3.1). `validate_com` enforces exactly that; the codec itself stays generic.
@@ -24,7 +21,6 @@ Why things are the way they are:
 from __future__ import annotations
 
 import re
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -66,35 +62,6 @@ SE_DACL_AUTO_INHERIT_REQ = 0x0100
 SE_DACL_AUTO_INHERITED = 0x0400
 SE_DACL_PROTECTED = 0x1000
 SE_SELF_RELATIVE = 0x8000
-
-_HEADER = struct.Struct("<BBHIIII")  # Revision, Sbz1, Control, OffsetOwner/Group/Sacl/Dacl
-_ACL_HEADER = struct.Struct("<BBHHH")  # AclRevision, Sbz1, AclSize, AceCount, Sbz2
-_ACE_HEADER = struct.Struct("<BBHI")  # AceType, AceFlags, AceSize, Mask
-_SD_REVISION = 1
-_ACL_REVISION = 2
-_ACL_REVISION_DS = 4  # valid too (dcom-facts §3.2); we read it, but always write revision 2
-_ACCESS_ALLOWED = 0
-_ACCESS_DENIED = 1
-_MAX_SUB_AUTHORITIES = 15
-
-# Names for ACE types we refuse, so the message says what was found (MS-DTYP §2.4.4.1).
-_ACE_TYPE_NAMES: dict[int, str] = {
-    2: "SYSTEM_AUDIT",
-    3: "SYSTEM_ALARM",
-    4: "ACCESS_ALLOWED_COMPOUND",
-    5: "ACCESS_ALLOWED_OBJECT",
-    6: "ACCESS_DENIED_OBJECT",
-    7: "SYSTEM_AUDIT_OBJECT",
-    8: "SYSTEM_ALARM_OBJECT",
-    9: "ACCESS_ALLOWED_CALLBACK",
-    10: "ACCESS_DENIED_CALLBACK",
-    11: "ACCESS_ALLOWED_CALLBACK_OBJECT",
-    12: "ACCESS_DENIED_CALLBACK_OBJECT",
-    13: "SYSTEM_AUDIT_CALLBACK",
-    17: "SYSTEM_MANDATORY_LABEL",
-    18: "SYSTEM_RESOURCE_ATTRIBUTE",
-    19: "SYSTEM_SCOPED_POLICY_ID",
-}
 
 # SDDL right letters (ace-strings.md; samba sddl.c). CC..RP are the COM bits (§3.1).
 _RIGHT_LETTERS: dict[str, int] = {
@@ -471,163 +438,7 @@ def to_sddl(sd: SecurityDescriptor) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Descriptor -> binary
-
-
-def _sid_bytes(sid: str) -> bytes:
-    """SID: revision 1, count, 6-byte big-endian authority, little-endian sub-authorities (§3.2)."""
-    parts = [int(p) for p in sid.split("-")[2:]]
-    authority, subs = parts[0], parts[1:]
-    head = struct.pack("<BB", 1, len(subs)) + authority.to_bytes(6, "big")
-    return head + struct.pack(f"<{len(subs)}I", *subs)
-
-
-def _ace_bytes(ace: Ace) -> bytes:
-    sid = _sid_bytes(ace.sid)
-    ace_type = _ACCESS_ALLOWED if ace.allow else _ACCESS_DENIED
-    return _ACE_HEADER.pack(ace_type, ace.flags, _ACE_HEADER.size + len(sid), ace.mask) + sid
-
-
-def _acl_bytes(aces: tuple[Ace, ...]) -> bytes:
-    body = b"".join(_ace_bytes(ace) for ace in aces)
-    size = _ACL_HEADER.size + len(body)
-    if size > 0xFFFF or len(aces) > 0xFFFF:
-        raise SDError(f"DACL of {len(aces)} ACEs ({size} bytes) exceeds the 64 KiB ACL limit")
-    return _ACL_HEADER.pack(_ACL_REVISION, 0, size, len(aces), 0) + body
-
-
-def to_binary(sd: SecurityDescriptor) -> bytes:
-    """Self-relative descriptor in RtlMakeSelfRelativeSD order: header, DACL, Owner, Group."""
-    if sd.control & SE_SACL_PRESENT:
-        raise SDError("SACL not supported: COM launch/access descriptors never carry one")
-    components = (
-        ("dacl", _acl_bytes(sd.dacl) if sd.dacl is not None else b""),
-        ("owner", _sid_bytes(sd.owner) if sd.owner is not None else b""),
-        ("group", _sid_bytes(sd.group) if sd.group is not None else b""),
-    )
-    offsets: dict[str, int] = {}
-    pos = _HEADER.size
-    for name, blob in components:  # every piece is a multiple of 4, so all stay aligned
-        offsets[name] = pos if blob else 0
-        pos += len(blob)
-    header = _HEADER.pack(
-        _SD_REVISION, 0, sd.control, offsets["owner"], offsets["group"], 0, offsets["dacl"]
-    )
-    return header + b"".join(blob for _, blob in components)
-
-
-# --------------------------------------------------------------------------------------------
-# Binary -> descriptor
-
-
-def _need(data: bytes, offset: int, size: int, end: int, what: str) -> None:
-    if offset + size > end:
-        raise SDError(
-            f"{what} at offset {offset} needs {size} bytes but only {max(end - offset, 0)} "
-            f"remain (descriptor of {len(data)} bytes is truncated or inconsistent)"
-        )
-
-
-def _read_sid(data: bytes, offset: int, end: int, what: str) -> str:
-    _need(data, offset, 8, end, what)
-    revision, count = data[offset], data[offset + 1]
-    if revision != 1:
-        raise SDError(f"{what} at offset {offset} has SID revision {revision}, expected 1")
-    if count > _MAX_SUB_AUTHORITIES:
-        raise SDError(f"{what} at offset {offset} has {count} sub-authorities, at most 15 allowed")
-    _need(data, offset, 8 + 4 * count, end, what)
-    authority = int.from_bytes(data[offset + 2 : offset + 8], "big")
-    subs = struct.unpack_from(f"<{count}I", data, offset + 8)
-    return "-".join(["S", "1", str(authority), *(str(s) for s in subs)])
-
-
-def _read_ace(data: bytes, pos: int, end: int, index: int) -> tuple[Ace, int]:
-    """The ACE at `pos` (inside an ACL ending at `end`) and its AceSize."""
-    what = f"ACE #{index}"
-    _need(data, pos, 4, end, what)
-    ace_type, flags, size = struct.unpack_from("<BBH", data, pos)
-    if ace_type not in (_ACCESS_ALLOWED, _ACCESS_DENIED):
-        name = _ACE_TYPE_NAMES.get(ace_type, "unknown")
-        raise SDError(
-            f"{what} has unsupported ACE type 0x{ace_type:02x} ({name}); COM ACLs contain only "
-            "ACCESS_ALLOWED (0) and ACCESS_DENIED (1) ACEs"
-        )
-    if size < _ACE_HEADER.size + 8 or size % 4:
-        raise SDError(f"{what} has invalid AceSize {size} (must be >= 16 and a multiple of 4)")
-    _need(data, pos, size, end, what)
-    (mask,) = struct.unpack_from("<I", data, pos + 4)
-    sid = _read_sid(data, pos + _ACE_HEADER.size, pos + size, f"SID of {what}")
-    return Ace(sid, mask, ace_type == _ACCESS_ALLOWED, flags), size
-
-
-def _read_acl(data: bytes, offset: int) -> tuple[Ace, ...]:
-    _need(data, offset, _ACL_HEADER.size, len(data), "DACL header")
-    revision, _sbz1, size, count, _sbz2 = _ACL_HEADER.unpack_from(data, offset)
-    if revision not in (_ACL_REVISION, _ACL_REVISION_DS):
-        raise SDError(f"DACL has revision {revision}, expected 2 (ACL_REVISION) or 4")
-    if size < _ACL_HEADER.size or size % 4:
-        raise SDError(f"DACL has invalid AclSize {size} (must be >= 8 and a multiple of 4)")
-    _need(data, offset, size, len(data), f"DACL (AclSize {size})")
-    end, pos = offset + size, offset + _ACL_HEADER.size
-    aces: list[Ace] = []
-    for index in range(count):
-        if pos >= end:
-            raise SDError(
-                f"DACL AceCount {count} and AclSize {size} are inconsistent: only {index} ACEs fit"
-            )
-        ace, ace_size = _read_ace(data, pos, end, index)
-        aces.append(ace)
-        pos += ace_size
-    return tuple(aces)
-
-
-def _check_offset(data: bytes, offset: int, what: str) -> None:
-    if offset == 0:
-        return
-    if offset < _HEADER.size:
-        raise SDError(f"{what} offset {offset} points into the 20-byte header")
-    if offset >= len(data):
-        raise SDError(f"{what} offset {offset} is past the end of the {len(data)}-byte descriptor")
-    if offset % 4:
-        raise SDError(f"{what} offset {offset} is not 4-byte aligned")
-
-
-def _read_header(data: bytes) -> tuple[int, int, int, int]:
-    """(control, owner offset, group offset, dacl offset) after checking the header."""
-    if len(data) < _HEADER.size:
-        raise SDError(f"security descriptor truncated: {len(data)} bytes, the header alone is 20")
-    revision, _sbz1, control, owner, group, sacl, dacl = _HEADER.unpack_from(data)
-    if revision != _SD_REVISION:
-        raise SDError(f"security descriptor revision {revision}, expected 1")
-    if not control & SE_SELF_RELATIVE:
-        raise SDError(f"control 0x{control:04x} lacks SE_SELF_RELATIVE: not a self-relative SD")
-    if control & SE_SACL_PRESENT or sacl:
-        raise SDError("SACL not supported: COM launch/access descriptors never carry one")
-    if control & SE_DACL_PRESENT and not dacl:
-        raise SDError("NULL DACL (SE_DACL_PRESENT with no DACL) grants everyone everything")
-    if dacl and not control & SE_DACL_PRESENT:
-        raise SDError(f"DACL offset {dacl} is set but control 0x{control:04x} lacks DACL_PRESENT")
-    for offset, what in ((owner, "owner"), (group, "group"), (dacl, "DACL")):
-        _check_offset(data, offset, what)
-    return control, owner, group, dacl
-
-
-def from_binary(data: bytes) -> SecurityDescriptor:
-    """Decode a self-relative descriptor, components in any order; bounds-checks everything."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise SDError(f"binary descriptor must be bytes, not {type(data).__name__}")
-    data = bytes(data)
-    control, owner_at, group_at, dacl_at = _read_header(data)
-    return SecurityDescriptor(
-        owner=_read_sid(data, owner_at, len(data), "owner SID") if owner_at else None,
-        group=_read_sid(data, group_at, len(data), "group SID") if group_at else None,
-        dacl=_read_acl(data, dacl_at) if dacl_at else None,
-        control=control,
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# COM rules and convenience pipelines
+# COM rules
 
 
 def _principal(sid: str) -> str:
@@ -650,60 +461,6 @@ def validate_com(sd: SecurityDescriptor) -> None:
             f"{', '.join(_principal(a.sid) for a in old)}) with new-format ACEs; "
             "COM requires all ACEs of an ACL to use the same format"
         )
-
-
-def sddl_to_binary(text: str) -> bytes:
-    """SDDL -> checked COM descriptor -> registry bytes."""
-    sd = parse_sddl(text)
-    validate_com(sd)
-    return to_binary(sd)
-
-
-def binary_to_sddl(data: bytes) -> str:
-    """Registry bytes -> checked COM descriptor -> canonical SDDL."""
-    sd = from_binary(data)
-    validate_com(sd)
-    return to_sddl(sd)
-
-
-# `"Name"=hex:` or `@=hex:` in front of a reg export value (dcom-facts §9); optional.
-_REG_PREFIX_RE = re.compile(r'\A\s*(?:(?:"(?:[^"\\]|\\.)*"|@)\s*=\s*)?hex:', re.DOTALL)
-_CONTINUATION_RE = re.compile(r"\\[ \t]*\r?\n")
-_HEX_BYTE_RE = re.compile(r"[0-9a-fA-F]{2}")
-
-
-def _csv_hex(body: str) -> bytes:
-    """Comma-separated two-digit bytes as regedit writes them; a trailing comma is tolerated."""
-    items = [item.strip() for item in body.split(",")]
-    if items and items[-1] == "":
-        items.pop()
-    for item in items:
-        if not _HEX_BYTE_RE.fullmatch(item):
-            raise SDError(f"bad byte {item!r} in hex list: expected two hex digits per byte")
-    return bytes(int(item, 16) for item in items)
-
-
-def _plain_hex(body: str) -> bytes:
-    digits = "".join(body.split())
-    for index, char in enumerate(digits):
-        if char not in "0123456789abcdefABCDEF":
-            raise SDError(f"non-hex character {char!r} at digit {index} of the hex input")
-    if len(digits) % 2:
-        raise SDError(f"odd number of hex digits ({len(digits)}): every byte needs two")
-    return bytes.fromhex(digits)
-
-
-def read_hex_input(text: str) -> bytes:
-    """Bytes from plain hex (spaces/newlines allowed) or a `reg export` hex: value."""
-    body = text.lstrip("\ufeff")
-    match = _REG_PREFIX_RE.match(body)
-    if match:
-        body = body[match.end() :]
-    body = _CONTINUATION_RE.sub("", body)
-    data = _csv_hex(body) if "," in body else _plain_hex(body)
-    if not data:
-        raise SDError("no hex data found")
-    return data
 
 
 # --------------------------------------------------------------------------------------------

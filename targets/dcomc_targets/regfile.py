@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from dcomc import sd
+from dcomc import sd, sdbinary
 from dcomc.model import (
     AceSpec,
     AppIdAuthLevel,
@@ -278,7 +278,7 @@ def _value_lines(op: RegOp) -> list[str]:
         assert isinstance(op.data, str)
         return [prefix + reg_string(op.data)]
     assert isinstance(op.data, str)
-    return wrap_hex(prefix + "hex:", sd.sddl_to_binary(op.data))
+    return wrap_hex(prefix + "hex:", sdbinary.sddl_to_binary(op.data))
 
 
 def wrap_hex(prefix: str, data: bytes) -> list[str]:
@@ -371,7 +371,7 @@ def _data(name: str, rest: str) -> tuple[str, str | int | None]:
         return "REG_SZ", value
     if rest.startswith("hex:"):
         blob = bytes.fromhex(rest[4:].replace(",", ""))
-        return "REG_BINARY", sd.binary_to_sddl(blob) if _is_sd(name) else blob.hex()
+        return "REG_BINARY", sdbinary.binary_to_sddl(blob) if _is_sd(name) else blob.hex()
     if rest.startswith("hex(") and "):" in rest:  # other types, as in a `reg export` of a PC
         kind, _, body = rest[4:].partition("):")
         return f"hex({kind})", bytes.fromhex(body.replace(",", "")).hex()

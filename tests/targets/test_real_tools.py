@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dcomc import sd
+from dcomc import sd, sdbinary
 from dcomc.pipeline import compile_file
 from dcomc_targets import EmitContext, Options
 from dcomc_targets.regfile import RegTarget, parse
@@ -76,7 +76,7 @@ def test_impacket_reads_reg_descriptors() -> None:
                                             "MachineAccessRestriction"}
     for op in binaries:
         assert isinstance(op.data, str)
-        blob = sd.sddl_to_binary(op.data)
+        blob = sdbinary.sddl_to_binary(op.data)
         theirs = SR_SECURITY_DESCRIPTOR(data=blob)
         ours = sd.parse_sddl(op.data)
         assert ours.dacl is not None

@@ -15,19 +15,15 @@ from dcomc.sd import (
     Ace,
     SDError,
     SecurityDescriptor,
-    binary_to_sddl,
-    from_binary,
     mask_to_rights,
     merge_aces,
     parse_sddl,
-    read_hex_input,
     rights_table,
     rights_to_mask,
-    sddl_to_binary,
-    to_binary,
     to_sddl,
     validate_com,
 )
+from dcomc.sdbinary import binary_to_sddl, from_binary, read_hex_input, sddl_to_binary, to_binary
 from dcomc.sids import SDDL_ALIAS_TO_SID
 
 # dcom-facts §3.2 worked example, Windows order (DACL@0x14, Owner@0x34, Group@0x44).
