@@ -314,3 +314,11 @@ def test_explain_with_a_broken_spec_exits_2(tmp_path: Path) -> None:
     spec = modified(tmp_path, lambda s: s["hosts"]["HMI01"].update(clients=["nope"]))
     result = run("explain", "0x80070005", "--spec", spec)
     assert result.exit_code == 2
+
+
+def test_every_analysis_the_knowledge_base_may_name_exists() -> None:
+    from typing import get_args
+
+    from dcomc.analyses import ANALYSES
+
+    assert set(get_args(explain.Analysis)) == set(ANALYSES)
