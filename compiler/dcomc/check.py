@@ -6,12 +6,11 @@ E0xx loading, E1xx references, E2xx names and formats, E3xx site rules.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from dcomc import catalog, sids
+from dcomc import catalog, checkhosts, sids
 from dcomc.diagnostics import Diagnostics
 from dcomc.load import Loaded, NodePath
 from dcomc.model import PrincipalKind
@@ -20,13 +19,8 @@ from dcomc.spec import Spec
 
 # Characters Windows refuses in user and group names (lusrmgr.msc, New-LocalUser docs).
 _BAD_ACCOUNT_CHARS = set('"/\\[]:;|=,+*?<>@')
-_GUID_RE = re.compile(r"^\{[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}\}$")
-# ProgID rules (dcom-facts §1.3): ≤ 39 chars, letters/digits/dots only, no leading digit.
-_PROGID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]{0,38}$")
 # Keys that become file, rule and folder names.
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-# A drive path or an environment-variable root, then path segments free of forbidden chars.
-_EXE_RE = re.compile(r'^(?:[A-Za-z]:|%[A-Za-z_][A-Za-z0-9_]*%)(?:\\[^\\/:*?"<>|]+)+$')
 _NETBIOS_BAD = set('\\/:*?"<>|')
 USER_NAME_MAX = 20  # SAM account name limit
 GROUP_NAME_MAX = 256
@@ -35,18 +29,37 @@ DESCRIPTION_MAX = 48  # New-LocalUser -Description limit
 
 def check(spec: Spec, loaded: Loaded, diags: Diagnostics) -> None:
     """Run every rule; problems go into `diags`."""
-    ctx = _Ctx(spec, loaded, diags, Resolver(spec))
+    ctx = Context(spec, loaded, diags, Resolver(spec))
     for rule in _RULES:
         rule(ctx)
 
 
-class _Ctx:
+class Context:
+    """What every rule gets: the spec, its spans, the diagnostics and the principal resolver."""
+
     def __init__(self, spec: Spec, loaded: Loaded, diags: Diagnostics, res: Resolver) -> None:
         self.spec, self.loaded, self.diags, self.res = spec, loaded, diags, res
 
     def error(self, path: NodePath, code: str, message: str, *, key: bool = False) -> None:
         span = self.loaded.key_span(path) if key else self.loaded.span(path)
         self.diags.error(span, code, message)
+
+    def principal(self, path: NodePath, name: str, *, key: bool = False) -> Any:
+        """The principal `name` stands for, or None with an error (E102 unknown, E202 a
+        malformed DOMAIN\\name)."""
+        principal = self.res.resolve(name)
+        if principal is None:
+            hint = ("; DOMAIN\\name accounts are only allowed in domain and mixed sites (set "
+                    "site.identity: domain or mixed)" if "\\" in name else "")
+            self.error(path, "E102", f"unknown principal '{name}': not a site user or group, a "
+                       f"well-known principal, or a SID{hint}", key=key)
+        elif principal.kind is PrincipalKind.DOMAIN and self.res.user_key(name) is None and (
+                self.res.group_key(name) is None):
+            problem = domain_account_problem(name)
+            if problem:
+                self.error(path, "E202", problem, key=key)
+                return None
+        return principal
 
 
 # --- strings --------------------------------------------------------------------------------
@@ -65,7 +78,7 @@ def _walk_strings(data: Any, path: NodePath = ()) -> Iterator[tuple[NodePath, st
         yield path, data, False
 
 
-def _control_chars(ctx: _Ctx) -> None:
+def _control_chars(ctx: Context) -> None:
     # A newline inside a name or description would break every line-based artifact (.reg,
     # INF, netsh) and could smuggle a second command or value into it.
     for path, text, is_key in _walk_strings(ctx.loaded.data):
@@ -111,13 +124,13 @@ def account_name_problem(name: str, limit: int) -> str | None:
     return None
 
 
-def _account_names(ctx: _Ctx) -> None:
+def _account_names(ctx: Context) -> None:
     for section, limit in (("users", USER_NAME_MAX), ("groups", GROUP_NAME_MAX)):
         for name in getattr(ctx.spec.accounts, section):
             _check_account_name(ctx, ("accounts", section, name), name, limit)
 
 
-def _check_account_name(ctx: _Ctx, path: NodePath, name: str, limit: int) -> None:
+def _check_account_name(ctx: Context, path: NodePath, name: str, limit: int) -> None:
     _, sep, account = name.rpartition("\\")
     if sep:
         if ctx.spec.site.identity == "workgroup":
@@ -133,7 +146,7 @@ def _check_account_name(ctx: _Ctx, path: NodePath, name: str, limit: int) -> Non
         ctx.error(path, "E202", f"invalid account name '{name}': it {problem}", key=True)
 
 
-def _collisions(ctx: _Ctx) -> None:
+def _collisions(ctx: Context) -> None:
     # Users and groups share one namespace in the SAM; Windows folds case when comparing.
     accounts = [("accounts", "users", n) for n in ctx.spec.accounts.users]
     accounts += [("accounts", "groups", n) for n in ctx.spec.accounts.groups]
@@ -165,7 +178,7 @@ def _builtin_name(name: str) -> tuple[str, str] | None:
     return _BUILTIN_USERS.get(name.casefold())
 
 
-def _principal_collisions(ctx: _Ctx, map_path: NodePath, mapping: dict[str, Any]) -> None:
+def _principal_collisions(ctx: Context, map_path: NodePath, mapping: dict[str, Any]) -> None:
     """Two keys of one ACL map that denote the same principal (by SID, or by folded name)."""
     seen: dict[str, str] = {}
     for name in mapping:
@@ -184,7 +197,7 @@ def _principal_collisions(ctx: _Ctx, map_path: NodePath, mapping: dict[str, Any]
             seen[identity] = name
 
 
-def _report_collisions(ctx: _Ctx, paths: Iterable[NodePath], what: str) -> None:
+def _report_collisions(ctx: Context, paths: Iterable[NodePath], what: str) -> None:
     seen: dict[str, NodePath] = {}
     for path in paths:
         folded = str(path[-1]).casefold()
@@ -197,7 +210,7 @@ def _report_collisions(ctx: _Ctx, paths: Iterable[NodePath], what: str) -> None:
             seen[folded] = path
 
 
-def _keys(ctx: _Ctx) -> None:
+def _keys(ctx: Context) -> None:
     if not _KEY_RE.match(ctx.spec.site.name):
         ctx.error(("site", "name"), "E212", f"site name '{ctx.spec.site.name}' must be 1-64 "
                   "letters, digits, '.', '_' or '-' (it names folders and rules)")
@@ -217,7 +230,7 @@ def _keys(ctx: _Ctx) -> None:
 # --- accounts -------------------------------------------------------------------------------
 
 
-def _accounts(ctx: _Ctx) -> None:
+def _accounts(ctx: Context) -> None:
     for name, user in ctx.spec.accounts.users.items():
         path: NodePath = ("accounts", "users", name)
         _check_password(ctx, path, name, user.password, user.existing)
@@ -231,7 +244,7 @@ def _accounts(ctx: _Ctx) -> None:
 
 
 def _check_password(
-    ctx: _Ctx, path: NodePath, name: str, password: str | None, existing: bool
+    ctx: Context, path: NodePath, name: str, password: str | None, existing: bool
 ) -> None:
     # Never echo the value: it may be a real password.
     if password is not None and password != "prompt":
@@ -245,7 +258,7 @@ def _check_password(
                   "prompt` (or `existing: true` if it already exists)", key=True)
 
 
-def _check_sid(ctx: _Ctx, path: NodePath, sid: str | None, existing: bool) -> None:
+def _check_sid(ctx: Context, path: NodePath, sid: str | None, existing: bool) -> None:
     if sid is None:
         return
     if not sids.is_sid(sid):
@@ -256,7 +269,7 @@ def _check_sid(ctx: _Ctx, path: NodePath, sid: str | None, existing: bool) -> No
                   "account: a new local account gets a different SID on every PC")
 
 
-def _memberships(ctx: _Ctx) -> None:
+def _memberships(ctx: Context) -> None:
     for name, user in ctx.spec.accounts.users.items():
         for i, group in enumerate(user.member_of):
             path: NodePath = ("accounts", "users", name, "member_of", i)
@@ -267,31 +280,15 @@ def _memberships(ctx: _Ctx) -> None:
             ctx.error((*gpath, "members"), "E127", f"'{name}' is an existing group: dcomc "
                       "cannot manage its members; list them on the users instead")
         for i, member in enumerate(group_def.members):
-            _principal(ctx, (*gpath, "members", i), member)
+            ctx.principal((*gpath, "members", i), member)
 
 
-def _check_group_target(ctx: _Ctx, path: NodePath, name: str) -> None:
-    principal = _principal(ctx, path, name)
+def _check_group_target(ctx: Context, path: NodePath, name: str) -> None:
+    principal = ctx.principal(path, name)
     if principal is not None and not ctx.res.can_hold_members(principal):
         ctx.error(path, "E127", f"'{name}' is not a group whose members this PC can change (a "
                   "site group dcomc creates, or Administrators, Users, Distributed COM Users, "
                   "Performance Log Users)")
-
-
-def _principal(ctx: _Ctx, path: NodePath, name: str, *, key: bool = False) -> Any:
-    principal = ctx.res.resolve(name)
-    if principal is None:
-        hint = ("; DOMAIN\\name accounts are only allowed in domain and mixed sites (set "
-                "site.identity: domain or mixed)" if "\\" in name else "")
-        ctx.error(path, "E102", f"unknown principal '{name}': not a site user or group, a "
-                  f"well-known principal, or a SID{hint}", key=key)
-    elif principal.kind is PrincipalKind.DOMAIN and ctx.res.user_key(name) is None and (
-            ctx.res.group_key(name) is None):
-        problem = domain_account_problem(name)
-        if problem:
-            ctx.error(path, "E202", problem, key=key)
-            return None
-    return principal
 
 
 def domain_account_problem(name: str) -> str | None:
@@ -319,185 +316,18 @@ def _principal_maps(spec: Spec) -> Iterator[tuple[NodePath, dict[str, Any]]]:
                     yield (*base, "dcom", which), mapping
 
 
-def _permissions(ctx: _Ctx) -> None:
+def _permissions(ctx: Context) -> None:
     for path, mapping in _principal_maps(ctx.spec):
         for name, rights in mapping.items():
-            _principal(ctx, (*path, name), name, key=True)
+            ctx.principal((*path, name), name, key=True)
             if not rights:
                 ctx.error((*path, name), "E128", f"no rights listed for '{name}'", key=True)
-
-
-# --- servers, clients, hosts ----------------------------------------------------------------
-
-
-def _servers(ctx: _Ctx) -> None:
-    for key, server in ctx.spec.servers.items():
-        path: NodePath = ("servers", key)
-        product = catalog.product(server.product) if server.product else None
-        if server.product and product is None:
-            names = ", ".join(catalog.products())
-            ctx.error((*path, "product"), "E110", f"unknown product '{server.product}' "
-                      f"(known: {names}; or give progid/clsid instead)")
-        elif product is None and not (server.progid or server.clsid or server.appid):
-            ctx.error(path, "E111", f"server '{key}' needs `product` or at least one of "
-                      "progid, clsid, appid", key=True)
-        _formats(ctx, path, server.progid, server.clsid, server.appid, server.executable)
-        _service_identity(ctx, path, key, server, product)
-
-
-def _formats(ctx: _Ctx, path: NodePath, progid: str | None, clsid: str | None,
-             appid: str | None, executable: str | None) -> None:
-    if progid is not None and not _PROGID_RE.match(progid):
-        ctx.error((*path, "progid"), "E215", f"invalid ProgID '{progid}': at most 39 letters, "
-                  "digits and dots, not starting with a digit")
-    for field, value in (("clsid", clsid), ("appid", appid)):
-        if value is not None and not _GUID_RE.match(value):
-            ctx.error((*path, field), "E214", f"invalid {field} '{value}': expected a GUID in "
-                      "braces, {xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}")
-    if executable is not None:
-        _check_executable(ctx, (*path, "executable"), executable)
-
-
-def _check_executable(ctx: _Ctx, path: NodePath, executable: str) -> None:
-    if not _EXE_RE.match(executable) or not executable.lower().endswith(".exe"):
-        ctx.error(path, "E216", f"invalid executable path '{executable}': expected a full "
-                  "Windows path to an .exe such as C:\\Program Files\\Vendor\\server.exe")
-    elif any(part in (".", "..") for part in executable.split("\\")):
-        ctx.error(path, "E216", f"executable path '{executable}' must not contain . or ..")
-
-
-def _service_identity(ctx: _Ctx, path: NodePath, key: str, server: Any, product: Any) -> None:
-    mode = server.process_mode or ("service" if server.service_account else "interactive")
-    service = server.service or (product.service if product else None)
-    product_unknown = server.product is not None and product is None  # E110 says it all
-    if mode == "service" and not service and not product_unknown:
-        ctx.error(path, "E115", f"server '{key}' runs as a service, but its service name is "
-                  "unknown: give `service`", key=True)
-    if mode == "service" and not server.service_account:
-        ctx.error(path, "E116", f"server '{key}' runs as a service and needs "
-                  "`service_account` so that clients can authenticate its callbacks (guide "
-                  "§3.2)", key=True)
-    if server.service_account:
-        if mode == "interactive":
-            ctx.error((*path, "service_account"), "E116", f"server '{key}' is interactive: "
-                      "service_account applies only to process_mode: service")
-        _service_account(ctx, (*path, "service_account"), server.service_account)
-
-
-def _service_account(ctx: _Ctx, path: NodePath, name: str) -> None:
-    principal = _principal(ctx, path, name)
-    if principal is None:
-        return
-    if not ctx.res.is_user(principal):
-        ctx.error(path, "E117", f"'{name}' is not a user account and cannot log on a service")
-        return
-    user_key = ctx.res.user_key(name)
-    if user_key is None or ctx.spec.accounts.users[user_key].existing:
-        return  # an existing account's memberships are not known here
-    groups = ctx.spec.accounts.users[user_key].member_of
-    if not any(_is_administrators(ctx, g) for g in groups):
-        ctx.error(path, "E117", f"service account '{name}' must be a member of Administrators "
-                  "(guide §3.2 note): add Administrators to its member_of")
-
-
-def _is_administrators(ctx: _Ctx, name: str) -> bool:
-    principal = ctx.res.resolve(name)
-    return principal is not None and principal.sid == "S-1-5-32-544"
-
-
-def _clients(ctx: _Ctx) -> None:
-    for key, client in ctx.spec.clients.items():
-        path: NodePath = ("clients", key)
-        if client.executable is not None:
-            _check_executable(ctx, (*path, "executable"), client.executable)
-        if not client.executable and not client.service:
-            ctx.error(path, "E118", f"client '{key}' needs `executable` or `service`", key=True)
-        if client.run_as is None:
-            ctx.error(path, "E119", f"client '{key}' needs `run_as`: an OPC client must run as "
-                      "the authenticated user (guide §2.1 note)", key=True)
-        else:
-            principal = _principal(ctx, (*path, "run_as"), client.run_as)
-            if principal is not None and not ctx.res.is_user(principal):
-                ctx.error((*path, "run_as"), "E119", f"run_as '{client.run_as}' is not a user")
-
-
-def _hosts(ctx: _Ctx) -> None:
-    addresses: dict[str, str] = {}
-    for name, host in ctx.spec.hosts.items():
-        path: NodePath = ("hosts", name)
-        if _address_problem(host.address, allow_network=False):
-            ctx.error((*path, "address"), "E220", f"invalid address '{host.address}' of host "
-                      f"'{name}': expected an IPv4 or IPv6 address")
-        elif host.address in addresses:
-            ctx.error((*path, "address"), "E221", f"address {host.address} of '{name}' is "
-                      f"already the address of '{addresses[host.address]}'")
-        else:
-            addresses[host.address] = name
-        if not host.servers and not host.clients:
-            ctx.error(path, "E310", f"host '{name}' has neither servers nor clients", key=True)
-        _refs(ctx, (*path, "servers"), host.servers, ctx.spec.servers, "server")
-        _refs(ctx, (*path, "clients"), host.clients, ctx.spec.clients, "client")
-
-
-def _refs(ctx: _Ctx, path: NodePath, names: list[str], known: dict[str, Any], what: str) -> None:
-    for i, name in enumerate(names):
-        if name not in known:
-            hint = ", ".join(known) or "none defined"
-            ctx.error((*path, i), "E101", f"undefined {what} '{name}' (defined: {hint})")
-
-
-def _address_problem(text: str, *, allow_network: bool) -> bool:
-    try:
-        if allow_network and "/" in text:
-            ipaddress.ip_network(text, strict=True)
-        else:
-            ipaddress.ip_address(text)
-    except ValueError:
-        return True
-    return False
-
-
-def _firewall_remote(ctx: _Ctx) -> None:
-    for base, layer in _machine_layers(ctx.spec):
-        if layer.firewall is None or not isinstance(layer.firewall.remote, list):
-            continue
-        if not layer.firewall.remote:
-            ctx.error((*base, "firewall", "remote"), "E222", "remote: an empty list allows "
-                      "nobody; write `site`, `any` or addresses")
-        for i, entry in enumerate(layer.firewall.remote):
-            problem = _remote_problem(entry)
-            if problem:
-                ctx.error((*base, "firewall", "remote", i), "E220", problem)
-
-
-def _remote_problem(entry: str) -> str | None:
-    if not _address_problem(entry, allow_network=True):
-        return None
-    if "/" in entry and not _address_problem(entry.split("/")[0], allow_network=False):
-        try:
-            ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            return f"invalid network '{entry}': the prefix length is out of range"
-        return (f"invalid network '{entry}': host bits are set (did you mean "
-                f"{ipaddress.ip_network(entry, strict=False)}?)")
-    return (f"invalid remote address '{entry}': expected an IPv4 or IPv6 address or a network "
-            "such as 10.9.0.0/24")
-
-
-def _machine_layers(spec: Spec) -> Iterator[tuple[NodePath, Any]]:
-    for role in ("server", "client"):
-        layer = getattr(spec.machine, role)
-        if layer is not None:
-            yield ("machine", role), layer
-    for name, host in spec.hosts.items():
-        if host.machine is not None:
-            yield ("hosts", name, "machine"), host.machine
 
 
 # --- site rules -----------------------------------------------------------------------------
 
 
-def _site(ctx: _Ctx) -> None:
+def _site(ctx: Context) -> None:
     site = ctx.spec.site
     if site.identity in ("domain", "mixed") and not site.domain:
         ctx.error(("site", "identity"), "E301", f"a {site.identity} site needs `site.domain` "
@@ -506,7 +336,7 @@ def _site(ctx: _Ctx) -> None:
         ctx.error(("site", "domain"), "E202", f"invalid NetBIOS domain name '{site.domain}'")
 
 
-def _service_logons(ctx: _Ctx) -> None:
+def _service_logons(ctx: Context) -> None:
     """One service, one Log On account, on every host (the second would silently win)."""
     for name, host in ctx.spec.hosts.items():
         seen: dict[str, tuple[str, str, str]] = {}
@@ -535,7 +365,7 @@ def _host_service_accounts(spec: Spec, host: Any) -> Iterator[tuple[str, str, st
             yield client.service, client.run_as, f"client '{key}'"
 
 
-def _server_executables(ctx: _Ctx) -> None:
+def _server_executables(ctx: Context) -> None:
     """A server firewall rule needs the executable: refuse to drop it silently (§5.1 step 5)."""
     for name, host in ctx.spec.hosts.items():
         if not _host_flag(ctx.spec, host, "server_executables"):
@@ -564,6 +394,6 @@ def _host_flag(spec: Spec, host: Any, flag: str) -> bool:
 
 _RULES = (
     _control_chars, _site, _keys, _account_names, _collisions, _accounts, _memberships,
-    _permissions, _servers, _clients, _hosts, _firewall_remote, _service_logons,
-    _server_executables,
+    _permissions, checkhosts.servers, checkhosts.clients, checkhosts.hosts,
+    checkhosts.firewall_remote, _service_logons, _server_executables,
 )

@@ -1,0 +1,191 @@
+"""Stage 3, check (continued): the rules on servers, clients, hosts and firewall scopes.
+
+Run by `check.check` with the others, in its order; each rule reports through the context's
+`error` and `principal` (see `check.Context`), so that every problem is found in one pass.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from dcomc import catalog
+from dcomc.load import NodePath
+from dcomc.spec import Spec
+
+if TYPE_CHECKING:  # check imports this module for its rule list
+    from dcomc.check import Context
+
+_GUID_RE = re.compile(r"^\{[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}\}$")
+# ProgID rules (dcom-facts §1.3): ≤ 39 chars, letters/digits/dots only, no leading digit.
+_PROGID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]{0,38}$")
+# A drive path or an environment-variable root, then path segments free of forbidden chars.
+_EXE_RE = re.compile(r'^(?:[A-Za-z]:|%[A-Za-z_][A-Za-z0-9_]*%)(?:\\[^\\/:*?"<>|]+)+$')
+
+
+def servers(ctx: Context) -> None:
+    for key, server in ctx.spec.servers.items():
+        path: NodePath = ("servers", key)
+        product = catalog.product(server.product) if server.product else None
+        if server.product and product is None:
+            names = ", ".join(catalog.products())
+            ctx.error((*path, "product"), "E110", f"unknown product '{server.product}' "
+                      f"(known: {names}; or give progid/clsid instead)")
+        elif product is None and not (server.progid or server.clsid or server.appid):
+            ctx.error(path, "E111", f"server '{key}' needs `product` or at least one of "
+                      "progid, clsid, appid", key=True)
+        _formats(ctx, path, server.progid, server.clsid, server.appid, server.executable)
+        _service_identity(ctx, path, key, server, product)
+
+
+def _formats(ctx: Context, path: NodePath, progid: str | None, clsid: str | None,
+             appid: str | None, executable: str | None) -> None:
+    if progid is not None and not _PROGID_RE.match(progid):
+        ctx.error((*path, "progid"), "E215", f"invalid ProgID '{progid}': at most 39 letters, "
+                  "digits and dots, not starting with a digit")
+    for field, value in (("clsid", clsid), ("appid", appid)):
+        if value is not None and not _GUID_RE.match(value):
+            ctx.error((*path, field), "E214", f"invalid {field} '{value}': expected a GUID in "
+                      "braces, {xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}")
+    if executable is not None:
+        _check_executable(ctx, (*path, "executable"), executable)
+
+
+def _check_executable(ctx: Context, path: NodePath, executable: str) -> None:
+    if not _EXE_RE.match(executable) or not executable.lower().endswith(".exe"):
+        ctx.error(path, "E216", f"invalid executable path '{executable}': expected a full "
+                  "Windows path to an .exe such as C:\\Program Files\\Vendor\\server.exe")
+    elif any(part in (".", "..") for part in executable.split("\\")):
+        ctx.error(path, "E216", f"executable path '{executable}' must not contain . or ..")
+
+
+def _service_identity(ctx: Context, path: NodePath, key: str, server: Any, product: Any) -> None:
+    mode = server.process_mode or ("service" if server.service_account else "interactive")
+    service = server.service or (product.service if product else None)
+    product_unknown = server.product is not None and product is None  # E110 says it all
+    if mode == "service" and not service and not product_unknown:
+        ctx.error(path, "E115", f"server '{key}' runs as a service, but its service name is "
+                  "unknown: give `service`", key=True)
+    if mode == "service" and not server.service_account:
+        ctx.error(path, "E116", f"server '{key}' runs as a service and needs "
+                  "`service_account` so that clients can authenticate its callbacks (guide "
+                  "§3.2)", key=True)
+    if server.service_account:
+        if mode == "interactive":
+            ctx.error((*path, "service_account"), "E116", f"server '{key}' is interactive: "
+                      "service_account applies only to process_mode: service")
+        _service_account(ctx, (*path, "service_account"), server.service_account)
+
+
+def _service_account(ctx: Context, path: NodePath, name: str) -> None:
+    principal = ctx.principal(path, name)
+    if principal is None:
+        return
+    if not ctx.res.is_user(principal):
+        ctx.error(path, "E117", f"'{name}' is not a user account and cannot log on a service")
+        return
+    user_key = ctx.res.user_key(name)
+    if user_key is None or ctx.spec.accounts.users[user_key].existing:
+        return  # an existing account's memberships are not known here
+    groups = ctx.spec.accounts.users[user_key].member_of
+    if not any(_is_administrators(ctx, g) for g in groups):
+        ctx.error(path, "E117", f"service account '{name}' must be a member of Administrators "
+                  "(guide §3.2 note): add Administrators to its member_of")
+
+
+def _is_administrators(ctx: Context, name: str) -> bool:
+    principal = ctx.res.resolve(name)
+    return principal is not None and principal.sid == "S-1-5-32-544"
+
+
+def clients(ctx: Context) -> None:
+    for key, client in ctx.spec.clients.items():
+        path: NodePath = ("clients", key)
+        if client.executable is not None:
+            _check_executable(ctx, (*path, "executable"), client.executable)
+        if not client.executable and not client.service:
+            ctx.error(path, "E118", f"client '{key}' needs `executable` or `service`", key=True)
+        if client.run_as is None:
+            ctx.error(path, "E119", f"client '{key}' needs `run_as`: an OPC client must run as "
+                      "the authenticated user (guide §2.1 note)", key=True)
+        else:
+            principal = ctx.principal((*path, "run_as"), client.run_as)
+            if principal is not None and not ctx.res.is_user(principal):
+                ctx.error((*path, "run_as"), "E119", f"run_as '{client.run_as}' is not a user")
+
+
+def hosts(ctx: Context) -> None:
+    addresses: dict[str, str] = {}
+    for name, host in ctx.spec.hosts.items():
+        path: NodePath = ("hosts", name)
+        if _address_problem(host.address, allow_network=False):
+            ctx.error((*path, "address"), "E220", f"invalid address '{host.address}' of host "
+                      f"'{name}': expected an IPv4 or IPv6 address")
+        elif host.address in addresses:
+            ctx.error((*path, "address"), "E221", f"address {host.address} of '{name}' is "
+                      f"already the address of '{addresses[host.address]}'")
+        else:
+            addresses[host.address] = name
+        if not host.servers and not host.clients:
+            ctx.error(path, "E310", f"host '{name}' has neither servers nor clients", key=True)
+        _refs(ctx, (*path, "servers"), host.servers, ctx.spec.servers, "server")
+        _refs(ctx, (*path, "clients"), host.clients, ctx.spec.clients, "client")
+
+
+def _refs(ctx: Context, path: NodePath, names: list[str], known: dict[str, Any], what: str) -> None:
+    for i, name in enumerate(names):
+        if name not in known:
+            hint = ", ".join(known) or "none defined"
+            ctx.error((*path, i), "E101", f"undefined {what} '{name}' (defined: {hint})")
+
+
+def _address_problem(text: str, *, allow_network: bool) -> bool:
+    try:
+        if allow_network and "/" in text:
+            ipaddress.ip_network(text, strict=True)
+        else:
+            ipaddress.ip_address(text)
+    except ValueError:
+        return True
+    return False
+
+
+def firewall_remote(ctx: Context) -> None:
+    for base, layer in _machine_layers(ctx.spec):
+        if layer.firewall is None or not isinstance(layer.firewall.remote, list):
+            continue
+        if not layer.firewall.remote:
+            ctx.error((*base, "firewall", "remote"), "E222", "remote: an empty list allows "
+                      "nobody; write `site`, `any` or addresses")
+        for i, entry in enumerate(layer.firewall.remote):
+            problem = _remote_problem(entry)
+            if problem:
+                ctx.error((*base, "firewall", "remote", i), "E220", problem)
+
+
+def _remote_problem(entry: str) -> str | None:
+    if not _address_problem(entry, allow_network=True):
+        return None
+    if "/" in entry and not _address_problem(entry.split("/")[0], allow_network=False):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            return f"invalid network '{entry}': the prefix length is out of range"
+        return (f"invalid network '{entry}': host bits are set (did you mean "
+                f"{ipaddress.ip_network(entry, strict=False)}?)")
+    return (f"invalid remote address '{entry}': expected an IPv4 or IPv6 address or a network "
+            "such as 10.9.0.0/24")
+
+
+def _machine_layers(spec: Spec) -> Iterator[tuple[NodePath, Any]]:
+    for role in ("server", "client"):
+        layer = getattr(spec.machine, role)
+        if layer is not None:
+            yield ("machine", role), layer
+    for name, host in spec.hosts.items():
+        if host.machine is not None:
+            yield ("hosts", name, "machine"), host.machine
+
+
