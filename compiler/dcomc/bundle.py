@@ -166,10 +166,9 @@ def build(compiled: Compiled, options: Options, spec_name: str, out: Path,
         result = _emit(compiled, options, spec_name, land)
         _write_files(tmp, {rel: data for rel, data in result.files.items() if "/" not in rel})
         if builds is not None:
-            for host, path in builds.results().items():
+            for host, built in builds.results().items():
                 result.manifest["hosts"][host]["artifacts"].append({
-                    "kind": "msi", "path": f"{host}/{path.name}",
-                    "sha256": _sha256(path.read_bytes())})
+                    "kind": "msi", "path": f"{host}/{built.path.name}", "sha256": built.sha256})
         result.files[MANIFEST] = _manifest_bytes(result.manifest)
         (tmp / MANIFEST).write_bytes(result.files[MANIFEST])
     return result

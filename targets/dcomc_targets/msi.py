@@ -12,6 +12,7 @@ are written.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -56,16 +58,22 @@ def run_wixl(host_dir: Path, host: str) -> Path:
     return msi
 
 
-def finish(msi: Path, site: str, host: str, version: str, spec_sha: str) -> Path:
+def finish(msi: Path, site: str, host: str, version: str, spec_sha: str) -> bytes:
     """Patch what wixl cannot write: the rollback action's type, the PackageCode derived from
-    site, host and version, and fixed dates in the summary and the cabinet (msidb)."""
+    site, host and version, and fixed dates in the summary and the cabinet (msidb). Returns
+    the MSI's final bytes."""
     package = product_codes(site, host, version, spec_sha)["package"]
     try:
-        msidb.patch(msi, "DcomcApplyRollback", WIXL_ROLLBACK_TYPES, ROLLBACK_TYPE, package,
-                    CABINET, build_epoch())
+        return msidb.patch(msi, "DcomcApplyRollback", WIXL_ROLLBACK_TYPES, ROLLBACK_TYPE,
+                           package, CABINET, build_epoch())
     except msidb.MsiPatchError as exc:
         raise MsiError(f"{host}: {exc}") from exc
-    return msi
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    path: Path
+    sha256: str
 
 
 def workers() -> int:
@@ -106,13 +114,16 @@ class Builds:
         if self._progress is not None and not future.cancelled() and future.exception() is None:
             self._progress(host)
 
-    def results(self) -> dict[str, Path]:
-        """Every host's MSI, patched; raises the first failure (MsiError)."""
+    def results(self) -> dict[str, Built]:
+        """Every host's MSI, patched, with its hash; raises the first failure (MsiError)."""
         site, version, spec_sha = self._codes
         hosts = {future: host for host, future in self._futures.items()}
+        built: dict[str, Built] = {}
         for future in as_completed(hosts):
-            finish(future.result(), site, hosts[future], version, spec_sha)
-        return {host: future.result() for host, future in self._futures.items()}
+            host, path = hosts[future], future.result()
+            data = finish(path, site, host, version, spec_sha)
+            built[host] = Built(path, hashlib.sha256(data).hexdigest())
+        return {host: built[host] for host in self._futures}
 
     def __enter__(self) -> Builds:
         sys.setswitchinterval(self.SWITCH_INTERVAL)

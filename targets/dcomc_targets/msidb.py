@@ -67,10 +67,10 @@ def stream_name(table: str, is_table: bool = True) -> str:
 
 
 def patch(msi: Path, action: str, old_types: frozenset[int], new_type: int,
-          package_code: str, cabinet: str, epoch: int) -> None:
+          package_code: str, cabinet: str, epoch: int) -> bytes:
     """Set `action`'s type to `new_type` (it must be one of `old_types` or already `new_type`),
     the SummaryInformation PackageCode and both dates, and the times of the files in `cabinet`
-    to `epoch`; in place: only the changed pieces are written back."""
+    to `epoch`; in place: only the changed pieces are written back. Returns the file's bytes."""
     with msi.open("r+b") as file:
         cfb = Compound(file.read())
         _set_action_type(cfb, action, old_types, new_type)
@@ -79,6 +79,7 @@ def patch(msi: Path, action: str, old_types: frozenset[int], new_type: int,
         for at, n in cfb.written:
             file.seek(at)
             file.write(cfb.data[at:at + n])
+    return bytes(cfb.data)
 
 
 class Compound:

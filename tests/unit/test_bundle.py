@@ -166,7 +166,7 @@ def test_failed_msi_keeps_previous_bundle(tmp_path: Path,
 
     monkeypatch.setattr(msi, "missing_tools", lambda: [])
     monkeypatch.setattr(msi, "run_wixl", run_wixl)
-    monkeypatch.setattr(msi, "finish", lambda path, *args: path)
+    monkeypatch.setattr(msi, "finish", lambda path, *args: path.read_bytes())
     code, output = build(out)
     assert code == 1
     assert "error: HMI02: wixl failed (133): unhandled child; nothing written" in output
