@@ -6,10 +6,15 @@ and converted to it; a bundle is read from it. So spec ⇄ spec, bundle ⇄ bund
 spec ⇄ bundle are the same comparison, and a bundle compares equal to the spec it was built
 from. Provenance (`Source`: the spec line; `Phase`: derived from the kind) is not compared;
 who generated a file (dcomc version, spec name and hash) is shown but is not a difference.
+
+A bundle's other artifacts (.reg, .inf, netsh, WiX, MSI, review) are not parsed here: each is
+checked against the sha256 its manifest lists, so a hand edit (or a missing or added file) is
+reported as a difference too — what the .psd1 says is then not all the PC would get.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +62,8 @@ class Side:
     spec_sha256: str | None
     generator: str | None
     hosts: dict[str, dict[str, Any]]
+    # bundle files that are not what dcomc wrote: (path, "edited" | "missing" | "unlisted")
+    tampered: tuple[tuple[str, str], ...] = ()
 
     def label(self) -> str:
         parts: list[str] = [self.kind]
@@ -112,7 +119,29 @@ def load_bundle(folder: Path) -> Side:
     version = manifest.get("dcomc")
     return Side(folder, "bundle", str(manifest.get("site", "")),
                 spec.get("name"), spec.get("sha256"),
-                f"dcomc {version}" if version else None, hosts)
+                f"dcomc {version}" if version else None, hosts, _tampered(folder, manifest))
+
+
+def _tampered(folder: Path, manifest: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Files that differ from the manifest: edited (another sha256), missing, or unlisted."""
+    listed: dict[str, str] = {}
+    entries = [a for h in manifest["hosts"].values() if isinstance(h, dict)
+               for a in h.get("artifacts", [])] + list(manifest.get("review", []))
+    for art in entries:
+        if isinstance(art, dict) and isinstance(art.get("path"), str):
+            listed[art["path"]] = str(art.get("sha256", ""))
+    found: list[tuple[str, str]] = []
+    for rel, digest in sorted(listed.items()):
+        try:
+            data = (folder / rel).read_bytes()
+        except OSError:
+            found.append((rel, "missing"))
+            continue
+        if hashlib.sha256(data).hexdigest() != digest:
+            found.append((rel, "edited"))
+    on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    found += [(rel, "unlisted") for rel in sorted(on_disk - set(listed) - {MANIFEST})]
+    return tuple(found)
 
 
 def _psd1_path(host: str, entry: Any) -> str:
@@ -178,7 +207,8 @@ class Diff:
 
     @property
     def identical(self) -> bool:
-        return self.site is None and not self.hosts
+        return self.site is None and not self.hosts and not (
+            self.old.tampered or self.new.tampered)
 
 
 def comparable(resource: dict[str, Any]) -> dict[str, Any]:
@@ -329,7 +359,8 @@ def _field_json(change: FieldChange) -> dict[str, Any]:
 def _side_json(side: Side) -> dict[str, Any]:
     return {"path": str(side.path), "kind": side.kind, "site": side.site,
             "spec": side.spec_name, "spec_sha256": side.spec_sha256,
-            "generator": side.generator, "hosts": sorted(side.hosts)}
+            "generator": side.generator, "hosts": sorted(side.hosts),
+            "tampered": [{"path": rel, "problem": problem} for rel, problem in side.tampered]}
 
 
 def diff_json(result: Diff) -> dict[str, Any]:
@@ -370,6 +401,11 @@ def _summary(result: Diff) -> dict[str, int]:
 
 
 _SIGN = {"added": "+", "removed": "-", "changed": "~"}
+_TAMPERED = {
+    "edited": "was changed after dcomc wrote it (its sha256 is not the manifest's)",
+    "missing": "is listed in the manifest but missing",
+    "unlisted": "is not listed in the manifest (dcomc did not write it)",
+}
 
 
 def diff_text(result: Diff) -> str:
@@ -378,6 +414,10 @@ def diff_text(result: Diff) -> str:
         lines.append(f"No differences: {result.identical_hosts} hosts, "
                      f"{result.identical_resources} resources identical.")
         return "\n".join(lines) + "\n"
+    for which, side in (("old", result.old), ("new", result.new)):
+        lines += [f"! {which} bundle: {rel} {_TAMPERED[problem]}" for rel, problem in side.tampered]
+    if result.old.tampered or result.new.tampered:
+        lines.append("")
     if result.site:
         lines += [f"~ site: {compact(result.site.old)} -> {compact(result.site.new)}", ""]
     for host in result.hosts:

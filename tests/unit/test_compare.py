@@ -214,6 +214,32 @@ def test_bundle_against_bundle(tmp_path: Path) -> None:
     assert as_json(run("diff", a, new_spec, "--json"))["hosts"] == specs["hosts"]
 
 
+def test_hand_edits_to_a_bundle_are_differences(tmp_path: Path) -> None:
+    """The .psd1 is compared by content; every other artifact by its manifest hash, so a .reg
+    edited, a file removed or one added after the build is reported, not missed."""
+    out = build(PLANT7, tmp_path / "bundle")
+    reg = out / "SCADA01" / "reg" / "SCADA01.reg"
+    reg.write_bytes(reg.read_bytes() + b"\r\x00\n\x00")  # one more (empty) line
+    (out / "HMI01" / "secedit" / "HMI01.inf").unlink()
+    (out / "HMI02" / "firewall" / "extra.cmd").write_text("netsh advfirewall set allprofiles "
+                                                          "state off")
+    result = run("diff", PLANT7, out)
+    assert result.exit_code == 1, result.output
+    assert ("! new bundle: SCADA01/reg/SCADA01.reg was changed after dcomc wrote it (its "
+            "sha256 is not the manifest's)") in result.stdout
+    assert "! new bundle: HMI01/secedit/HMI01.inf is listed in the manifest but missing" in (
+        result.stdout)
+    assert ("! new bundle: HMI02/firewall/extra.cmd is not listed in the manifest (dcomc did "
+            "not write it)") in result.stdout
+    data = as_json(run("diff", out, PLANT7, "--json"))
+    assert data["identical"] is False and data["hosts"] == []
+    assert data["old"]["tampered"] == [
+        {"path": "HMI01/secedit/HMI01.inf", "problem": "missing"},
+        {"path": "SCADA01/reg/SCADA01.reg", "problem": "edited"},
+        {"path": "HMI02/firewall/extra.cmd", "problem": "unlisted"}]
+    assert data["new"]["tampered"] == []
+
+
 @pytest.mark.parametrize("case", ["folder-without-manifest", "text-file", "spec-with-errors",
                                   "broken-psd1", "psd1-without-bom", "missing-psd1"])
 def test_bad_input_exits_2(case: str, tmp_path: Path) -> None:
