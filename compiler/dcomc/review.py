@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -191,7 +192,9 @@ class _Env(Environment):
         return super().getattr(obj, attribute)
 
 
+@cache
 def _env(markdown: bool) -> Environment:
+    """One environment per format and process: its templates are compiled once."""
     loader = FileSystemLoader(str(templates_dir() / "review"))
     if markdown:
         return _Env(loader=loader, undefined=StrictUndefined, autoescape=False,
