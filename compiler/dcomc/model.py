@@ -74,7 +74,20 @@ class Resource:
 
     def fields_dict(self) -> dict[str, Any]:
         """The resource's own data (no id, no provenance), for plan output and round trips."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("id", "prov")}
+        return {name: getattr(self, name) for name in data_fields(type(self))}
+
+
+_DATA_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def data_fields(cls: type[Resource]) -> tuple[str, ...]:
+    """The names of a resource kind's own data fields (no id, no provenance), in order; looked
+    up once per kind (the emitters ask for every resource)."""
+    found = _DATA_FIELDS.get(cls)
+    if found is None:
+        found = tuple(f.name for f in fields(cls) if f.name not in ("id", "prov"))
+        _DATA_FIELDS[cls] = found
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from typing import Any
 import tree_sitter_powershell
 from tree_sitter import Language, Node, Parser
 
-from dcomc.model import AceSpec, HostPlan, Resource
+from dcomc.model import AceSpec, HostPlan, Resource, data_fields
 from dcomc_targets.base import Artifact, EmitContext, template_bytes
 from dcomc_targets.quoting import ps_quote, ps_unquote
 
@@ -88,8 +88,8 @@ def resource_data(resource: Resource, spec_name: str) -> dict[str, Any]:
         # the spec's file name only: the same spec gives the same bytes from any folder
         "Source": f"{spec_name}:{span.line}:{span.col}" if span else None,
     }
-    return head | {key: to_data(getattr(resource, name)) for name, key in _fields(type(resource))
-                   if name not in ("id", "prov")}
+    return head | {pascal(name): to_data(getattr(resource, name))
+                   for name in data_fields(type(resource))}
 
 
 def host_data(host: HostPlan, ctx: EmitContext) -> dict[str, Any]:
