@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    BytecodeCache,
+    Environment,
+    FileSystemBytecodeCache,
+    FileSystemLoader,
+    StrictUndefined,
+    select_autoescape,
+)
 
 from dcomc import sd
 from dcomc.diagnostics import Span
@@ -194,15 +201,28 @@ class _Env(Environment):
 
 @cache
 def _env(markdown: bool) -> Environment:
-    """One environment per format and process: its templates are compiled once."""
+    """One environment per format and process: its templates are compiled once, and their
+    compiled code is kept between runs (`_bytecode_cache`)."""
     loader = FileSystemLoader(str(templates_dir() / "review"))
+    common: dict[str, Any] = {"loader": loader, "undefined": StrictUndefined,
+                              "bytecode_cache": _bytecode_cache(), "trim_blocks": True,
+                              "lstrip_blocks": True, "keep_trailing_newline": True}
     if markdown:
-        return _Env(loader=loader, undefined=StrictUndefined, autoescape=False,
-                    finalize=md_escape, trim_blocks=True, lstrip_blocks=True,
-                    keep_trailing_newline=True)
-    return _Env(loader=loader, undefined=StrictUndefined,
-                autoescape=select_autoescape(["html", "j2"], default=True),
-                trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+        return _Env(autoescape=False, finalize=md_escape, **common)
+    return _Env(autoescape=select_autoescape(["html", "j2"], default=True), **common)
+
+
+@cache
+def _bytecode_cache() -> BytecodeCache | None:
+    """Compiling the two templates costs 25 ms, more than rendering a 50-host report: like
+    Python's own .pyc files, the compiled code is kept in a private folder of the user's temp
+    directory (Jinja's FileSystemBytecodeCache: mode 0700, refused unless owned by the user;
+    an entry is used only while its template's source is unchanged). Without a safe folder the
+    templates are compiled each run, as before."""
+    try:
+        return FileSystemBytecodeCache()
+    except (OSError, RuntimeError):
+        return None
 
 
 def render(view: dict[str, Any]) -> dict[str, bytes]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 import yaml
 from lxml import etree
 
-from dcomc import bundle
+from dcomc import bundle, review
 from dcomc.model import FirewallRule, FirewallRuleGroup
 from dcomc.pipeline import Compiled, compile_file
 from dcomc.review import md_escape
@@ -102,3 +103,17 @@ def test_review_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert len(colors) > 20, "the page rendered blank"
     dark = sum(count for count, (r, g, b) in colors if r + g + b < 200)
     assert dark > 500, "no text on the page"
+
+
+def test_compiled_templates_are_cached_only_in_a_safe_folder(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The bytecode cache lives in a private temp folder; where Jinja finds none safe (another
+    owner, wrong mode), the templates are compiled each run instead of failing the build."""
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    cache = review._bytecode_cache.__wrapped__()
+    assert cache is not None
+    folder = tmp_path / f"_jinja2-cache-{os.getuid()}"
+    assert folder.is_dir() and folder.stat().st_mode & 0o777 == 0o700
+    # a folder of this name that another user owns is refused
+    monkeypatch.setattr("os.getuid", lambda: tmp_path.stat().st_uid + 1)
+    assert review._bytecode_cache.__wrapped__() is None
