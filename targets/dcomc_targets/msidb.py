@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import struct
 import time
+from bisect import bisect_left
 from functools import cache
 from itertools import accumulate
 from pathlib import Path
@@ -41,6 +42,7 @@ _STRING, _BINARY_MASK, _VALID = 0x0800, ~0x1000, 0x0100
 _VT_LPSTR, _VT_FILETIME = 30, 64
 _PID_REVISION, _PID_CREATED, _PID_SAVED = 9, 12, 13
 _MAX_SECTOR = 0xFFFFFFFA  # above: free, end of chain, FAT and DIFAT markers
+_DIRECTORY_ENTRY = struct.Struct("<64sHB49xII4x")
 _FILETIME_1970 = 11644473600  # seconds from 1601-01-01 (FILETIME's epoch) to 1970-01-01
 
 
@@ -112,11 +114,13 @@ class Compound:
         """The stream's bytes (its first `limit` bytes only, if given)."""
         pieces, size = [], 0
         for at, n in self._extents(name):
-            if limit is not None and size >= limit:
-                break
+            if limit is not None:
+                if size >= limit:
+                    break
+                n = min(n, limit - size)
             pieces.append(self.data[at:at + n])
             size += n
-        return b"".join(pieces)[:limit]
+        return b"".join(pieces)
 
     def write(self, name: str, data: bytes) -> None:
         """Overwrite the stream's first len(data) bytes (never more than it has)."""
@@ -156,16 +160,16 @@ class Compound:
             unit = self._mini
         if len(pieces) * unit < size:
             raise MsiPatchError(f"stream {name!r}: chain shorter than its size")
-        return [(at, min(unit, size - i * unit)) for i, at in enumerate(pieces) if i * unit < size]
+        return _coalesced([(at, min(unit, size - i * unit))
+                           for i, at in enumerate(pieces) if i * unit < size])
 
-    def _directory(self, raw: bytes) -> list[tuple[str, int, int]]:
-        entries = []
-        for at in range(0, len(raw) - 127, 128):
-            length, kind = struct.unpack_from("<HB", raw, at + 64)
-            name = raw[at:at + max(0, length - 2)].decode("utf-16-le")
-            start, size = struct.unpack_from("<II", raw, at + 116)
-            entries.append((name if kind in (1, 2, 5) else "", start, size))
-        return entries
+    @staticmethod
+    def _directory(raw: bytes) -> list[tuple[str, int, int]]:
+        """(name, first sector, size) of each 128-byte entry (name, its length in bytes with
+        the final NUL, type, ..., first sector at 116, size at 120); "" for unused entries."""
+        return [(name[:max(0, length - 2)].decode("utf-16-le") if kind in (1, 2, 5) else "",
+                 start, size)
+                for name, length, kind, start, size in _DIRECTORY_ENTRY.iter_unpack(raw)]
 
     def _chain(self, start: int) -> list[int]:
         return self._follow(self._fat, start)
@@ -190,6 +194,18 @@ class Compound:
         return list(struct.unpack_from(f"<{self._sector // 4}I", self.data, at))
 
 
+def _coalesced(extents: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Adjacent pieces as one (consecutive sectors are the rule): fewer slices to join."""
+    merged = [extents[0]] if extents else []
+    for at, n in extents[1:]:
+        last_at, last_n = merged[-1]
+        if last_at + last_n == at:
+            merged[-1] = (last_at, last_n + n)
+        else:
+            merged.append((at, n))
+    return merged
+
+
 # --- CustomAction.Type ------------------------------------------------------------------------
 
 
@@ -204,7 +220,7 @@ def _set_action_type(cfb: Compound, action: str, old_types: frozenset[int],
     names = [c for c, _ in columns]
     if rest or names[:2] != [b"Action", b"Type"] or widths[1] != 2:
         raise MsiPatchError(f"CustomAction table has an unexpected layout: {names}")
-    wanted = strings.get(action.encode())
+    wanted = strings.id_of(action.encode())
     matches = [row for row, sid in enumerate(_cells(data, 0, ref, rows)) if sid == wanted]
     if len(matches) != 1:
         raise MsiPatchError(f"CustomAction {action!r}: {len(matches)} rows, expected 1")
@@ -217,50 +233,71 @@ def _set_action_type(cfb: Compound, action: str, old_types: frozenset[int],
     cfb.write(name, data[:at] + cell + data[at + 2:])
 
 
-def _string_pool(cfb: Compound) -> tuple[dict[bytes, int], int]:
-    """String bytes → id (both ways are unique in a pool), and the width of a string reference
-    (2 bytes, or 3 when the pool header sets bit 31). Compared as bytes: the names looked up
-    are ASCII, which every MSI code page encodes alike."""
+class _Pool:
+    """The MSI string pool, looked up without building a table of every string (the patch
+    needs three of several hundred): string ids count from 1, `ends[i]` is where string i+1
+    ends in the pool's data."""
+
+    def __init__(self, data: bytes, lengths: list[int]) -> None:
+        self._data, self._lengths = data, lengths
+        self._ends = list(accumulate(lengths))
+
+    def id_of(self, text: bytes) -> int | None:
+        """The id of the (first) string equal to `text`. Compared as bytes: the names looked
+        up are ASCII, which every MSI code page encodes alike."""
+        at = self._data.find(text)
+        while at >= 0:
+            i = bisect_left(self._ends, at + len(text))  # empty strings share an end: first
+            if i < len(self._ends) and self._ends[i] == at + len(text) \
+                    and self._lengths[i] == len(text):
+                return i + 1
+            at = self._data.find(text, at + 1)
+        return None
+
+    def text(self, sid: int) -> bytes:
+        if not 1 <= sid <= len(self._ends):
+            return b""
+        end = self._ends[sid - 1]
+        return self._data[end - self._lengths[sid - 1]:end]
+
+
+def _string_pool(cfb: Compound) -> tuple[_Pool, int]:
+    """The string pool, and the width of a string reference (2 bytes, or 3 when the pool
+    header sets bit 31)."""
     pool = cfb.read(stream_name("_StringPool"))
     data = cfb.read(stream_name("_StringData"))
     words = struct.unpack(f"<{len(pool) // 2}H", pool)
-    lengths = words[2::2]
-    if sum(lengths) == len(data):  # the usual pool: no string over 64 KiB (empty entries, of
-        # length 0, still take an id)
-        pairs = zip(accumulate(lengths), lengths, strict=True)
-        return ({data[end - n:end]: sid for sid, (end, n) in enumerate(pairs, 1)},
-                3 if words[1] & 0x8000 else 2)
-    ids: dict[bytes, int] = {}
-    offset, sid, i = 0, 1, 2
-    while i + 1 < len(words):
+    width = 3 if words[1] & 0x8000 else 2
+    lengths = list(words[2::2])
+    if sum(lengths) == len(data):  # the usual pool: no string over 64 KiB
+        return _Pool(data, lengths), width
+    lengths, i = [], 2
+    while i + 1 < len(words):  # entries (length, refcount); an empty entry takes an id too
         length, refs = words[i], words[i + 1]
-        if length == 0 and refs == 0:  # an empty entry still takes a string id
-            i, sid = i + 2, sid + 1
-            continue
-        if length == 0:  # a string over 64 KiB: the high word of its length, then the low word
+        if length == 0 and refs != 0:  # over 64 KiB: the high word, then the low word
             length, i = (refs << 16) + words[i + 2], i + 4
         else:
             i += 2
-        ids.setdefault(data[offset:offset + length], sid)
-        offset, sid = offset + length, sid + 1
-    return ids, 3 if words[1] & 0x8000 else 2
+        lengths.append(length)
+    if sum(lengths) != len(data):
+        raise MsiPatchError("the string pool does not match its data")
+    return _Pool(data, lengths), width
 
 
-def _columns(cfb: Compound, strings: dict[bytes, int], ref: int,
+def _columns(cfb: Compound, strings: _Pool, ref: int,
              table: str) -> list[tuple[bytes, int]]:
     """(name, type) of `table`'s columns in order, from `_Columns` (Table s64, Number i2,
     Name s64, Type i2)."""
     data = cfb.read(stream_name("_Columns"))
     rows = len(data) // (2 * ref + 4)
-    wanted = strings.get(table.encode())
+    wanted = strings.id_of(table.encode())
     mine = [r for r, sid in enumerate(_cells(data, 0, ref, rows)) if sid == wanted]
     if not mine:
         raise MsiPatchError(f"no table {table!r} in the MSI")
     numbers = _cells(data, rows * ref, 2, rows)
     names = _cells(data, rows * (ref + 2), ref, rows)
     types = _cells(data, rows * (2 * ref + 2), 2, rows)
-    by_id = {sid: text for text, sid in strings.items()}
-    found = sorted((numbers[r], by_id.get(names[r], b""), types[r] - 0x8000) for r in mine)
+    found = sorted((numbers[r], strings.text(names[r]), types[r] - 0x8000) for r in mine)
     return [(name, kind) for _, name, kind in found]
 
 
