@@ -103,8 +103,9 @@ class Setting:
 def lower(spec: Spec, loaded: Loaded) -> SitePlan:
     site_addresses = site_scope(h.address for h in spec.hosts.values())
     resolver = Resolver(spec)  # one for the site: its lookup tables do not depend on the host
+    shared: dict[str, list[Resource]] = {}  # resources every host has alike, lowered once
     hosts = tuple(
-        _Host(spec, loaded, name, host, site_addresses, resolver).plan()
+        _Host(spec, loaded, name, host, site_addresses, resolver, shared).plan()
         for name, host in sorted(spec.hosts.items(), key=lambda kv: kv[0].casefold())
     )
     s = spec.site
@@ -133,11 +134,12 @@ class _Host:
 
     def __init__(
         self, spec: Spec, loaded: Loaded, name: str, host: Host, site: tuple[str, ...],
-        resolver: Resolver,
+        resolver: Resolver, shared: dict[str, list[Resource]],
     ) -> None:
         self.spec, self.loaded, self.name, self.host = spec, loaded, name, host
         self.site_addresses = site
         self.res = resolver
+        self._shared = shared
         roles: list[Role] = []
         if host.servers:
             roles.append("server")
@@ -199,27 +201,34 @@ class _Host:
     # --- §2 users and groups ----------------------------------------------------------------
 
     def _accounts(self) -> None:
-        # §2.1: in a workgroup every account exists on every PC of the connection.
+        # §2.1: in a workgroup every account exists on every PC of the connection: the same
+        # resources on every host, lowered for the first one and shared by the others.
+        accounts = self._shared.get("accounts")
+        if accounts is None:
+            accounts = self._shared["accounts"] = self._lower_accounts()
+        self.out.extend(accounts)
+
+    def _lower_accounts(self) -> list[Resource]:
+        out: list[Resource] = []
         for name, user in self.spec.accounts.users.items():
             path: NodePath = ("accounts", "users", name)
             if not user.existing:
-                self.out.append(LocalUser(f"local_user:{name}", self.prov(path, "§2.2"),
-                                          name, user.description or "",
-                                          user.password_never_expires))
-            for i, group in enumerate(user.member_of):
-                self._member(group, name, (*path, "member_of", i))
+                out.append(LocalUser(f"local_user:{name}", self.prov(path, "§2.2"), name,
+                                     user.description or "", user.password_never_expires))
+            out += [self._member(group, name, (*path, "member_of", i))
+                    for i, group in enumerate(user.member_of)]
         for name, group_def in self.spec.accounts.groups.items():
             gpath: NodePath = ("accounts", "groups", name)
             if not group_def.existing:
-                self.out.append(LocalGroup(f"local_group:{name}", self.prov(gpath, "§2.3"),
-                                           name, group_def.description or ""))
-            for i, member in enumerate(group_def.members):
-                self._member(name, member, (*gpath, "members", i))
+                out.append(LocalGroup(f"local_group:{name}", self.prov(gpath, "§2.3"), name,
+                                      group_def.description or ""))
+            out += [self._member(name, member, (*gpath, "members", i))
+                    for i, member in enumerate(group_def.members)]
+        return out
 
-    def _member(self, group: str, member: str, path: NodePath) -> None:
+    def _member(self, group: str, member: str, path: NodePath) -> GroupMember:
         g, m = self.principal(group), self.principal(member)
-        rid = f"group_member:{g.name}/{m.name}"
-        self.out.append(GroupMember(rid, self.prov(path, "§2.4"), g, m))
+        return GroupMember(f"group_member:{g.name}/{m.name}", self.prov(path, "§2.4"), g, m)
 
     # --- §3 server runtime: service identity ------------------------------------------------
 
