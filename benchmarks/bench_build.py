@@ -2,7 +2,8 @@
 
 Targets: 1,000 hosts in under 10 s on the 2-core machine, peak memory under 300 MB, and the time
 per host within 1.5x from 10 to 1,000 hosts. Each size runs in a fresh process so that its peak
-RSS is its own. Run:  python benchmarks/bench_build.py [N ...]
+RSS is its own. The bundles are written under ./build, where `dcomc build` writes by default
+(see bench_msi.py on why the folder matters). Run:  python benchmarks/bench_build.py [N ...]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 
 SIZES = (10, 100, 1000)
+WORK = Path("build")
 
 
 def generate(hosts: int) -> dict[str, Any]:
@@ -56,7 +58,8 @@ def run_one(hosts: int) -> dict[str, float]:
     from dcomc.pipeline import compile_file
     from dcomc_targets import Options
 
-    with tempfile.TemporaryDirectory() as tmp:
+    WORK.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-build-", dir=WORK) as tmp:
         spec = Path(tmp) / "site.yaml"
         spec.write_text(yaml.safe_dump(generate(hosts)), encoding="utf-8")
         start = time.perf_counter()
