@@ -13,9 +13,10 @@ fields, so `[` and `]` are escaped (`[\\[]`) to keep them literal.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from lxml import etree
@@ -149,9 +150,20 @@ def _exception(host: HostPlan, rule: FirewallRule, name: str, profile: str) -> e
         attrs["Scope"] = "any"
     exc = etree.Element(f"{{{FIRE_NS}}}FirewallException", attrs)
     if rule.remote != ("any",):
-        for address in rule.remote:
-            etree.SubElement(exc, f"{{{FIRE_NS}}}RemoteAddress").text = address
+        exc.extend(copy.deepcopy(_remote_addresses(rule.remote)))
     return exc
+
+
+@lru_cache(maxsize=256)
+def _remote_addresses(remote: tuple[str, ...]) -> etree._Element:
+    """An element holding one RemoteAddress per address, built once per list and copied (never
+    changed): the `site` scope is the same list in every rule of every host, and it grows with
+    the site (a 1,000-host site: 80 networks, in 4 exceptions a host); lxml copies built
+    elements three times faster than it builds them."""
+    holder = etree.Element(f"{{{FIRE_NS}}}FirewallException", nsmap=NSMAP)
+    for address in remote:
+        etree.SubElement(holder, f"{{{FIRE_NS}}}RemoteAddress").text = address
+    return holder
 
 
 @cache
