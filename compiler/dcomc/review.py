@@ -21,6 +21,7 @@ from jinja2 import (
     StrictUndefined,
     select_autoescape,
 )
+from jinja2.bccache import Bucket
 
 from dcomc import sd
 from dcomc.diagnostics import Span
@@ -220,9 +221,26 @@ def _bytecode_cache() -> BytecodeCache | None:
     an entry is used only while its template's source is unchanged). Without a safe folder the
     templates are compiled each run, as before."""
     try:
-        return FileSystemBytecodeCache()
+        return _TolerantCache()
     except (OSError, RuntimeError):
         return None
+
+
+class _TolerantCache(FileSystemBytecodeCache):
+    """A cache must never fail a build: an entry that cannot be read (damaged, truncated) or
+    written (a full or read-only temp folder) only means compiling the template this time."""
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except Exception:  # whatever a damaged entry raises (pickle, marshal, I/O)
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
 
 
 def render(view: dict[str, Any]) -> dict[str, bytes]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from jinja2 import Environment, FileSystemLoader
 from lxml import etree
 
 from dcomc import bundle, review
@@ -117,3 +118,31 @@ def test_compiled_templates_are_cached_only_in_a_safe_folder(
     # a folder of this name that another user owns is refused
     monkeypatch.setattr("os.getuid", lambda: tmp_path.stat().st_uid + 1)
     assert review._bytecode_cache.__wrapped__() is None
+
+
+def test_a_damaged_or_unwritable_template_cache_never_fails_a_render(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "page.j2").write_text("{% for x in items %}<{{ x }}>{% endfor %}")
+    store = tmp_path / "cache"
+    store.mkdir()
+
+    def render() -> str:
+        env = Environment(loader=FileSystemLoader(str(tmp_path / "t")),
+                          bytecode_cache=review._TolerantCache(str(store)))
+        return env.get_template("page.j2").render(items=[1, 2])
+
+    assert render() == "<1><2>"
+    entries = list(store.iterdir())
+    assert len(entries) == 1  # compiled once, kept
+    for damage in (b"", b"j2\x00garbage", entries[0].read_bytes()[:40]):
+        entries[0].write_bytes(damage)
+        assert render() == "<1><2>"
+    entries[0].unlink()
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("tempfile.NamedTemporaryFile", full)
+    assert render() == "<1><2>"
+    assert list(store.iterdir()) == []
