@@ -78,21 +78,21 @@ def _walk_strings(data: Any, path: NodePath = ()) -> Iterator[tuple[NodePath, st
         yield path, data, False
 
 
+# C0 and C1 control characters, and the Unicode line and paragraph separators
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def _control_chars(ctx: Context) -> None:
     # A newline inside a name or description would break every line-based artifact (.reg,
     # INF, netsh) and could smuggle a second command or value into it.
     for path, text, is_key in _walk_strings(ctx.loaded.data):
-        bad = next((c for c in text if _is_control(c)), None)
-        if bad is None or (not is_key and path and path[-1] == "password"):
+        found = _CONTROL.search(text)
+        if found is None or (not is_key and path and path[-1] == "password"):
             continue  # a password is reported by E206 and never echoed
+        bad = found.group()
         what = "key" if is_key else "value"
         ctx.error(path, "E201", f"{_char_name(bad)} in {what} '{_printable(text)}'",
                   key=is_key)
-
-
-def _is_control(char: str) -> bool:
-    code = ord(char)
-    return code < 0x20 or 0x7F <= code <= 0x9F or code in (0x2028, 0x2029)
 
 
 def _char_name(char: str) -> str:
@@ -102,7 +102,7 @@ def _char_name(char: str) -> str:
 
 
 def _printable(text: str) -> str:
-    return "".join(c if not _is_control(c) else f"\\x{ord(c):02x}" for c in text)[:60]
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)[:60]
 
 
 # --- names ----------------------------------------------------------------------------------
