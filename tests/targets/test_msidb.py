@@ -91,25 +91,91 @@ def test_stream_names_are_libmsi_encoded(raw_msis: list[Path]) -> None:
 
 def test_patch_makes_the_streams_msibuild_makes(raw_msis: list[Path], tmp_path: Path) -> None:
     for i, raw in enumerate(raw_msis):
-        ours, reference = tmp_path / f"ours{i}.msi", tmp_path / f"ref{i}.msi"
-        shutil.copy(raw, ours)
-        shutil.copy(raw, reference)
-        _patch(ours)
-        _msibuild_patch(reference)
-        cab = msidb.stream_name(CABINET, is_table=False)
-        mine, theirs = _streams(ours), _streams(reference)
-        assert _cab_entries(mine.pop(cab)) == [
-            (name, size, (2023, 11, 14, 22, 13, 20)) for name, size, _ in
-            _cab_entries(theirs.pop(cab))]  # msibuild leaves the times as wixl found them
+        _assert_patched_as_by_msibuild(raw, tmp_path / f"{i}")
+
+
+def _assert_patched_as_by_msibuild(raw: Path, work: Path, same_streams: bool = True) -> None:
+    """Our patch and msibuild's give the same tables and summary; the same streams too, byte
+    for byte, unless msibuild's rewrite of the whole database lays the string pool out anew."""
+    work.mkdir()
+    ours, reference = work / "ours.msi", work / "ref.msi"
+    shutil.copy(raw, ours)
+    shutil.copy(raw, reference)
+    _patch(ours)
+    _msibuild_patch(reference)
+    cab = msidb.stream_name(CABINET, is_table=False)
+    mine, theirs = _streams(ours), _streams(reference)
+    assert _cab_entries(mine.pop(cab)) == [
+        (name, size, (2023, 11, 14, 22, 13, 20)) for name, size, _ in
+        _cab_entries(theirs.pop(cab))]  # msibuild leaves the times as wixl found them
+    if same_streams:
         assert mine == theirs, raw
-        assert msi.summary(ours) == msi.summary(reference)
-        assert msi.read_tables(ours) == msi.read_tables(reference)
-        types = {r["Action"]: r["Type"] for r in msi.read_tables(ours)["CustomAction"]}
-        assert types[ACTION] == str(ROLLBACK_TYPE)
-        # only the patched bytes changed: same size, the rest of the file untouched
-        before, after = raw.read_bytes(), ours.read_bytes()
-        assert len(before) == len(after)
-        assert sum(a != b for a, b in zip(before, after, strict=True)) <= 2 + 38 + 16 + 6 * 4
+    assert msi.summary(ours) == msi.summary(reference)
+    assert msi.read_tables(ours) == msi.read_tables(reference)
+    types = {r["Action"]: r["Type"] for r in msi.read_tables(ours)["CustomAction"]}
+    assert types[ACTION] == str(ROLLBACK_TYPE)
+    # only the patched bytes changed: same size, the rest of the file untouched
+    before, after = raw.read_bytes(), ours.read_bytes()
+    assert len(before) == len(after)
+    assert sum(a != b for a, b in zip(before, after, strict=True)) <= 2 + 38 + 16 + 6 * 4
+
+
+def test_a_string_over_64_kib_in_the_pool(raw_msis: list[Path], tmp_path: Path) -> None:
+    """libmsi stores a string over 64 KiB with its length in two pool entries (msibuild writes
+    one here): the string and every id after it must still be found."""
+    raw = tmp_path / "long.msi"
+    shutil.copy(raw_msis[0], raw)
+    subprocess.run(["msibuild", str(raw), "-q", "INSERT INTO `Property` (`Property`, `Value`) "
+                    f"VALUES ('DCOMC_LONG', '{'x' * 70000}')"], check=True, capture_output=True)
+    cfb = msidb.Compound(raw.read_bytes())
+    words = struct.unpack("<" + "H" * (len(cfb.read(msidb.stream_name("_StringPool"))) // 2),
+                          cfb.read(msidb.stream_name("_StringPool")))
+    assert any(words[i] == 0 and words[i + 1] for i in range(2, len(words) - 1, 2))
+    pool, _ = msidb._string_pool(cfb)
+    assert pool.text(pool.id_of(b"x" * 70000) or 0) == b"x" * 70000
+    # msibuild's rewrite appends an empty entry to this pool: tables and summary must match
+    _assert_patched_as_by_msibuild(raw, tmp_path / "patched", same_streams=False)
+
+
+class _Streams:
+    """A compound file reduced to what `_string_pool` reads; a string over 64 KiB takes two
+    entries, (0, high word of its length) then (low word, references), as libmsi writes it."""
+
+    def __init__(self, strings: list[bytes], refs: list[int]) -> None:
+        words = [0, 0]
+        for text, ref in zip(strings, refs, strict=True):
+            if len(text) > 0xFFFF:
+                words += [0, len(text) >> 16, len(text) & 0xFFFF, ref]
+            else:
+                words += [len(text), ref]
+        self.streams = {msidb.stream_name("_StringPool"): struct.pack(f"<{len(words)}H", *words),
+                        msidb.stream_name("_StringData"): b"".join(strings)}
+
+    def read(self, name: str) -> bytes:
+        return self.streams[name]
+
+
+@pytest.mark.parametrize("long", [b"", b"x" * 70000], ids=["short", "over-64-KiB"])
+def test_string_ids_count_empty_entries_and_only_whole_strings_match(long: bytes) -> None:
+    """An empty entry (a string no row uses any more) keeps its id, and so does a string over
+    64 KiB; a lookup matches a whole string, never a piece across two; the first of two equal
+    strings wins."""
+    strings = [b"Type", long, b"Action", b"CustomAction", b"", b"Action"]
+    pool, width = msidb._string_pool(_Streams(strings, [1, int(bool(long)), 2, 1, 0, 1]))  # type: ignore[arg-type]
+    assert width == 2
+    assert [pool.id_of(s) for s in (b"Type", b"Action", b"CustomAction")] == [1, 3, 4]
+    for piece in (b"eAct", b"Custom", b"ction", b"Typ"):  # across two, or a part of one
+        assert pool.id_of(piece) is None, piece
+    assert [pool.text(sid) for sid in range(0, 8)] == [b"", *strings, b""]
+    if long:
+        assert pool.id_of(long) == 2
+
+
+def test_a_pool_whose_lengths_miss_its_data_is_refused() -> None:
+    broken = _Streams([b"ab", b"x" * 70000], [1, 1])
+    broken.streams[msidb.stream_name("_StringData")] += b"!"
+    with pytest.raises(msidb.MsiPatchError, match="does not match its data"):
+        msidb._string_pool(broken)  # type: ignore[arg-type]
 
 
 def _cab_entries(cab: bytes) -> list[tuple[bytes, int, tuple[int, ...]]]:
