@@ -33,6 +33,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_build import generate
+from bench_fs import bundle_shaped_tree
 
 
 def bare_wixl(host_dir: Path, host: str, runs: int = 5) -> float:
@@ -94,6 +95,10 @@ def main() -> None:
         first = next(iter(result.manifest["hosts"]))
         print(f"hosts {hosts}, cores {cores}, in {Path(tmp).resolve().parent}, bare wixl "
               f"measured on {first}")
+        kernel, _ = bundle_shaped_tree(Path(tmp) / "fs-probe", hosts)
+        print(f"this folder: a {hosts}-host bundle's folders and files cost {kernel:.2f} s of "
+              "kernel time" + (" (slow: expect a worse ratio; see bench_fs.py)"
+                               if kernel > 0.1 * hosts / 200 else ""))
         for n in range(rounds):
             os.sync()  # no writeback of the previous round in this one
             before = bare_wixl(ref / first, first)
