@@ -8,11 +8,14 @@ environment passes every value through `md_escape` by `finalize`, so a principal
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
+import jinja2
 from jinja2 import (
     BytecodeCache,
     Environment,
@@ -228,7 +231,17 @@ def _bytecode_cache() -> BytecodeCache | None:
 
 class _TolerantCache(FileSystemBytecodeCache):
     """A cache must never fail a build: an entry that cannot be read (damaged, truncated) or
-    written (a full or read-only temp folder) only means compiling the template this time."""
+    written (a full or read-only temp folder) only means compiling the template this time.
+
+    Jinja keys an entry by template name, file and source only, yet the compiled code also
+    depends on the environment's options (autoescape, finalize, whitespace control) and on
+    Jinja itself: both are in the key here, so another dcomc or Jinja version never runs code
+    compiled under other options."""
+
+    SALT = f"{jinja2.__version__}|{hashlib.sha256(Path(__file__).read_bytes()).hexdigest()}"
+
+    def get_cache_key(self, name: str, filename: str | None = None) -> str:
+        return super().get_cache_key(f"{name}|{self.SALT}", filename)
 
     def load_bytecode(self, bucket: Bucket) -> None:
         try:

@@ -135,6 +135,13 @@ def test_a_damaged_or_unwritable_template_cache_never_fails_a_render(
     assert render() == "<1><2>"
     entries = list(store.iterdir())
     assert len(entries) == 1  # compiled once, kept
+    assert render() == "<1><2>" and list(store.iterdir()) == entries  # and used
+    # another dcomc (its environment options) or Jinja version: another entry, never this one
+    with monkeypatch.context() as other:
+        other.setattr(review._TolerantCache, "SALT", "another version")
+        assert render() == "<1><2>"
+        assert len(list(store.iterdir())) == 2
+    (set(store.iterdir()) - set(entries)).pop().unlink()
     for damage in (b"", b"j2\x00garbage", entries[0].read_bytes()[:40]):
         entries[0].write_bytes(damage)
         assert render() == "<1><2>"
