@@ -26,6 +26,11 @@ from dcomc.diagnostics import CompileError, Diagnostics, Span
 from dcomc.pipeline import Compiled
 from dcomc_targets import TARGETS, EmitContext, Options, msi
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
 MANIFEST = "manifest.json"
 
 
@@ -186,14 +191,41 @@ def _staging(out: Path) -> Iterator[Path]:
     when it fails (or is interrupted): the previous OUT survives any failure."""
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
-    _sweep(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    with _exclusive(out):
+        _sweep(out)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        try:
+            yield tmp
+            _swap(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+@contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """One build of OUT at a time: a second build waits for the first instead of sweeping its
+    temporary folder away as a leftover (two CI jobs, a double start). The lock file beside
+    OUT is removed while still held; a waiter that then locks the removed file tries again.
+    Without fcntl (Windows) builds are not serialized."""
+    if fcntl is None:
+        yield
+        return
+    lock = out.parent / f".{out.name}.lock"
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if lock.stat().st_ino == os.fstat(fd).st_ino:
+                break  # the file is still the lock, not one a finished build removed
+        except FileNotFoundError:
+            pass
+        os.close(fd)
     try:
-        yield tmp
-        _swap(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
 
 
 def _write_files(root: Path, files: dict[str, bytes]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,38 @@ def test_half_swapped_bundle_is_restored(tmp_path: Path) -> None:
     bundle.write(result, out)
     assert (out / "manifest.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_second_build_of_the_same_folder_waits_for_the_first(tmp_path: Path) -> None:
+    """Two builds of one OUT at once (two CI jobs): the second must neither sweep the first's
+    temporary folder away as a leftover nor swap in the middle of it; it waits."""
+    out = tmp_path / "out"
+    result = bundle.emit(compile_file(PLANT7), Options(), PLANT7.name)
+    inside, release = threading.Event(), threading.Event()
+    seen: list[Path] = []
+
+    def first() -> None:
+        with bundle._staging(out) as tmp:
+            bundle._write_files(tmp, {"manifest.json": b"{}", "FIRST": b"1"})
+            seen.append(tmp)
+            inside.set()
+            release.wait(10)
+
+    one = threading.Thread(target=first)
+    one.start()
+    assert inside.wait(10)
+    two = threading.Thread(target=bundle.write, args=(result, out))
+    two.start()
+    two.join(0.5)
+    assert two.is_alive()  # waiting for the first build
+    assert seen[0].is_dir() and (seen[0] / "FIRST").is_file()  # not swept away
+    release.set()
+    one.join(10)
+    two.join(10)
+    assert not one.is_alive() and not two.is_alive()
+    assert not (out / "FIRST").exists()  # the second build swapped in last
+    assert json.loads((out / "manifest.json").read_text())["site"] == "plant7-line3"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no lock file left
 
 
 def test_refuses_to_replace_a_folder_dcomc_did_not_write(tmp_path: Path) -> None:
