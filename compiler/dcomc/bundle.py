@@ -148,6 +148,16 @@ def check_out(out: Path) -> Diagnostics:
     return diags
 
 
+def unwritable(out: Path, exc: OSError) -> Diagnostics:
+    """The error for an output folder the system refuses (permissions, a file in the way, a
+    full disk): the build left the previous bundle as it was."""
+    diags = Diagnostics()
+    where = f" ({exc.filename})" if exc.filename else ""
+    diags.error(Span(str(out), 1, 1), "E403",
+                f"cannot write the output folder {out}: {exc.strerror or exc}{where}")
+    return diags
+
+
 def write(bundle: Bundle, out: Path) -> None:
     """Write an in-memory bundle to OUT atomically."""
     with _staging(out) as tmp:

@@ -109,7 +109,10 @@ def build(spec_path: Path, out: Path | None, strict: bool, replace_machine_limit
     # --strict judges the lint warnings below, with everything else, in one list
     compiled = _compile(spec_path, show=not strict)
     out = out or bundle.default_out(compiled.plan.site)
-    refusal = bundle.check_out(out)
+    try:
+        refusal = bundle.check_out(out)
+    except OSError as exc:
+        _fail(CompileError(bundle.unwritable(out, exc)))
     if refusal.has_errors:
         _fail(CompileError(refusal))
     options = Options(strict=strict, replace_machine_limits=replace_machine_limits,
@@ -130,6 +133,8 @@ def build(spec_path: Path, out: Path | None, strict: bool, replace_machine_limit
             result = _build_with_progress(bundle, compiled, options, spec_path.name, out, request)
     except CompileError as exc:
         errors.extend(exc.diagnostics)
+    except OSError as exc:  # the output folder cannot be written (the previous one is intact)
+        errors.extend(bundle.unwritable(out, exc))
     except msi.MsiError as exc:
         click.echo(f"error: {exc}; nothing written", err=True)
         sys.exit(1)

@@ -50,8 +50,11 @@ def run_wixl(host_dir: Path, host: str) -> Path:
     """wixl on the host folder's wix/ project (strict, relative sources); the MSI, unpatched."""
     msi = host_dir / f"{host}.msi"
     args = ["wixl", "-a", "x64", "-o", msi.name, f"wix/{host}.wxs", "wix/DcomConfig.wxs"]
-    proc = subprocess.run(args, cwd=host_dir, env=_WIXL_ENV, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, check=False)
+    try:
+        proc = subprocess.run(args, cwd=host_dir, env=_WIXL_ENV, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, check=False)
+    except OSError as exc:  # wixl vanished or cannot run: not the output folder's fault
+        raise MsiError(f"{host}: wixl could not start: {exc}") from exc
     if proc.returncode != 0:
         raise MsiError(f"{host}: wixl failed ({proc.returncode}): "
                        f"{proc.stderr.decode(errors='replace').strip()[-2000:]}")

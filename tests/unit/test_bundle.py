@@ -132,6 +132,15 @@ def test_a_second_build_of_the_same_folder_waits_for_the_first(tmp_path: Path) -
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no lock file left
 
 
+def test_an_output_folder_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("a file where the output's parent folder should be")
+    code, output = build(tmp_path / "file" / "out")
+    assert code == 2
+    assert f"cannot write the output folder {tmp_path / 'file' / 'out'}: " in output
+    assert "[E403]" in output and "Traceback" not in output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
 def test_refuses_to_replace_a_folder_dcomc_did_not_write(tmp_path: Path) -> None:
     precious = tmp_path / "home"
     precious.mkdir()
@@ -206,6 +215,17 @@ def test_failed_msi_keeps_previous_bundle(tmp_path: Path,
     assert sorted(started) == ["HMI01", "HMI02", "SCADA01"]  # each as its files landed
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_wixl_that_cannot_start_is_an_msi_error(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not an error of the output folder (E403): wixl itself could not be run."""
+    monkeypatch.setattr(msi, "missing_tools", lambda: [])
+    monkeypatch.setattr(msi, "_WIXL_ENV", {"PATH": str(tmp_path / "empty")})
+    code, output = build(tmp_path / "out")
+    assert code == 1
+    assert "wixl could not start" in output and "nothing written" in output
+    assert "E403" not in output and not (tmp_path / "out").exists()
 
 
 def test_strict_refusal_builds_no_msi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
