@@ -74,9 +74,36 @@ def load_text(text: str, file: str, diags: Diagnostics) -> Loaded | None:
     if root is None:
         diags.error(Span(file, 1, 1), "E001", "the spec is empty")
         return None
-    builder = _Builder(file, diags)
-    data = builder.build(root, ())
+    builder = _Builder(file, diags, _expansion_limit(root))
+    try:
+        data = builder.build(root, ())
+    except _TooLargeError:
+        diags.error(Span(file, 1, 1), "E001", f"the spec's aliases (*name) expand to more than "
+                    f"{builder.limit:,} values: write the repeated parts out, or alias less")
+        return None
     return Loaded(data, builder.spans, builder.key_spans, file)
+
+
+def _expansion_limit(root: yaml.Node) -> int:
+    """How many values the builder may make: each alias (*name) copies its anchor's subtree, so
+    a few lines can stand for 10**9 values (a "billion laughs" document) and loading would
+    never end. Reusing a permission block a few dozen times stays far below this."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:  # the distinct nodes, each alias counted once
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            stack += [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
+    return 50 * len(seen) + 100_000
+
+
+class _TooLargeError(Exception):
+    """The aliases expand past the builder's limit."""
 
 
 def load_data(text: str) -> Any:
@@ -98,14 +125,18 @@ def _mark_span(file: str, mark: Any) -> Span:
 class _Builder:
     """Turns a composed node graph into data, recording spans and refusing duplicate keys."""
 
-    def __init__(self, file: str, diags: Diagnostics) -> None:
+    def __init__(self, file: str, diags: Diagnostics, limit: int) -> None:
         self.file = file
         self.diags = diags
+        self.limit, self._made = limit, 0
         self.spans: dict[NodePath, Span] = {}
         self.key_spans: dict[NodePath, Span] = {}
         self._scalar = yaml.SafeLoader("")  # only its scalar resolver/constructor are used
 
     def build(self, node: yaml.Node, path: NodePath) -> Any:
+        self._made += 1
+        if self._made > self.limit:
+            raise _TooLargeError
         self.spans[path] = _mark_span(self.file, node.start_mark)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)

@@ -1,0 +1,28 @@
+"""Loading YAML: aliases are expanded like any YAML loader does, up to a bound that a real
+spec never reaches and a "billion laughs" document does at once."""
+
+from __future__ import annotations
+
+from dcomc.diagnostics import Diagnostics
+from dcomc.load import load_text
+
+
+def test_aliases_reused_many_times_load_as_written_out() -> None:
+    block = "{OPC Users: [local_launch, remote_launch, local_activation, remote_activation]}"
+    text = f"perms: &p {block}\n" + "".join(f"s{i}: {{launch: *p}}\n" for i in range(300))
+    diags = Diagnostics()
+    loaded = load_text(text, "spec.yaml", diags)
+    assert loaded is not None and not diags.has_errors
+    written_out = load_text("".join(f"s{i}: {{launch: {block}}}\n" for i in range(300)),
+                            "spec.yaml", Diagnostics())
+    assert written_out is not None
+    assert {k: v for k, v in loaded.data.items() if k != "perms"} == written_out.data
+
+
+def test_a_billion_laughs_document_stops_at_once() -> None:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 9)]
+    diags = Diagnostics()
+    assert load_text("\n".join(lines), "spec.yaml", diags) is None  # 10**9 strings otherwise
+    [error] = [d for d in diags.items if d.severity == "error"]
+    assert error.code == "E001" and "aliases (*name) expand to more than" in error.message
