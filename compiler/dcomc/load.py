@@ -71,15 +71,17 @@ def load_text(text: str, file: str, diags: Diagnostics) -> Loaded | None:
     except yaml.YAMLError as exc:
         diags.error(Span(file, 1, 1), "E001", f"malformed YAML: {exc}")
         return None
+    except RecursionError:  # the pure-Python parser (no libyaml) on a document thousands deep
+        diags.error(Span(file, 1, 1), "E001", "malformed YAML: nested too deeply to read")
+        return None
     if root is None:
         diags.error(Span(file, 1, 1), "E001", "the spec is empty")
         return None
     builder = _Builder(file, diags, _expansion_limit(root))
     try:
         data = builder.build(root, ())
-    except _TooLargeError:
-        diags.error(Span(file, 1, 1), "E001", f"the spec's aliases (*name) expand to more than "
-                    f"{builder.limit:,} values: write the repeated parts out, or alias less")
+    except _LimitError as exc:
+        diags.error(exc.span, "E001", exc.message)
         return None
     return Loaded(data, builder.spans, builder.key_spans, file)
 
@@ -102,8 +104,15 @@ def _expansion_limit(root: yaml.Node) -> int:
     return 50 * len(seen) + 100_000
 
 
-class _TooLargeError(Exception):
-    """The aliases expand past the builder's limit."""
+MAX_DEPTH = 32  # a spec nests 8 levels at most; Python's own recursion limit is 1,000
+
+
+class _LimitError(Exception):
+    """The document is beyond what a spec can be: too deep, or aliases that expand too far."""
+
+    def __init__(self, span: Span, message: str) -> None:
+        super().__init__(message)
+        self.span, self.message = span, message
 
 
 def load_data(text: str) -> Any:
@@ -114,8 +123,11 @@ def load_data(text: str) -> Any:
 def _compose(text: str) -> yaml.Node | None:
     try:
         return yaml.compose(text, Loader=_FAST_LOADER)
-    except yaml.YAMLError:
-        return yaml.compose(text, Loader=yaml.SafeLoader)  # raises, with the usual message
+    except yaml.YAMLError as fast_error:
+        try:
+            return yaml.compose(text, Loader=yaml.SafeLoader)  # raises, with the usual message
+        except RecursionError:  # too deep for the Python parser: libyaml's message then
+            raise fast_error from None
 
 
 def _mark_span(file: str, mark: Any) -> Span:
@@ -134,10 +146,14 @@ class _Builder:
         self._scalar = yaml.SafeLoader("")  # only its scalar resolver/constructor are used
 
     def build(self, node: yaml.Node, path: NodePath) -> Any:
+        span = self.spans[path] = _mark_span(self.file, node.start_mark)
         self._made += 1
         if self._made > self.limit:
-            raise _TooLargeError
-        self.spans[path] = _mark_span(self.file, node.start_mark)
+            raise _LimitError(Span(self.file, 1, 1), f"the spec's aliases (*name) expand to "
+                              f"more than {self.limit:,} values: write the repeated parts out, "
+                              "or alias less")
+        if len(path) > MAX_DEPTH:
+            raise _LimitError(span, f"nested deeper than {MAX_DEPTH} levels: a spec never is")
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):

@@ -3,6 +3,10 @@ spec never reaches and a "billion laughs" document does at once."""
 
 from __future__ import annotations
 
+import pytest
+import yaml
+
+from dcomc import load
 from dcomc.diagnostics import Diagnostics
 from dcomc.load import load_text
 
@@ -26,3 +30,16 @@ def test_a_billion_laughs_document_stops_at_once() -> None:
     assert load_text("\n".join(lines), "spec.yaml", diags) is None  # 10**9 strings otherwise
     [error] = [d for d in diags.items if d.severity == "error"]
     assert error.code == "E001" and "aliases (*name) expand to more than" in error.message
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["libyaml", "pure-python"])
+def test_a_broken_document_thousands_deep_is_an_error_not_a_crash(
+        fast: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libyaml refuses it; PyYAML's own parser (the messages' reference, and the only parser
+    without libyaml) recurses once per level and would hit Python's recursion limit."""
+    if not fast:
+        monkeypatch.setattr(load, "_FAST_LOADER", yaml.SafeLoader)
+    diags = Diagnostics()
+    assert load.load_text("a: " + "[" * 5000, "spec.yaml", diags) is None
+    [error] = [d for d in diags.items if d.severity == "error"]
+    assert error.code == "E001" and error.message.startswith("malformed YAML")
