@@ -7,6 +7,7 @@ E0xx loading, E1xx references, E2xx names and formats, E3xx site rules.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -78,8 +79,16 @@ def _walk_strings(data: Any, path: NodePath = ()) -> Iterator[tuple[NodePath, st
         yield path, data, False
 
 
-# C0 and C1 control characters, and the Unicode line and paragraph separators
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# C0 and C1 control characters, the Unicode line and paragraph separators, and the invisible
+# format characters (Unicode category Cf: bidirectional overrides and isolates, zero-width
+# spaces and joiners, the BOM, tags...). Those render as nothing or reorder the text around
+# them, so a name in a reviewed script or report could read as another one ("Trojan Source",
+# CVE-2021-42574); a test checks the list against Python's Unicode database.
+_CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u2028\u2029"
+    r"\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
+    r"\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+    r"\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]")
 
 
 def _control_chars(ctx: Context) -> None:
@@ -97,12 +106,20 @@ def _control_chars(ctx: Context) -> None:
 
 def _char_name(char: str) -> str:
     names = {"\t": "tab", "\n": "newline", "\r": "carriage return"}
-    return names.get(char, f"control character U+{ord(char):04X}") + (
-        f" (U+{ord(char):04X})" if char in names else "")
+    if char in names:
+        return f"{names[char]} (U+{ord(char):04X})"
+    if unicodedata.category(char) == "Cf":
+        return f"invisible format character U+{ord(char):04X} ({unicodedata.name(char, '?')})"
+    return f"control character U+{ord(char):04X}"
 
 
 def _printable(text: str) -> str:
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)[:60]
+    return _CONTROL.sub(lambda m: _escape(ord(m.group())), text)[:60]
+
+
+def _escape(code: int) -> str:
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 \
+        else f"\\U{code:08x}"
 
 
 # --- names ----------------------------------------------------------------------------------
