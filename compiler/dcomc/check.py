@@ -228,9 +228,14 @@ def _report_collisions(ctx: Context, paths: Iterable[NodePath], what: str) -> No
 
 
 def _keys(ctx: Context) -> None:
-    if not _KEY_RE.match(ctx.spec.site.name):
-        ctx.error(("site", "name"), "E212", f"site name '{ctx.spec.site.name}' must be 1-64 "
+    site = ctx.spec.site.name
+    if not _KEY_RE.match(site):
+        ctx.error(("site", "name"), "E212", f"site name '{site}' must be 1-64 "
                   "letters, digits, '.', '_' or '-' (it names folders and rules)")
+    elif _windows_reserved(site) or site.endswith("."):
+        ctx.error(("site", "name"), "E212", f"site name '{site}' cannot name a folder on "
+                  f"Windows ({_why_not_a_folder(site)}); it names the install folder "
+                  "dcomc\\<site> on every PC")
     for section in ("servers", "clients"):
         for key in getattr(ctx.spec, section):
             if not _KEY_RE.match(key):
@@ -242,6 +247,23 @@ def _keys(ctx: Context) -> None:
             ctx.error(("hosts", host), "E213", f"host name '{host}' is not a valid computer "
                       "name (1-15 letters, digits or '-'; not digits only, not ending in '-')",
                       key=True)
+        elif _windows_reserved(host):
+            ctx.error(("hosts", host), "E213", f"host name '{host}' is a Windows device name: "
+                      "its bundle folder and files (<HOST>.psd1, <HOST>.msi...) could not be "
+                      "copied to a Windows PC", key=True)
+
+
+# Device names Windows reserves in every folder, with or without an extension (CON.txt too).
+_DEVICES = frozenset({"CON", "PRN", "AUX", "NUL", *(f"{p}{n}" for p in ("COM", "LPT")
+                                                    for n in range(10))})
+
+
+def _windows_reserved(name: str) -> bool:
+    return name.split(".", 1)[0].upper() in _DEVICES
+
+
+def _why_not_a_folder(name: str) -> str:
+    return "a device name" if _windows_reserved(name) else "Windows drops a final '.'"
 
 
 # --- accounts -------------------------------------------------------------------------------
