@@ -318,10 +318,17 @@ def test_impacket_agrees_on_random_descriptors(owner: str, group: str, aces: lis
 
 @given(st.binary(max_size=200))
 def test_from_binary_never_crashes_on_garbage(data: bytes) -> None:
+    _decoded_or_refused(data)
+
+
+def _decoded_or_refused(data: bytes) -> None:
+    """Bytes decode to a descriptor that re-encodes to the same descriptor, or are refused
+    with SDError; never another exception."""
     try:
-        from_binary(data)
+        sd = from_binary(data)
     except SDError:
-        pass
+        return
+    assert from_binary(to_binary(sd)) == sd
 
 
 @given(st.binary(max_size=60))
@@ -329,10 +336,7 @@ def test_bit_flips_in_a_valid_blob_give_sd_or_sderror(noise: bytes) -> None:
     blob = bytearray(DCOM_USERS_BYTES)
     for i, byte in enumerate(noise):
         blob[(i * 7) % len(blob)] ^= byte
-    try:
-        from_binary(bytes(blob))
-    except SDError:
-        pass
+    _decoded_or_refused(bytes(blob))
 
 
 # ------------------------------------------------------------------------------------------
@@ -355,7 +359,10 @@ def test_com_rule_refusals(sddl: str, message: str) -> None:
 
 
 def test_old_format_only_acl_is_accepted() -> None:
-    validate_com(parse_sddl("D:(A;;CC;;;WD)(A;;CC;;;BA)"))
+    sd = parse_sddl("D:(A;;CC;;;WD)(A;;CC;;;BA)")  # CC = COM_RIGHTS_EXECUTE alone (old format)
+    validate_com(sd)  # raises SDError if refused
+    assert sd.dacl is not None
+    assert [(ace.sid, ace.mask) for ace in sd.dacl] == [("S-1-1-0", 1), ("S-1-5-32-544", 1)]
 
 
 def test_binary_to_sddl_applies_com_rules() -> None:
