@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import itertools
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -32,6 +32,7 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
 MANIFEST = "manifest.json"
+_STAGING_IDS = itertools.count()  # with the PID: a unique staging folder per build
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,12 +199,15 @@ class MsiRequest:
 @contextmanager
 def _staging(out: Path) -> Iterator[Path]:
     """A temporary folder beside OUT that replaces OUT when the block succeeds and is removed
-    when it fails (or is interrupted): the previous OUT survives any failure."""
-    out = out.absolute()
+    when it fails (or is interrupted): the previous OUT survives any failure. An OUT that is a
+    symbolic link is replaced where it points, and stays a link."""
+    out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):
         _sweep(out)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        # mkdir, not mkdtemp: the bundle gets the user's usual permissions (umask), not 0700
+        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{next(_STAGING_IDS)}"
+        tmp.mkdir()
         try:
             yield tmp
             _swap(tmp, out)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import threading
 from pathlib import Path
 
@@ -88,6 +90,29 @@ def test_failed_write_keeps_previous_bundle(tmp_path: Path,
         bundle.write(result, out)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_bundle_gets_the_usual_permissions(tmp_path: Path) -> None:
+    """The staging folder must not leave its private mode (0700) on the bundle: a bundle is
+    shared with reviewers and copied to the PCs."""
+    old = os.umask(0o022)
+    try:
+        assert build(tmp_path / "out", "--no-msi")[0] == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "out" / "HMI01").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "out" / "manifest.json").stat().st_mode) == 0o644
+
+
+def test_an_output_that_is_a_link_is_rebuilt_where_it_points(tmp_path: Path) -> None:
+    assert build(tmp_path / "real", "--no-msi")[0] == 0
+    (tmp_path / "link").symlink_to("real")
+    (tmp_path / "real" / "stale.txt").write_text("from the previous build")
+    assert build(tmp_path / "link", "--no-msi")[0] == 0
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "link" / "manifest.json").is_file()
+    assert not (tmp_path / "real" / "stale.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
 
 
 def test_half_swapped_bundle_is_restored(tmp_path: Path) -> None:
