@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,27 @@ def inspect_file(path: Path) -> dict[str, Any]:
     if path.name == "manifest.json":
         return {"kind": "manifest", **json.loads(data)}
     if data.startswith(OLE_MAGIC):  # an MSI: its tables, read with msitools
-        tables = msi.read_tables(path, list(MSI_TABLES))
-        return {"kind": "msi", "summary": msi.summary(path), **tables}
+        return _inspect_msi(path)
     for target in TARGETS:
         if target.sniff(data, path.name):
             result: dict[str, Any] = target.inspect(data)
             return result
     return {"kind": "unknown"}
+
+
+def _inspect_msi(path: Path) -> dict[str, Any]:
+    """ValueError (a clear message, not a traceback) for an MSI msiinfo cannot read: damaged,
+    cut short, or no msitools on this machine."""
+    try:
+        tables = msi.read_tables(path, list(MSI_TABLES))
+        return {"kind": "msi", "summary": msi.summary(path), **tables}
+    except FileNotFoundError as exc:
+        raise ValueError("msiinfo is needed to read an MSI (apt-get install msitools)") from exc
+    except subprocess.CalledProcessError as exc:
+        said = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr
+        reason = (said or "").strip().splitlines()[-1:] or [f"exit status {exc.returncode}"]
+        raise ValueError(f"msiinfo cannot read this MSI (damaged or cut short?): "
+                         f"{reason[0][-300:]}") from exc
 
 
 def render_text(value: Any, indent: int = 0) -> list[str]:

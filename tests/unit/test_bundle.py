@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import stat
 import threading
 from pathlib import Path
@@ -16,6 +17,7 @@ from dcomc import bundle
 from dcomc.cli import main
 from dcomc.pipeline import compile_file
 from dcomc_targets import Options, msi
+from tools import require
 
 ROOT = Path(__file__).resolve().parents[2]
 PLANT7 = ROOT / "examples" / "plant7-workgroup.yaml"
@@ -215,6 +217,16 @@ def test_inspect_reads_a_whole_bundle(tmp_path: Path) -> None:
     assert anon["rights"] == ["local_access", "remote_access"]
     text = CliRunner().invoke(main, ["inspect", str(out / "HMI01" / "firewall")]).output
     assert "dcomc-plant7-line3-client-hmi" in text
+
+
+def test_inspect_of_a_damaged_msi_is_a_clear_error(tmp_path: Path) -> None:
+    require(shutil.which("msiinfo") is not None, "msitools")
+    broken = tmp_path / "cut.msi"
+    broken.write_bytes(bytes.fromhex("d0cf11e0a1b11ae1") + bytes(504))  # an OLE header only
+    result = CliRunner().invoke(main, ["inspect", str(broken)])
+    assert result.exit_code == 2
+    assert f"{broken}: error: msiinfo cannot read this MSI" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 def test_failed_msi_keeps_previous_bundle(tmp_path: Path,
