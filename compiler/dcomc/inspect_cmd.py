@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lxml import etree
+
 from dcomc_targets import TARGETS, msi
 
 OLE_MAGIC = bytes.fromhex("d0cf11e0a1b11ae1")
@@ -32,7 +34,10 @@ def inspect_file(path: Path) -> dict[str, Any]:
         return _inspect_msi(path)
     for target in TARGETS:
         if target.sniff(data, path.name):
-            result: dict[str, Any] = target.inspect(data)
+            try:
+                result: dict[str, Any] = target.inspect(data)
+            except etree.XMLSyntaxError as exc:  # lxml's error is not a ValueError
+                raise ValueError(f"not well-formed XML: {exc}") from exc
             return result
     return {"kind": "unknown"}
 

@@ -219,6 +219,16 @@ def test_inspect_reads_a_whole_bundle(tmp_path: Path) -> None:
     assert "dcomc-plant7-line3-client-hmi" in text
 
 
+@pytest.mark.parametrize("name", ["HMI01.wxs", "HMI01-firewall.wxs"])
+def test_inspect_of_broken_xml_is_a_clear_error(tmp_path: Path, name: str) -> None:
+    broken = tmp_path / name
+    broken.write_text('<?xml version="1.0"?><Wix xmlns="http://schemas.microsoft.com/wix/2006/'
+                      'wi" xmlns:fire="http://schemas.microsoft.com/wix/FirewallExtension"><Prod')
+    result = CliRunner().invoke(main, ["inspect", str(broken)])
+    assert result.exit_code == 2
+    assert f"{broken}: error: not well-formed XML: " in result.output
+
+
 def test_inspect_of_a_damaged_msi_is_a_clear_error(tmp_path: Path) -> None:
     require(shutil.which("msiinfo") is not None, "msitools")
     broken = tmp_path / "cut.msi"
