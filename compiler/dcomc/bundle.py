@@ -149,9 +149,16 @@ def check_out(out: Path) -> Diagnostics:
     return diags
 
 
-def unwritable(out: Path, exc: OSError) -> Diagnostics:
+def unwritable(out: Path, exc: OSError) -> Diagnostics | None:
     """The error for an output folder the system refuses (permissions, a file in the way, a
-    full disk): the build left the previous bundle as it was."""
+    full disk): the build left the previous bundle as it was. None when `exc` is about another
+    file (a damaged installation): that one is not the user's output folder's fault."""
+    if exc.filename is not None:  # a write that fails (a full disk) names no file
+        concerned = Path(os.fsdecode(exc.filename)).resolve()
+        folder = out.resolve().parent
+        if concerned != folder and folder not in concerned.parents \
+                and concerned not in folder.parents:
+            return None
     diags = Diagnostics()
     where = f" ({exc.filename})" if exc.filename else ""
     diags.error(Span(str(out), 1, 1), "E403",

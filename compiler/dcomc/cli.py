@@ -112,7 +112,7 @@ def build(spec_path: Path, out: Path | None, strict: bool, replace_machine_limit
     try:
         refusal = bundle.check_out(out)
     except OSError as exc:
-        _fail(CompileError(bundle.unwritable(out, exc)))
+        _fail(CompileError(_unwritable(bundle, out, exc)))
     if refusal.has_errors:
         _fail(CompileError(refusal))
     options = Options(strict=strict, replace_machine_limits=replace_machine_limits,
@@ -134,7 +134,7 @@ def build(spec_path: Path, out: Path | None, strict: bool, replace_machine_limit
     except CompileError as exc:
         errors.extend(exc.diagnostics)
     except OSError as exc:  # the output folder cannot be written (the previous one is intact)
-        errors.extend(bundle.unwritable(out, exc))
+        errors.extend(_unwritable(bundle, out, exc))
     except msi.MsiError as exc:
         click.echo(f"error: {exc}; nothing written", err=True)
         sys.exit(1)
@@ -142,6 +142,13 @@ def build(spec_path: Path, out: Path | None, strict: bool, replace_machine_limit
         _fail(CompileError(errors))
     count = sum(len(h["artifacts"]) for h in result.manifest["hosts"].values())
     click.echo(f"wrote {out}: {len(compiled.plan.hosts)} hosts, {count} artifacts")
+
+
+def _unwritable(bundle: Any, out: Path, exc: OSError) -> Diagnostics:
+    found: Diagnostics | None = bundle.unwritable(out, exc)
+    if found is None:
+        raise exc  # not about the output folder: a bug or a damaged installation, shown whole
+    return found
 
 
 def _product_version(text: str) -> str:

@@ -264,6 +264,17 @@ def test_failed_msi_keeps_previous_bundle(tmp_path: Path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+def test_an_os_error_about_another_file_is_not_blamed_on_the_output(tmp_path: Path) -> None:
+    """E403 is for the output folder; a missing template of a damaged installation is not."""
+    elsewhere = FileNotFoundError(2, "No such file or directory", "/usr/share/dcomc/x.psm1")
+    assert bundle.unwritable(tmp_path / "out", elsewhere) is None
+    full = OSError(28, "No space left on device")  # os.write names no file
+    found = bundle.unwritable(tmp_path / "out", full)
+    assert found is not None and "No space left on device" in found.items[0].message
+    inside = PermissionError(13, "Permission denied", str(tmp_path / ".out.tmp-1-0" / "HMI01"))
+    assert bundle.unwritable(tmp_path / "out", inside) is not None
+
+
 def test_a_wixl_that_cannot_start_is_an_msi_error(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Not an error of the output folder (E403): wixl itself could not be run."""
