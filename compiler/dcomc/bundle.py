@@ -23,6 +23,7 @@ from typing import Any
 
 from dcomc import __version__, review
 from dcomc.diagnostics import CompileError, Diagnostics, Span
+from dcomc.epoch import source_date_epoch
 from dcomc.pipeline import Compiled
 from dcomc_targets import TARGETS, EmitContext, Options, msi
 
@@ -128,9 +129,9 @@ def _manifest(compiled: Compiled, spec_name: str, hosts: dict[str, Any]) -> dict
         "spec": {"name": spec_name, "sha256": compiled.sha256},
         "hosts": hosts,
     }
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch:  # reproducible builds: a timestamp only when the caller fixes it
-        manifest["built"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch)))
+    epoch = source_date_epoch()
+    if epoch is not None:  # reproducible builds: a timestamp only when the caller fixes it
+        manifest["built"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
     return manifest
 
 

@@ -126,6 +126,7 @@ def build(spec_path: Path, out: Path | None, strict: bool, replace_machine_limit
             click.echo(msi.INSTALL_HINT, err=True)
         else:
             request = bundle.MsiRequest(options.product_version)
+    _check_epoch(msi_dates=request is not None)
     try:
         if errors.has_errors:  # refused already: emit in memory only, for the rest of the list
             result = bundle.emit(compiled, options, spec_path.name)
@@ -142,6 +143,21 @@ def build(spec_path: Path, out: Path | None, strict: bool, replace_machine_limit
         _fail(CompileError(errors))
     count = sum(len(h["artifacts"]) for h in result.manifest["hosts"].values())
     click.echo(f"wrote {out}: {len(compiled.plan.hosts)} hosts, {count} artifacts")
+
+
+def _check_epoch(*, msi_dates: bool) -> None:
+    """A malformed SOURCE_DATE_EPOCH (or one an MSI cannot store) stops the build before
+    anything is emitted: a build asked to be reproducible must not silently be another one."""
+    from dcomc.epoch import EpochError, source_date_epoch
+    from dcomc_targets import msi
+
+    try:
+        source_date_epoch()
+        if msi_dates:
+            msi.build_epoch()
+    except (EpochError, msi.MsiError) as exc:
+        click.echo(f"error: {exc}; nothing written", err=True)
+        sys.exit(EXIT_INPUT)
 
 
 def _unwritable(bundle: Any, out: Path, exc: OSError) -> Diagnostics:

@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from dcomc.epoch import EpochError, source_date_epoch
 from dcomc_targets import msidb
 from dcomc_targets.wix import CABINET, ROLLBACK_TYPE, WIXL_ROLLBACK_TYPES, product_codes
 
 TOOLS = ("wixl",)  # msiinfo (msitools) only reads MSIs back: `dcomc inspect` and the tests
+CABINET_FIRST, CABINET_LAST = 315532800, 4354819199  # 1980-01-01 .. 2107-12-31 (DOS dates)
 DEFAULT_EPOCH = 946684800  # 2000-01-01T00:00:00Z: fixed, so builds match without SOURCE_DATE_EPOCH
 # wixl as strict as it goes: a GLib warning (a row wixl would drop silently) aborts the run
 _WIXL_ENV = {**os.environ, "G_DEBUG": "fatal-warnings"}
@@ -43,7 +45,18 @@ def missing_tools() -> list[str]:
 
 
 def build_epoch() -> int:
-    return int(os.environ.get("SOURCE_DATE_EPOCH", DEFAULT_EPOCH))
+    """The time the MSIs carry (SummaryInformation dates, cabinet file times); MsiError when
+    SOURCE_DATE_EPOCH is malformed or outside what a cabinet can store (1980-2107)."""
+    try:
+        epoch = source_date_epoch()
+    except EpochError as exc:
+        raise MsiError(str(exc)) from exc
+    if epoch is None:
+        return DEFAULT_EPOCH
+    if not CABINET_FIRST <= epoch <= CABINET_LAST:
+        raise MsiError(f"SOURCE_DATE_EPOCH={epoch} is not between 1980 and 2107, the years an "
+                       "MSI's cabinet can store (build with --no-msi, or choose another date)")
+    return epoch
 
 
 def run_wixl(host_dir: Path, host: str) -> Path:

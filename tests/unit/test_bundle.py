@@ -62,6 +62,32 @@ def test_source_date_epoch_sets_the_only_timestamp(monkeypatch: pytest.MonkeyPat
     assert result.manifest["built"] == "2023-11-14T22:13:20Z"
 
 
+@pytest.mark.parametrize(("value", "message"), [
+    ("abc", "SOURCE_DATE_EPOCH='abc' is not a whole number of seconds since 1970-01-01 UTC"),
+    ("-5", "SOURCE_DATE_EPOCH='-5' is not a whole number of seconds"),
+    ("1700000000.5", "SOURCE_DATE_EPOCH='1700000000.5' is not a whole number of seconds"),
+    ("99999999999999", "SOURCE_DATE_EPOCH=99999999999999 is after the year 9999"),
+    ("5000000000", "SOURCE_DATE_EPOCH=5000000000 is not between 1980 and 2107, the years an "
+                   "MSI's cabinet can store"),
+])
+def test_a_malformed_source_date_epoch_stops_the_build(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, message: str) -> None:
+    """reproducible-builds.org: a malformed value stops the build instead of being ignored."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
+    monkeypatch.setattr(msi, "missing_tools", lambda: [])  # as if wixl were there
+    monkeypatch.setattr(msi, "run_wixl", lambda *args: pytest.fail("no MSI may be started"))
+    code, output = build(tmp_path / "out")
+    assert code == 2
+    assert f"error: {message}" in output and "nothing written" in output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_source_date_epoch_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "")
+    assert "built" not in bundle.emit(compile_file(PLANT7), Options(), PLANT7.name).manifest
+    assert msi.build_epoch() == msi.DEFAULT_EPOCH
+
+
 def test_rebuild_replaces_and_leaves_no_temporaries(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert build(out)[0] == 0
