@@ -139,14 +139,18 @@ def default_out(site: str) -> Path:
     return Path("build") / site
 
 
-def check_out(out: Path) -> Diagnostics:
-    """Refuse to replace anything that is not a previous dcomc bundle (or an empty folder)."""
+def check_out(out: Path, spec: Path | None = None) -> Diagnostics:
+    """Refuse to replace anything that is not a previous dcomc bundle (or an empty folder), or
+    a folder that holds the spec itself: a build replaces OUT whole."""
     diags = Diagnostics()
     if out.exists() and not out.is_dir():
         diags.error(Span(str(out), 1, 1), "E402", f"output {out} exists and is not a folder")
     elif out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         diags.error(Span(str(out), 1, 1), "E402", f"output folder {out} is not empty and holds "
                     f"no {MANIFEST}: refusing to replace what dcomc did not write")
+    elif spec is not None and out.resolve() in spec.resolve().parents:
+        diags.error(Span(str(out), 1, 1), "E402", f"output folder {out} holds the spec {spec}; "
+                    "a build replaces the folder whole, the spec with it: move the spec out")
     return diags
 
 

@@ -110,7 +110,7 @@ def build(spec_path: Path, out: Path | None, strict: bool, replace_machine_limit
     compiled = _compile(spec_path, show=not strict)
     out = out or bundle.default_out(compiled.plan.site)
     try:
-        refusal = bundle.check_out(out)
+        refusal = bundle.check_out(out, spec_path)
     except OSError as exc:
         _fail(CompileError(_unwritable(bundle, out, exc)))
     if refusal.has_errors:

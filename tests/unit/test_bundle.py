@@ -194,6 +194,17 @@ def test_an_output_folder_that_cannot_be_written_is_a_clear_error(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
+def test_refuses_to_replace_the_folder_that_holds_the_spec(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert build(out, "--no-msi")[0] == 0
+    spec = out / "site.yaml"
+    spec.write_bytes(PLANT7.read_bytes())
+    result = CliRunner().invoke(main, ["build", str(spec), "-o", str(out), "--no-msi"])
+    assert result.exit_code == 2
+    assert f"output folder {out} holds the spec {spec}" in result.output
+    assert spec.read_bytes() == PLANT7.read_bytes()
+
+
 def test_refuses_to_replace_a_folder_dcomc_did_not_write(tmp_path: Path) -> None:
     precious = tmp_path / "home"
     precious.mkdir()
