@@ -222,7 +222,11 @@ def schema(output: Path | None) -> None:
     """Print the JSON Schema of the spec format (for `# yaml-language-server: $schema=`)."""
     text = json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
     if output:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            click.echo(f"error: cannot write {output}: {exc.strerror or exc}", err=True)
+            sys.exit(EXIT_INPUT)
     else:
         click.echo(text, nl=False)
 

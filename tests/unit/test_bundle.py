@@ -194,6 +194,13 @@ def test_an_output_folder_that_cannot_be_written_is_a_clear_error(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
+def test_schema_to_an_unwritable_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("a file where a folder should be")
+    result = CliRunner().invoke(main, ["schema", "-o", str(tmp_path / "file" / "x.json")])
+    assert result.exit_code == 2
+    assert f"error: cannot write {tmp_path / 'file' / 'x.json'}: " in result.output
+
+
 def test_refuses_to_replace_the_folder_that_holds_the_spec(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert build(out, "--no-msi")[0] == 0
