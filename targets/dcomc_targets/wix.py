@@ -81,7 +81,16 @@ def guid(*parts: str) -> str:
     return "{" + str(uuid.uuid5(GUID_NAMESPACE, "\0".join(parts))).upper() + "}"
 
 
+def windows_names(site: str, host: str) -> tuple[str, str]:
+    """Site and host as the codes derive from them: Windows compares computer and folder names
+    without case, so `hmi01` in a later spec is still the PC HMI01, and its MSI must upgrade
+    the one installed instead of installing beside it. Lower-case site, upper-case host, as
+    they are usually written (their codes stay what they were)."""
+    return site.lower(), host.upper()
+
+
 def product_codes(site: str, host: str, version: str, spec_sha: str) -> dict[str, str]:
+    site, host = windows_names(site, host)
     return {
         "product": guid("product", site, host, version),
         "upgrade": guid("upgrade", site, host),  # stable across versions: major upgrades
@@ -170,7 +179,7 @@ def fragment_xml(host: HostPlan, ctx: EmitContext, version: str) -> bytes:
     group = _e(_e(root, "Fragment"), "ComponentGroup", Id=PAYLOAD_GROUP)
     for f in payload_files(host.name):
         comp = _e(files, "Component", Id=f"{f.id}C", Win64="yes",
-                  Guid=guid("component", ctx.plan.site, host.name, version, f.id))
+                  Guid=guid("component", *windows_names(ctx.plan.site, host.name), version, f.id))
         _e(comp, "File", Id=f.id, Name=f.name, Source=f.source, KeyPath="yes")
         _e(group, "ComponentRef", Id=f"{f.id}C")
     return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)

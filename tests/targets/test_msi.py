@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -22,7 +23,7 @@ import pytest
 from dcomc import bundle
 from dcomc.pipeline import compile_file
 from dcomc_targets import Options, msi
-from dcomc_targets.wix import ROLLBACK_TYPE, SEQUENCE
+from dcomc_targets.wix import ROLLBACK_TYPE, SEQUENCE, product_codes
 from tools import require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -269,3 +270,26 @@ def test_no_msi_option_skips_silently(tmp_path: Path) -> None:
                                        "--no-msi"])
     assert result.exit_code == 0 and msi.INSTALL_HINT not in result.output
     assert not list((tmp_path / "o").rglob("*.msi"))
+
+
+def test_codes_do_not_depend_on_the_case_of_site_and_host(tmp_path: Path) -> None:
+    """Windows compares computer and folder names without case: a later spec that writes
+    `hmi01` or `Plant7-Line3` still describes the same PC, so its MSI must upgrade the one
+    installed (same UpgradeCode, component GUIDs), not install beside it."""
+    text = PLANT7.read_text(encoding="utf-8")
+    recased = tmp_path / "recased.yaml"
+    recased.write_text(text.replace("HMI01", "hmi01").replace("name: plant7-line3",
+                                                              "name: Plant7-Line3"),
+                       encoding="utf-8")
+    before = bundle.emit(compile_file(PLANT7), Options(), "site.yaml").files
+    after = bundle.emit(compile_file(recased), Options(), "site.yaml").files
+
+    def guids(files: dict[str, bytes], host: str) -> list[bytes]:
+        names = (f"{host}/wix/{host}.wxs", f"{host}/wix/DcomConfig.wxs",
+                 f"{host}/firewall/{host}-firewall.wxs")
+        return [g for name in names for g in re.findall(rb"\{[0-9A-F-]{36}\}", files[name])]
+
+    assert guids(after, "hmi01") == guids(before, "HMI01")
+    assert len(guids(before, "HMI01")) >= 2 + 6 + 1  # Product Id, UpgradeCode; components
+    assert product_codes("Plant7-Line3", "hmi01", "1.0.0", "00") == product_codes(
+        "plant7-line3", "HMI01", "1.0.0", "00")  # the PackageCode the patch writes, too
