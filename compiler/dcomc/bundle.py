@@ -233,14 +233,20 @@ def _exclusive(out: Path) -> Iterator[None]:
     """One build of OUT at a time: a second build waits for the first instead of sweeping its
     temporary folder away as a leftover (two CI jobs, a double start). The lock file beside
     OUT is removed while still held; a waiter that then locks the removed file tries again.
-    Without fcntl (Windows) builds are not serialized."""
+    Without fcntl (Windows) or file locks (some network shares) builds are not serialized."""
     if fcntl is None:
         yield
         return
     lock = out.parent / f".{out.name}.lock"
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks (some network shares): not serialized
+            os.close(fd)
+            lock.unlink(missing_ok=True)
+            yield
+            return
         try:
             if lock.stat().st_ino == os.fstat(fd).st_ino:
                 break  # the file is still the lock, not one a finished build removed

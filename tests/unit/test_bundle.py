@@ -185,6 +185,17 @@ def test_a_second_build_of_the_same_folder_waits_for_the_first(tmp_path: Path) -
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no lock file left
 
 
+def test_a_folder_without_file_locks_still_builds(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some network shares refuse flock (ENOLCK): the build goes on, just not serialized."""
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(bundle.fcntl, "flock", no_locks)
+    assert build(tmp_path / "out", "--no-msi")[0] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
 def test_an_output_folder_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("a file where the output's parent folder should be")
     code, output = build(tmp_path / "file" / "out")
