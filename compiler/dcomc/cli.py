@@ -152,9 +152,10 @@ def _check_epoch(*, msi_dates: bool) -> None:
     from dcomc_targets import msi
 
     try:
-        source_date_epoch()
         if msi_dates:
-            msi.build_epoch()
+            msi.build_epoch()  # reads SOURCE_DATE_EPOCH itself, and checks a cabinet's years
+        else:
+            source_date_epoch()
     except (EpochError, msi.MsiError) as exc:
         click.echo(f"error: {exc}; nothing written", err=True)
         sys.exit(EXIT_INPUT)

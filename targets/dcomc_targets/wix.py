@@ -76,9 +76,9 @@ class WixContent:
     hidden: tuple[str, ...]
 
 
-def guid(*parts: str) -> str:
+def guid(*parts: str, namespace: uuid.UUID = GUID_NAMESPACE) -> str:
     """A GUID derived from names: the same site, host and version give the same GUID."""
-    return "{" + str(uuid.uuid5(GUID_NAMESPACE, "\0".join(parts))).upper() + "}"
+    return "{" + str(uuid.uuid5(namespace, "\0".join(parts))).upper() + "}"
 
 
 def windows_names(site: str, host: str) -> tuple[str, str]:

@@ -24,7 +24,7 @@ from lxml import etree
 from dcomc.model import FirewallRule, HostPlan
 from dcomc_targets.base import Artifact, EmitContext, listed_ids, templates_dir
 from dcomc_targets.quoting import msi_formatted, msi_unformatted, wix_id
-from dcomc_targets.wix import windows_names
+from dcomc_targets.wix import guid, windows_names
 
 WIX_NS = "http://schemas.microsoft.com/wix/2006/wi"
 FIRE_NS = "http://schemas.microsoft.com/wix/FirewallExtension"
@@ -125,10 +125,10 @@ def _comment_safe(text: str) -> str:
 
 
 def _component(ctx: EmitContext, host: HostPlan, rule: FirewallRule) -> etree._Element:
-    site, pc = windows_names(ctx.plan.site, host.name)  # stable when only the case changes
-    guid = uuid.uuid5(GUID_NAMESPACE, f"{site}\0{pc}\0{rule.name.lower()}")
+    names = windows_names(ctx.plan.site, host.name)  # stable when only the case changes
     comp = etree.Element(f"{{{WIX_NS}}}Component", Id=wix_id("DcomcFw", host.name, rule.name),
-                         Directory="TARGETDIR", Guid="{" + str(guid).upper() + "}")
+                         Directory="TARGETDIR",
+                         Guid=guid(*names, rule.name.lower(), namespace=GUID_NAMESPACE))
     comp.append(etree.Comment(f" {_comment_safe(rule.display_name)} ({rule.prov.guide}) "))
     etree.SubElement(comp, f"{{{WIX_NS}}}RegistryValue", Root="HKLM",
                      Key=f"Software\\dcomc\\{ctx.plan.site}\\firewall", Name=rule.name,
