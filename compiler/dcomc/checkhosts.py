@@ -120,9 +120,10 @@ def hosts(ctx: Context) -> None:
     addresses: dict[str, str] = {}
     for name, host in ctx.spec.hosts.items():
         path: NodePath = ("hosts", name)
-        if _address_problem(host.address, allow_network=False):
+        problem = address_problem(host.address, allow_network=False)
+        if problem:
             ctx.error((*path, "address"), "E220", f"invalid address '{host.address}' of host "
-                      f"'{name}': expected an IPv4 or IPv6 address")
+                      f"'{name}': {problem}")
         elif host.address in addresses:
             ctx.error((*path, "address"), "E221", f"address {host.address} of '{name}' is "
                       f"already the address of '{addresses[host.address]}'")
@@ -141,42 +142,61 @@ def _refs(ctx: Context, path: NodePath, names: list[str], known: dict[str, Any],
             ctx.error((*path, i), "E101", f"undefined {what} '{name}' (defined: {hint})")
 
 
-def _address_problem(text: str, *, allow_network: bool) -> bool:
+# An IPv6 zone (`fe80::1%12`) names the interface: its index, or a name without spaces, commas,
+# `=` or quotes. Python's ipaddress takes anything after `%`, and an address reaches netsh and
+# WiX: `fe80::1%x remoteip=any` or `fe80::1%x,any` would open a rule to every address.
+_ZONE_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def address_problem(text: str, *, allow_network: bool) -> str | None:
+    """Why `text` is not an IPv4 or IPv6 address (or, with `allow_network`, a network such as
+    10.9.0.0/24), or None."""
+    expected = ("expected an IPv4 or IPv6 address or a network such as 10.9.0.0/24"
+                if allow_network else "expected an IPv4 or IPv6 address")
+    address, slash, prefix = text.partition("/")
+    if slash and (not allow_network or not re.fullmatch(r"0|[1-9][0-9]{0,2}", prefix)):
+        return expected
+    if "%" in address:
+        zone = address.partition("%")[2]
+        if not _ZONE_RE.fullmatch(zone):
+            return ("an IPv6 zone (after %) must be a Windows interface index or name of 1-64 "
+                    "letters, digits, '.', '_' or '-'")
     try:
-        if allow_network and "/" in text:
-            ipaddress.ip_network(text, strict=True)
-        else:
-            ipaddress.ip_address(text)
+        ip = ipaddress.ip_address(address)
     except ValueError:
-        return True
-    return False
+        return expected
+    if not slash:
+        return None
+    try:
+        net = ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
+    except ValueError:
+        return "the prefix length is out of range"
+    if net.network_address != ip:
+        return f"host bits are set (did you mean {net}?)"
+    return None
 
 
 def firewall_remote(ctx: Context) -> None:
     for base, layer in _machine_layers(ctx.spec):
-        if layer.firewall is None or not isinstance(layer.firewall.remote, list):
+        if layer.firewall is None:
+            continue
+        if layer.firewall.profiles == []:
+            ctx.error((*base, "firewall", "profiles"), "E222", "profiles: an empty list "
+                      "applies the rules to no network (netsh reads `profile=` as an error); "
+                      "list domain, private or public, or leave the key out")
+        if not isinstance(layer.firewall.remote, list):
             continue
         if not layer.firewall.remote:
             ctx.error((*base, "firewall", "remote"), "E222", "remote: an empty list allows "
                       "nobody; write `site`, `any` or addresses")
         for i, entry in enumerate(layer.firewall.remote):
-            problem = _remote_problem(entry)
-            if problem:
-                ctx.error((*base, "firewall", "remote", i), "E220", problem)
-
-
-def _remote_problem(entry: str) -> str | None:
-    if not _address_problem(entry, allow_network=True):
-        return None
-    if "/" in entry and not _address_problem(entry.split("/")[0], allow_network=False):
-        try:
-            ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            return f"invalid network '{entry}': the prefix length is out of range"
-        return (f"invalid network '{entry}': host bits are set (did you mean "
-                f"{ipaddress.ip_network(entry, strict=False)}?)")
-    return (f"invalid remote address '{entry}': expected an IPv4 or IPv6 address or a network "
-            "such as 10.9.0.0/24")
+            problem = address_problem(entry, allow_network=True)
+            if problem is None:
+                continue
+            what = "network" if "/" in entry and problem.startswith(("host", "the prefix")) \
+                else "remote address"
+            ctx.error((*base, "firewall", "remote", i), "E220", f"invalid {what} '{entry}': "
+                      f"{problem}")
 
 
 def _machine_layers(spec: Spec) -> Iterator[tuple[NodePath, Any]]:

@@ -8,6 +8,8 @@ Sources: KB5004442 (dcom-facts §5), the guide, and peers.md pain points 1 and 4
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -155,10 +157,35 @@ def _anonymous_access(host: HostPlan) -> Iterator[Finding]:
 
 def _firewall(host: HostPlan) -> Iterator[Finding]:
     for r in host.of_kind(FirewallRule):
-        if r.remote == ("any",):
+        opened = open_to_any(r.remote)
+        if opened:
             yield _finding("W613", host, r, (
-                f"firewall rule {r.name} allows any remote address; use `site` or "
+                f"firewall rule {r.name} allows {opened}; use `site` or "
                 "the plant network (guide §5: restore the firewall with exact exceptions)"))
+
+
+def open_to_any(remote: tuple[str, ...]) -> str | None:
+    """What a remote scope effectively opens to everyone, or None: `any` itself, or networks
+    that together cover every IPv4 or IPv6 address (0.0.0.0/0, ::/0, or 0.0.0.0/1 plus
+    128.0.0.0/1), as the firewall reads the list."""
+    if "any" in remote:
+        return "any remote address"
+    v4: list[ipaddress.IPv4Network] = []
+    v6: list[ipaddress.IPv6Network] = []
+    for entry in remote:
+        try:
+            net = ipaddress.ip_network(re.sub(r"%[^/]*", "", entry), strict=False)  # no zone
+        except ValueError:
+            continue  # check refuses it; nothing to judge
+        if isinstance(net, ipaddress.IPv4Network):
+            v4.append(net)
+        else:
+            v6.append(net)
+    whole = [name for name, everything, collapsed in (
+        ("IPv4", ipaddress.IPv4Network("0.0.0.0/0"), list(ipaddress.collapse_addresses(v4))),
+        ("IPv6", ipaddress.IPv6Network("::/0"), list(ipaddress.collapse_addresses(v6))))
+        if everything in collapsed]
+    return f"every {' and every '.join(whole)} address (as open as `any`)" if whole else None
 
 
 def _policy_side(host: HostPlan) -> Iterator[Finding]:

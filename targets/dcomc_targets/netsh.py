@@ -13,12 +13,13 @@ Byte format: UTF-8 without BOM, CRLF; `#` comment lines (as in `netsh dump` outp
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from dcomc.model import FirewallRule, FirewallRuleGroup, HostPlan
 from dcomc_targets.base import Artifact, EmitContext, text_lines, utf8_crlf
-from dcomc_targets.quoting import netsh_value
+from dcomc_targets.quoting import netsh_list, netsh_ports, netsh_value
 
 PREFIX = "advfirewall firewall"
 
@@ -47,16 +48,18 @@ def _rule(r: FirewallRule) -> NetshRule:
 
 
 def add_rule_line(rule: NetshRule) -> str:
+    """The `add rule` line: every value from the plan is one quoted literal (quoting.py); only
+    the fixed keywords dir=in, action=allow are bare."""
     parts = [f"{PREFIX} add rule", f"name={netsh_value(rule.name)}", "dir=in", "action=allow",
-             f"protocol={rule.protocol}"]
+             f"protocol={netsh_value(rule.protocol)}"]
     if rule.local_port:
-        parts.append(f"localport={rule.local_port}")
+        parts.append(f"localport={netsh_ports(rule.local_port)}")
     if rule.program:
         parts.append(f"program={netsh_value(rule.program)}")
     if rule.service:
         parts.append(f"service={netsh_value(rule.service)}")
-    parts.append(f"profile={','.join(rule.profiles)}")
-    parts.append(f"remoteip={','.join(rule.remote)}")
+    parts.append(f"profile={netsh_list(rule.profiles)}")
+    parts.append(f"remoteip={netsh_list(rule.remote)}")
     parts.append(f"description={netsh_value(rule.description)}")
     return " ".join(parts)
 
@@ -76,8 +79,8 @@ class NetshTarget:
         for g in host.of_kind(FirewallRuleGroup):
             lines += ["#", f"# Enable the {g.display_name} rule group by its resource string "
                            f"({g.prov.guide}); unverified, see the PowerShell engine"]
-            lines += [f"{PREFIX} set rule group={netsh_value(g.group)} profile={p} new enable=yes"
-                      for p in g.profiles]
+            lines += [f"{PREFIX} set rule group={netsh_value(g.group)} "
+                      f"profile={netsh_list([p])} new enable=yes" for p in g.profiles]
         return [Artifact(f"firewall/{host.name}.netsh", "netsh", utf8_crlf(lines))]
 
     def expected(self, host: HostPlan, ctx: EmitContext) -> NetshContent:
@@ -114,25 +117,42 @@ def _rule_json(rule: NetshRule) -> dict[str, Any]:
 # --- reader ------------------------------------------------------------------------------------
 
 
-def tokens(line: str) -> list[str]:
-    """Split a netsh line on spaces outside double quotes; `k="v w"` stays one token `k=v w`."""
-    out: list[str] = []
-    current: list[str] = []
-    quoted = False
-    for char in line:
-        if char == '"':
-            quoted = not quoted
-        elif char == " " and not quoted:
-            if current:
-                out.append("".join(current))
-                current = []
-        else:
-            current.append(char)
-    if quoted:
-        raise ValueError(f"netsh: unbalanced quote in {line[:60]!r}")
-    if current:
-        out.append("".join(current))
+# One argument: a bare word (`new`), or `tag=` and then either one quoted literal or a bare
+# value of address, list and keyword characters; each ends at a space or the end of the line. A
+# quote anywhere else (`name="a"b`, `name=a"b c"`) is refused, so a value is read as exactly the
+# literal the writer quoted (netsh would glue the pieces together).
+_WORD = re.compile(r'([A-Za-z]+)(?:=(?:"([^"]*)"|([A-Za-z0-9.:/,_-]*)))?(?= |$)')
+# The arguments each command may take; anything else, or one given twice, is refused (netsh keeps
+# one of two `remoteip=`, and a reader must not guess which).
+_ALLOWED = {
+    "delete rule": {"name"},
+    "add rule": {"name", "dir", "action", "protocol", "localport", "program", "service",
+                 "profile", "remoteip", "description"},
+    "set rule": {"group", "profile", "enable"},
+}
+
+
+def words(line: str) -> list[tuple[str, str | None]]:
+    """A netsh line as (word, value) pairs: value None for a bare word, else the literal."""
+    out: list[tuple[str, str | None]] = []
+    pos = 0
+    while pos < len(line):
+        if line[pos] == " ":
+            pos += 1
+            continue
+        found = _WORD.match(line, pos)
+        if found is None:
+            raise ValueError(f"netsh: cannot read an argument at {line[pos:pos + 40]!r}")
+        word, quoted, bare = found.groups()
+        value = quoted if quoted is not None else bare
+        out.append((word, value))
+        pos = found.end()
     return out
+
+
+def tokens(line: str) -> list[str]:
+    """A netsh line's arguments as text, quotes dropped: `k="v w"` is the one token `k=v w`."""
+    return [word if value is None else f"{word}={value}" for word, value in words(line)]
 
 
 def parse(text: str) -> NetshContent:
@@ -142,46 +162,59 @@ def parse(text: str) -> NetshContent:
     for line in text_lines(text):
         if not line.strip() or line.startswith("#"):
             continue
-        words = tokens(line)
-        if words[:2] != ["advfirewall", "firewall"] or len(words) < 4:
+        parsed = words(line)
+        head = [word for word, value in parsed[:4] if value is None]
+        if head[:2] != ["advfirewall", "firewall"] or len(head) < 4:
             raise ValueError(f"netsh: unexpected command {line[:60]!r}")
-        verb, args = f"{words[2]} {words[3]}", _args(words[4:])
+        verb = f"{head[2]} {head[3]}"
+        if verb not in _ALLOWED:
+            raise ValueError(f"netsh: unsupported command {verb!r}")
+        args = _args(parsed[4:], _ALLOWED[verb], verb == "set rule")
         if verb == "delete rule":
-            deleted.add(args["name"])
+            deleted.add(_need(args, "name"))
         elif verb == "add rule":
             rules.append(_parsed_rule(args, deleted))
-        elif verb == "set rule":
-            groups.setdefault(args["group"], []).append(args["profile"])
         else:
-            raise ValueError(f"netsh: unsupported command {verb!r}")
+            if args.get("enable") != "yes":
+                raise ValueError("netsh: set rule without `new enable=yes`")
+            groups.setdefault(_need(args, "group"), []).append(_need(args, "profile"))
     return NetshContent(tuple(rules), tuple((g, tuple(p)) for g, p in groups.items()))
 
 
-def _args(words: list[str]) -> dict[str, str]:
+def _args(parsed: list[tuple[str, str | None]], allowed: set[str], new: bool) -> dict[str, str]:
     args: dict[str, str] = {}
-    for word in words:
-        key, sep, value = word.partition("=")
-        if key == "new":
-            continue
-        if not sep:
+    for word, value in parsed:
+        if value is None:
+            if word == "new" and new and "enable" not in args:
+                continue
             raise ValueError(f"netsh: expected key=value, got {word!r}")
-        args[key] = value
+        if word not in allowed:
+            raise ValueError(f"netsh: unexpected argument {word!r}")
+        if word in args:
+            raise ValueError(f"netsh: argument {word!r} given twice")
+        args[word] = value
     return args
 
 
+def _need(args: dict[str, str], key: str) -> str:
+    if key not in args:
+        raise ValueError(f"netsh: missing argument {key!r}")
+    return args[key]
+
+
 def _parsed_rule(args: dict[str, str], deleted: set[str]) -> NetshRule:
-    name = args["name"]
+    name = _need(args, "name")
     if name not in deleted:
         raise ValueError(f"netsh: rule {name!r} is added without being deleted first")
     if (args.get("dir"), args.get("action")) != ("in", "allow"):
         raise ValueError(f"netsh: rule {name!r} is not an inbound allow rule")
     return NetshRule(
         name=name,
-        protocol=args["protocol"],
+        protocol=_need(args, "protocol"),
         local_port=args.get("localport"),
         program=args.get("program"),
         service=args.get("service"),
-        profiles=tuple(args["profile"].split(",")),
-        remote=tuple(args["remoteip"].split(",")),
+        profiles=tuple(_need(args, "profile").split(",")),
+        remote=tuple(_need(args, "remoteip").split(",")),
         description=args.get("description", ""),
     )

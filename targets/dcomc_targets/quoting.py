@@ -105,12 +105,48 @@ def ps_unquote(literal: str) -> str:
 # --- netsh (netsh -f scripts) ------------------------------------------------------------------
 
 
+# netsh splits a script line into arguments at spaces outside double quotes, drops the quotes,
+# and splits `tag=value` at the first `=`; it has no escape for a quote inside a value. So every
+# value is written as one quoted literal (`name="..."`): a space or `=` inside it cannot start
+# another argument (`remoteip="fe80::1%x remoteip=any"` stays one, invalid, address). A list
+# value (profile=, remoteip=, localport=) is one quoted literal whose items netsh splits at
+# commas, so an item may not hold a comma (`fe80::1%x,any` would add `any`). What cannot be
+# written so is refused.
+
+
 def netsh_value(value: str) -> str:
     """A netsh argument value in double quotes. netsh has no escape for `"`: refuse it."""
     _refuse_controls(value, "netsh")
     if '"' in value:
         raise QuoteError(f'netsh: a value cannot contain a double quote: {value!r}')
     return f'"{value}"'
+
+
+def netsh_list(items: tuple[str, ...] | list[str]) -> str:
+    """A comma-separated netsh list as one quoted value; an item can be neither empty nor hold a
+    comma or a space (netsh would read two items, or none)."""
+    if not items:
+        raise QuoteError("netsh: an empty list (netsh would read the argument as missing)")
+    for item in items:
+        if not item or any(c in item for c in ", "):
+            raise QuoteError(f"netsh: a list item cannot be empty or hold a comma or space: "
+                             f"{item!r}")
+    return netsh_value(",".join(items))
+
+
+_PORT_RE = re.compile(r"([1-9][0-9]{0,4})(?:-([1-9][0-9]{0,4}))?")
+
+
+def netsh_ports(ports: str) -> str:
+    """A `localport=` value: ports and ranges `lo-hi` (1 <= lo <= hi <= 65535), comma-separated."""
+    items = ports.split(",")
+    for item in items:
+        found = _PORT_RE.fullmatch(item)
+        low = int(found.group(1)) if found else 0
+        high = int(found.group(2) or low) if found else 0
+        if not 1 <= low <= high <= 65535:
+            raise QuoteError(f"netsh: not a port or port range lo-hi in 1..65535: {item!r}")
+    return netsh_list(items)
 
 
 # --- secedit INF -------------------------------------------------------------------------------

@@ -43,6 +43,13 @@ CASES: dict[str, tuple[Change, str]] = {
     "anonymous-limit-without-opcenum": (lambda s: role(s, "server").update(opcenum=False),
                                         "W612"),
     "firewall-any": (lambda s: role(s, "server")["firewall"].update(remote="any"), "W613"),
+    # The effective rule (issue 17): networks that cover every address are as open as `any`.
+    "firewall-all-ipv4": (
+        lambda s: role(s, "server")["firewall"].update(remote=["0.0.0.0/0"]), "W613"),
+    "firewall-ipv4-halves": (lambda s: role(s, "server")["firewall"].update(
+        remote=["10.7.3.0/24", "0.0.0.0/1", "128.0.0.0/1"]), "W613"),
+    "firewall-all-ipv6": (
+        lambda s: role(s, "client")["firewall"].update(remote=["10.7.3.0/24", "::/0"]), "W613"),
     "everyone-anonymous-on-server": (
         lambda s: role(s, "server")["security_policy"].update(everyone_includes_anonymous=True),
         "W614"),
