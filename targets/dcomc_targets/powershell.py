@@ -24,7 +24,7 @@ import tree_sitter_powershell
 from tree_sitter import Language, Node, Parser
 
 from dcomc.model import AceSpec, HostPlan, Resource, data_fields
-from dcomc_targets.base import Artifact, EmitContext, template_bytes
+from dcomc_targets.base import Artifact, EmitContext, template_bytes, templates_dir
 from dcomc_targets.quoting import ps_quote, ps_unquote
 
 BOM = b"\xef\xbb\xbf"
@@ -193,9 +193,31 @@ class PowerShellTarget:
                 "syntax_errors": [f"{r}:{c}: {snippet}" for r, c, snippet in syntax_errors(text)]}
 
 
+ENGINE_PARTS = "engine"
+
+
+def _template_text(*parts: str) -> str:
+    """A template's text without any byte-order mark of its own: the writer adds exactly one
+    (a second one is a U+FEFF character that breaks the first line of the script)."""
+    return template_bytes(*parts).decode("utf-8-sig").lstrip("\ufeff")
+
+
+@cache
+def engine_text() -> str:
+    """The engine module: the part files in the order of their names, each under a comment
+    that names it, so a reviewer can find a line of the .psm1 in the source."""
+    folder = templates_dir() / "powershell" / ENGINE_PARTS
+    names = sorted(p.name for p in folder.glob("*.ps1"))
+    return "\n".join(f"# --- {ENGINE_PARTS}/{name} ---\n"
+                     + _template_text("powershell", ENGINE_PARTS, name).rstrip("\n") + "\n"
+                     for name in names)
+
+
 @cache
 def _static(name: str) -> bytes:
-    return _bom_crlf(template_bytes("powershell", name).decode("utf-8"))
+    if name == ENGINE:
+        return _bom_crlf(engine_text())
+    return _bom_crlf(_template_text("powershell", name))
 
 
 def _bom_crlf(text: str) -> bytes:

@@ -13,18 +13,23 @@
                 Running Apply twice changes nothing the second time.
       Report    writes the current state of every resource as JSON (-Path), the input of
                 `dcomc drift`.
-      Rollback  restores a backup taken by Apply (the latest unless -Backup names one).
+      Rollback  restores a backup taken by Apply (the latest Apply run unless -Backup or
+                -BackupName names one) and retires it; a backup anyone but SYSTEM and
+                Administrators could have changed is refused.
 
-    Logs and backups: %ProgramData%\dcomc\<site>\logs and ...\backups.
+    Logs and backups: %ProgramData%\dcomc\<site>\logs and ...\backups, created with an ACL
+    that lets only SYSTEM and Administrators change them (a non-elevated Test writes no log).
     Passwords are never read from the command line: pass SecureStrings with -Passwords or
     answer the prompts; nothing is ever written to a file or a log.
 
     Exit codes:
-      0  compliant (Test), done (Apply, Report, Rollback)
+      0  compliant (Test), done (Apply, Report, Rollback; a Rollback whose only leftovers are
+         manual steps logs them as warnings)
       1  drifted: at least one resource is not compliant (Test)
       2  Apply failed; the changes of this run were rolled back
-      3  usage error: not elevated, data file missing, password missing, bad parameters
-      4  a rollback failed: the PC needs attention (see the log)
+      3  nothing was changed: not elevated, data file missing or for another PC, password
+         missing, bad parameters, an untrusted backup folder, any unexpected error
+      4  a rollback failed or left a manual step: the PC needs attention (see the log)
 
 .PARAMETER Mode
     Test, Apply, Report or Rollback.
@@ -33,7 +38,7 @@
     Report mode: the JSON file to write.
 
 .PARAMETER Backup
-    Rollback mode: the backup folder to restore (default: the latest).
+    Rollback mode: the backup folder to restore (default: the latest Apply run's).
 
 .PARAMETER DataFile
     The data file to use (default: <COMPUTERNAME>.psd1 beside this script).
@@ -51,8 +56,11 @@
     runs. Rollback: restore that named backup.
 
 .PARAMETER PasswordsFromStdin
-    Read passwords from standard input, one account<TAB>password line each (the MSI's route:
-    never on a command line, never in a log).
+    Read passwords from standard input, one account<TAB>Base64(UTF-16LE password) line each
+    (the MSI's route: never on a command line, never in a log, any code page).
+
+.PARAMETER Force
+    Use a data file made for another computer (refused without it).
 
 .EXAMPLE
     .\Invoke-DcomConfig.ps1
@@ -72,24 +80,31 @@ param(
     [System.Collections.Hashtable] $Passwords,
     [switch] $ResetPasswords,
     [string] $BackupName,
-    [switch] $PasswordsFromStdin
+    [switch] $PasswordsFromStdin,
+    [switch] $Force
 )
 
 Set-StrictMode -Version 3.0
 $ErrorActionPreference = 'Stop'
 
-$here = Split-Path -Parent $MyInvocation.MyCommand.Path
-Import-Module -Name (Join-Path -Path $here -ChildPath 'DcomConfig.psm1') -Force
-
-if (-not $DataFile) {
-    $DataFile = Join-Path -Path $here -ChildPath ($env:COMPUTERNAME + '.psd1')
+# Any error this script does not expect ends with 3 ("nothing was changed"), never with
+# PowerShell's 1, which the exit codes above define as "drifted".
+try {
+    $here = Split-Path -Parent $MyInvocation.MyCommand.Path
+    Import-Module -Name (Join-Path -Path $here -ChildPath 'DcomConfig.psm1') -Force
+    if (-not $DataFile) {
+        $DataFile = Join-Path -Path $here -ChildPath ($env:COMPUTERNAME + '.psd1')
+    }
+    $arguments = @{}
+    foreach ($name in $PSBoundParameters.Keys) {
+        $arguments[$name] = $PSBoundParameters[$name]
+    }
+    $arguments['DataFile'] = $DataFile
+    $arguments['Mode'] = $Mode
+    $result = Invoke-DcomcConfiguration @arguments
+    exit $result.ExitCode
 }
-$arguments = @{}
-foreach ($name in $PSBoundParameters.Keys) {
-    $arguments[$name] = $PSBoundParameters[$name]
+catch {
+    Write-Error -Message $_.Exception.Message -ErrorAction Continue
+    exit 3
 }
-$arguments['DataFile'] = $DataFile
-$arguments['Mode'] = $Mode
-
-$result = Invoke-DcomcConfiguration @arguments
-exit $result.ExitCode

@@ -8,10 +8,9 @@ import dataclasses
 import re
 
 from dcomc.model import RESOURCE_KINDS, AppRef, Principal, Resource
-from dcomc_targets.base import template_bytes
-from dcomc_targets.powershell import parse_tree, pascal
+from dcomc_targets.powershell import engine_text, parse_tree, pascal
 
-ENGINE = template_bytes("powershell", "DcomConfig.psm1").decode("utf-8")
+ENGINE = engine_text()
 VERBS = ("Get", "Test", "Set", "Restore")
 COMMON = {"Id", "Kind", "Phase", "Guide", "Source"}
 NESTED = {"App": AppRef, "Principal": Principal, "Account": Principal, "Group": Principal,
@@ -84,17 +83,3 @@ def test_every_engine_function_called_is_defined() -> None:
     called = set(re.findall(r"(?<![\w-])([A-Z][a-z]+-Dcomc\w+)", ENGINE))
     assert called, "no engine call found"
     assert called <= set(names), sorted(called - set(names))
-
-
-def test_restore_undoes_an_appid_that_set_created() -> None:
-    """A Set that may create the AppID (for a class that had none) has a Restore that removes
-    it again when the application was not registered before Apply."""
-    table = kinds_table()
-    names = functions()
-    creating = [h for h in table.values() if "-Create" in names[f"Set-Dcomc{h}"]
-                and "Get-DcomcAppIdPath" in names[f"Set-Dcomc{h}"]]
-    assert sorted(creating) == ["AppIdAuthLevel", "AppIdPermission", "AppIdRunLocation"]
-    for handler in creating:
-        body = names[f"Restore-Dcomc{handler}"]
-        assert "if (-not $Before.Registered)" in body, handler
-        assert "Remove-DcomcCreatedAppId" in body, handler

@@ -20,6 +20,7 @@ import functools
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -507,7 +508,16 @@ def lookalike_problems(text: str) -> list[str]:
 
 @functools.cache
 def static_script(name: str) -> str:
-    return (templates_dir() / "powershell" / name).read_text(encoding="utf-8-sig")
+    """The script as shipped (the engine is joined from its part files), without the BOM."""
+    data = PowerShellTarget().emit(*_any_host())[1 if name == "DcomConfig.psm1" else 2].data
+    assert data.startswith(BOM) and not data[len(BOM):].startswith(BOM), f"{name}: one BOM"
+    return data[len(BOM):].decode("utf-8").replace("\r\n", "\n")
+
+
+@functools.cache
+def _any_host() -> tuple[Any, EmitContext]:
+    comp = compile_file(SPECS[0])
+    return comp.plan.hosts[0], EmitContext(comp.plan, Options(), SPECS[0].name, comp.sha256)
 
 
 PS7_SAMPLES = {

@@ -1,0 +1,290 @@
+# ==== AppID security: appid_auth_level, appid_run_location, appid_permission (guide §4.1) =======
+
+# --- ProgID -> CLSID (the server's own registry view) -> AppID ---------------------------------
+
+function Get-DcomcClass {
+    <# The CLSID of an application (given, or through its ProgID) and the registry view its class
+       is registered in: 32-bit servers register in the 32-bit view, but a spec may not know the
+       bitness, so the other view is tried too (and logged); $null when it does not resolve. #>
+    param([Parameter(Mandatory = $true)] $App)
+    $clsid = [string] $App.Clsid
+    if (-not $clsid -and $App.Progid) {
+        $value = Get-DcomcOsRegistryValue -Path ('SOFTWARE\Classes\{0}\CLSID' -f $App.Progid) -Name ''
+        if ($value.Exists) {
+            $clsid = [string] $value.Data
+        }
+    }
+    if (-not $clsid) {
+        return $null
+    }
+    $views = @('Registry32', 'Registry64')
+    if ([int] $App.Bitness -eq 64) {
+        $views = @('Registry64', 'Registry32')
+    }
+    foreach ($view in $views) {
+        if ($null -ne (Get-DcomcOsRegistryKey -Path ('SOFTWARE\Classes\CLSID\{0}' -f $clsid) -View $view)) {
+            if ($view -ne $views[0]) {
+                Write-DcomcLog -Level 'WARN' -Message ('CLSID {0} of {1} is registered in the {2} view, not the one its bitness says' -f $clsid, $App.Key, $view)
+            }
+            return @{ Clsid = $clsid; View = $view }
+        }
+    }
+    return $null
+}
+
+function Resolve-DcomcAppId {
+    <# The AppID GUID of an application, or $null when the server is not registered here. #>
+    param([Parameter(Mandatory = $true)] $App)
+    if ($App.Appid) {
+        return [string] $App.Appid
+    }
+    $class = Get-DcomcClass -App $App
+    if ($null -eq $class) {
+        return $null
+    }
+    $value = Get-DcomcOsRegistryValue -Path ('SOFTWARE\Classes\CLSID\{0}' -f $class.Clsid) -Name 'AppID' -View $class.View
+    if ($value.Exists -and $value.Data) {
+        return [string] $value.Data
+    }
+    return $null
+}
+
+function New-DcomcAppId {
+    <# A class without an AppID gets one equal to its CLSID, as dcomcnfg does (UNVERIFIED in
+       Microsoft's documentation: logged loudly, so that a wrong guess is seen, not silent). #>
+    param([Parameter(Mandatory = $true)] $App)
+    $class = Get-DcomcClass -App $App
+    if ($null -eq $class) {
+        throw (Get-DcomcMissingApp -App $App)
+    }
+    Write-DcomcLog -Level 'WARN' -Message ('CLSID {0} has no AppID value; creating AppID {0} as dcomcnfg does' -f $class.Clsid)
+    New-DcomcOsRegistryKey -Path ('{0}\{1}' -f $script:AppIdRoot, $class.Clsid)
+    Set-DcomcOsRegistryValue -Path ('SOFTWARE\Classes\CLSID\{0}' -f $class.Clsid) -Name 'AppID' -Type 'String' -Data $class.Clsid -View $class.View
+    return $class.Clsid
+}
+
+function Get-DcomcAppIdPath {
+    <# HKLM\SOFTWARE\Classes\AppID\{AppID} (shared by both views), created on request. #>
+    param([Parameter(Mandatory = $true)] $App, [switch] $Create)
+    $appid = Resolve-DcomcAppId -App $App
+    if (-not $appid -and $Create) {
+        $appid = New-DcomcAppId -App $App
+    }
+    if (-not $appid) {
+        return $null
+    }
+    return ('{0}\{1}' -f $script:AppIdRoot, $appid)
+}
+
+function Remove-DcomcCreatedAppId {
+    <# Undo New-DcomcAppId for an application that had no AppID before Apply: the value that Set
+       wrote, then the AppID key once nothing else is in it, and the class's AppID value while it
+       still names that key. A key found holding other values is kept (and logged). #>
+    param([Parameter(Mandatory = $true)] $App, [string] $ValueName = '')
+    $class = Get-DcomcClass -App $App
+    if ($App.Appid -or $null -eq $class) {
+        return
+    }
+    $path = '{0}\{1}' -f $script:AppIdRoot, $class.Clsid
+    if ($ValueName) {
+        Remove-DcomcOsRegistryValue -Path $path -Name $ValueName
+    }
+    $key = Get-DcomcOsRegistryKey -Path $path
+    if ($null -eq $key) {
+        return
+    }
+    if ($key.ValueCount -ne 0 -or $key.SubKeyCount -ne 0) {
+        Write-DcomcLog -Level 'WARN' -Message ('AppID {0} was created by Apply but holds other values now; kept' -f $class.Clsid)
+        return
+    }
+    $classValue = Get-DcomcOsRegistryValue -Path ('SOFTWARE\Classes\CLSID\{0}' -f $class.Clsid) -Name 'AppID' -View $class.View
+    if ($classValue.Exists -and [string] $classValue.Data -eq $class.Clsid) {
+        Remove-DcomcOsRegistryValue -Path ('SOFTWARE\Classes\CLSID\{0}' -f $class.Clsid) -Name 'AppID' -View $class.View
+    }
+    Remove-DcomcOsRegistryKey -Path $path
+    Write-DcomcLog -Message ('removed AppID {0}, which Apply had created' -f $class.Clsid)
+}
+
+function Get-DcomcMissingApp {
+    param([Parameter(Mandatory = $true)] $App)
+    $via = $App.Progid
+    if (-not $via) {
+        $via = $App.Clsid
+    }
+    return ('the server {0} is not registered on this PC ({1} does not resolve to an AppID)' -f $App.Key, $via)
+}
+
+function Get-DcomcAppValueState {
+    <# @{ Registered; Value } of one value of an application's AppID key. #>
+    param([Parameter(Mandatory = $true)] $App, [Parameter(Mandatory = $true)] [string] $Name)
+    $path = Get-DcomcAppIdPath -App $App
+    if (-not $path) {
+        # A class without an AppID still counts as installed: Set gives it one.
+        return @{ Registered = $false; Installed = ($null -ne (Get-DcomcClass -App $App)); Value = $null }
+    }
+    return @{ Registered = $true; Installed = $true; Value = (Get-DcomcRegistryState -Path $path -Name $Name) }
+}
+
+function Restore-DcomcAppValue {
+    param([Parameter(Mandatory = $true)] $App, [Parameter(Mandatory = $true)] [string] $Name, [Parameter(Mandatory = $true)] $Before)
+    if (-not $Before.Registered) {
+        Remove-DcomcCreatedAppId -App $App -ValueName $Name
+        return
+    }
+    $path = Get-DcomcAppIdPath -App $App
+    if ($path) {
+        Restore-DcomcRegistryState -Path $path -Name $Name -Before $Before.Value
+    }
+}
+
+function Test-DcomcAppRegistered {
+    <# $null when the application can be configured, else a Test result saying why not. #>
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $State)
+    if (-not $State.Registered -and -not $State.Installed) {
+        return @{ Compliant = $false; Reason = (Get-DcomcMissingApp -App $Resource.App) }
+    }
+    if (-not $State.Registered) {
+        return @{ Compliant = $false; Reason = 'the class has no AppID yet' }
+    }
+    return $null
+}
+
+# --- appid_auth_level (guide §4.1 step 6) --------------------------------------------------------
+
+function Get-DcomcAppIdAuthLevel {
+    param([Parameter(Mandatory = $true)] $Resource)
+    return Get-DcomcAppValueState -App $Resource.App -Name 'AuthenticationLevel'
+}
+
+function Test-DcomcAppIdAuthLevel {
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $State)
+    $missing = Test-DcomcAppRegistered -Resource $Resource -State $State
+    if ($missing) { return $missing }
+    $current = $State.Value
+    if ($null -eq $Resource.Value) {
+        if ($current.Exists) {
+            return @{ Compliant = $false; Reason = ('AuthenticationLevel is {0}, should be absent (default)' -f $current.Data) }
+        }
+        return @{ Compliant = $true; Reason = 'default' }
+    }
+    if ($current.Exists -and $current.Type -eq 'DWord' -and [int] $current.Data -eq [int] $Resource.Value) {
+        return @{ Compliant = $true; Reason = ('AuthenticationLevel {0}' -f $Resource.Value) }
+    }
+    return @{ Compliant = $false; Reason = ('AuthenticationLevel should be {0}' -f $Resource.Value) }
+}
+
+function Set-DcomcAppIdAuthLevel {
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $State)
+    $path = Get-DcomcAppIdPath -App $Resource.App -Create
+    if ($null -eq $Resource.Value) {
+        Remove-DcomcOsRegistryValue -Path $path -Name 'AuthenticationLevel'
+        return
+    }
+    Set-DcomcOsRegistryValue -Path $path -Name 'AuthenticationLevel' -Type 'DWord' -Data ([int] $Resource.Value)
+}
+
+function Restore-DcomcAppIdAuthLevel {
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $Before)
+    Restore-DcomcAppValue -App $Resource.App -Name 'AuthenticationLevel' -Before $Before
+}
+
+# --- appid_run_location (guide §4.1 steps 7-8): run on this computer only ----------------------
+
+function Get-DcomcAppIdRunLocation {
+    param([Parameter(Mandatory = $true)] $Resource)
+    $state = Get-DcomcAppValueState -App $Resource.App -Name 'RemoteServerName'
+    $storage = $null
+    if ($state.Registered) {
+        $storage = Get-DcomcRegistryState -Path (Get-DcomcAppIdPath -App $Resource.App) -Name 'ActivateAtStorage'
+    }
+    return @{ Registered = $state.Registered; Installed = $state.Installed; RemoteServerName = $state.Value; ActivateAtStorage = $storage }
+}
+
+function Test-DcomcAppIdRunLocation {
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $State)
+    $missing = Test-DcomcAppRegistered -Resource $Resource -State $State
+    if ($missing) { return $missing }
+    if ($State.RemoteServerName.Exists -or $State.ActivateAtStorage.Exists) {
+        return @{ Compliant = $false; Reason = 'runs on another computer (RemoteServerName or ActivateAtStorage set)' }
+    }
+    return @{ Compliant = $true; Reason = 'runs on this computer' }
+}
+
+function Set-DcomcAppIdRunLocation {
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $State)
+    $path = Get-DcomcAppIdPath -App $Resource.App -Create
+    Remove-DcomcOsRegistryValue -Path $path -Name 'RemoteServerName'
+    Remove-DcomcOsRegistryValue -Path $path -Name 'ActivateAtStorage'
+}
+
+function Restore-DcomcAppIdRunLocation {
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $Before)
+    if (-not $Before.Registered) {
+        Remove-DcomcCreatedAppId -App $Resource.App
+        return
+    }
+    $path = Get-DcomcAppIdPath -App $Resource.App
+    if ($path) {
+        Restore-DcomcRegistryState -Path $path -Name 'RemoteServerName' -Before $Before.RemoteServerName
+        Restore-DcomcRegistryState -Path $path -Name 'ActivateAtStorage' -Before $Before.ActivateAtStorage
+    }
+}
+
+# --- appid_permission (guide §4.1 steps 10-28): the complete ACL, compared by SID and mask ------
+
+function Get-DcomcPermissionName {
+    param([Parameter(Mandatory = $true)] $Resource)
+    if ($Resource.Which -eq 'launch') {
+        return 'LaunchPermission'
+    }
+    return 'AccessPermission'
+}
+
+function Get-DcomcDesiredDescriptor {
+    <# The descriptor dcomcnfg writes for the planned ACL: owner and group Administrators. #>
+    param([Parameter(Mandatory = $true)] $Resource)
+    $aces = @(foreach ($ace in $Resource.Aces) { @{ Sid = (Resolve-DcomcSid -Principal $ace.Principal); Mask = [int] $ace.Mask } })
+    return New-DcomcSecurityDescriptor -Aces $aces
+}
+
+function Get-DcomcAppIdPermission {
+    param([Parameter(Mandatory = $true)] $Resource)
+    return Get-DcomcAppValueState -App $Resource.App -Name (Get-DcomcPermissionName -Resource $Resource)
+}
+
+function Test-DcomcAppIdPermission {
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $State)
+    $missing = Test-DcomcAppRegistered -Resource $Resource -State $State
+    if ($missing) { return $missing }
+    foreach ($ace in $Resource.Aces) {
+        if ($null -eq (Find-DcomcSid -Principal $ace.Principal)) {
+            return @{ Compliant = $false; Reason = ('the account {0} does not exist yet' -f $ace.Principal.Name) }
+        }
+    }
+    if (-not $State.Value.Exists -or $State.Value.Type -ne 'Binary') {
+        return @{ Compliant = $false; Reason = ('{0} is not set' -f (Get-DcomcPermissionName -Resource $Resource)) }
+    }
+    try {
+        $have = Get-DcomcDescriptorAceKey -Descriptor (ConvertFrom-DcomcSecurityDescriptor -Bytes (ConvertFrom-DcomcHex -Hex $State.Value.Data))
+    }
+    catch {
+        return @{ Compliant = $false; Reason = ('the current ACL cannot be read: {0}' -f $_.Exception.Message) }
+    }
+    $want = Get-DcomcDescriptorAceKey -Descriptor (Get-DcomcDesiredDescriptor -Resource $Resource)
+    if ((@($want) -join ';') -eq (@($have) -join ';')) {
+        return @{ Compliant = $true; Reason = 'ACL as planned' }
+    }
+    return @{ Compliant = $false; Reason = 'the ACL differs from the plan' }
+}
+
+function Set-DcomcAppIdPermission {
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $State)
+    $bytes = ConvertTo-DcomcSecurityDescriptor -Descriptor (Get-DcomcDesiredDescriptor -Resource $Resource)
+    $path = Get-DcomcAppIdPath -App $Resource.App -Create
+    Set-DcomcOsRegistryValue -Path $path -Name (Get-DcomcPermissionName -Resource $Resource) -Type 'Binary' -Data $bytes
+}
+
+function Restore-DcomcAppIdPermission {
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $Before)
+    Restore-DcomcAppValue -App $Resource.App -Name (Get-DcomcPermissionName -Resource $Resource) -Before $Before
+}

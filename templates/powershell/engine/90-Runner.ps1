@@ -1,0 +1,531 @@
+# ==== The runner: Test, Apply, Report, Rollback, and the backups ==================================
+
+$script:ModuleFolder = $PSScriptRoot
+$script:BackupFormat = 1
+
+function Invoke-DcomcStep {
+    param([Parameter(Mandatory = $true)] [string] $Verb, [Parameter(Mandatory = $true)] $Resource, $State)
+    $kind = [string] $Resource.Kind
+    if (-not $script:Kinds.ContainsKey($kind)) {
+        throw ('Unknown resource kind {0}: the data file is newer than this engine' -f $kind)
+    }
+    $command = '{0}-Dcomc{1}' -f $Verb, $script:Kinds[$kind]
+    if ($Verb -eq 'Get') {
+        return & $command -Resource $Resource
+    }
+    if ($Verb -eq 'Restore') {
+        return & $command -Resource $Resource -Before $State
+    }
+    return & $command -Resource $Resource -State $State
+}
+
+function Test-DcomcResource {
+    <#
+    .SYNOPSIS
+        Reads the current state of one resource of a dcomc plan and tests it.
+    .DESCRIPTION
+        Returns an object with Id, Kind, Guide, Compliant, Reason, State and Resource. Changes
+        nothing.
+    .PARAMETER Resource
+        One entry of the Resources list of a host's data file.
+    #>
+    [CmdletBinding()]
+    param([Parameter(Mandatory = $true)] $Resource)
+    try {
+        $state = Invoke-DcomcStep -Verb 'Get' -Resource $Resource
+        $test = Invoke-DcomcStep -Verb 'Test' -Resource $Resource -State $state
+    }
+    catch {
+        $state = @{}
+        $test = @{ Compliant = $false; Reason = ('cannot read: {0}' -f $_.Exception.Message) }
+    }
+    return [pscustomobject] @{
+        Id        = [string] $Resource.Id
+        Kind      = [string] $Resource.Kind
+        Guide     = [string] $Resource.Guide
+        Compliant = [bool] $test.Compliant
+        Reason    = [string] $test.Reason
+        State     = $state
+        Resource  = $Resource
+    }
+}
+
+function Import-DcomcData {
+    <#
+    .SYNOPSIS
+        Loads a host data file (.psd1): literals only, read from the real parser's syntax tree.
+    .DESCRIPTION
+        Refuses a data file of another computer unless -Force: the plan of SCADA01 applied to
+        HMI01 would create SCADA01's accounts, firewall rules and AppID ACLs there.
+    .PARAMETER DataFile
+        Path of the .psd1 file.
+    .PARAMETER Force
+        Accept a data file whose Host is not this computer's name.
+    #>
+    [CmdletBinding()]
+    param([Parameter(Mandatory = $true)] [string] $DataFile, [switch] $Force)
+    if (-not (Test-DcomcOsPath -Path $DataFile)) {
+        throw ('No data file {0}: is this PC one of the hosts of the bundle?' -f $DataFile)
+    }
+    $data = Read-DcomcDataFile -Path $DataFile
+    if (-not $data.ContainsKey('FormatVersion') -or [int] $data.FormatVersion -ne 1) {
+        throw ('The data file {0} has a format this engine does not know' -f $DataFile)
+    }
+    $computer = Get-DcomcOsComputerName
+    if ([string] $data.Host -ine $computer) {
+        if (-not $Force) {
+            throw ('The data file is for {0}, this PC is {1}: use the bundle of this PC (or -Force to apply it anyway)' -f $data.Host, $computer)
+        }
+        Write-Warning -Message ('The data file is for {0}, this PC is {1} (-Force)' -f $data.Host, $computer)
+    }
+    return $data
+}
+
+function Get-DcomcNeededPassword {
+    <# Accounts whose password Apply will need, asked for BEFORE anything changes. #>
+    param([Parameter(Mandatory = $true)] [AllowEmptyCollection()] [object[]] $Todo)
+    $accounts = @()
+    foreach ($result in $Todo) {
+        $resource = $result.Resource
+        if ($resource.Kind -eq 'local_user' -and (-not $result.State.Exists -or $script:ResetPasswords)) {
+            $accounts += [string] $resource.Name
+        }
+        if ($resource.Kind -eq 'service_logon') {
+            $accounts += [string] $resource.Account.Name
+        }
+    }
+    return , @($accounts | Select-Object -Unique)
+}
+
+function Test-DcomcNeedsSet {
+    <# A drifted resource, or an existing local user whose password -ResetPasswords sets again. #>
+    param([Parameter(Mandatory = $true)] $Result)
+    if (-not $Result.Compliant) {
+        return $true
+    }
+    return ($script:ResetPasswords -and $Result.Kind -eq 'local_user')
+}
+
+# --- backups: %ProgramData%\dcomc\<site>\backups\<name>\changes.json -------------------------------
+
+function Get-DcomcSiteFolder {
+    param([Parameter(Mandatory = $true)] $Data, [string] $Name)
+    $folder = Join-Path -Path (Get-DcomcOsDataRoot) -ChildPath ([string] $Data.Site)
+    if ($Name) {
+        $folder = Join-Path -Path $folder -ChildPath $Name
+    }
+    return $folder
+}
+
+function New-DcomcBackupFolder {
+    <# The folder of a named backup (it accumulates over runs), or a new one per run. #>
+    param([Parameter(Mandatory = $true)] $Data, [string] $BackupName)
+    $root = Get-DcomcSiteFolder -Data $Data -Name 'backups'
+    if ($BackupName) {
+        $folder = Join-Path -Path $root -ChildPath $BackupName
+    }
+    else {
+        $stamp = 'run-' + (Get-DcomcOsUtcNow).ToString('yyyyMMdd-HHmmss-fff', [Globalization.CultureInfo]::InvariantCulture)
+        $folder = Join-Path -Path $root -ChildPath $stamp
+        for ($n = 2; Test-DcomcOsPath -Path $folder; $n++) {
+            $folder = Join-Path -Path $root -ChildPath ('{0}-{1}' -f $stamp, $n)
+        }
+    }
+    Initialize-DcomcOsSecureFolder -Path $folder
+    return $folder
+}
+
+function Read-DcomcBackup {
+    <# changes.json of a backup, or $null when there is none. A backup that anyone but SYSTEM
+       and Administrators could have written is refused: Rollback replays it with their rights. #>
+    param([Parameter(Mandatory = $true)] [string] $Folder, [Parameter(Mandatory = $true)] $Data)
+    $file = Join-Path -Path $Folder -ChildPath 'changes.json'
+    if (-not (Test-DcomcOsPath -Path $file)) {
+        return $null
+    }
+    if (-not (Test-DcomcOsTrustedPath -Path $file)) {
+        throw ('The backup {0} can be changed by users other than SYSTEM and Administrators; it is not used' -f $Folder)
+    }
+    $saved = ConvertFrom-Json -InputObject (Read-DcomcOsFile -Path $file)
+    if ([int] $saved.Format -ne $script:BackupFormat -or [string] $saved.Site -ne [string] $Data.Site) {
+        throw ('The backup {0} is not a backup of site {1} by this engine' -f $Folder, $Data.Site)
+    }
+    return $saved
+}
+
+function Save-DcomcBackup {
+    <# Every resource this backup has seen change, with its state BEFORE the first change (a
+       named backup keeps the pristine state of what an earlier run changed). Only Ids and
+       states are kept: Rollback takes each resource's definition from the data file. #>
+    param([Parameter(Mandatory = $true)] [string] $Folder, [Parameter(Mandatory = $true)] $Data, [Parameter(Mandatory = $true)] [AllowEmptyCollection()] [object[]] $Changes, $Earlier, [switch] $Named)
+    $entries = New-Object -TypeName System.Collections.ArrayList
+    $seen = @{}
+    $old = @()
+    $created = (Get-DcomcOsUtcNow).Ticks
+    if ($null -ne $Earlier) {
+        $old = @($Earlier.Changes)
+        $created = [long] $Earlier.Created
+    }
+    foreach ($entry in @($old) + @($Changes)) {
+        $id = [string] $entry.Id
+        if ($seen.ContainsKey($id)) { continue }
+        $seen[$id] = $true
+        $null = $entries.Add(@{ Id = $id; Before = $entry.Before })
+    }
+    $backup = @{ Format = $script:BackupFormat; Site = [string] $Data.Site; Host = [string] $Data.Host; Named = [bool] $Named; Created = $created; Changes = $entries.ToArray() }
+    Write-DcomcOsFile -Path (Join-Path -Path $Folder -ChildPath 'changes.json') -Text (ConvertTo-Json -InputObject $backup -Depth 14)
+}
+
+function Copy-DcomcEngine {
+    <# The engine, the entry point and the data file beside the backup: a rollback can be run
+       again from there after the MSI's uninstall removed the installed copy. #>
+    param([Parameter(Mandatory = $true)] [string] $Folder, [Parameter(Mandatory = $true)] [string] $DataFile)
+    $target = Join-Path -Path $Folder -ChildPath 'engine'
+    Initialize-DcomcOsSecureFolder -Path $target
+    foreach ($file in @((Join-Path -Path $script:ModuleFolder -ChildPath 'DcomConfig.psm1'), (Join-Path -Path $script:ModuleFolder -ChildPath 'Invoke-DcomConfig.ps1'), $DataFile)) {
+        if (Test-DcomcOsPath -Path $file) {
+            Copy-DcomcOsFile -Source $file -Destination (Join-Path -Path $target -ChildPath (Split-Path -Path $file -Leaf))
+        }
+    }
+}
+
+function Start-DcomcBackup {
+    <# The backup folder of an Apply, with the human-usable exports on its first use. #>
+    param([Parameter(Mandatory = $true)] $Data, [string] $BackupName, [Parameter(Mandatory = $true)] [string] $DataFile)
+    $folder = New-DcomcBackupFolder -Data $Data -BackupName $BackupName
+    $earlier = Read-DcomcBackup -Folder $folder -Data $Data
+    if ($null -eq $earlier) {
+        foreach ($warning in @(Export-DcomcOsSystemBackup -Folder $folder)) {
+            Write-DcomcLog -Level 'WARN' -Message ('backup copy incomplete: {0}' -f $warning)
+        }
+        Copy-DcomcEngine -Folder $folder -DataFile $DataFile
+    }
+    return @{ Folder = $folder; Earlier = $earlier }
+}
+
+function Complete-DcomcBackup {
+    <# A backup whose changes were all restored is retired (renamed), so that no later Rollback
+       replays stale states and "latest" never picks it again. #>
+    param([Parameter(Mandatory = $true)] [string] $Folder)
+    $name = '{0}.restored-{1}' -f (Split-Path -Path $Folder -Leaf), (Get-DcomcOsUtcNow).ToString('yyyyMMdd-HHmmss-fff', [Globalization.CultureInfo]::InvariantCulture)
+    Rename-DcomcOsFolder -Path $Folder -NewName $name
+    Write-DcomcLog -Message ('backup {0} retired as {1}' -f $Folder, $name)
+}
+
+function Find-DcomcLatestBackup {
+    <# The newest unnamed, unretired backup by the time stored in it (never by folder name, and
+       never a named backup such as the MSI's). #>
+    param([Parameter(Mandatory = $true)] $Data)
+    $root = Get-DcomcSiteFolder -Data $Data -Name 'backups'
+    if (-not (Test-DcomcOsPath -Path $root)) {
+        return $null
+    }
+    $best = $null
+    $bestTime = [long] -1
+    foreach ($name in (Get-DcomcOsChildFolder -Path $root)) {
+        if ($name -notmatch '^run-[0-9-]+$') { continue }
+        $folder = Join-Path -Path $root -ChildPath $name
+        $saved = Read-DcomcBackup -Folder $folder -Data $Data
+        if ($null -ne $saved -and -not $saved.Named -and [long] $saved.Created -gt $bestTime) {
+            $best = $folder
+            $bestTime = [long] $saved.Created
+        }
+    }
+    return $best
+}
+
+# --- restoring --------------------------------------------------------------------------------------
+
+function Undo-DcomcChange {
+    <# Restores changes in reverse order: @{ Failed; Manual } lists of messages. A Restore that
+       cannot be done by a program returns a note for the operator (a manual step). #>
+    param([Parameter(Mandatory = $true)] [AllowEmptyCollection()] [object[]] $Changes, $Cmdlet)
+    $failed = @()
+    $manual = @()
+    for ($i = $Changes.Count - 1; $i -ge 0; $i--) {
+        $change = $Changes[$i]
+        $id = [string] $change.Resource.Id
+        if ($null -ne $Cmdlet -and -not $Cmdlet.ShouldProcess($id, 'Restore')) {
+            continue
+        }
+        try {
+            $notes = @(Invoke-DcomcStep -Verb 'Restore' -Resource $change.Resource -State $change.Before | Where-Object -FilterScript { $_ -is [string] })
+            foreach ($note in $notes) {
+                $manual += ('{0}: {1}' -f $id, $note)
+                Write-DcomcLog -Level 'WARN' -Message ('{0}: manual step: {1}' -f $id, $note)
+            }
+            Write-DcomcLog -Message ('restored {0}' -f $id)
+        }
+        catch {
+            $failed += ('{0}: {1}' -f $id, $_.Exception.Message)
+            Write-DcomcLog -Level 'ERROR' -Message ('could not restore {0}: {1}' -f $id, $_.Exception.Message)
+        }
+    }
+    return @{ Failed = $failed; Manual = $manual }
+}
+
+function Invoke-DcomcApplyStep {
+    <# Get (kept as it will be read back), record, Set, and test again: one resource. #>
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $Backup, [Parameter(Mandatory = $true)] $Data, [Parameter(Mandatory = $true)] [System.Collections.ArrayList] $Changes, [switch] $Named)
+    $before = ConvertTo-DcomcPlain -State (Invoke-DcomcStep -Verb 'Get' -Resource $Resource)
+    $null = $Changes.Add(@{ Id = [string] $Resource.Id; Resource = $Resource; Before = $before })
+    Save-DcomcBackup -Folder $Backup.Folder -Data $Data -Changes $Changes.ToArray() -Earlier $Backup.Earlier -Named:$Named
+    $null = Invoke-DcomcStep -Verb 'Set' -Resource $Resource -State $before
+    $after = Test-DcomcResource -Resource $Resource
+    if (-not $after.Compliant) {
+        throw ('still not compliant after Set: {0}' -f $after.Reason)
+    }
+    Write-DcomcLog -Message ('set {0}' -f $Resource.Id)
+}
+
+function Undo-DcomcApply {
+    <# After a failed step: this run's changes restored, the backup left as it was before it. #>
+    param([Parameter(Mandatory = $true)] [System.Collections.ArrayList] $Changes, $Backup, $Data, [switch] $Named)
+    $undo = Undo-DcomcChange -Changes $Changes.ToArray()
+    if ($null -ne $Backup -and $undo.Failed.Count -eq 0) {
+        if ($null -ne $Backup.Earlier) {
+            Save-DcomcBackup -Folder $Backup.Folder -Data $Data -Changes @() -Earlier $Backup.Earlier -Named:$Named
+        }
+        else {
+            Complete-DcomcBackup -Folder $Backup.Folder
+        }
+    }
+    if ($undo.Failed.Count -gt 0 -or $undo.Manual.Count -gt 0) {
+        return 4
+    }
+    return 2
+}
+
+function Invoke-DcomcApply {
+    param([Parameter(Mandatory = $true)] $Data, [Parameter(Mandatory = $true)] [AllowEmptyCollection()] [object[]] $Results, [Parameter(Mandatory = $true)] $Cmdlet, [string] $BackupName, [Parameter(Mandatory = $true)] [string] $DataFile)
+    $todo = @($Results | Where-Object -FilterScript { Test-DcomcNeedsSet -Result $_ })
+    if ($WhatIfPreference) {
+        # -WhatIf: say what would be set, write nothing (no backup, no prompt).
+        foreach ($result in $todo) {
+            $null = $Cmdlet.ShouldProcess([string] $result.Id, ('Set ({0})' -f $result.Reason))
+        }
+        return 0
+    }
+    if ($todo.Count -eq 0) {
+        return 0
+    }
+    # Every password is asked for before the first change: a missing one changes nothing.
+    foreach ($account in (Get-DcomcNeededPassword -Todo $todo)) {
+        $null = Get-DcomcPassword -Account $account
+    }
+    $named = [bool] $BackupName
+    $backup = Start-DcomcBackup -Data $Data -BackupName $BackupName -DataFile $DataFile
+    $changes = New-Object -TypeName System.Collections.ArrayList
+    foreach ($result in $todo) {
+        if (-not $Cmdlet.ShouldProcess([string] $result.Id, ('Set ({0})' -f $result.Reason))) { continue }
+        try {
+            Invoke-DcomcApplyStep -Resource $result.Resource -Backup $backup -Data $Data -Changes $changes -Named:$named
+        }
+        catch {
+            $message = $_.Exception.Message
+            Write-DcomcLog -Level 'ERROR' -Message ('{0} failed: {1}; rolling back this run' -f $result.Id, $message)
+            Write-Error -Message ('{0} failed: {1}' -f $result.Id, $message) -ErrorAction Continue
+            return Undo-DcomcApply -Changes $changes -Backup $backup -Data $Data -Named:$named
+        }
+    }
+    return 0
+}
+
+function Resolve-DcomcBackupFolder {
+    param([Parameter(Mandatory = $true)] $Data, [string] $Backup, [string] $BackupName)
+    if ($Backup) {
+        return $Backup
+    }
+    if ($BackupName) {
+        return (Join-Path -Path (Get-DcomcSiteFolder -Data $Data -Name 'backups') -ChildPath $BackupName)
+    }
+    $latest = Find-DcomcLatestBackup -Data $Data
+    if ($null -eq $latest) {
+        throw ('No backup to roll back under {0}' -f (Get-DcomcSiteFolder -Data $Data -Name 'backups'))
+    }
+    return $latest
+}
+
+function Invoke-DcomcRollback {
+    <# Restores a backup with each resource's definition from the data file. 0: restored (manual
+       steps are logged as warnings: an uninstall must never be blocked by them); 4: a restore
+       failed, and the backup is kept so that Rollback can be run again. #>
+    param([Parameter(Mandatory = $true)] $Data, [string] $Backup, [string] $BackupName, [Parameter(Mandatory = $true)] $Cmdlet)
+    $folder = Resolve-DcomcBackupFolder -Data $Data -Backup $Backup -BackupName $BackupName
+    $saved = $null
+    if (Test-DcomcOsPath -Path $folder) {
+        $saved = Read-DcomcBackup -Folder $folder -Data $Data
+    }
+    if ($null -eq $saved) {
+        Write-DcomcLog -Message ('no backup in {0}: nothing to roll back' -f $folder)
+        return 0
+    }
+    $resources = @{}
+    foreach ($resource in $Data.Resources) { $resources[[string] $resource.Id] = $resource }
+    $changes = @()
+    foreach ($entry in @($saved.Changes)) {
+        if ($resources.ContainsKey([string] $entry.Id)) {
+            $changes += @{ Resource = $resources[[string] $entry.Id]; Before = $entry.Before }
+        }
+        else {
+            Write-DcomcLog -Level 'WARN' -Message ('{0} is in the backup but not in this data file: not restored' -f $entry.Id)
+        }
+    }
+    Write-DcomcLog -Message ('rolling back {0} ({1} changes)' -f $folder, $changes.Count)
+    $undo = Undo-DcomcChange -Changes $changes -Cmdlet $Cmdlet
+    if ($WhatIfPreference) {
+        return 0
+    }
+    if ($undo.Failed.Count -gt 0) {
+        Write-DcomcLog -Level 'ERROR' -Message ('the backup {0} is kept: fix the cause and run Rollback again with -Backup "{0}" (a copy of the engine is in its engine folder)' -f $folder)
+        return 4
+    }
+    Complete-DcomcBackup -Folder $folder
+    return 0
+}
+
+# --- the entry point --------------------------------------------------------------------------------
+
+function Initialize-DcomcRun {
+    <# Per-run state: passwords (all checked before anything is read or changed). #>
+    param([System.Collections.Hashtable] $Passwords, [switch] $ResetPasswords, [switch] $PasswordsFromStdin)
+    $script:RebootNeeded = $false
+    $script:ResetPasswords = [bool] $ResetPasswords
+    $script:Passwords = @{}
+    $script:LogFile = $null
+    if ($Passwords) {
+        foreach ($name in $Passwords.Keys) {
+            if ($Passwords[$name] -isnot [System.Security.SecureString]) {
+                throw ('The password for {0} must be a SecureString' -f $name)
+            }
+            $script:Passwords[[string] $name] = $Passwords[$name]
+        }
+    }
+    if ($PasswordsFromStdin) {
+        Read-DcomcStdinPassword
+    }
+}
+
+function Start-DcomcLog {
+    <# A log file per run, only for an elevated run: dcomc's folder is writable by SYSTEM and
+       Administrators only, and a non-elevated Test must not create folders anyone could own. #>
+    param([Parameter(Mandatory = $true)] $Data, [Parameter(Mandatory = $true)] [string] $Mode)
+    if (-not (Test-DcomcOsElevated)) {
+        return
+    }
+    $logs = Get-DcomcSiteFolder -Data $Data -Name 'logs'
+    Initialize-DcomcOsSecureFolder -Path $logs
+    $stamp = (Get-DcomcOsUtcNow).ToString('yyyyMMdd-HHmmss-fff', [Globalization.CultureInfo]::InvariantCulture)
+    $script:LogFile = Join-Path -Path $logs -ChildPath ('{0}-{1}.log' -f $stamp, $Mode)
+}
+
+function Write-DcomcSummary {
+    param([Parameter(Mandatory = $true)] [AllowEmptyCollection()] [object[]] $Results)
+    $summary = @($Results | Select-Object -Property 'Id', 'Compliant', 'Reason', 'Guide')
+    $summary | Format-Table -AutoSize -Wrap | Out-String -Width 200 | Write-Host
+    foreach ($result in $Results) {
+        $status = 'DRIFTED'
+        if ($result.Compliant) { $status = 'OK     ' }
+        Write-DcomcLog -Message ('{0} {1}: {2}' -f $status, $result.Id, $result.Reason)
+    }
+}
+
+function Write-DcomcReport {
+    param([Parameter(Mandatory = $true)] $Data, [Parameter(Mandatory = $true)] [AllowEmptyCollection()] [object[]] $Results, [Parameter(Mandatory = $true)] [string] $Path)
+    $report = [ordered] @{
+        Site = $Data.Site; Host = $Data.Host; Computer = (Get-DcomcOsComputerName); Generator = $Data.Generator
+        Spec = $Data.Spec; SpecSha256 = $Data.SpecSha256; Time = (Get-DcomcOsUtcNow).ToString('o', [Globalization.CultureInfo]::InvariantCulture)
+        Resources = @($Results | Select-Object -Property 'Id', 'Compliant', 'Reason', 'State')
+    }
+    Write-DcomcOsFile -Path $Path -Text (ConvertTo-Json -InputObject $report -Depth 14)
+}
+
+function New-DcomcOutcome {
+    param([int] $ExitCode, [AllowEmptyCollection()] [object[]] $Results = @())
+    return [pscustomobject] @{ ExitCode = $ExitCode; Results = $Results; RebootRequired = $script:RebootNeeded; LogFile = $script:LogFile }
+}
+
+function Invoke-DcomcConfiguration {
+    <#
+    .SYNOPSIS
+        Runs one mode (Test, Apply, Report, Rollback) of a dcomc bundle on this PC.
+    .DESCRIPTION
+        See Invoke-DcomConfig.ps1 for the modes and exit codes. Returns an object with
+        ExitCode, Results, RebootRequired and LogFile. Every error it does not handle itself is
+        exit code 3, never 1 (1 means drifted).
+    .PARAMETER Mode
+        Test, Apply, Report or Rollback.
+    .PARAMETER DataFile
+        The host data file (.psd1).
+    .PARAMETER Path
+        Report mode: the JSON file to write (relative to the current location).
+    .PARAMETER Backup
+        Rollback mode: the backup folder (default: the latest backup of an Apply run).
+    .PARAMETER Passwords
+        Account name -> SecureString.
+    .PARAMETER ResetPasswords
+        Apply: also reset the passwords of existing local accounts.
+    .PARAMETER BackupName
+        Apply: a named backup folder that accumulates over runs (the MSI's); Rollback: restore
+        and retire it.
+    .PARAMETER PasswordsFromStdin
+        Read passwords from standard input, one `account<TAB>Base64(UTF-16LE password)` line
+        each (the MSI's route: never on a command line).
+    .PARAMETER Force
+        Use a data file made for another computer.
+    #>
+    [CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'Medium')]
+    param(
+        [ValidateSet('Test', 'Apply', 'Report', 'Rollback')] [string] $Mode = 'Test',
+        [Parameter(Mandatory = $true)] [string] $DataFile,
+        [string] $Path,
+        [string] $Backup,
+        [System.Collections.Hashtable] $Passwords,
+        [switch] $ResetPasswords,
+        [string] $BackupName,
+        [switch] $PasswordsFromStdin,
+        [switch] $Force
+    )
+    try {
+        Initialize-DcomcRun -Passwords $Passwords -ResetPasswords:$ResetPasswords -PasswordsFromStdin:$PasswordsFromStdin
+        $data = Import-DcomcData -DataFile $DataFile -Force:$Force
+        if (($Mode -eq 'Apply' -or $Mode -eq 'Rollback') -and -not (Test-DcomcOsElevated)) {
+            throw ('{0} needs an elevated PowerShell (Run as administrator)' -f $Mode)
+        }
+        if ($Mode -eq 'Report') {
+            if (-not $Path) { throw 'Report needs -Path FILE.json' }
+            $Path = $PSCmdlet.GetUnresolvedProviderPathFromPSPath($Path)
+        }
+        Start-DcomcLog -Data $data -Mode $Mode
+        Write-DcomcLog -Message ('{0} on {1} with {2} ({3})' -f $Mode, (Get-DcomcOsComputerName), $DataFile, $data.Generator)
+        if ($Mode -eq 'Rollback') {
+            $code = Invoke-DcomcRollback -Data $data -Backup $Backup -BackupName $BackupName -Cmdlet $PSCmdlet
+            $script:RebootNeeded = $true
+            return New-DcomcOutcome -ExitCode $code
+        }
+        $results = @(foreach ($resource in $data.Resources) { Test-DcomcResource -Resource $resource })
+        $code = 0
+        if ($Mode -eq 'Apply') {
+            $code = Invoke-DcomcApply -Data $data -Results $results -Cmdlet $PSCmdlet -BackupName $BackupName -DataFile $DataFile
+            $results = @(foreach ($resource in $data.Resources) { Test-DcomcResource -Resource $resource })
+        }
+        Write-DcomcSummary -Results $results
+        if ($Mode -eq 'Report') {
+            Write-DcomcReport -Data $data -Results $results -Path $Path
+        }
+        if ($Mode -eq 'Test' -and @($results | Where-Object -FilterScript { -not $_.Compliant }).Count -gt 0) {
+            $code = 1
+        }
+        if ($script:RebootNeeded) {
+            Write-Warning -Message 'Reboot this PC: DCOM machine settings take effect after a reboot (guide §4.3).'
+        }
+        return New-DcomcOutcome -ExitCode $code -Results $results
+    }
+    catch {
+        Write-Error -Message $_.Exception.Message -ErrorAction Continue
+        try { Write-DcomcLog -Level 'ERROR' -Message $_.Exception.Message } catch { Write-Verbose -Message 'no log' }
+        return New-DcomcOutcome -ExitCode 3
+    }
+}
+
+Export-ModuleMember -Function 'Invoke-DcomcConfiguration', 'Test-DcomcResource', 'Import-DcomcData'
