@@ -23,6 +23,8 @@ _GUID_RE = re.compile(r"^\{[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}\
 _PROGID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]{0,38}$")
 # A drive path or an environment-variable root, then path segments free of forbidden chars.
 _EXE_RE = re.compile(r'^(?:[A-Za-z]:|%[A-Za-z_][A-Za-z0-9_]*%)(?:\\[^\\/:*?"<>|]+)+$')
+# What WiX's binder reads as a variable in any text (quoting.wix_text refuses it).
+_WIX_VARIABLE = re.compile(r"[!$]\((?:loc|wix|bind|bindpath)\.")
 
 
 def servers(ctx: Context) -> None:
@@ -59,6 +61,10 @@ def _check_executable(ctx: Context, path: NodePath, executable: str) -> None:
                   "Windows path to an .exe such as C:\\Program Files\\Vendor\\server.exe")
     elif any(part in (".", "..") for part in executable.split("\\")):
         ctx.error(path, "E216", f"executable path '{executable}' must not contain . or ..")
+    elif _WIX_VARIABLE.search(executable):
+        ctx.error(path, "E216", f"executable path '{executable}' contains a WiX variable "
+                  "reference (!(loc. !(wix. !(bind. $(loc. ...), which the WiX firewall "
+                  "fragment cannot keep literal")
 
 
 def _service_identity(ctx: Context, path: NodePath, key: str, server: Any, product: Any) -> None:

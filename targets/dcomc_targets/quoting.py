@@ -196,6 +196,45 @@ def msi_unformatted(value: str) -> str:
     return "".join(out)
 
 
+# --- WiX source text (candle's preprocessor, light's binder) -------------------------------------
+
+# WiX v3 expands `$(var.X)`, `$(env.X)`, `$(sys.X)` and `$(fun(...))` in every attribute and text
+# while preprocessing, where `$$` always stands for one `$` (PreprocessorCore.PreprocessString);
+# light then resolves `!(loc.X)`, `!(wix.X)`, `!(bind.X)` and the deprecated `$(loc.X)`, whose
+# `!!` escape it undoes once per pass (WixVariableResolver), so no escape of them is exact.
+_WIX_BINDER = re.compile(r"[!$]\((?:loc|wix|bind|bindpath)\.")
+
+
+def wix_text(value: str) -> str:
+    """Literal text for an attribute or element of a WiX v3 source: every `$` doubled, so that
+    the preprocessor gives back exactly `value`; a binder variable reference (`!(wix.X)`,
+    `$(loc.X)`...) cannot be kept literal and is refused."""
+    _refuse_controls(value, "WiX")
+    found = _WIX_BINDER.search(value)
+    if found is not None:
+        raise QuoteError(f"WiX: {found.group()!r} would be read as a WiX variable in {value!r}")
+    return value.replace("$", "$$")
+
+
+def wix_untext(text: str) -> str:
+    """Inverse of wix_text: `$$` is one `$`; a `$(` the writer never leaves is refused."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text.startswith("$$", i):
+            out.append("$")
+            i += 2
+            continue
+        if text.startswith("$(", i):
+            raise QuoteError(f"WiX: a preprocessor variable in {text!r}")
+        out.append(text[i])
+        i += 1
+    value = "".join(out)
+    if _WIX_BINDER.search(value) is not None:
+        raise QuoteError(f"WiX: a WiX variable reference in {text!r}")
+    return value
+
+
 # --- WiX identifiers ---------------------------------------------------------------------------
 
 
@@ -206,3 +245,74 @@ def wix_id(prefix: str, *parts: str) -> str:
     readable = re.sub(r"[^A-Za-z0-9_.]", "_", "_".join(parts))[: 72 - len(prefix) - 10]
     digest = hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:8]
     return f"{prefix}_{readable}_{digest}"
+
+
+# --- WiX preprocessor (every attribute value and text of a .wxs) --------------------------------
+# wixl 0.101 (preprocessor.vala, `eval`) and the WiX toolset expand `$(var.X)`, `$(env.X)` and
+# `$(sys.X)` in every attribute value and text node, after XML has decoded entities (so `&#36;`
+# is no escape). wixl emits `$` for `$$` and then reads the second `$` again, and drops a `$`
+# that is followed by anything but `$` or `(`: `opcuser$` would become `opcuser`, `$(env.HOME)`
+# the build machine's home folder. `!(loc.X)` (the WiX toolset's binder) is left alone by wixl.
+# A value wixl cannot receive literally (`$` before `(`) goes into a `<?define?>`, whose value
+# wixl takes verbatim, and the attribute refers to it.
+
+
+def wix_preprocessor(value: str) -> str:
+    """A literal for an attribute value or text of a .wxs that wixl's preprocessor hands on
+    unchanged: each run of n `$` is written as n + 1 (wixl: `$$` → `$`, then the second `$`
+    is read again and, followed by neither `$` nor `(`, dropped; candle reads `$$` as `$` and
+    keeps a lone `$`, so both read the same). Refuses a `$` right before `(`, which wixl has no
+    escape for (put the value in a define: `wix_define`), and control characters."""
+    _refuse_controls(value, "WiX")
+    if "$" not in value:
+        return value
+    if "$(" in value:
+        raise QuoteError(f"WiX: wixl cannot escape '$(' in {value!r}: use a <?define?>")
+    return re.sub(r"\$+", lambda run: run.group(0) + "$", value)
+
+
+def wix_define(name: str, value: str) -> str:
+    """The text of a `<?define name = "value"?>` processing instruction. wixl takes the value
+    verbatim (no expansion, one pair of surrounding quotes removed), so it carries any literal,
+    `$(` included, to an attribute that says `$(var.name)`. Refuses what a processing
+    instruction cannot hold (`?>`, control characters) and a name that is not an identifier."""
+    _refuse_controls(value, "WiX define")
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) is None:
+        raise QuoteError(f"WiX define: {name!r} is not an identifier")
+    if "?>" in value:
+        raise QuoteError(f"WiX define: '?>' would end the instruction in {value!r}")
+    return f'{name} = "{value}"'
+
+
+def wix_undefine(text: str) -> tuple[str, str]:
+    """Inverse of wix_define: (name, value) as wixl reads the instruction (its regular
+    expression, then one pair of surrounding quotes removed)."""
+    found = re.fullmatch(r"\s*(.+?)\s*=\s*(.+?)\s*", text)
+    if found is None:
+        raise QuoteError(f"WiX define: not 'name = value': {text!r}")
+    name, value = found.group(1), found.group(2)
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1]
+    return name.removeprefix("var."), value
+
+
+def wix_unpreprocessed(text: str, variables: dict[str, str]) -> str:
+    """What wixl's preprocessor makes of an attribute value or text: the inverse of
+    wix_preprocessor, and `$(var.X)` replaced by the define X (not read again). Any other
+    variable (`env.`, `sys.`, an undefined one) is refused: a .wxs dcomc writes has none."""
+    out: list[str] = []
+    end = 0
+    while (at := text.find("$", end)) >= 0:
+        out.append(text[end:at])
+        end = at + 1
+        if text.startswith("$", end):
+            out.append("$")
+        elif text.startswith("(", end):
+            close = text.find(")", end)
+            name = text[end + 1:close] if close >= 0 else ""
+            if not name.startswith("var.") or name[4:] not in variables:
+                raise QuoteError(f"WiX: preprocessor variable in {text!r} that is no define of "
+                                 "the file")
+            out.append(variables[name[4:]])
+            end = close + 1
+    return "".join(out) + text[end:]

@@ -8,7 +8,9 @@ WiX v3's FirewallException takes ONE profile (domain, private, public or all) an
 service attribute (dcom-facts §8; the extension's schema): a rule for two profiles becomes two
 exceptions named `<rule>-<profile>`; a rule that allows a service by name cannot be expressed
 and is listed in a comment instead, never dropped silently. Program paths are Formatted
-fields, so `[` and `]` are escaped (`[\\[]`) to keep them literal.
+fields, so `[` and `]` are escaped (`[\\[]`) to keep them literal; every attribute and text taken
+from the plan then goes through `wix_text`, since candle's preprocessor expands `$(...)` in all
+of them (`$` is written `$$`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from lxml import etree
 
 from dcomc.model import FirewallRule, HostPlan
 from dcomc_targets.base import Artifact, EmitContext, listed_ids, templates_dir
-from dcomc_targets.quoting import msi_formatted, msi_unformatted, wix_id
+from dcomc_targets.quoting import msi_formatted, msi_unformatted, wix_id, wix_text, wix_untext
 from dcomc_targets.wix import guid, windows_names
 
 WIX_NS = "http://schemas.microsoft.com/wix/2006/wi"
@@ -131,8 +133,9 @@ def _component(ctx: EmitContext, host: HostPlan, rule: FirewallRule) -> etree._E
                          Guid=guid(*names, rule.name.lower(), namespace=GUID_NAMESPACE))
     comp.append(etree.Comment(f" {_comment_safe(rule.display_name)} ({rule.prov.guide}) "))
     etree.SubElement(comp, f"{{{WIX_NS}}}RegistryValue", Root="HKLM",
-                     Key=f"Software\\dcomc\\{ctx.plan.site}\\firewall", Name=rule.name,
-                     Type="string", Value=ctx.version, KeyPath="yes")
+                     Key=wix_text(f"Software\\dcomc\\{ctx.plan.site}\\firewall"),
+                     Name=wix_text(rule.name), Type="string", Value=wix_text(ctx.version),
+                     KeyPath="yes")
     profiles = _profiles(rule.profiles)
     for profile in profiles:
         name = rule.name if len(profiles) == 1 else f"{rule.name}-{profile}"
@@ -141,13 +144,14 @@ def _component(ctx: EmitContext, host: HostPlan, rule: FirewallRule) -> etree._E
 
 
 def _exception(host: HostPlan, rule: FirewallRule, name: str, profile: str) -> etree._Element:
-    attrs = {"Id": wix_id("DcomcFwEx", host.name, name), "Name": name,
-             "Description": rule.description, "Profile": profile, "IgnoreFailure": "no"}
+    attrs = {"Id": wix_id("DcomcFwEx", host.name, name), "Name": wix_text(name),
+             "Description": wix_text(rule.description), "Profile": profile,
+             "IgnoreFailure": "no"}
     attrs["Protocol"] = "tcp"  # as the netsh rule: TCP only (DCOM runs over ncacn_ip_tcp)
     if rule.local_port:
-        attrs["Port"] = rule.local_port
+        attrs["Port"] = wix_text(rule.local_port)
     if rule.program:
-        attrs["Program"] = msi_formatted(rule.program)
+        attrs["Program"] = wix_text(msi_formatted(rule.program))
     if rule.remote == ("any",):
         attrs["Scope"] = "any"
     exc = etree.Element(f"{{{FIRE_NS}}}FirewallException", attrs)
@@ -164,7 +168,7 @@ def _remote_addresses(remote: tuple[str, ...]) -> etree._Element:
     elements three times faster than it builds them."""
     holder = etree.Element(f"{{{FIRE_NS}}}FirewallException", nsmap=NSMAP)
     for address in remote:
-        etree.SubElement(holder, f"{{{FIRE_NS}}}RemoteAddress").text = address
+        etree.SubElement(holder, f"{{{FIRE_NS}}}RemoteAddress").text = wix_text(address)
     return holder
 
 
@@ -202,18 +206,18 @@ def parse(data: bytes) -> WixFirewallContent:
 
 def _read_exception(exc: etree._Element) -> WixRule:
     profile = exc.get("Profile", "all")
-    name = exc.get("Name", "")
+    name = wix_untext(exc.get("Name", ""))
     if profile != "all" and name.endswith(f"-{profile}"):
         name = name[: -len(profile) - 1]
-    program = exc.get("Program")
-    remote = tuple(a.text or "" for a in exc.iter(f"{{{FIRE_NS}}}RemoteAddress"))
+    program, port = exc.get("Program"), exc.get("Port")
+    remote = tuple(wix_untext(a.text or "") for a in exc.iter(f"{{{FIRE_NS}}}RemoteAddress"))
     return WixRule(
         name=name,
-        port=exc.get("Port"),
-        program=msi_unformatted(program) if program is not None else None,
+        port=wix_untext(port) if port is not None else None,
+        program=msi_unformatted(wix_untext(program)) if program is not None else None,
         profiles=ALL_PROFILES if profile == "all" else (profile,),
         remote=remote or (("any",) if exc.get("Scope") == "any" else ()),
-        description=exc.get("Description", ""),
+        description=wix_untext(exc.get("Description", "")),
     )
 
 
