@@ -77,6 +77,12 @@ def load_text(text: str, file: str, diags: Diagnostics) -> Loaded | None:
     if root is None:
         diags.error(Span(file, 1, 1), "E001", "the spec is empty")
         return None
+    tags = _tag_spans(text, file)
+    for span in tags:  # never the value: `password: !!int <secret>` must not echo it
+        diags.error(span, "E005", "YAML tags (!!int, !!str, !name, a bare !) are not "
+                    "allowed in a spec: remove the tag and write the value plain or quoted")
+    if tags:
+        return None
     builder = _Builder(file, diags, _expansion_limit(root))
     try:
         data = builder.build(root, ())
@@ -128,6 +134,22 @@ def _compose(text: str) -> yaml.Node | None:
             return yaml.compose(text, Loader=yaml.SafeLoader)  # raises, with the usual message
         except RecursionError:  # too deep for the Python parser: libyaml's message then
             raise fast_error from None
+
+
+_TAGGED = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
+
+
+def _tag_spans(text: str, file: str) -> list[Span]:
+    """Where the document gives a node an explicit tag. A tag picks the constructor (`!!int
+    xyz`, `!!timestamp nope` raise inside PyYAML, `!foo` has none) or changes a value's type
+    behind its text, so a spec has none. The composed nodes cannot tell `!!int 5` from `5`;
+    the parser's events can (their tag is None unless one is written), and a tag starts with
+    `!`, so a document without one is not parsed twice."""
+    if "!" not in text:
+        return []
+    return [_mark_span(file, event.start_mark)
+            for event in yaml.parse(text, Loader=_FAST_LOADER)
+            if isinstance(event, _TAGGED) and event.tag is not None]
 
 
 def _mark_span(file: str, mark: Any) -> Span:
