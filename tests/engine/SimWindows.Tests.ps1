@@ -936,6 +936,8 @@ Describe 'the simulated Windows' {
             $level.Type | Should -Be 'DWord'
             $level.Data | Should -Be 1
             (InSim { Get-DcomcOsRegistryValue -Path 'SOFTWARE\Classes\AppID\{11111111-2222-3333-4444-555555555555}' -Name 'LaunchPermission' }).Type | Should -Be 'Binary'
+            $state = InSim { Get-SimSnapshot } | ConvertFrom-Json -AsHashtable
+            $state.registry['HKLM\SOFTWARE\Classes\AppID\{11111111-2222-3333-4444-555555555555}'].values[''].data | Should -BeExactly 'Kepware.KEPServerEX.V6' -Because 'the default value is in snapshots too'
         }
 
         It 'installs a 64-bit server natively, and one without an AppID' {

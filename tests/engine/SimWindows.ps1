@@ -2174,7 +2174,11 @@ function Reset-SimWindows {
     }
     Assert-SimComputerName -Name $ComputerName
     Remove-SimWindows
-    $root = Join-Path -Path ([IO.Path]::GetTempPath()) -ChildPath ('dcomc-sim-' + [guid]::NewGuid().ToString('N'))
+    $parent = [IO.Path]::GetTempPath()
+    if ($env:DCOMC_WORK -and [IO.Directory]::Exists($env:DCOMC_WORK)) {
+        $parent = $env:DCOMC_WORK   # the pytest run's own temporary folder, removed by pytest
+    }
+    $root = Join-Path -Path $parent -ChildPath ('dcomc-sim-' + [guid]::NewGuid().ToString('N'))
     $null = [IO.Directory]::CreateDirectory((Join-Path -Path $root -ChildPath 'ProgramData'))
     $script:SimRoot = $root
     $script:Sim = @{
@@ -2407,7 +2411,7 @@ function Add-SimPlantedItem {
 
 function Get-SimSortedKeys {
     # Keys in a stable order: without case first (as Windows would list them), then ordinal.
-    param([Parameter(Mandatory = $true)] [AllowEmptyCollection()] [string[]] $Keys)
+    param([Parameter(Mandatory = $true)] [AllowEmptyCollection()] [AllowEmptyString()] [string[]] $Keys)
     $sorted = [string[]] $Keys.Clone()
     [Array]::Sort($sorted, [System.Collections.Generic.Comparer[string]]::Create([Comparison[string]] {
                 param($a, $b)
@@ -2502,6 +2506,18 @@ function Get-SimSnapshot {
         firewall       = $firewall
     }
     return ($state | ConvertTo-Json -Depth 64 -Compress)
+}
+
+# Removing the module this file was dot-sourced into deletes the temporary folder too (after
+# whatever the module itself does on removal).
+if ($null -ne $ExecutionContext.SessionState.Module -and $null -eq (Get-Variable -Name 'SimPreviousOnRemove' -Scope Script -ErrorAction SilentlyContinue)) {
+    $script:SimPreviousOnRemove = $ExecutionContext.SessionState.Module.OnRemove
+    $ExecutionContext.SessionState.Module.OnRemove = {
+        Remove-SimWindows
+        if ($null -ne $script:SimPreviousOnRemove) {
+            & $script:SimPreviousOnRemove
+        }
+    }
 }
 
 Reset-SimWindows
