@@ -57,7 +57,7 @@ function Get-TestGuid {
 
 function Get-PlanPrincipal {
     <# Every principal hashtable anywhere in a data file's resources. #>
-    param([Parameter(Mandatory = $true)] $Value)
+    param([AllowNull()] $Value)
     if ($Value -is [hashtable]) {
         if ($Value.ContainsKey('Kind') -and $Value.ContainsKey('Sid') -and $Value.ContainsKey('Name') -and -not $Value.ContainsKey('Id')) {
             $Value

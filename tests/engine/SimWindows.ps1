@@ -68,6 +68,7 @@ $script:SimWriteVerbs = @('Set', 'New', 'Remove', 'Add', 'Grant', 'Revoke', 'Sta
 $script:SimReadVerbs = @('Get', 'Test', 'ConvertTo', 'Read')
 $script:SimCalls = [System.Collections.Generic.List[string]]::new()
 $script:SimFaults = [System.Collections.Generic.List[hashtable]]::new()
+$script:SimFired = [System.Collections.Generic.List[string]]::new()   # the operations whose fault fired, in order
 $script:SimRoot = $null
 $script:Sim = $null
 
@@ -105,6 +106,7 @@ function Invoke-SimGate {
         }
         $exception = [System.Management.Automation.RuntimeException]::new($due[0].Message)
         $exception.Data['SimFault'] = $Operation
+        $script:SimFired.Add($Operation)
         throw $exception
     }
 }
@@ -126,6 +128,7 @@ function Add-SimFault {
 
 function Clear-SimFault {
     $script:SimFaults.Clear()
+    $script:SimFired.Clear()
 }
 
 function Reset-SimCalls {
@@ -1393,7 +1396,7 @@ function Restart-DcomcOsService {
 # addresses and ranges as given. IPv6 display is not known: refused.
 
 $script:SimFirewallKeywords = @('LocalSubnet', 'LocalSubnet4', 'LocalSubnet6', 'DNS', 'DHCP', 'WINS', 'DefaultGateway', 'Internet', 'Intranet', 'IntranetRemoteAccess', 'PlayToDevice')
-$script:SimRuleFields = @('Name', 'DisplayName', 'Description', 'Protocol', 'LocalPort', 'Program', 'Service', 'Profile', 'RemoteAddress')
+$script:SimRuleFields = @('Name', 'DisplayName', 'Description', 'Protocol', 'LocalPort', 'Program', 'Service', 'Profile', 'RemoteAddress', 'Enabled')
 
 function ConvertTo-SimProfileText {
     param($Value)
@@ -1601,8 +1604,8 @@ function Get-DcomcOsFirewallRule {
 }
 
 function New-DcomcOsFirewallRule {
-    <# An enabled inbound allow rule from @{ Name; DisplayName; Description; Protocol; LocalPort;
-       Program; Service; Profile; RemoteAddress }. The real function reads Name, DisplayName,
+    <# An inbound allow rule from @{ Name; DisplayName; Description; Protocol; LocalPort;
+       Program; Service; Profile; RemoteAddress; Enabled (optional, default true) }. The real function reads Name, DisplayName,
        Description, Protocol, Profile, RemoteAddress as properties (missing keys throw under
        Set-StrictMode) and ignores other keys (refused here: the caller meant something). An
        existing Name: New-NetFirewallRule fails with "Cannot create a file when that file already
@@ -1625,7 +1628,7 @@ function New-DcomcOsFirewallRule {
     }
     $protocol = ConvertTo-SimProtocol -Protocol $Rule.Protocol
     $object = New-SimFirewallRuleObject -Name ([string] $Rule.Name) -DisplayName ([string] $Rule.DisplayName) -Description ([string] $Rule.Description) `
-        -Group '' -DisplayGroup '' -Enabled $true -Direction 'Inbound' -Action 'Allow' -ProfileText (ConvertTo-SimProfileText -Value $Rule.Profile) `
+        -Group '' -DisplayGroup '' -Enabled (-not $Rule.ContainsKey('Enabled') -or [bool] $Rule.Enabled) -Direction 'Inbound' -Action 'Allow' -ProfileText (ConvertTo-SimProfileText -Value $Rule.Profile) `
         -Protocol $protocol -LocalPort (ConvertTo-SimLocalPort -Port $Rule['LocalPort'] -Protocol $protocol) `
         -Program $(if ($Rule['Program']) { [string] $Rule['Program'] } else { 'Any' }) `
         -Service $(if ($Rule['Service']) { [string] $Rule['Service'] } else { 'Any' }) `

@@ -7,7 +7,15 @@ function Write-DcomcLog {
     $line = '{0} {1,-5} {2}' -f (Get-DcomcOsUtcNow).ToString('yyyy-MM-dd HH:mm:ss', [Globalization.CultureInfo]::InvariantCulture), $Level, $Message
     Write-Verbose -Message $line
     if ($script:LogFile) {
-        Write-DcomcOsFile -Path $script:LogFile -Text ($line + "`r`n") -Append
+        # A log that cannot be written never fails a run (nor its rollback): changes.json is
+        # what Rollback needs. The run goes on without a log file, and says so.
+        try {
+            Write-DcomcOsFile -Path $script:LogFile -Text ($line + "`r`n") -Append
+        }
+        catch {
+            Write-Warning -Message ('Cannot write the log {0}: {1}; going on without it' -f $script:LogFile, $_.Exception.Message)
+            $script:LogFile = $null
+        }
     }
 }
 

@@ -195,7 +195,8 @@ function Start-DcomcBackup {
     $folder = New-DcomcBackupFolder -Data $Data -BackupName $BackupName
     $earlier = Read-DcomcBackup -Folder $folder -Data $Data
     if ($null -eq $earlier) {
-        foreach ($warning in @(Export-DcomcOsSystemBackup -Folder $folder)) {
+        $warnings = Export-DcomcOsSystemBackup -Folder $folder
+        foreach ($warning in $warnings) {
             Write-DcomcLog -Level 'WARN' -Message ('backup copy incomplete: {0}' -f $warning)
         }
         Copy-DcomcEngine -Folder $folder -DataFile $DataFile
@@ -266,7 +267,7 @@ function Undo-DcomcChange {
 
 function Invoke-DcomcApplyStep {
     <# Get (kept as it will be read back), record, Set, and test again: one resource. #>
-    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $Backup, [Parameter(Mandatory = $true)] $Data, [Parameter(Mandatory = $true)] [System.Collections.ArrayList] $Changes, [switch] $Named)
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $Backup, [Parameter(Mandatory = $true)] $Data, [Parameter(Mandatory = $true)] [AllowEmptyCollection()] [System.Collections.ArrayList] $Changes, [switch] $Named)
     $before = ConvertTo-DcomcPlain -State (Invoke-DcomcStep -Verb 'Get' -Resource $Resource)
     $null = $Changes.Add(@{ Id = [string] $Resource.Id; Resource = $Resource; Before = $before })
     Save-DcomcBackup -Folder $Backup.Folder -Data $Data -Changes $Changes.ToArray() -Earlier $Backup.Earlier -Named:$Named
@@ -280,7 +281,7 @@ function Invoke-DcomcApplyStep {
 
 function Undo-DcomcApply {
     <# After a failed step: this run's changes restored, the backup left as it was before it. #>
-    param([Parameter(Mandatory = $true)] [System.Collections.ArrayList] $Changes, $Backup, $Data, [switch] $Named)
+    param([Parameter(Mandatory = $true)] [AllowEmptyCollection()] [System.Collections.ArrayList] $Changes, $Backup, $Data, [switch] $Named)
     $undo = Undo-DcomcChange -Changes $Changes.ToArray()
     if ($null -ne $Backup -and $undo.Failed.Count -eq 0) {
         if ($null -ne $Backup.Earlier) {
@@ -523,7 +524,7 @@ function Invoke-DcomcConfiguration {
     }
     catch {
         Write-Error -Message $_.Exception.Message -ErrorAction Continue
-        try { Write-DcomcLog -Level 'ERROR' -Message $_.Exception.Message } catch { Write-Verbose -Message 'no log' }
+        try { Write-DcomcLog -Level 'ERROR' -Message ('{0} ({1})' -f $_.Exception.Message, ($_.ScriptStackTrace -replace '\r?\n', ' <- ')) } catch { Write-Verbose -Message 'no log' }
         return New-DcomcOutcome -ExitCode 3
     }
 }
