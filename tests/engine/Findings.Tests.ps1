@@ -20,7 +20,7 @@ BeforeAll {
     function Sim { param([scriptblock] $Script, [object[]] $Arguments = @()) & $script:module $Script @Arguments }
     function Run { param([string] $Mode, [hashtable] $With = @{}) $With.Mode = $Mode; Invoke-Engine -Bundle $script:bundle -Data $script:data -With $With }
     function Snapshot { Sim { Get-SimSnapshot } }
-    function Get-Resource { param([string] $Kind) @($script:data.Resources | Where-Object -FilterScript { $_.Kind -eq $Kind }) }
+    function Get-Resource { param([string] $Kind) return , @($script:data.Resources | Where-Object -FilterScript { $_.Kind -eq $Kind }) }
     function Get-Backups { Sim { param($site) $root = Join-Path -Path (Get-DcomcOsDataRoot) -ChildPath "$site/backups"; if (Test-Path -LiteralPath $root) { @(Get-ChildItem -LiteralPath $root -Directory | ForEach-Object -Process { $_.Name }) } } @($script:data.Site) }
 }
 
@@ -236,12 +236,17 @@ Describe 'minor and uncertain' {
     It 'm12: a disabled account, or one whose password must change, is drift that Apply repairs' {
         Use-Pc -Bundle $scada
         (Run 'Apply').ExitCode | Should -Be 0
-        Sim { $flags = (Get-DcomcOsLocalUser -Name 'opcuser').Flags; Set-DcomcOsLocalUser -Name 'opcuser' -Flags ($flags -bor 2) -PasswordExpired $true }
+        Sim { $flags = (Get-DcomcOsLocalUser -Name 'opcuser').Flags; Set-DcomcOsLocalUser -Name 'opcuser' -Flags ($flags -bor 2) }
+        (Run 'Test').ExitCode | Should -Be 1
+        (Run 'Apply').ExitCode | Should -Be 0
+        ((Sim { Get-DcomcOsLocalUser -Name 'opcuser' }).Flags -band 2) | Should -Be 0
+        # "User must change password at next logon" (only without "password never expires").
+        Sim { Set-DcomcOsLocalUser -Name 'opcuser' -Flags 0x201 -PasswordExpired $true }
         (Run 'Test').ExitCode | Should -Be 1
         (Run 'Apply').ExitCode | Should -Be 0
         $user = Sim { Get-DcomcOsLocalUser -Name 'opcuser' }
-        ($user.Flags -band 2) | Should -Be 0
         $user.PasswordExpired | Should -BeFalse
+        ($user.Flags -band 0x10000) | Should -Be 0x10000
     }
 
     It 'm14: a 64-bit server registered in the other view than its bitness says is found' {
@@ -303,7 +308,7 @@ Describe 'minor and uncertain' {
 
 Describe 'the entry script' {
     It 'm11: an unexpected error ends Invoke-DcomConfig.ps1 with exit 3, not 1 (it runs the real system layer here, which throws)' {
-        $pwsh = (Get-Process -Id $PID).Path
+        $pwsh = (Get-Command -Name 'pwsh' -CommandType Application)[0].Source
         & $pwsh -NoProfile -NonInteractive -File $scada.Entry -Mode Test -DataFile $scada.DataFile 2>$null 6>$null | Out-Null
         $LASTEXITCODE | Should -Be 3
     }

@@ -103,16 +103,16 @@ function Initialize-SimPc {
             $arguments
         })
     & $Module {
-        param($data, $locale, $servers, $services, $domain)
+        param($data, $locale, $servers, $services, $domain, $password)
         Reset-SimWindows -Locale $locale -ComputerName $data.Host
         foreach ($arguments in $servers) { Install-SimComServer @arguments }
         foreach ($name in $services.Keys) {
             Install-SimService -Name $name -StartName 'LocalSystem' -State 'Running' -StartMode 'Auto'
         }
         foreach ($name in $domain.Keys) {
-            Add-SimDomainAccount -Name $name -Sid $domain[$name]
+            Add-SimDomainAccount -Name $name -Sid $domain[$name] -Password $password
         }
-    } $data $Locale $servers $services $domain
+    } $data $Locale $servers $services $domain (ConvertTo-SecureString -String $script:TestPassword -AsPlainText -Force)
     return $data
 }
 

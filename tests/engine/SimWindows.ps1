@@ -893,6 +893,13 @@ function Get-DcomcOsLocalUser {
     return @{ Name = [string] $user.Name; Sid = [string] $user.Sid; Description = [string] $user.Description; Flags = [int] $user.Flags; PasswordExpired = [bool] $user.PasswordExpired }
 }
 
+function Test-SimPassword {
+    <# For tests: is this the local user's current password (compared as the hash kept)? #>
+    param([Parameter(Mandatory = $true)] [string] $Account, [Parameter(Mandatory = $true)] [AllowEmptyString()] [string] $Password)
+    $user = $script:Sim.Users[$Account]
+    return ($null -ne $user -and $user.PasswordHash -eq (Get-SimPasswordHash -Plain $Password))
+}
+
 function New-DcomcOsLocalUser {
     <# One SetInfo: a name or password the SAM refuses creates no account. A new local user is
        a member of Users (NetUserAdd with USER_PRIV_USER - SECONDARY: what net user /add shows). #>

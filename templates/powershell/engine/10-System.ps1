@@ -319,7 +319,8 @@ function Get-DcomcOsUserRight {
         $inf = Join-Path -Path $temp -ChildPath 'rights.inf'
         Invoke-DcomcOsSecedit -Arguments @('/export', '/areas', 'USER_RIGHTS', '/cfg', $inf, '/quiet')
         $lines = [IO.File]::ReadAllLines($inf, [Text.Encoding]::Unicode)
-        return , @(ConvertFrom-DcomcRightLine -Lines $lines -Right $Right)
+        $holders = ConvertFrom-DcomcRightLine -Lines $lines -Right $Right
+        return , $holders
     }
     finally {
         [IO.Directory]::Delete($temp, $true)
@@ -342,7 +343,7 @@ function Set-DcomcOsUserRightHolder {
 
 function Grant-DcomcOsUserRight {
     param([Parameter(Mandatory = $true)] [string] $Right, [Parameter(Mandatory = $true)] [string] $Sid)
-    $holders = @(Get-DcomcOsUserRight -Right $Right)
+    $holders = Get-DcomcOsUserRight -Right $Right
     if ($holders -notcontains $Sid) {
         Set-DcomcOsUserRightHolder -Right $Right -Holders ($holders + @($Sid))
     }
@@ -350,7 +351,7 @@ function Grant-DcomcOsUserRight {
 
 function Revoke-DcomcOsUserRight {
     param([Parameter(Mandatory = $true)] [string] $Right, [Parameter(Mandatory = $true)] [string] $Sid)
-    $holders = @(Get-DcomcOsUserRight -Right $Right)
+    $holders = Get-DcomcOsUserRight -Right $Right
     if ($holders -contains $Sid) {
         Set-DcomcOsUserRightHolder -Right $Right -Holders @($holders | Where-Object -FilterScript { $_ -ne $Sid })
     }

@@ -8,13 +8,14 @@ $script:AllProfiles = @('domain', 'private', 'public')
 $script:ProfileNames = @{ 'domain' = 'Domain'; 'private' = 'Private'; 'public' = 'Public' }
 
 function ConvertFrom-DcomcProfileText {
-    <# 'Domain, Private' or 'Any' (as NetSecurity shows Profile) -> sorted lower-case names. #>
+    <# 'Domain, Private' or 'Any' (as NetSecurity shows Profile) -> sorted lower-case names,
+       written to the pipeline one by one: callers collect them with @(). #>
     param([AllowEmptyString()] [string] $Text)
     $names = @($Text.Split(',') | ForEach-Object -Process { $_.Trim().ToLowerInvariant() } | Where-Object -FilterScript { $_ })
     if ($names -contains 'any' -or $names.Count -eq 0) {
-        return , $script:AllProfiles
+        return $script:AllProfiles
     }
-    return , @($names | Sort-Object -Unique)
+    return ($names | Sort-Object -Unique)
 }
 
 function ConvertTo-DcomcPrefixLength {
