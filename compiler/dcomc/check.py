@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from dcomc import catalog, checkhosts, sids
-from dcomc.diagnostics import Diagnostics
+from dcomc.diagnostics import CONTROL_CHARS, NONCHARACTERS, Diagnostics, escaped
 from dcomc.load import Loaded, NodePath
 from dcomc.model import PrincipalKind
 from dcomc.principals import Resolver
@@ -79,23 +79,17 @@ def _walk_strings(data: Any, path: NodePath = ()) -> Iterator[tuple[NodePath, st
         yield path, data, False
 
 
-# C0 and C1 control characters, the Unicode line and paragraph separators, and the invisible
-# format characters (Unicode category Cf: bidirectional overrides and isolates, zero-width
-# spaces and joiners, the BOM, tags...). Those render as nothing or reorder the text around
-# them, so a name in a reviewed script or report could read as another one ("Trojan Source",
-# CVE-2021-42574); a test checks the list against Python's Unicode database.
-_CONTROL = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u2028\u2029"
-    r"\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
-    r"\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
-    r"\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]")
+# Control and invisible format characters (the list and why: diagnostics.CONTROL_CHARS), and
+# lone surrogates and noncharacters, which no artifact can carry (UTF-8 refuses a surrogate).
+_CONTROL = re.compile(f"[{CONTROL_CHARS}]")
+_NONCHAR = re.compile(f"[{NONCHARACTERS}]")
 
 
 def _control_chars(ctx: Context) -> None:
     # A newline inside a name or description would break every line-based artifact (.reg,
     # INF, netsh) and could smuggle a second command or value into it.
     for path, text, is_key in _walk_strings(ctx.loaded.data):
-        found = _CONTROL.search(text)
+        found = _CONTROL.search(text) or _NONCHAR.search(text)
         if found is None or (not is_key and path and path[-1] == "password"):
             continue  # a password is reported by E206 and never echoed
         bad = found.group()
@@ -108,18 +102,17 @@ def _char_name(char: str) -> str:
     names = {"\t": "tab", "\n": "newline", "\r": "carriage return"}
     if char in names:
         return f"{names[char]} (U+{ord(char):04X})"
+    if 0xD800 <= ord(char) <= 0xDFFF:
+        return f"lone surrogate U+{ord(char):04X}"
+    if _NONCHAR.fullmatch(char):
+        return f"noncharacter U+{ord(char):04X}"
     if unicodedata.category(char) == "Cf":
         return f"invisible format character U+{ord(char):04X} ({unicodedata.name(char, '?')})"
     return f"control character U+{ord(char):04X}"
 
 
 def _printable(text: str) -> str:
-    return _CONTROL.sub(lambda m: _escape(ord(m.group())), text)[:60]
-
-
-def _escape(code: int) -> str:
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 \
-        else f"\\U{code:08x}"
+    return escaped(text)[:60]
 
 
 # --- names ----------------------------------------------------------------------------------

@@ -33,8 +33,8 @@ def main() -> None:
 
 
 def _print_diagnostics(diags: Diagnostics) -> None:
-    for diag in diags:
-        click.echo(str(diag), err=True)
+    for line in diags.lines():
+        click.echo(line, err=True)
 
 
 def _fail(exc: CompileError) -> NoReturn:

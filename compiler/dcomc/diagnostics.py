@@ -7,9 +7,52 @@ collection holds an error (issue 2 §3).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+# C0 and C1 control characters, the Unicode line and paragraph separators, and the invisible
+# format characters (Unicode category Cf: bidirectional overrides and isolates, zero-width
+# spaces and joiners, the BOM, tags...). Those render as nothing or reorder the text around
+# them, so a name in a reviewed script or report could read as another one ("Trojan Source",
+# CVE-2021-42574); a test checks the list against Python's Unicode database.
+CONTROL_CHARS = (
+    r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+    r"\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
+    r"\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+    r"\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f")
+# Lone surrogates (no UTF-8 or UTF-16 file can hold one) and the 66 noncharacters (U+FFFE,
+# U+FFFF... which Unicode reserves for internal use and Windows tools may take for a BOM).
+NONCHARACTERS = r"\ud800-\udfff\ufdd0-\ufdef" + "".join(
+    rf"\U{plane:04x}fffe\U{plane:04x}ffff" for plane in range(17))
+_UNSAFE = re.compile(f"[{CONTROL_CHARS}{NONCHARACTERS}]")
+MAX_VALUE = 80  # an echoed value longer than this is cut
+MAX_SHOWN = 200  # diagnostics printed at most; a last line counts the rest
+
+
+def escaped(text: str) -> str:
+    """`text` with every character a terminal or a log would act on, hide or choke on written
+    as an escape (`\x1b`, `\u202e`, `\ud800`): shown text is always one visible line."""
+    if _UNSAFE.search(text) is None:
+        return text
+    return _UNSAFE.sub(lambda m: _escape(ord(m.group())), text)
+
+
+def _escape(code: int) -> str:
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 \
+        else f"\\U{code:08x}"
+
+
+def shown(value: str, limit: int = MAX_VALUE) -> str:
+    """A value as a diagnostic echoes it: cut after `limit` characters, then escaped."""
+    cut = value if len(value) <= limit else value[: limit - 3] + "..."
+    return escaped(cut)
+
+
+# A quoted value in a message longer than MAX_VALUE (every message quotes what it echoes): it
+# opens after a space, `(` or the start, and closes before a space, punctuation or the end.
+_LONG_QUOTED = re.compile(rf"(?<![^\s(])'([^'\s][^']{{{MAX_VALUE},}})'(?![^\s:;,.)])")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -38,8 +81,13 @@ class Diagnostic:
     code: str
 
     def __str__(self) -> str:
-        where = f"{self.span}: " if self.span else ""
-        return f"{where}{self.severity}: {self.message} [{self.code}]"
+        """The one text format, always one line: the file name and the message escaped (a
+        newline in either would forge another diagnostic), and long quoted values cut."""
+        where = f"{escaped(str(self.span))}: " if self.span else ""
+        message = self.message
+        if len(message) > MAX_VALUE:
+            message = _LONG_QUOTED.sub(lambda m: f"'{m.group(1)[: MAX_VALUE - 3]}...'", message)
+        return f"{where}{self.severity}: {escaped(message)} [{self.code}]"
 
 
 @dataclass(slots=True)
@@ -47,6 +95,7 @@ class Diagnostics:
     """An ordered, de-duplicated collection of diagnostics."""
 
     items: list[Diagnostic] = field(default_factory=list)
+    _seen: set[Diagnostic] = field(default_factory=set, repr=False, compare=False)
 
     def error(self, span: Span | None, code: str, message: str) -> None:
         self._add(Diagnostic(span, Severity.ERROR, message, code))
@@ -55,7 +104,8 @@ class Diagnostics:
         self._add(Diagnostic(span, Severity.WARNING, message, code))
 
     def _add(self, diag: Diagnostic) -> None:
-        if diag not in self.items:
+        if diag not in self._seen:  # a set: 20,000 errors must not take 20,000² comparisons
+            self._seen.add(diag)
             self.items.append(diag)
 
     def extend(self, other: Diagnostics) -> None:
@@ -75,6 +125,17 @@ class Diagnostics:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def lines(self, limit: int = MAX_SHOWN) -> list[str]:
+        """The diagnostics as printed, in source order: at most `limit`, then one line that
+        counts the rest (a spec with 20,000 errors is fixed from its first ones)."""
+        ordered = self.sorted()
+        out = [str(d) for d in ordered[:limit]]
+        if len(ordered) > limit:
+            rest = ordered[limit:]
+            errors = sum(1 for d in rest if d.severity is Severity.ERROR)
+            out.append(f"... and {len(rest):,} more not shown ({errors:,} of them errors)")
+        return out
 
 
 class CompileError(Exception):

@@ -9,6 +9,7 @@ JSON Schema (`dcomc schema`) are generated from these descriptions, so they cann
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from typing import Any, Literal, get_args, get_origin
 
@@ -321,13 +322,16 @@ def _data_path(data: Any, loc: tuple[int | str, ...]) -> NodePath:
 def _unknown_key(path: NodePath) -> str:
     key = str(path[-1])
     model = _model_at(path[:-1])
-    hint = ""
-    if model is not None:
-        close = difflib.get_close_matches(key, list(model.model_fields), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        allowed = ", ".join(model.model_fields)
-        hint += f" (allowed here: {allowed})"
-    return f"unknown key '{key}'{hint}"
+    return f"unknown key '{key}'{_key_hint(key, model) if model is not None else ''}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_hint(key: str, model: type[BaseModel]) -> str:
+    """The closest allowed key and the list of them; cached, since a spec that misspells a
+    key on every host repeats it thousands of times (difflib is slow)."""
+    close = difflib.get_close_matches(key, list(model.model_fields), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return hint + f" (allowed here: {', '.join(model.model_fields)})"
 
 
 def _model_at(path: NodePath) -> type[BaseModel] | None:
