@@ -623,7 +623,7 @@ function Write-DcomcOsFile {
     $temp = $Path + '.tmp'
     [IO.File]::WriteAllText($temp, $Text, $encoding)
     if ([IO.File]::Exists($Path)) {
-        [IO.File]::Replace($temp, $Path, $null)
+        [IO.File]::Replace($temp, $Path, [NullString]::Value)   # $null would reach .NET as ''
     }
     else {
         [IO.File]::Move($temp, $Path)
