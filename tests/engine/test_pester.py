@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tools import require
 
 HERE = Path(__file__).resolve().parent
@@ -59,7 +60,7 @@ def test_pester(container: Path, only: str, engine_bundles: Path, tmp_path: Path
          str(container), str(tmp_path / "pester.xml")],
         capture_output=True, text=True, env=env, timeout=1200, check=False)
     output = run.stdout + run.stderr
-    if "Pester" in output and "could not be found" in output or "No modules named" in output:
+    if ("Pester" in output and "could not be found" in output) or "No modules named" in output:
         require(False, "Pester 5")
     found = SUMMARY.search(output)
     assert found, f"no Pester summary:\n{output[-6000:]}"

@@ -29,7 +29,6 @@ from tree_sitter import Node
 
 from dcomc.pipeline import compile_file
 from dcomc_targets import Artifact, EmitContext, Options
-from dcomc_targets.base import templates_dir
 from dcomc_targets.powershell import (
     BOM,
     PowerShellTarget,
