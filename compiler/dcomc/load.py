@@ -8,6 +8,7 @@ twice with different text must not quietly keep one of them.
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,11 +46,25 @@ class Loaded:
 def load_file(path: Path, diags: Diagnostics) -> Loaded | None:
     """Read and load a spec file; None (with diagnostics) when it cannot be loaded."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    except OSError as exc:
         diags.error(Span(str(path), 1, 1), "E001", f"cannot read spec: {exc}")
         return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # placed at the byte, counted in characters
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        column = len(raw[line_start : exc.start].decode("utf-8", errors="replace")) + 1
+        span = Span(str(path), raw.count(b"\n", 0, exc.start) + 1, column)
+        diags.error(span, "E001", f"cannot read spec: not UTF-8 (byte 0x{raw[exc.start]:02x}: "
+                    f"{exc.reason}); save the file as UTF-8")
+        return None
     return load_text(text, str(path), diags)
+
+
+def _offset_span(file: str, text: str, offset: int) -> Span:
+    """The line and column of a character offset into `text`."""
+    return Span(file, text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset))
 
 
 # libyaml's composer (same nodes, same marks, eight times faster) when PyYAML has it; the pure
@@ -67,6 +82,11 @@ def load_text(text: str, file: str, diags: Diagnostics) -> Loaded | None:
         if exc.context and exc.context_mark and exc.problem_mark:
             where = f" ({exc.context} at line {exc.context_mark.line + 1})"
         diags.error(span, "E001", f"malformed YAML: {exc.problem or exc.context}{where}")
+        return None
+    except yaml.reader.ReaderError as exc:  # no mark, but the character's offset
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        diags.error(_offset_span(file, text, exc.position), "E001", f"malformed YAML: "
+                    f"unacceptable character U+{code:04X}: {exc.reason}")
         return None
     except yaml.YAMLError as exc:
         diags.error(Span(file, 1, 1), "E001", f"malformed YAML: {exc}")
@@ -171,9 +191,9 @@ class _Builder:
         span = self.spans[path] = _mark_span(self.file, node.start_mark)
         self._made += 1
         if self._made > self.limit:
-            raise _LimitError(Span(self.file, 1, 1), f"the spec's aliases (*name) expand to "
-                              f"more than {self.limit:,} values: write the repeated parts out, "
-                              "or alias less")
+            raise _LimitError(span, f"the spec's aliases (*name) expand to more than "
+                              f"{self.limit:,} values (here, inside an anchored part): write "
+                              "the repeated parts out, or alias less")
         if len(path) > MAX_DEPTH:
             raise _LimitError(span, f"nested deeper than {MAX_DEPTH} levels: a spec never is")
         if isinstance(node, yaml.MappingNode):

@@ -3,6 +3,8 @@ spec never reaches and a "billion laughs" document does at once."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -43,3 +45,24 @@ def test_a_broken_document_thousands_deep_is_an_error_not_a_crash(
     assert load.load_text("a: " + "[" * 5000, "spec.yaml", diags) is None
     [error] = [d for d in diags.items if d.severity == "error"]
     assert error.code == "E001" and error.message.startswith("malformed YAML")
+
+
+# --- positions (issue 17): errors that were placed at 1:1 -------------------------------------
+
+
+@pytest.mark.parametrize(("raw", "where", "what"), [
+    (b"dcomc: 1\nsite:\n  name: a\x07b\n", (3, 10), "unacceptable character U+0007"),
+    (b"dcomc: 1\nsite:\n  name: \"a\xef\xbf\xbeb\"\n", (3, 11), "unacceptable character U+FFFE"),
+    (b"dcomc: 1\nsite:\n  name: a\xffb\n", (3, 10), "not UTF-8 (byte 0xff"),
+    (b"\xef\xbb\xbfdcomc: 1\nsite:\n  name: \xc3\xa9a\xffb\n", (3, 11), "not UTF-8 (byte 0xff"),
+])  # fmt: skip
+def test_unreadable_characters_are_placed_where_they_are(
+        raw: bytes, where: tuple[int, int], what: str, tmp_path: Path) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(raw)
+    diags = Diagnostics()
+    assert load.load_file(path, diags) is None
+    [error] = diags.items
+    assert error.span is not None and (error.span.line, error.span.col) == where
+    assert error.code == "E001" and what in error.message
+    assert "\n" not in error.message
