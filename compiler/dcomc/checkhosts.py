@@ -40,6 +40,8 @@ def servers(ctx: Context) -> None:
                       "progid, clsid, appid", key=True)
         _formats(ctx, path, server.progid, server.clsid, server.appid, server.executable)
         _service_identity(ctx, path, key, server, product)
+        if server.service is not None:
+            _check_service_name(ctx, (*path, "service"), server.service)
 
 
 def _formats(ctx: Context, path: NodePath, progid: str | None, clsid: str | None,
@@ -65,6 +67,21 @@ def _check_executable(ctx: Context, path: NodePath, executable: str) -> None:
         ctx.error(path, "E216", f"executable path '{executable}' contains a WiX variable "
                   "reference (!(loc. !(wix. !(bind. $(loc. ...), which the WiX firewall "
                   "fragment cannot keep literal")
+
+
+def _check_service_name(ctx: Context, path: NodePath, name: str) -> None:
+    """A Windows service name (CreateService: at most 256 characters, no / or \\); a `"` is
+    allowed by Windows but no netsh or INF value can hold one."""
+    bad = sorted({c for c in name if c in '/\\"'})
+    if not name.strip() or name != name.strip():
+        problem = "is empty or starts or ends with a space"
+    elif len(name) > 256:
+        problem = "is longer than 256 characters"
+    elif bad:
+        problem = f"contains {' '.join(bad)} (Windows refuses / and \\; netsh cannot quote \")"
+    else:
+        return
+    ctx.error(path, "E217", f"invalid service name '{name}': it {problem}")
 
 
 def _service_identity(ctx: Context, path: NodePath, key: str, server: Any, product: Any) -> None:
@@ -111,6 +128,8 @@ def clients(ctx: Context) -> None:
         path: NodePath = ("clients", key)
         if client.executable is not None:
             _check_executable(ctx, (*path, "executable"), client.executable)
+        if client.service is not None:
+            _check_service_name(ctx, (*path, "service"), client.service)
         if not client.executable and not client.service:
             ctx.error(path, "E118", f"client '{key}' needs `executable` or `service`", key=True)
         if client.run_as is None:

@@ -9,13 +9,14 @@ twice with different text must not quietly keep one of them.
 from __future__ import annotations
 
 import codecs
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from dcomc.diagnostics import Diagnostics, Span
+from dcomc.diagnostics import CONTROL_CHARS, NONCHARACTERS, Diagnostics, Span, shown
 
 # A path into the loaded document: mapping keys and sequence indexes, as pydantic's `loc`.
 NodePath = tuple[str | int, ...]
@@ -43,8 +44,16 @@ class Loaded:
         return self.key_spans.get(path) or self.span(path)
 
 
+_UNSAFE_NAME = re.compile(f"[{CONTROL_CHARS}{NONCHARACTERS}]")
+
+
 def load_file(path: Path, diags: Diagnostics) -> Loaded | None:
     """Read and load a spec file; None (with diagnostics) when it cannot be loaded."""
+    found = _UNSAFE_NAME.search(path.name)
+    if found is not None:  # the name is written into every artifact's header (and comments)
+        diags.error(Span(str(path), 1, 1), "E201", f"character U+{ord(found.group()):04X} in "
+                    f"the spec's file name '{shown(path.name)}': rename the file (its name is "
+                    "written into every artifact)")
     try:
         raw = path.read_bytes().removeprefix(codecs.BOM_UTF8)
     except OSError as exc:

@@ -196,6 +196,24 @@ def msi_unformatted(value: str) -> str:
     return "".join(out)
 
 
+# --- XML comments ------------------------------------------------------------------------------
+
+# A comment may hold neither `--` nor end with `-` (lxml refuses to write one: `---` in a site name
+# was a traceback). A `-` that is followed by `-` or `~`, or that ends the text, is written `-~`;
+# the reader drops the `~` after every `-`, so the text reads back exactly and stays legible.
+
+
+def xml_comment(text: str) -> str:
+    """The body of an XML comment that reads back, through xml_uncomment, as `text`."""
+    _refuse_controls(text, "XML comment")
+    return re.sub(r"-(?=[-~]|$)", "-~", text)
+
+
+def xml_uncomment(body: str) -> str:
+    """Inverse of xml_comment."""
+    return body.replace("-~", "-")
+
+
 # --- WiX source text (candle's preprocessor, light's binder) -------------------------------------
 
 # WiX v3 expands `$(var.X)`, `$(env.X)`, `$(sys.X)` and `$(fun(...))` in every attribute and text

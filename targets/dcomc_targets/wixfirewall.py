@@ -25,7 +25,15 @@ from lxml import etree
 
 from dcomc.model import FirewallRule, HostPlan
 from dcomc_targets.base import Artifact, EmitContext, listed_ids, templates_dir
-from dcomc_targets.quoting import msi_formatted, msi_unformatted, wix_id, wix_text, wix_untext
+from dcomc_targets.quoting import (
+    msi_formatted,
+    msi_unformatted,
+    wix_id,
+    wix_text,
+    wix_untext,
+    xml_comment,
+    xml_uncomment,
+)
 from dcomc_targets.wix import guid, windows_names
 
 WIX_NS = "http://schemas.microsoft.com/wix/2006/wi"
@@ -73,13 +81,13 @@ class WixFirewallTarget:
     def emit(self, host: HostPlan, ctx: EmitContext) -> list[Artifact]:
         root = etree.Element(f"{{{WIX_NS}}}Wix", nsmap=NSMAP)
         for line in [*ctx.header_lines(host, "WiX v3 firewall fragment"), *_usage(host)]:
-            root.append(etree.Comment(f" {_comment_safe(line)} "))
+            root.append(etree.Comment(f" {xml_comment(line)} "))
         pending = [r for r in host.of_kind(FirewallRule) if not _expressible(r)]
         if pending:
             root.append(etree.Comment(f" {PENDING_TITLE} "))
             for r in pending:
                 line = ctx.not_compiled(host, "wixfirewall", r, "allows a service by name")
-                root.append(etree.Comment(f"   {_comment_safe(line)} "))
+                root.append(etree.Comment(f"   {xml_comment(line)} "))
         fragment = etree.SubElement(root, f"{{{WIX_NS}}}Fragment")
         group = etree.SubElement(fragment, f"{{{WIX_NS}}}ComponentGroup",
                                  Id=component_group_id(host.name))
@@ -121,17 +129,12 @@ def _usage(host: HostPlan) -> list[str]:
     ]
 
 
-def _comment_safe(text: str) -> str:
-    # "--" may not appear inside an XML comment.
-    return text.replace("--", "- -")
-
-
 def _component(ctx: EmitContext, host: HostPlan, rule: FirewallRule) -> etree._Element:
     names = windows_names(ctx.plan.site, host.name)  # stable when only the case changes
     comp = etree.Element(f"{{{WIX_NS}}}Component", Id=wix_id("DcomcFw", host.name, rule.name),
                          Directory="TARGETDIR",
                          Guid=guid(*names, rule.name.lower(), namespace=GUID_NAMESPACE))
-    comp.append(etree.Comment(f" {_comment_safe(rule.display_name)} ({rule.prov.guide}) "))
+    comp.append(etree.Comment(f" {xml_comment(rule.display_name)} ({rule.prov.guide}) "))
     etree.SubElement(comp, f"{{{WIX_NS}}}RegistryValue", Root="HKLM",
                      Key=wix_text(f"Software\\dcomc\\{ctx.plan.site}\\firewall"),
                      Name=wix_text(rule.name), Type="string", Value=wix_text(ctx.version),
@@ -222,7 +225,8 @@ def _read_exception(exc: etree._Element) -> WixRule:
 
 
 def _pending(root: etree._Element) -> tuple[str, ...]:
-    comments = (str(node.text or "") for node in root if isinstance(node, etree._Comment))
+    comments = (xml_uncomment(str(node.text or "")) for node in root
+                if isinstance(node, etree._Comment))
     return listed_ids(comments, PENDING_TITLE)
 
 

@@ -15,7 +15,7 @@ from lxml import etree
 from dcomc.diagnostics import CompileError
 from dcomc.pipeline import compile_file
 from dcomc_targets import TARGETS, EmitContext, Options
-from dcomc_targets.quoting import QuoteError, wix_text, wix_untext
+from dcomc_targets.quoting import QuoteError, wix_text, wix_untext, xml_comment, xml_uncomment
 
 ROOT = Path(__file__).resolve().parents[2]
 WIX = next(t for t in TARGETS if t.name == "wixfirewall")
@@ -88,3 +88,35 @@ def test_program_with_a_binder_variable_is_a_check_error(tmp_path: Path) -> None
     (diag,) = info.value.diagnostics
     assert diag.code == "E216" and "WiX variable" in diag.message
     assert diag.span is not None and diag.span.line > 1
+
+
+def test_dashes_in_names_make_valid_comments_that_read_back(tmp_path: Path) -> None:
+    """`---` in a site, host, server or client name (or the spec's file name) made an XML
+    comment lxml refuses: a traceback (issue 17)."""
+    spec = yaml.safe_load((ROOT / "examples" / "plant7-workgroup.yaml").read_text())
+    spec["site"]["name"] = "plant7---line3-"
+    spec["clients"]["h---mi-"] = spec["clients"].pop("hmi")
+    spec["clients"]["h---mi-"]["service"], spec["clients"]["h---mi-"]["executable"] = "S", None
+    spec["hosts"]["HMI---02"] = spec["hosts"].pop("HMI02")
+    spec["hosts"]["HMI---02"]["clients"] = ["h---mi-"]
+    for host in spec["hosts"].values():
+        host["clients"] = ["h---mi-" if c == "hmi" else c for c in host.get("clients", [])]
+    path = tmp_path / "a---b-~.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    comp = compile_file(path)
+    ctx = EmitContext(comp.plan, Options(), path.name, comp.sha256)
+    host = comp.plan.host("HMI---02")
+    (artifact,) = WIX.emit(host, ctx)
+    content = WIX.read(artifact.data)
+    assert content == WIX.expected(host, ctx)
+    assert content.pending == ("firewall_rule:dcomc-plant7---line3--client-h---mi-",)
+    assert b"a-~-~-b-~~.yaml" in artifact.data
+
+
+@given(st.text(st.characters(blacklist_categories=("Cc", "Cs")) | st.sampled_from("-~"),
+               max_size=30))
+def test_xml_comment_reads_back_exactly(value: str) -> None:
+    body = xml_comment(value)
+    assert "--" not in body and not body.endswith("-")
+    etree.Comment(f" {body} ")  # lxml accepts it
+    assert xml_uncomment(body) == value

@@ -66,3 +66,17 @@ def test_unreadable_characters_are_placed_where_they_are(
     assert error.span is not None and (error.span.line, error.span.col) == where
     assert error.code == "E001" and what in error.message
     assert "\n" not in error.message
+
+
+@pytest.mark.parametrize("name", ["x\nadvfirewall firewall set allprofiles state off\n.yaml",
+                                  "a\u202eb.yaml", "a\x1b[2Jb.yaml"])
+def test_a_file_name_no_artifact_comment_can_hold_is_refused(name: str, tmp_path: Path) -> None:
+    """The spec's file name is written into every artifact's header: a newline in it ended
+    the build in a PowerShell QuoteError traceback (and would start a line in netsh)."""
+    path = tmp_path / name
+    path.write_text("dcomc: 1\n", encoding="utf-8")
+    diags = Diagnostics()
+    load.load_file(path, diags)
+    first = diags.sorted()[0]
+    assert first.code == "E201" and "the spec's file name" in first.message
+    assert "\n" not in str(first) and "\x1b" not in str(first) and "\u202e" not in str(first)
