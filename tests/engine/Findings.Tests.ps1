@@ -88,7 +88,7 @@ Describe 'major' {
         Use-Pc -Bundle $scada
         (Run 'Apply').ExitCode | Should -Be 0
         $root = Sim { Get-DcomcOsDataRoot }
-        Sim { param($p) Test-DcomcOsTrustedPath -Path $p } @(Join-Path -Path $root -ChildPath $data.Site) | Should -BeTrue
+        Sim { param($p) Test-DcomcTrustedPath -Path $p } @(Join-Path -Path $root -ChildPath $data.Site) | Should -BeTrue
         Sim { param($p) Add-SimPlantedItem -Path $p -Folder } @(Join-Path -Path $root -ChildPath "$($data.Site)/backups/run-29990101-000000-000")
         Sim { param($p) Add-SimPlantedItem -Path $p -Text '{"Format":1,"Site":"x","Changes":[]}' } @(Join-Path -Path $root -ChildPath "$($data.Site)/backups/run-29990101-000000-000/changes.json")
         $applied = Snapshot
@@ -224,6 +224,14 @@ Describe 'minor and uncertain' {
         (Run 'Apply').ExitCode | Should -Be 0
         (Run 'Rollback').ExitCode | Should -Be 0
         Snapshot | Should -BeExactly $before
+    }
+
+    It 'm10: a backup copy that failed (reg export, secedit /export, netsh export) is logged as a warning' {
+        Use-Pc -Bundle $scada
+        Sim { Set-SimBackupWarning -Warning @('reg export HKLM\SOFTWARE\Microsoft\Ole failed with exit code 1') }
+        $outcome = Run 'Apply'
+        $outcome.ExitCode | Should -Be 0
+        (Get-Content -LiteralPath $outcome.LogFile -Raw) | Should -Match 'WARN .*backup copy incomplete: reg export'
     }
 
     It 'm11: a password that is not a SecureString is exit 3, with nothing changed' {

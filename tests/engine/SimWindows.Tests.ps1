@@ -10,10 +10,8 @@ BeforeAll {
     $script:SystemFile = Join-Path -Path $script:Engine -ChildPath '10-System.ps1'
     $script:CodecFile = Join-Path -Path $script:Engine -ChildPath '20-SecurityDescriptor.ps1'
     $script:SimFile = Join-Path -Path $PSScriptRoot -ChildPath 'SimWindows.ps1'
-    $files = @($script:SystemFile)
-    if (Test-Path -LiteralPath $script:CodecFile) {
-        $files += $script:CodecFile
-    }
+    # The engine's helpers too: they walk dcomc's folders with the system layer's primitives.
+    $files = @($script:SystemFile, $script:CodecFile, (Join-Path -Path $script:Engine -ChildPath '30-Common.ps1'))
     $files += $script:SimFile
     $script:SimModule = New-Module -Name 'SimWindowsUnderTest' -ScriptBlock {
         param([string[]] $Files)
@@ -52,7 +50,7 @@ Describe 'the simulated Windows' {
 
     Describe 'the contract with 10-System.ps1' {
         BeforeAll {
-            $script:Internal = @('Open-DcomcOsRegistryKey', 'Get-DcomcOsAdsi', 'Get-DcomcOsAdsiSid', 'Set-DcomcOsAdsiPassword', 'Invoke-DcomcOsSecedit', 'New-DcomcOsTempFolder', 'Get-DcomcOsServiceObject', 'Get-DcomcOsMemberPath', 'New-DcomcOsFolderSecurity', 'Set-DcomcOsUserRightHolder', 'Test-DcomcOsTrustedItem')
+            $script:Internal = @('Open-DcomcOsRegistryKey', 'Get-DcomcOsAdsi', 'Get-DcomcOsAdsiSid', 'Set-DcomcOsAdsiPassword', 'Invoke-DcomcOsSecedit', 'New-DcomcOsTempFolder', 'Get-DcomcOsServiceObject', 'Get-DcomcOsMemberPath', 'New-DcomcOsFolderSecurity', 'Set-DcomcOsUserRightHolder')
             function Get-FunctionAst {
                 param([string] $Path)
                 $tokens = $null
@@ -670,34 +668,34 @@ Describe 'the simulated Windows' {
         }
 
         It 'creates secure folders that are trusted' {
-            InSim { param($p) Initialize-DcomcOsSecureFolder -Path $p } @(Join-Path -Path $script:Site -ChildPath 'backups')
-            InSim { param($p) Test-DcomcOsTrustedPath -Path $p } @(Join-Path -Path $script:Site -ChildPath 'backups') | Should -BeTrue
-            InSim { param($p) Test-DcomcOsTrustedPath -Path $p } @($script:Root) | Should -BeTrue
-            InSim { param($p) Test-DcomcOsTrustedPath -Path $p } @(Join-Path -Path $script:Site -ChildPath 'missing') | Should -BeFalse
-            { InSim { param($p) Initialize-DcomcOsSecureFolder -Path $p } @($script:Site) } | Should -Not -Throw
-            { InSim { Initialize-DcomcOsSecureFolder -Path ([IO.Path]::GetTempPath()) } } | Should -Throw 'sim:*not under*'
+            InSim { param($p) Initialize-DcomcSecureFolder -Path $p } @(Join-Path -Path $script:Site -ChildPath 'backups')
+            InSim { param($p) Test-DcomcTrustedPath -Path $p } @(Join-Path -Path $script:Site -ChildPath 'backups') | Should -BeTrue
+            InSim { param($p) Test-DcomcTrustedPath -Path $p } @($script:Root) | Should -BeTrue
+            InSim { param($p) Test-DcomcTrustedPath -Path $p } @(Join-Path -Path $script:Site -ChildPath 'missing') | Should -BeFalse
+            { InSim { param($p) Initialize-DcomcSecureFolder -Path $p } @($script:Site) } | Should -Not -Throw
+            { InSim { Initialize-DcomcSecureFolder -Path ([IO.Path]::GetTempPath()) } } | Should -Throw '*not under*'
         }
 
         It 'distrusts what a standard user planted, and refuses to use a planted folder' {
             InSim { param($p) Add-SimPlantedItem -Path $p -Folder } @($script:Site)
-            InSim { param($p) Test-DcomcOsTrustedPath -Path $p } @($script:Site) | Should -BeFalse
-            InSim { param($p) Test-DcomcOsTrustedPath -Path $p } @($script:Root) | Should -BeFalse -Because 'the missing root was created by the same user'
-            { InSim { param($p) Initialize-DcomcOsSecureFolder -Path $p } @(Join-Path -Path $script:Site -ChildPath 'backups') } | Should -Throw '*can be changed by users other than SYSTEM and Administrators*'
+            InSim { param($p) Test-DcomcTrustedPath -Path $p } @($script:Site) | Should -BeFalse
+            InSim { param($p) Test-DcomcTrustedPath -Path $p } @($script:Root) | Should -BeFalse -Because 'the missing root was created by the same user'
+            { InSim { param($p) Initialize-DcomcSecureFolder -Path $p } @(Join-Path -Path $script:Site -ChildPath 'backups') } | Should -Throw '*can be changed by users other than SYSTEM and Administrators*'
             Test-Path -LiteralPath (Join-Path -Path $script:Site -ChildPath 'backups') | Should -BeFalse
         }
 
         It 'distrusts a planted file in a trusted folder, also after it is overwritten' {
-            InSim { param($p) Initialize-DcomcOsSecureFolder -Path $p } @($script:Site)
+            InSim { param($p) Initialize-DcomcSecureFolder -Path $p } @($script:Site)
             $file = Join-Path -Path $script:Site -ChildPath 'changes.json'
             InSim { param($p) Add-SimPlantedItem -Path $p -Text '{}' } @($file)
-            InSim { param($p) Test-DcomcOsTrustedPath -Path $p } @($file) | Should -BeFalse
-            InSim { param($p) Test-DcomcOsTrustedPath -Path $p } @($script:Site) | Should -BeTrue
+            InSim { param($p) Test-DcomcTrustedPath -Path $p } @($file) | Should -BeFalse
+            InSim { param($p) Test-DcomcTrustedPath -Path $p } @($script:Site) | Should -BeTrue
             InSim { param($p) Write-DcomcOsFile -Path $p -Text 'new' } @($file)
-            InSim { param($p) Test-DcomcOsTrustedPath -Path $p } @($file) | Should -BeFalse -Because 'ReplaceFile keeps the replaced file''s ACL'
+            InSim { param($p) Test-DcomcTrustedPath -Path $p } @($file) | Should -BeFalse -Because 'ReplaceFile keeps the replaced file''s ACL'
         }
 
         It 'writes whole files atomically as UTF-8 without BOM, appends, copies and reads them' {
-            InSim { param($p) Initialize-DcomcOsSecureFolder -Path $p } @($script:Site)
+            InSim { param($p) Initialize-DcomcSecureFolder -Path $p } @($script:Site)
             $file = Join-Path -Path $script:Site -ChildPath 'run.log'
             InSim { param($p) Write-DcomcOsFile -Path $p -Text 'Grüße'; Write-DcomcOsFile -Path $p -Text "`r`nzwei" -Append } @($file)
             [IO.File]::ReadAllBytes($file)[0] | Should -Be ([byte] [char] 'G')
@@ -707,19 +705,19 @@ Describe 'the simulated Windows' {
             InSim { param($p) Read-DcomcOsFile -Path $p } @($file) | Should -BeExactly 'eins'
             $copy = Join-Path -Path $script:Site -ChildPath 'copy.log'
             InSim { param($a, $b) Copy-DcomcOsFile -Source $a -Destination $b } @($file, $copy)
-            InSim { param($p) Test-DcomcOsTrustedPath -Path $p } @($copy) | Should -BeTrue
+            InSim { param($p) Test-DcomcTrustedPath -Path $p } @($copy) | Should -BeTrue
             { InSim { param($p) Write-DcomcOsFile -Path $p -Text 'x' } @(Join-Path -Path $script:Site -ChildPath 'no/such.log') } | Should -Throw
         }
 
         It 'renames folders with their trust, and lists child folders sorted' {
-            InSim { param($p) Initialize-DcomcOsSecureFolder -Path $p } @(Join-Path -Path $script:Site -ChildPath 'backups/run-b')
-            InSim { param($p) Initialize-DcomcOsSecureFolder -Path $p } @(Join-Path -Path $script:Site -ChildPath 'backups/Run-a')
+            InSim { param($p) Initialize-DcomcSecureFolder -Path $p } @(Join-Path -Path $script:Site -ChildPath 'backups/run-b')
+            InSim { param($p) Initialize-DcomcSecureFolder -Path $p } @(Join-Path -Path $script:Site -ChildPath 'backups/Run-a')
             InSim { param($p) Add-SimPlantedItem -Path $p -Text 'x' } @(Join-Path -Path $script:Site -ChildPath 'backups/run-b/planted.txt')
             InSim { param($p) Rename-DcomcOsFolder -Path $p -NewName 'run-c' } @(Join-Path -Path $script:Site -ChildPath 'backups/run-b')
             $children = InSim { param($p) Get-DcomcOsChildFolder -Path $p } @(Join-Path -Path $script:Site -ChildPath 'backups')
             $children | Should -Be @('Run-a', 'run-c')
-            InSim { param($p) Test-DcomcOsTrustedPath -Path $p } @(Join-Path -Path $script:Site -ChildPath 'backups/run-c') | Should -BeTrue
-            InSim { param($p) Test-DcomcOsTrustedPath -Path $p } @(Join-Path -Path $script:Site -ChildPath 'backups/run-c/planted.txt') | Should -BeFalse
+            InSim { param($p) Test-DcomcTrustedPath -Path $p } @(Join-Path -Path $script:Site -ChildPath 'backups/run-c') | Should -BeTrue
+            InSim { param($p) Test-DcomcTrustedPath -Path $p } @(Join-Path -Path $script:Site -ChildPath 'backups/run-c/planted.txt') | Should -BeFalse
             { InSim { param($p) Get-DcomcOsChildFolder -Path $p } @(Join-Path -Path $script:Site -ChildPath 'none') } | Should -Throw '*does not exist*'
             $empty = InSim { param($p) Get-DcomcOsChildFolder -Path $p } @(Join-Path -Path $script:Site -ChildPath 'backups/Run-a')
             $empty.GetType() | Should -Be ([string[]])
@@ -728,7 +726,7 @@ Describe 'the simulated Windows' {
         }
 
         It 'closes the secure folders to a non-elevated token, but not other folders' {
-            InSim { param($p) Initialize-DcomcOsSecureFolder -Path $p; Write-DcomcOsFile -Path (Join-Path -Path $p -ChildPath 'changes.json') -Text '{}' } @($script:Site)
+            InSim { param($p) Initialize-DcomcSecureFolder -Path $p; Write-DcomcOsFile -Path (Join-Path -Path $p -ChildPath 'changes.json') -Text '{}' } @($script:Site)
             InSim { Set-SimElevated -Elevated $false }
             { InSim { param($p) Read-DcomcOsFile -Path (Join-Path -Path $p -ChildPath 'changes.json') } @($script:Site) } | Should -Throw '*Access to the path*denied*'
             InSim { param($p) Test-DcomcOsPath -Path (Join-Path -Path $p -ChildPath 'changes.json') } @($script:Site) | Should -BeFalse
@@ -736,11 +734,11 @@ Describe 'the simulated Windows' {
             $outside = Join-Path -Path (InSim { $script:SimRoot }) -ChildPath 'report.json'
             InSim { param($p) Write-DcomcOsFile -Path $p -Text '{}' } @($outside)
             InSim { param($p) Test-DcomcOsPath -Path $p } @($outside) | Should -BeTrue
-            { InSim { param($p) Initialize-DcomcOsSecureFolder -Path (Join-Path -Path $p -ChildPath 'new') } @($script:Root) } | Should -Throw '*denied*'
+            { InSim { param($p) Initialize-DcomcSecureFolder -Path (Join-Path -Path $p -ChildPath 'new') } @($script:Root) } | Should -Throw '*denied*'
         }
 
         It 'exports placeholder backups, with the warnings a test asks for, and warns for a missing folder' {
-            InSim { param($p) Initialize-DcomcOsSecureFolder -Path $p } @($script:Site)
+            InSim { param($p) Initialize-DcomcSecureFolder -Path $p } @($script:Site)
             $warnings = InSim { param($p) Export-DcomcOsSystemBackup -Folder $p } @($script:Site)
             $warnings.GetType() | Should -Be ([object[]])
             $warnings.Count | Should -Be 0
@@ -885,7 +883,7 @@ Describe 'the simulated Windows' {
                 Remove-DcomcOsLocalUser -Name 'tmp'
                 $null = Get-DcomcOsUtcNow
                 $root = Get-DcomcOsDataRoot
-                Initialize-DcomcOsSecureFolder -Path $root
+                Initialize-DcomcSecureFolder -Path $root
                 Write-DcomcOsFile -Path (Join-Path -Path $root -ChildPath 'x.log') -Text 'x'
                 Set-SimElevated -Elevated $false
             }

@@ -58,8 +58,8 @@ $script:SimOperations = @(
     'Get-DcomcOsFirewallRule', 'New-DcomcOsFirewallRule', 'Remove-DcomcOsFirewallRule',
     'Get-DcomcOsFirewallGroup', 'Set-DcomcOsFirewallRuleEnabled',
     'Test-DcomcOsElevated', 'Test-DcomcOsInteractive', 'Read-DcomcOsSecret', 'Read-DcomcOsStdin',
-    'Get-DcomcOsUtcNow', 'Get-DcomcOsDataRoot', 'Test-DcomcOsTrustedPath',
-    'Initialize-DcomcOsSecureFolder', 'Test-DcomcOsPath', 'Get-DcomcOsChildFolder',
+    'Get-DcomcOsUtcNow', 'Get-DcomcOsDataRoot', 'Test-DcomcOsTrustedItem',
+    'New-DcomcOsSecureFolder', 'Test-DcomcOsPath', 'Get-DcomcOsChildFolder',
     'Write-DcomcOsFile', 'Read-DcomcOsFile', 'Copy-DcomcOsFile', 'Rename-DcomcOsFolder',
     'Export-DcomcOsSystemBackup'
 )
@@ -1733,7 +1733,7 @@ function Get-DcomcOsUtcNow {
 
 # --- dcomc's folder under %ProgramData%: real files, simulated ACLs -----------------------------------
 # <SimRoot>/ProgramData is a real folder. ACLs are simulated: folders created by
-# Initialize-DcomcOsSecureFolder are "secure" (SYSTEM and Administrators only; a file created in
+# New-DcomcOsSecureFolder are "secure" (SYSTEM and Administrators only; a file created in
 # one inherits that); Add-SimPlantedItem creates items as a standard user could (ProgramData's
 # default ACL lets users create folders and files), which are untrusted. ReplaceFile keeps the
 # replaced file's ACL ("ReplaceFileW"), and a moved folder keeps its own.
@@ -1822,63 +1822,41 @@ function Get-SimDataRoot {
     return Join-Path -Path $script:SimRoot -ChildPath (Join-Path -Path 'ProgramData' -ChildPath 'dcomc')
 }
 
-function Test-DcomcOsTrustedPath {
-    <# The item and every folder above it up to dcomc's root are trusted (the real function's
-       walk, with simulated ACLs). #>
+function Test-DcomcOsTrustedItem {
+    <# One item: exists, is no link, and was not created by a standard user (simulated ACLs;
+       the engine walks the folders above it). #>
     param([Parameter(Mandatory = $true)] [string] $Path)
-    Invoke-SimGate -Operation 'Test-DcomcOsTrustedPath'
-    $root = Get-SimDataRoot
-    $current = Get-SimFullPath -Path $Path
-    Assert-SimFileAccess -FullPath $current
-    while ($current.Length -ge $root.Length) {
-        if (-not (Test-SimTrustedItem -FullPath $current)) {
-            return $false
-        }
-        $current = Split-Path -Path $current -Parent
-    }
-    return $true
+    Invoke-SimGate -Operation 'Test-DcomcOsTrustedItem'
+    $full = Get-SimFullPath -Path $Path
+    Assert-SimFileAccess -FullPath $full
+    return (Test-SimTrustedItem -FullPath $full)
 }
 
-function Initialize-DcomcOsSecureFolder {
-    <# Creates a folder under dcomc's root, and the missing folders above it, each secure. A
-       folder that exists and is not trusted is refused, not repaired (the real message). Setting
-       the owner to Administrators needs an administrator token. #>
+function New-DcomcOsSecureFolder {
+    <# One folder under dcomc's root whose parent exists, created secure (its ACL is set with
+       the creation: it is trusted at once). Setting the owner to Administrators needs an
+       administrator token. #>
     param([Parameter(Mandatory = $true)] [string] $Path)
-    Invoke-SimGate -Operation 'Initialize-DcomcOsSecureFolder'
+    Invoke-SimGate -Operation 'New-DcomcOsSecureFolder'
     $root = Get-SimDataRoot
     $full = Get-SimFullPath -Path $Path
     $separator = [IO.Path]::DirectorySeparatorChar
     if ($full -ne $root -and -not $full.StartsWith($root + $separator)) {
         throw ('sim: {0} is not under dcomc''s root {1}' -f $full, $root)
     }
-    $missing = @()
-    $current = $full
-    while ($current.Length -ge $root.Length -and -not (Test-SimItemExists -Path $current)) {
-        $missing = @($current) + $missing
-        $current = Split-Path -Path $current -Parent
+    if (Test-SimItemExists -Path $full) {
+        throw ('sim: {0} exists already' -f $full)
     }
-    if ($current.Length -ge $root.Length) {
-        Assert-SimFileAccess -FullPath $current
-        $trusted = $true
-        $walk = $current
-        while ($walk.Length -ge $root.Length) {
-            if (-not (Test-SimTrustedItem -FullPath $walk)) {
-                $trusted = $false
-            }
-            $walk = Split-Path -Path $walk -Parent
-        }
-        if (-not $trusted) {
-            throw ('{0} can be changed by users other than SYSTEM and Administrators; dcomc does not use it. Remove or secure it, then run again.' -f $current)
-        }
+    $parent = Split-Path -Path $full -Parent
+    if ($full -ne $root -and -not (Test-SimItemExists -Path $parent)) {
+        throw ('sim: the parent of {0} does not exist' -f $full)
     }
-    if ($missing.Count -gt 0 -and -not $script:Sim.Elevated) {
+    if (-not $script:Sim.Elevated) {
         throw [System.UnauthorizedAccessException]::new('Attempted to perform an unauthorized operation.')
     }
-    foreach ($folder in $missing) {
-        $null = [IO.Directory]::CreateDirectory($folder)
-        [void] $script:Sim.SecureFolders.Add($folder)
-        [void] $script:Sim.Untrusted.Remove($folder)
-    }
+    $null = [IO.Directory]::CreateDirectory($full)
+    [void] $script:Sim.SecureFolders.Add($full)
+    [void] $script:Sim.Untrusted.Remove($full)
 }
 
 function Test-DcomcOsPath {
@@ -2011,7 +1989,6 @@ function Get-DcomcOsServiceObject { throw 'sim: Get-DcomcOsServiceObject is inte
 function Get-DcomcOsMemberPath { throw 'sim: Get-DcomcOsMemberPath is internal to 10-System.ps1' }
 function New-DcomcOsFolderSecurity { throw 'sim: New-DcomcOsFolderSecurity is internal to 10-System.ps1' }
 function Set-DcomcOsUserRightHolder { throw 'sim: Set-DcomcOsUserRightHolder is internal to 10-System.ps1' }
-function Test-DcomcOsTrustedItem { throw 'sim: Test-DcomcOsTrustedItem is internal to 10-System.ps1' }
 
 # --- a fresh Windows 10 PC ---------------------------------------------------------------------------
 

@@ -548,7 +548,7 @@ function New-DcomcOsFolderSecurity {
 
 function Test-DcomcOsTrustedItem {
     <# An existing file or folder that is no link, owned by SYSTEM or Administrators, and that
-       no one else may change. #>
+       no one else may change (the engine walks the folders above it). #>
     param([Parameter(Mandatory = $true)] [string] $Path)
     $item = Get-Item -LiteralPath $Path -Force -ErrorAction SilentlyContinue
     if ($null -eq $item -or ($item.Attributes -band [IO.FileAttributes]::ReparsePoint)) {
@@ -567,38 +567,11 @@ function Test-DcomcOsTrustedItem {
     return $true
 }
 
-function Test-DcomcOsTrustedPath {
-    <# The item and every folder above it up to dcomc's root are trusted. #>
+function New-DcomcOsSecureFolder {
+    <# Creates one folder (its parent exists) with the protected ACL: SYSTEM and Administrators
+       full control, nothing inherited from ProgramData, set atomically with the creation. #>
     param([Parameter(Mandatory = $true)] [string] $Path)
-    $root = Get-DcomcOsDataRoot
-    $current = $Path
-    while ($current.Length -ge $root.Length) {
-        if (-not (Test-DcomcOsTrustedItem -Path $current)) {
-            return $false
-        }
-        $current = Split-Path -Path $current -Parent
-    }
-    return $true
-}
-
-function Initialize-DcomcOsSecureFolder {
-    <# Creates a folder under dcomc's root, and the missing folders above it, each with the
-       protected ACL (SYSTEM and Administrators: full control; no inheritance from
-       ProgramData). A folder that exists and is not trusted is refused, not repaired. #>
-    param([Parameter(Mandatory = $true)] [string] $Path)
-    $root = Get-DcomcOsDataRoot
-    $missing = @()
-    $current = $Path
-    while ($current.Length -ge $root.Length -and -not (Test-Path -LiteralPath $current)) {
-        $missing = @($current) + $missing
-        $current = Split-Path -Path $current -Parent
-    }
-    if ($current.Length -ge $root.Length -and -not (Test-DcomcOsTrustedPath -Path $current)) {
-        throw ('{0} can be changed by users other than SYSTEM and Administrators; dcomc does not use it. Remove or secure it, then run again.' -f $current)
-    }
-    foreach ($folder in $missing) {
-        $null = [IO.Directory]::CreateDirectory($folder, (New-DcomcOsFolderSecurity))
-    }
+    $null = [IO.Directory]::CreateDirectory($Path, (New-DcomcOsFolderSecurity))
 }
 
 function Test-DcomcOsPath {

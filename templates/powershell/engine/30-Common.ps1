@@ -231,6 +231,46 @@ function Read-DcomcStdinPassword {
     }
 }
 
+# --- dcomc's folder under %ProgramData%: trusted only when SYSTEM and Administrators alone can
+# change it. The default ACL of ProgramData lets every user create folders and files below it;
+# a backup that Rollback replays as SYSTEM must not be one of those.
+
+function Test-DcomcTrustedPath {
+    <# The item and every folder above it up to dcomc's root are trusted. #>
+    param([Parameter(Mandatory = $true)] [string] $Path)
+    $root = Get-DcomcOsDataRoot
+    $current = $Path
+    while ($current.Length -ge $root.Length) {
+        if (-not (Test-DcomcOsTrustedItem -Path $current)) {
+            return $false
+        }
+        $current = Split-Path -Path $current -Parent
+    }
+    return $true
+}
+
+function Initialize-DcomcSecureFolder {
+    <# A folder under dcomc's root, with the missing folders above it, each created with the
+       protected ACL. A folder that exists and is not trusted is refused, not repaired. #>
+    param([Parameter(Mandatory = $true)] [string] $Path)
+    $root = Get-DcomcOsDataRoot
+    if ($Path -ne $root -and -not $Path.StartsWith($root + [IO.Path]::DirectorySeparatorChar, [StringComparison]::OrdinalIgnoreCase)) {
+        throw ('{0} is not under dcomc''s folder {1}' -f $Path, $root)
+    }
+    $missing = @()
+    $current = $Path
+    while ($current.Length -ge $root.Length -and -not (Test-DcomcOsPath -Path $current)) {
+        $missing = @($current) + $missing
+        $current = Split-Path -Path $current -Parent
+    }
+    if ($current.Length -ge $root.Length -and -not (Test-DcomcTrustedPath -Path $current)) {
+        throw ('{0} can be changed by users other than SYSTEM and Administrators; dcomc does not use it. Remove or secure it, then run again.' -f $current)
+    }
+    foreach ($folder in $missing) {
+        New-DcomcOsSecureFolder -Path $folder
+    }
+}
+
 # --- the data file: literals only, read from the syntax tree -----------------------------------
 # Import-PowerShellDataFile refuses files of more than 5,000 syntax-tree nodes in Windows
 # PowerShell 5.1 (-SkipLimitCheck exists only in 7.2+), about 190 resources: a host with many

@@ -131,7 +131,7 @@ function New-DcomcBackupFolder {
             $folder = Join-Path -Path $root -ChildPath ('{0}-{1}' -f $stamp, $n)
         }
     }
-    Initialize-DcomcOsSecureFolder -Path $folder
+    Initialize-DcomcSecureFolder -Path $folder
     return $folder
 }
 
@@ -143,7 +143,7 @@ function Read-DcomcBackup {
     if (-not (Test-DcomcOsPath -Path $file)) {
         return $null
     }
-    if (-not (Test-DcomcOsTrustedPath -Path $file)) {
+    if (-not (Test-DcomcTrustedPath -Path $file)) {
         throw ('The backup {0} can be changed by users other than SYSTEM and Administrators; it is not used' -f $Folder)
     }
     $saved = ConvertFrom-Json -InputObject (Read-DcomcOsFile -Path $file)
@@ -181,7 +181,7 @@ function Copy-DcomcEngine {
        again from there after the MSI's uninstall removed the installed copy. #>
     param([Parameter(Mandatory = $true)] [string] $Folder, [Parameter(Mandatory = $true)] [string] $DataFile)
     $target = Join-Path -Path $Folder -ChildPath 'engine'
-    Initialize-DcomcOsSecureFolder -Path $target
+    Initialize-DcomcSecureFolder -Path $target
     foreach ($file in @((Join-Path -Path $script:ModuleFolder -ChildPath 'DcomConfig.psm1'), (Join-Path -Path $script:ModuleFolder -ChildPath 'Invoke-DcomConfig.ps1'), $DataFile)) {
         if (Test-DcomcOsPath -Path $file) {
             Copy-DcomcOsFile -Source $file -Destination (Join-Path -Path $target -ChildPath (Split-Path -Path $file -Leaf))
@@ -415,7 +415,7 @@ function Start-DcomcLog {
         return
     }
     $logs = Get-DcomcSiteFolder -Data $Data -Name 'logs'
-    Initialize-DcomcOsSecureFolder -Path $logs
+    Initialize-DcomcSecureFolder -Path $logs
     $stamp = (Get-DcomcOsUtcNow).ToString('yyyyMMdd-HHmmss-fff', [Globalization.CultureInfo]::InvariantCulture)
     $script:LogFile = Join-Path -Path $logs -ChildPath ('{0}-{1}.log' -f $stamp, $Mode)
 }
