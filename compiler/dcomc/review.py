@@ -181,16 +181,38 @@ def _diagram(plan: SitePlan) -> dict[str, Any]:
 
 # --- rendering ---------------------------------------------------------------------------------
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#!])")
-_MD_ANY = re.compile(r"[\\`*_{}\[\]<>|#!\r\n]")
+# Every character that can start markup anywhere in a line: emphasis, code, links and images,
+# HTML and autolinks, tables, headings, strikethrough and fences (`~`), entities (`&rlm;`).
+# CommonMark reads a backslash before any ASCII punctuation as that character, so each is
+# written escaped.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#!~&])")
+# Bare URLs and addresses that GFM turns into links: `scheme://`, `www.` and `name@domain`
+# (not `@FirewallAPI.dll`, which has no name before the `@`).
+_MD_AUTOLINK = re.compile(r"(?i)(?<=:)(?=//)|(?<=\bwww)(?=\.)|(?<=[\w.+-])(?=@)")
+# What opens a block when the value starts a line (the description, a list item): a list
+# marker (`- `, `+ `, `1. `, `1) `), a thematic break or setext underline (`---`, `===`).
+_MD_LINE_START = re.compile(r"[-+=](?=[-+= ]|$)|\d{1,9}(?=[.)](?: |$))")
+_MD_ANY = re.compile(r"[\\`*_{}\[\]<>|#!~&@\r\n]|://|(?i:www\.)|^[-+= \d]")
 
 
 def md_escape(value: Any) -> str:
-    """Markdown-safe text: every special character escaped, line breaks flattened."""
+    """Markdown-safe text: no value can open a block, a fence, an entity, a link or a table
+    cell wherever the template puts it. Every special character is escaped, bare URLs are
+    broken (`http\\://`, `www\\.`), a list marker or rule at the start is escaped, a leading
+    space (which could make an indented code block) is written `&#32;`, and line breaks are
+    flattened."""
     text = "" if value is None else str(value)
     if _MD_ANY.search(text) is None:  # most values: one scan, nothing to change
         return text
-    return _MD_SPECIAL.sub(r"\\\1", text).replace("\r", " ").replace("\n", " ")
+    text = _MD_SPECIAL.sub(r"\\\1", text).replace("\r", " ").replace("\n", " ")
+    text = _MD_AUTOLINK.sub("\\\\", text)
+    start = _MD_LINE_START.match(text)
+    if start is not None:
+        end = start.end()
+        text = "\\" + text if text[0] in "-+=" else f"{text[:end]}\\{text[end:]}"
+    if text.startswith(" "):
+        text = "&#32;" + text[1:]
+    return text
 
 
 class _Env(Environment):

@@ -7,9 +7,12 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jinja2 import Environment, FileSystemLoader
 from lxml import etree
 
@@ -17,7 +20,7 @@ from dcomc import bundle, review
 from dcomc.model import FirewallRule, FirewallRuleGroup
 from dcomc.pipeline import Compiled, compile_file
 from dcomc.review import md_escape
-from dcomc_targets import Options
+from dcomc_targets import EmitContext, Options
 from tools import require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,3 +156,77 @@ def test_a_damaged_or_unwritable_template_cache_never_fails_a_render(
     monkeypatch.setattr("tempfile.NamedTemporaryFile", full)
     assert render() == "<1><2>"
     assert list(store.iterdir()) == []
+
+
+# --- hostile values cannot reshape REVIEW.md (issue 17) ----------------------------------------
+
+HOSTILE_MD = [
+    "~~~", "```", "~~~ rest", "&rlm;", "&#x202E;x&amp;", "    indented code", " - item", "- item",
+    "+ item", "* item", "1. one", "2) two", "---", "===", "***", "> quote", "# heading",
+    "<b>bold</b>", "<!-- c -->", "[a](http://evil.example)", "![i](x.png)", "[x]: /url",
+    "http://evil.example/x", "https://evil.example", "www.evil.example", "opc@evil.example",
+    "| a | b |", "a\\", "\\*x\\*", "`code`", "**b** _i_ ~~s~~", "<http://x.example>",
+]
+
+
+@pytest.fixture(scope="module")
+def plant7_view() -> Any:
+    md = pytest.importorskip("markdown_it")
+    compiled = compile_file(ROOT / "examples" / "plant7-workgroup.yaml")
+    ctx = EmitContext(compiled.plan, Options(), "site.yaml", compiled.sha256)
+    view = review.build_view(compiled.plan, ctx, compiled.findings, {})
+    parser = md.MarkdownIt("commonmark").enable("table").enable("strikethrough")
+    return view, parser
+
+
+def _shape(parser: Any, text: str) -> tuple[list[str], list[str]]:
+    """The block and inline token types of a Markdown text, and its plain text pieces."""
+    kinds: list[str] = []
+    texts: list[str] = []
+    for token in parser.parse(text):
+        kinds.append(token.type)
+        for child in token.children or []:
+            kinds.append(child.type)
+            if child.type == "text":
+                texts.append(child.content)
+    return kinds, texts
+
+
+@pytest.mark.parametrize("value", HOSTILE_MD)
+def test_no_value_reshapes_the_markdown(plant7_view: Any, value: str) -> None:
+    view, parser = plant7_view
+    placed = copy.deepcopy(view)
+    base = copy.deepcopy(view)
+    base["description"] = "plain"
+    placed["description"] = value  # the first line of a paragraph
+    placed["hosts"][0].manual.append(value)  # a list item
+    base["hosts"][0].manual.append("plain")
+    placed["hosts"][0].openings[0]["remote"] = value  # a table cell
+    base["hosts"][0].openings[0]["remote"] = "plain"
+    md_text = review.render(placed)["REVIEW.md"].decode()
+    kinds, texts = _shape(parser, md_text)
+    base_kinds, _ = _shape(parser, review.render(base)["REVIEW.md"].decode())
+    assert [k for k in kinds if k != "text"] == [k for k in base_kinds if k != "text"]
+    assert sum(t.count(value) for t in texts) >= 3 or value.startswith(" "), texts[:3]
+
+
+@given(st.text(st.sampled_from("~`&;#<>[]()!*_-+=|\\:/.@ 1aw"), min_size=1, max_size=12))
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_no_punctuation_reshapes_the_description(plant7_view: Any, value: str) -> None:
+    view, parser = plant7_view
+    placed = copy.copy(view)
+    placed["description"] = value
+    kinds, texts = _shape(parser, review.render(placed)["REVIEW.md"].decode())
+    base = copy.copy(view)
+    base["description"] = "plain"
+    base_kinds, _ = _shape(parser, review.render(base)["REVIEW.md"].decode())
+    assert [k for k in kinds if k != "text"] == [k for k in base_kinds if k != "text"]
+
+
+def test_md_escape_breaks_bare_links_and_line_start_markers() -> None:
+    assert md_escape("see http://x.example, www.y.example, a@b.example &rlm;") == (
+        "see http:\\//x.example, www\\.y.example, a\\@b.example \\&rlm;")
+    assert md_escape("- x") == "\\- x" and md_escape("12) x") == "12\\) x"
+    assert md_escape("10.7.3.10") == "10.7.3.10" and md_escape("-x") == "-x"
+    assert md_escape("  two") == "&#32; two"
