@@ -217,7 +217,7 @@ def test_no_punctuation_reshapes_the_description(plant7_view: Any, value: str) -
     view, parser = plant7_view
     placed = copy.copy(view)
     placed["description"] = value
-    kinds, texts = _shape(parser, review.render(placed)["REVIEW.md"].decode())
+    kinds, _texts = _shape(parser, review.render(placed)["REVIEW.md"].decode())
     base = copy.copy(view)
     base["description"] = "plain"
     base_kinds, _ = _shape(parser, review.render(base)["REVIEW.md"].decode())
