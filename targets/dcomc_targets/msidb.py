@@ -13,8 +13,14 @@ changed bytes are written (olefile would do, but its full parse costs four times
 tests check every stream against olefile's reading and the result against msibuild's on every
 example (the same streams, byte for byte), so both stay the reference.
 
+Besides, the 64-bit script bit of other actions' types (2-byte cells as well), and one swap of
+two Property values (two string references: wixl writes SecureCustomProperties itself, and the
+list wanted arrives as the value of a donor property; the string pool is unchanged, every
+string keeps its one reference).
+
 Anything unexpected — a missing row, another type than wixl writes, a property of another
-type or size — raises MsiPatchError instead of guessing: a wrong MSI must not be shipped.
+type or size, a property value not the one expected — raises MsiPatchError instead of
+guessing: a wrong MSI must not be shipped.
 
 Formats (Windows Installer database in an OLE compound file, as libmsi and Windows read it):
 - table `T` is the stream named "!T", its name compressed two characters per code unit;
@@ -33,6 +39,8 @@ from __future__ import annotations
 import struct
 import time
 from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from itertools import accumulate
 from pathlib import Path
@@ -67,14 +75,40 @@ def stream_name(table: str, is_table: bool = True) -> str:
     return "".join(out)
 
 
+@dataclass(frozen=True, slots=True)
+class ActionType:
+    """Set `action`'s type to `new` (it must be one of `old`, or already `new`)."""
+
+    action: str
+    old: frozenset[int]
+    new: int
+
+
+@dataclass(frozen=True, slots=True)
+class PropertySwap:
+    """Give property `name` the value `new`, which the property `donor` holds, and `donor`
+    the value `old`, which `name` holds (or nothing, if `name` holds `new` and `donor` `old`
+    already); anything else is refused."""
+
+    name: str
+    donor: str
+    old: str
+    new: str
+
+
 def patch(msi: Path, action: str, old_types: frozenset[int], new_type: int,
-          package_code: str, cabinet: str, epoch: int) -> bytes:
+          package_code: str, cabinet: str, epoch: int, *,
+          types: Sequence[ActionType] = (), swaps: Sequence[PropertySwap] = ()) -> bytes:
     """Set `action`'s type to `new_type` (it must be one of `old_types` or already `new_type`),
-    the SummaryInformation PackageCode and both dates, and the times of the files in `cabinet`
-    to `epoch`; in place: only the changed pieces are written back. Returns the file's bytes."""
+    and those of `types`, swap the property values of `swaps`, set the SummaryInformation
+    PackageCode and both dates, and the times of the files in `cabinet` to `epoch`; in place:
+    only the changed pieces are written back. Returns the file's bytes."""
     with msi.open("r+b") as file:
         cfb = Compound(file.read())
-        _set_action_type(cfb, action, old_types, new_type)
+        for fix in (ActionType(action, old_types, new_type), *types):
+            _set_action_type(cfb, fix.action, fix.old, fix.new)
+        for swap in swaps:
+            _swap_property_values(cfb, swap)
         _set_summary(cfb, package_code, epoch)
         _set_cabinet_times(cfb, cabinet, epoch)
         for at, n in cfb.written:
@@ -231,6 +265,41 @@ def _set_action_type(cfb: Compound, action: str, old_types: frozenset[int],
                             f"{sorted(old_types | {new_type})}: wixl changed, review the patch")
     cell = (new_type + 0x8000).to_bytes(2, "little")
     cfb.write(name, data[:at] + cell + data[at + 2:])
+
+
+# --- Property values ---------------------------------------------------------------------------
+
+
+def _swap_property_values(cfb: Compound, swap: PropertySwap) -> None:
+    strings, ref = _string_pool(cfb)
+    columns = _columns(cfb, strings, ref, "Property")
+    widths = [_width(kind, ref) for _, kind in columns]
+    name = stream_name("Property")
+    data = cfb.read(name)
+    rows, rest = divmod(len(data), sum(widths))
+    names = [c for c, _ in columns]
+    if rest or names != [b"Property", b"Value"] or widths != [ref, ref]:
+        raise MsiPatchError(f"Property table has an unexpected layout: {names}")
+    keys = _cells(data, 0, ref, rows)
+    cells: list[int] = []
+    for key in (swap.name, swap.donor):
+        wanted = strings.id_of(key.encode())
+        found = [row for row, sid in enumerate(keys) if sid == wanted]
+        if len(found) != 1:
+            raise MsiPatchError(f"Property {key!r}: {len(found)} rows, expected 1")
+        cells.append(rows * ref + found[0] * ref)
+    values = [int.from_bytes(data[at:at + ref], "little") for at in cells]
+    texts = [strings.text(v).decode("utf-8", "replace") for v in values]
+    if texts == [swap.new, swap.old]:
+        return  # done already
+    if texts != [swap.old, swap.new]:
+        raise MsiPatchError(f"Property {swap.name!r} = {texts[0]!r} and {swap.donor!r} = "
+                            f"{texts[1]!r}; expected {swap.old!r} and {swap.new!r}: wixl "
+                            "changed, review the patch")
+    out = bytearray(data)
+    for at, sid in zip(cells, reversed(values), strict=True):
+        out[at:at + ref] = sid.to_bytes(ref, "little")
+    cfb.write(name, bytes(out))
 
 
 class _Pool:
