@@ -6,25 +6,39 @@
   `[ProgramFiles64Folder]dcomc\\<site>\\`.
 - `wix/<HOST>.wxs` — the Product: install runs Apply as a deferred, no-impersonate custom
   action; a rollback action runs Rollback; uninstall runs Rollback from the backup install
-  took (named `msi`, accumulated over upgrades); a major upgrade re-applies. Launch conditions:
-  administrator, Windows 7 / Server 2008 R2 or later, and every password the host needs.
+  took (named `msi`, accumulated over upgrades) and never blocks the uninstall (its failure is
+  logged; the engine keeps the backup for a retry); a major upgrade re-applies. Launch
+  conditions: administrator, 64-bit Windows 8 / Server 2012 or later with Windows PowerShell
+  5.1, the computer the package is for, and every password the host needs.
 
 Passwords (route, see README): public properties `DCOMC_PASSWORD_<n>` (accounts listed in
-`DCOMC_ACCOUNT_<n>`), given at install time (msiexec UI or command line, or a transform).
-They never enter the MSI file. `MsiHiddenProperties` hides them and the custom action data
-that carries them from the MSI log. A JScript deferred action (`dcomc-apply.js`) starts
-PowerShell WITHOUT them on its command line and writes them to its standard input. A host
-that needs no password gets a plain EXE custom action instead. An unattended install without
-a needed password stops at the launch condition, before anything changes.
+`DCOMC_ACCOUNT_<n>`; both Secure, so a managed install passes them to the server side), given
+at install time (msiexec UI or command line, or a transform). They never enter the MSI file.
+`MsiHiddenProperties` hides them and the custom action data that carries them from the MSI
+log. Two 64-bit JScript actions (`dcomc-apply.js`) carry them: `Prepare` (immediate) reads
+the properties and sets the deferred action's data, every variable field Base64 of UTF-16LE
+(so TAB separates fields whatever a password holds); `Apply` (deferred) starts PowerShell
+WITHOUT them on its command line and writes `account TAB Base64(UTF-16LE password) LF` lines to
+its standard input. A host that needs no password gets a plain EXE custom action instead. An
+unattended install without a needed password stops at the launch condition, before anything
+changes.
+
+Every value reaches the .wxs through the WiX preprocessor's escape (`quoting.wix_preprocessor`),
+or, if it holds `$(` (which wixl cannot escape), through a `<?define?>`: an account `opcuser$`
+or `$(env.HOME)` arrives in the MSI as written.
 
 wixl 0.101 quirks handled here (wixl-notes): explicit sequence numbers, `Win64="yes"` on
 every component with `-a x64`, relative `Source` paths (wixl runs in the host folder),
-`Impersonate` written on every action; the rollback action's type is patched by msi.py.
+`Impersonate` written on every action. What it cannot write, the .wxs still says (for the
+WiX toolset and the reader) and msi.py patches into the MSI: the rollback action's type, the
+64-bit script bit of the JScript actions and the Secure properties (`wixl_input`: wixl reads a
+copy without the attributes it does not know).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +46,14 @@ from lxml import etree
 
 from dcomc.model import HostPlan, LocalUser, ServiceLogon
 from dcomc_targets.base import Artifact, EmitContext, template_bytes
-from dcomc_targets.quoting import msi_formatted, msi_unformatted
+from dcomc_targets.quoting import (
+    QuoteError,
+    msi_formatted,
+    wix_define,
+    wix_preprocessor,
+    wix_undefine,
+    wix_unpreprocessed,
+)
 
 WIX_NS = "http://schemas.microsoft.com/wix/2006/wi"
 GUID_NAMESPACE = uuid.UUID("5a0c3c9e-6f0b-4a7e-9d55-0dc0c0dc0c02")
@@ -48,12 +69,23 @@ ROLLBACK_TYPE = 3442
 # What wixl 0.101 writes instead (the same without deferred and rollback); the patch refuses
 # any other value, so a changed wixl is noticed instead of patched blindly.
 WIXL_ROLLBACK_TYPES = frozenset({2162})
+# msidbCustomActionType64BitScript: a script action without it runs in the 32-bit script host,
+# where [System64Folder] is redirected to SysWOW64 (32-bit PowerShell). wixl 0.101 has no
+# Win64 on CustomAction: msi.py adds the bit (docs: "64-Bit Custom Actions").
+SCRIPT_64BIT = 0x1000
 SEQUENCE = {  # explicit numbers: wixl misplaces After=/Before= chains
     "SetPowerShellExe": 1001, "DcomcUninstall": 1700, "SetDcomcApply": 6580,
     "DcomcApplyRollback": 6585, "DcomcApply": 6590,
 }  # fmt: skip
 INSTALLING = 'NOT REMOVE~="ALL"'
 UNINSTALLING = 'REMOVE~="ALL" AND NOT UPGRADINGPRODUCTCODE'
+# What wixl 0.101 puts in SecureCustomProperties for a MajorUpgrade (builder.vala); the Secure
+# properties are added to it by msi.py, through the donor property (see `wixl_input`).
+WIXL_SECURE = ("WIX_DOWNGRADE_DETECTED", "WIX_UPGRADE_DETECTED")
+SECURE_DONOR = "DcomcSecureCustomProperties"
+# Windows PowerShell 5.1, read by AppSearch (64-bit view) for the launch condition.
+POWERSHELL_VERSION = "DCOMC_POWERSHELL_VERSION"
+POWERSHELL_KEY = "SOFTWARE\\Microsoft\\PowerShell\\3\\PowerShellEngine"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -65,15 +97,19 @@ class PayloadFile:
 
 @dataclass(frozen=True, slots=True)
 class WixContent:
-    """What the two .wxs files say, in the plan's terms (read back by `parse_wix`)."""
+    """What the two .wxs files say, in the plan's terms (read back by `parse_product`)."""
 
     product_code: str
     upgrade_code: str
     version: str
     accounts: tuple[str, ...]  # DCOMC_ACCOUNT_1.. in order
     actions: tuple[tuple[str, str], ...]  # (custom action id, its command or call)
+    flags: tuple[tuple[str, str], ...]  # (custom action id, Execute/Impersonate/Return/Win64)
     sequence: tuple[tuple[str, int, str], ...]  # (action, number, condition)
     hidden: tuple[str, ...]
+    secure: tuple[str, ...]  # properties marked Secure, in order
+    properties: tuple[tuple[str, str], ...]  # (id, value) of every Property with a value
+    conditions: tuple[tuple[str, str], ...]  # launch conditions: (condition, message)
 
 
 def guid(*parts: str, namespace: uuid.UUID = GUID_NAMESPACE) -> str:
@@ -127,127 +163,270 @@ def _rollback_command(host: HostPlan) -> str:
             f'-DataFile "[{INSTALLDIR}]{msi_formatted(host.name)}.psd1" -BackupName {BACKUP_NAME}')
 
 
-def _apply_data(host: HostPlan, accounts: tuple[str, ...]) -> str:
-    """CustomActionData of the JScript action: TAB-separated, passwords last."""
-    fields = ["[POWERSHELLEXE]", f"[{INSTALLDIR}]Invoke-DcomConfig.ps1",
-              f"[{INSTALLDIR}]{msi_formatted(host.name)}.psd1", BACKUP_NAME]
+def condition_string(value: str) -> str:
+    """A string literal of an MSI condition: in quotes, which it has no escape for."""
+    if '"' in value or any(ord(c) < 0x20 for c in value):
+        raise QuoteError(f"MSI condition: cannot quote {value!r}")
+    return f'"{value}"'
+
+
+def _properties(host: HostPlan) -> list[dict[str, str]]:
+    """The Property elements (attributes in order), but the PowerShell search."""
+    accounts = password_accounts(host)
+    hidden = [f"DCOMC_PASSWORD_{n}" for n in range(1, len(accounts) + 1)]
+    rows = [{"Id": "MsiHiddenProperties", "Value": ";".join([*hidden, "DcomcApply"])}]
     for n, account in enumerate(accounts, 1):
-        fields += [msi_formatted(account), f"[DCOMC_PASSWORD_{n}]"]
-    return "\t".join(fields)
+        # Property values are plain text (not Formatted): the account as it is, which
+        # Prepare reads with Session.Property.
+        rows.append({"Id": f"DCOMC_ACCOUNT_{n}", "Value": account, "Secure": "yes"})
+        rows.append({"Id": f"DCOMC_PASSWORD_{n}", "Secure": "yes"})  # no value: never stored
+    if accounts:  # what Prepare needs besides standard properties and the install folder
+        rows.append({"Id": "DcomcDataFile", "Value": f"{host.name}.psd1"})
+        rows.append({"Id": "DcomcBackupName", "Value": BACKUP_NAME})
+    return rows
+
+
+def _conditions(host: HostPlan, site: str) -> list[tuple[str, str]]:
+    """Launch conditions (condition, message), in order."""
+    # Windows PowerShell: the engine needs 5.1 (Set-StrictMode 3, CIM and NetSecurity cmdlets,
+    # classes of .NET 4.5). Windows Installer does not compare versions in conditions (docs,
+    # "Conditional Statement Syntax": "the installer will not do direct comparisons of the
+    # Version data type in conditional statements"); a string `>=` would be lexical. Windows
+    # PowerShell stopped at 5.1 (PowerShell 6 and later install beside it, under other keys),
+    # so the engine key holds 3.0, 4.0, 5.0.x or 5.1.x, and "starts with 5.1." (`<<`) is exact.
+    # The floor 602 (Windows 8 / Server 2012: VersionNT in "Operating System Property Values")
+    # is where NetSecurity exists and WMF 5.1 installs on servers (2012, 2012 R2; 8.1 is 603);
+    # Windows 7 / 2008 R2 (601) may have 5.1 but not NetSecurity (audit m13).
+    accounts = password_accounts(host)
+    rows = [
+        ("Privileged", "dcomc must be installed by an administrator."),
+        ("VersionNT64 >= 602", "dcomc needs 64-bit Windows 8 / Server 2012 or later."),
+        (f'Installed OR {POWERSHELL_VERSION} << "5.1."',
+         "dcomc needs Windows PowerShell 5.1 (part of Windows 10 and Server 2016 and later; "
+         "Windows Management Framework 5.1 on Server 2012 and 2012 R2 and Windows 8.1)."),
+        (f"Installed OR ComputerName ~= {condition_string(host.name)}",
+         f"This package configures the PC {msi_formatted(host.name)} of the dcomc site "
+         f"{msi_formatted(site)}, not [ComputerName]: install the MSI built for this PC."),
+    ]
+    for n, account in enumerate(accounts, 1):
+        rows.append((f"Installed OR DCOMC_PASSWORD_{n}",
+                     f"Give the password of {msi_formatted(account)} in DCOMC_PASSWORD_{n} "
+                     "(it is never stored)."))
+    return rows
+
+
+def _custom_action_rows(host: HostPlan) -> list[dict[str, str]]:
+    """The CustomAction elements (attributes in order) the Product holds."""
+    rows = [{"Id": "SetPowerShellExe", "Property": "POWERSHELLEXE",
+             "Value": "[System64Folder]WindowsPowerShell\\v1.0\\powershell.exe",
+             "Impersonate": "yes"}]
+    if password_accounts(host):
+        rows += [
+            {"Id": "SetDcomcApply", "BinaryKey": "DcomcApplyJs", "JScriptCall": "Prepare",
+             "Impersonate": "yes", "Return": "check", "Win64": "yes"},
+            {"Id": "DcomcApply", "BinaryKey": "DcomcApplyJs", "JScriptCall": "Apply",
+             "Execute": "deferred", "Impersonate": "no", "Return": "check", "Win64": "yes"},
+        ]
+    else:
+        rows.append({"Id": "DcomcApply", "Property": "POWERSHELLEXE",
+                     "ExeCommand": _apply_command(host), "Execute": "deferred",
+                     "Impersonate": "no", "Return": "check"})
+    rows += [
+        {"Id": "DcomcApplyRollback", "Property": "POWERSHELLEXE",
+         "ExeCommand": _rollback_command(host), "Execute": "rollback", "Impersonate": "no",
+         "Return": "ignore"},
+        # never "check": a failed restore must not make the product impossible to remove
+        # (the engine logs it and keeps the backup for a retry, audit M8)
+        {"Id": "DcomcUninstall", "Property": "POWERSHELLEXE",
+         "ExeCommand": _rollback_command(host), "Execute": "deferred", "Impersonate": "no",
+         "Return": "ignore"},
+    ]
+    return rows
+
+
+_FLAGS = ("Execute", "Impersonate", "Return", "Win64")
+
+
+def _describe(attrs: dict[str, str]) -> tuple[tuple[str, str], tuple[str, str]]:
+    """(id, command or call) and (id, flags) of a CustomAction, from its attributes."""
+    action = attrs.get("Id", "")
+    if attrs.get("JScriptCall"):
+        command = f"JScript {APPLY_JS}:{attrs['JScriptCall']}"
+    else:
+        command = attrs.get("ExeCommand") or attrs.get("Value") or ""
+    flags = " ".join(f"{k}={attrs[k]}" for k in _FLAGS if k in attrs)
+    return (action, command), (action, flags)
 
 
 def expected_actions(host: HostPlan) -> tuple[tuple[str, str], ...]:
-    accounts = password_accounts(host)
-    apply = (("DcomcApply", f"JScript {APPLY_JS}:Apply"),
-             ("SetDcomcApply", _apply_data(host, accounts))) if accounts else (
-             ("DcomcApply", _apply_command(host)),)
-    return (
-        ("SetPowerShellExe", "[System64Folder]WindowsPowerShell\\v1.0\\powershell.exe"),
-        *apply,
-        ("DcomcApplyRollback", _rollback_command(host)),
-        ("DcomcUninstall", _rollback_command(host)),
-    )
+    return tuple(sorted(_describe(row)[0] for row in _custom_action_rows(host)))
 
 
 # --- writer ------------------------------------------------------------------------------------
 
 
-def _e(parent: etree._Element | None, tag: str, **attrs: str) -> etree._Element:
-    if parent is None:
-        return etree.Element(f"{{{WIX_NS}}}{tag}", attrs, nsmap={None: WIX_NS})  # type: ignore[dict-item]
-    return etree.SubElement(parent, f"{{{WIX_NS}}}{tag}", attrs)
+class _Wxs:
+    """One .wxs being written. Every attribute value and text passes through the WiX
+    preprocessor's escape; a value that cannot (it holds `$(`) is kept in a `<?define?>`
+    at the top of the file and referred to as `$(var.DcomcLiteral<n>)`."""
 
+    def __init__(self, comments: list[str]) -> None:
+        self.root = etree.Element(f"{{{WIX_NS}}}Wix", nsmap={None: WIX_NS})  # type: ignore[dict-item]
+        for line in comments:
+            while "--" in line:  # an XML comment cannot hold "--" (a site named "a---b")
+                line = line.replace("--", "- -")
+            self.root.append(etree.Comment(" " + line + " "))
+        self._defines: dict[str, str] = {}  # value -> variable name
 
-def _comments(root: etree._Element, lines: list[str]) -> None:
-    for line in lines:
-        root.append(etree.Comment(" " + line.replace("--", "- -") + " "))
+    def literal(self, value: str) -> str:
+        if "$(" not in value:
+            return wix_preprocessor(value)
+        name = self._defines.get(value)
+        if name is None:
+            name = self._defines[value] = f"DcomcLiteral{len(self._defines) + 1}"
+        return f"$(var.{name})"
+
+    def e(self, parent: etree._Element, tag: str, attrs: dict[str, str] | None = None,
+          text: str | None = None, **more: str) -> etree._Element:
+        values = {**(attrs or {}), **more}
+        element = etree.SubElement(parent, f"{{{WIX_NS}}}{tag}",
+                                   {k: self.literal(v) for k, v in values.items()})
+        if text is not None:
+            element.text = self.literal(text)
+        return element
+
+    def tostring(self) -> bytes:
+        at = sum(1 for child in self.root if isinstance(child, etree._Comment))
+        for offset, (value, name) in enumerate(self._defines.items()):
+            self.root.insert(at + offset, etree.ProcessingInstruction(
+                "define", wix_define(name, value)))
+        return etree.tostring(self.root, xml_declaration=True, encoding="utf-8",
+                              pretty_print=True)
 
 
 def fragment_xml(host: HostPlan, ctx: EmitContext, version: str) -> bytes:
-    root = _e(None, "Wix")
-    _comments(root, [*ctx.header_lines(host, "WiX Fragment: the dcomc payload"),
-                     f'Embed: <ComponentGroupRef Id="{PAYLOAD_GROUP}"/> in your Product; it '
-                     "installs to [ProgramFiles64Folder]dcomc\\<site>\\.",
-                     "If your product defines ProgramFiles64Folder itself, move the Directory "
-                     f"{INSTALLDIR} under your definition."])
-    fragment = _e(root, "Fragment")
-    top = _e(_e(fragment, "DirectoryRef", Id="TARGETDIR"), "Directory",
-             Id="ProgramFiles64Folder", Name="PFiles64")
-    _e(_e(top, "Directory", Id="DcomcRoot", Name="dcomc"), "Directory", Id=INSTALLDIR,
-       Name=ctx.plan.site)
-    files = _e(_e(root, "Fragment"), "DirectoryRef", Id=INSTALLDIR)
-    group = _e(_e(root, "Fragment"), "ComponentGroup", Id=PAYLOAD_GROUP)
+    doc = _Wxs([*ctx.header_lines(host, "WiX Fragment: the dcomc payload"),
+                f'Embed: <ComponentGroupRef Id="{PAYLOAD_GROUP}"/> in your Product; it '
+                "installs to [ProgramFiles64Folder]dcomc\\<site>\\.",
+                "If your product defines ProgramFiles64Folder itself, move the Directory "
+                f"{INSTALLDIR} under your definition."])
+    fragment = doc.e(doc.root, "Fragment")
+    top = doc.e(doc.e(fragment, "DirectoryRef", Id="TARGETDIR"), "Directory",
+                Id="ProgramFiles64Folder", Name="PFiles64")
+    doc.e(doc.e(top, "Directory", Id="DcomcRoot", Name="dcomc"), "Directory", Id=INSTALLDIR,
+          Name=ctx.plan.site)
+    files = doc.e(doc.e(doc.root, "Fragment"), "DirectoryRef", Id=INSTALLDIR)
+    group = doc.e(doc.e(doc.root, "Fragment"), "ComponentGroup", Id=PAYLOAD_GROUP)
     for f in payload_files(host.name):
-        comp = _e(files, "Component", Id=f"{f.id}C", Win64="yes",
-                  Guid=guid("component", *windows_names(ctx.plan.site, host.name), version, f.id))
-        _e(comp, "File", Id=f.id, Name=f.name, Source=f.source, KeyPath="yes")
-        _e(group, "ComponentRef", Id=f"{f.id}C")
-    return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
+        comp = doc.e(files, "Component", Id=f"{f.id}C", Win64="yes",
+                     Guid=guid("component", *windows_names(ctx.plan.site, host.name), version,
+                               f.id))
+        doc.e(comp, "File", Id=f.id, Name=f.name, Source=f.source, KeyPath="yes")
+        doc.e(group, "ComponentRef", Id=f"{f.id}C")
+    return doc.tostring()
 
 
 def product_xml(host: HostPlan, ctx: EmitContext, version: str) -> bytes:
     codes = product_codes(ctx.plan.site, host.name, version, ctx.spec_sha256)
-    root = _e(None, "Wix")
-    _comments(root, [*ctx.header_lines(host, "WiX Product (build with wixl -a x64)"),
-                     "Passwords: DCOMC_PASSWORD_<n> for the account in DCOMC_ACCOUNT_<n>; "
-                     "never stored in the MSI, hidden from its log, never on a command line."])
-    product = _e(root, "Product", Id=codes["product"], Name=f"dcomc {ctx.plan.site} {host.name}",
-                 Language="1033", Version=version, Manufacturer="dcomc",
-                 UpgradeCode=codes["upgrade"])
-    _e(product, "Package", InstallerVersion="500", Compressed="yes", InstallScope="perMachine",
-       Description=f"Secure OPC DCOM configuration of {host.name}")
-    _e(product, "Media", Id="1", Cabinet=CABINET, EmbedCab="yes")
-    _e(product, "MajorUpgrade", DowngradeErrorMessage="A newer dcomc configuration of this "
-       "PC is already installed.")
-    _launch_conditions(product, host)
-    _e(product, "Directory", Id="TARGETDIR", Name="SourceDir")
-    _e(_e(product, "Feature", Id="DcomcMain", Level="1"), "ComponentGroupRef", Id=PAYLOAD_GROUP)
-    _custom_actions(product, host)
-    return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
+    doc = _Wxs([*ctx.header_lines(host, "WiX Product (build with wixl -a x64)"),
+                "Passwords: DCOMC_PASSWORD_<n> for the account in DCOMC_ACCOUNT_<n>; "
+                "never stored in the MSI, hidden from its log, never on a command line."])
+    product = doc.e(doc.root, "Product", Id=codes["product"],
+                    Name=f"dcomc {ctx.plan.site} {host.name}", Language="1033",
+                    Version=version, Manufacturer="dcomc", UpgradeCode=codes["upgrade"])
+    doc.e(product, "Package", InstallerVersion="500", Compressed="yes",
+          InstallScope="perMachine", Description=f"Secure OPC DCOM configuration of {host.name}")
+    doc.e(product, "Media", Id="1", Cabinet=CABINET, EmbedCab="yes")
+    doc.e(product, "MajorUpgrade", DowngradeErrorMessage="A newer dcomc configuration of this "
+          "PC is already installed.")
+    for row in _properties(host):
+        doc.e(product, "Property", row)
+    doc.e(doc.e(product, "Property", Id=POWERSHELL_VERSION), "RegistrySearch",
+          Id="DcomcPowerShellVersion", Root="HKLM", Key=POWERSHELL_KEY,
+          Name="PowerShellVersion", Type="raw", Win64="yes")
+    for condition, message in _conditions(host, ctx.plan.site):
+        doc.e(product, "Condition", text=condition, Message=message)
+    doc.e(product, "Directory", Id="TARGETDIR", Name="SourceDir")
+    doc.e(doc.e(product, "Feature", Id="DcomcMain", Level="1"), "ComponentGroupRef",
+          Id=PAYLOAD_GROUP)
+    _custom_actions(doc, product, host)
+    return doc.tostring()
 
 
-def _launch_conditions(product: etree._Element, host: HostPlan) -> None:
+def _custom_actions(doc: _Wxs, product: etree._Element, host: HostPlan) -> None:
     accounts = password_accounts(host)
-    hidden = [f"DCOMC_PASSWORD_{n}" for n in range(1, len(accounts) + 1)]
-    _e(product, "Property", Id="MsiHiddenProperties", Value=";".join([*hidden, "DcomcApply"]))
-    for n, account in enumerate(accounts, 1):
-        _e(product, "Property", Id=f"DCOMC_ACCOUNT_{n}", Value=msi_formatted(account))
-    _e(product, "Condition", Message="dcomc must be installed by an administrator."
-       ).text = "Privileged"
-    _e(product, "Condition", Message="dcomc needs 64-bit Windows 7 / Server 2008 R2 or later."
-       ).text = "VersionNT64 >= 601"
-    for n, account in enumerate(accounts, 1):
-        _e(product, "Condition", Message=f"Give the password of {msi_formatted(account)} in "
-           f"DCOMC_PASSWORD_{n} (it is never stored).").text = f"Installed OR DCOMC_PASSWORD_{n}"
-
-
-def _custom_actions(product: etree._Element, host: HostPlan) -> None:
-    accounts = password_accounts(host)
-    _e(product, "CustomAction", Id="SetPowerShellExe", Property="POWERSHELLEXE",
-       Value="[System64Folder]WindowsPowerShell\\v1.0\\powershell.exe", Impersonate="yes")
-    sequence = [("SetPowerShellExe", "")]
+    rows = _custom_action_rows(host)
+    doc.e(product, "CustomAction", rows[0])
     if accounts:
-        _e(product, "Binary", Id="DcomcApplyJs", SourceFile=f"wix/{APPLY_JS}")
-        _e(product, "CustomAction", Id="SetDcomcApply", Property="DcomcApply",
-           Value=_apply_data(host, accounts), Impersonate="yes")
-        _e(product, "CustomAction", Id="DcomcApply", BinaryKey="DcomcApplyJs",
-           JScriptCall="Apply", Execute="deferred", Impersonate="no", Return="check")
-        sequence.append(("SetDcomcApply", INSTALLING))
-    else:
-        _e(product, "CustomAction", Id="DcomcApply", Property="POWERSHELLEXE",
-           ExeCommand=_apply_command(host), Execute="deferred", Impersonate="no",
-           Return="check")
-    _e(product, "CustomAction", Id="DcomcApplyRollback", Property="POWERSHELLEXE",
-       ExeCommand=_rollback_command(host), Execute="rollback", Impersonate="no", Return="ignore")
-    _e(product, "CustomAction", Id="DcomcUninstall", Property="POWERSHELLEXE",
-       ExeCommand=_rollback_command(host), Execute="deferred", Impersonate="no", Return="check")
-    sequence += [("DcomcApplyRollback", INSTALLING), ("DcomcApply", INSTALLING),
-                 ("DcomcUninstall", UNINSTALLING)]
-    table = _e(product, "InstallExecuteSequence")
-    for action, condition in sorted(sequence, key=lambda item: SEQUENCE[item[0]]):
-        custom = _e(table, "Custom", Action=action, Sequence=str(SEQUENCE[action]))
-        if condition:
-            custom.text = condition
+        doc.e(product, "Binary", Id="DcomcApplyJs", SourceFile=f"wix/{APPLY_JS}")
+    for row in rows[1:]:
+        doc.e(product, "CustomAction", row)
+    table = doc.e(product, "InstallExecuteSequence")
+    for action, number, condition in _sequence(host):
+        doc.e(table, "Custom", text=condition or None, Action=action, Sequence=str(number))
+
+
+def _sequence(host: HostPlan) -> list[tuple[str, int, str]]:
+    present = {row["Id"] for row in _custom_action_rows(host)}
+    conditions = {"SetPowerShellExe": "", "DcomcUninstall": UNINSTALLING}
+    return [(a, SEQUENCE[a], conditions.get(a, INSTALLING))
+            for a in sorted(SEQUENCE, key=SEQUENCE.__getitem__) if a in present]
+
+
+# --- what wixl 0.101 cannot read ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WixlInput:
+    """A product .wxs as wixl 0.101 can build it, and what msi.py must patch afterwards.
+
+    wixl knows neither `Win64` on CustomAction nor `Secure` on Property (strict, it aborts on
+    an unknown attribute): its copy goes without them. The 64-bit script bit is then added to
+    each such action's type (`script_types`: the type wixl writes, the type wanted). A Secure
+    property must be listed in SecureCustomProperties, which wixl writes itself (for the
+    MajorUpgrade) and refuses from the .wxs: the copy gets a donor Property holding the whole
+    list, and the patch swaps the two values (`secure`: what wixl writes, the list wanted),
+    two cells of the Property table, the donor keeping wixl's own list."""
+
+    data: bytes
+    script_types: tuple[tuple[str, int, int], ...]
+    secure: tuple[str, str] | None
+
+
+def _wixl_script_type(action: etree._Element) -> int:
+    """The CustomAction type wixl 0.101 writes for a JScript call (builder.vala)."""
+    returns = {None: 0, "check": 0, "ignore": 0x40, "asyncWait": 0x80, "asyncNoWait": 0xC0}
+    execute = {None: 0, "immediate": 0, "deferred": 0x400}
+    if not action.get("JScriptCall") or action.get("Return") not in returns or \
+            action.get("Execute") not in execute:
+        raise ValueError(f"Win64 on CustomAction {action.get('Id')!r}: only JScript calls, "
+                         "immediate or deferred, are patched")
+    impersonate = 0 if action.get("Impersonate") == "yes" else 0x800
+    return 5 | returns[action.get("Return")] | execute[action.get("Execute")] | impersonate
+
+
+def wixl_input(data: bytes) -> WixlInput:
+    """The product .wxs `data` as wixl reads it, and the patches that make its MSI say what
+    the .wxs says (see WixlInput). ValueError on an attribute that cannot be patched."""
+    root = _xml(data)
+    ns = f"{{{WIX_NS}}}"
+    types: list[tuple[str, int, int]] = []
+    for action in root.iter(f"{ns}CustomAction"):
+        if action.attrib.pop("Win64", "no") == "yes":
+            wixl = _wixl_script_type(action)
+            types.append((action.get("Id", ""), wixl, wixl | SCRIPT_64BIT))
+    secure = [p.get("Id", "") for p in root.iter(f"{ns}Property")
+              if p.attrib.pop("Secure", "no") == "yes"]
+    swap = None
+    if secure:
+        product = root.find(f"{ns}Product")
+        if product is None or product.find(f"{ns}MajorUpgrade") is None:
+            raise ValueError("Secure properties need the MajorUpgrade's SecureCustomProperties")
+        wanted = ";".join([*WIXL_SECURE, *secure])
+        etree.SubElement(product, f"{ns}Property", Id=SECURE_DONOR, Value=wanted)
+        swap = (";".join(WIXL_SECURE), wanted)
+    return WixlInput(etree.tostring(root, xml_declaration=True, encoding="utf-8"),
+                     tuple(types), swap)
 
 
 class WixTarget:
@@ -268,15 +447,17 @@ class WixTarget:
     def expected(self, host: HostPlan, ctx: EmitContext) -> WixContent:
         version = ctx.options.product_version
         codes = product_codes(ctx.plan.site, host.name, version, ctx.spec_sha256)
-        accounts = password_accounts(host)
-        actions = expected_actions(host)
-        order = sorted(SEQUENCE, key=SEQUENCE.__getitem__)
-        conditions = {"SetPowerShellExe": "", "DcomcUninstall": UNINSTALLING}
-        sequence = tuple((a, SEQUENCE[a], conditions.get(a, INSTALLING)) for a in order
-                         if a in dict(actions))
-        hidden = tuple(f"DCOMC_PASSWORD_{n}" for n in range(1, len(accounts) + 1))
-        return WixContent(codes["product"], codes["upgrade"], version, accounts,
-                          tuple(sorted(actions)), sequence, (*hidden, "DcomcApply"))
+        rows = _custom_action_rows(host)
+        properties = _properties(host)
+        hidden = next(p["Value"] for p in properties if p["Id"] == "MsiHiddenProperties")
+        return WixContent(
+            codes["product"], codes["upgrade"], version, password_accounts(host),
+            tuple(sorted(_describe(row)[0] for row in rows)),
+            tuple(sorted(_describe(row)[1] for row in rows)),
+            tuple(_sequence(host)), tuple(hidden.split(";")),
+            tuple(p["Id"] for p in properties if p.get("Secure") == "yes"),
+            tuple(sorted((p["Id"], p["Value"]) for p in properties if "Value" in p)),
+            tuple(_conditions(host, ctx.plan.site)))
 
     def covers(self, host: HostPlan, ctx: EmitContext) -> set[str]:
         return {r.id for r in host.resources}  # the MSI runs the engine on every resource
@@ -288,8 +469,9 @@ class WixTarget:
             raise ValueError("WiX: no Product element")
         p = parse_product(product)
         return WixContent(p["product_code"], p["upgrade_code"], p["version"],
-                          tuple(p["accounts"]), tuple(p["actions"]), tuple(p["sequence"]),
-                          tuple(p["hidden"]))
+                          tuple(p["accounts"]), tuple(p["actions"]), tuple(p["flags"]),
+                          tuple(p["sequence"]), tuple(p["hidden"]), tuple(p["secure"]),
+                          tuple(p["properties"]), tuple(p["conditions"]))
 
     def sniff(self, data: bytes, name: str) -> bool:
         return name.endswith(".wxs") and b"http://schemas.microsoft.com/wix/FirewallExtension" \
@@ -316,32 +498,49 @@ def _xml(data: bytes) -> etree._Element:
                                                           no_network=True))
 
 
+def _preprocessed(element: etree._Element) -> Callable[[str | None], str]:
+    """What wixl's preprocessor makes of a value of the document `element` is in: its own
+    `<?define?>`s substituted, `$$` read as wixl reads it (quoting.wix_unpreprocessed)."""
+    defines = dict(wix_undefine(pi.text or "")
+                   for pi in element.getroottree().getroot().iter(etree.PI)
+                   if isinstance(pi, etree._ProcessingInstruction) and pi.target == "define")
+    return lambda value: wix_unpreprocessed(value or "", defines)
+
+
 def parse_product(product: etree._Element) -> dict[str, Any]:
+    """The Product as wixl builds it: every value as wixl's preprocessor reads it."""
     ns = f"{{{WIX_NS}}}"
-    actions: list[tuple[str, str]] = []
-    for ca in product.iter(f"{ns}CustomAction"):
-        if ca.get("JScriptCall"):
-            actions.append((ca.get("Id", ""), f"JScript {APPLY_JS}:{ca.get('JScriptCall')}"))
-        else:
-            actions.append((ca.get("Id", ""), ca.get("ExeCommand") or ca.get("Value") or ""))
-    properties = {p.get("Id", ""): p.get("Value", "") for p in product.iter(f"{ns}Property")}
-    numbered = [(int(k.rsplit("_", 1)[1]), v) for k, v in properties.items()
+    value = _preprocessed(product)
+
+    def attrs(element: etree._Element) -> dict[str, str]:
+        return {str(k): value(str(v)) for k, v in element.attrib.items()}
+
+    described = [_describe(attrs(ca)) for ca in product.iter(f"{ns}CustomAction")]
+    properties = [attrs(p) for p in product.iter(f"{ns}Property")]
+    values = {p.get("Id", ""): p["Value"] for p in properties if "Value" in p}
+    numbered = [(int(k.rsplit("_", 1)[1]), v) for k, v in values.items()
                 if k.startswith("DCOMC_ACCOUNT_")]
-    accounts = [msi_unformatted(v) for _, v in sorted(numbered)]
-    sequence = [(c.get("Action", ""), int(c.get("Sequence", "0")), c.text or "")
+    sequence = [(value(c.get("Action")), int(value(c.get("Sequence")) or "0"), value(c.text))
                 for c in product.iter(f"{ns}Custom")]
     return {
-        "product_code": product.get("Id", ""),
-        "upgrade_code": product.get("UpgradeCode", ""),
-        "version": product.get("Version", ""),
-        "accounts": accounts,
-        "actions": sorted(actions),
+        "product_code": value(product.get("Id")),
+        "upgrade_code": value(product.get("UpgradeCode")),
+        "version": value(product.get("Version")),
+        "accounts": [v for _, v in sorted(numbered)],
+        "actions": sorted(a for a, _ in described),
+        "flags": sorted(f for _, f in described),
         "sequence": sequence,
-        "hidden": properties.get("MsiHiddenProperties", "").split(";"),
+        "hidden": values.get("MsiHiddenProperties", "").split(";"),
+        "secure": [p.get("Id", "") for p in properties if p.get("Secure") == "yes"],
+        "properties": sorted(values.items()),
+        "conditions": [(value(c.text), value(c.get("Message")))
+                       for c in product.iter(f"{ns}Condition")],
     }
 
 
 def read_fragment(data: bytes) -> tuple[PayloadFile, ...]:
     """The payload files of the fragment, in order."""
-    return tuple(PayloadFile(f.get("Id", ""), f.get("Name", ""), f.get("Source", ""))
-                 for f in _xml(data).iter(f"{{{WIX_NS}}}File"))
+    root = _xml(data)
+    value = _preprocessed(root)
+    return tuple(PayloadFile(value(f.get("Id")), value(f.get("Name")), value(f.get("Source")))
+                 for f in root.iter(f"{{{WIX_NS}}}File"))

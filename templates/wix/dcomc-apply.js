@@ -1,37 +1,190 @@
-// dcomc-apply.js - the deferred custom action of a dcomc MSI that needs passwords.
+// dcomc-apply.js - the custom actions of a dcomc MSI that needs passwords (JScript: ES3, as the
+// Windows Script Host runs it; both actions are 64-bit scripts).
 //
-// It runs as LocalSystem, after the payload is installed. Its CustomActionData (hidden from
-// the MSI log by MsiHiddenProperties) holds, separated by TAB: powershell.exe, the entry
-// script, the data file, the backup name, then account and password pairs. The passwords go
-// to PowerShell's STANDARD INPUT, never onto its command line, so no process listing shows
-// them; the engine turns them into SecureStrings and never writes them anywhere.
+// Prepare (immediate, before the installation script runs) reads the properties and sets the
+// property DcomcApply, the CustomActionData of Apply (hidden from the MSI log by
+// MsiHiddenProperties): TAB-separated fields, each Base64 of the UTF-16LE code units of
+//     cmd.exe, powershell.exe, the entry script, the data file, the backup name,
+//     then account and password pairs (DCOMC_ACCOUNT_n, DCOMC_PASSWORD_n)
+// so a TAB or newline in a password is data, not a separator, and no code page changes it.
 //
-// Returns 1 (success) only when the engine's exit code is 0; 3 (failure) otherwise, which
-// makes Windows Installer roll the installation back.
+// Apply (deferred, LocalSystem, after the payload is installed) starts the engine through
+// cmd.exe, whose `2>&1` merges its standard error into standard output: one pipe to drain, so
+// the engine can never block on a full pipe that nobody reads. The passwords go to the
+// engine's STANDARD INPUT, never onto its command line, one line per account:
+//     account TAB Base64(UTF-16LE bytes of the password) LF
+// (the Base64 from CustomActionData, passed on unchanged: the password is never decoded here).
+// The paths reach cmd.exe's command line inside double quotes, where & | < > ^ ( ) are plain
+// characters; `"` (no Windows path holds one) and `%` (cmd expands %NAME% when NAME is an
+// environment variable, even inside quotes) are refused with a message, before anything is
+// changed: the install folder comes from the site name (letters, digits, . _ -) unless an
+// administrator overrides DCOMC_INSTALLDIR.
+//
+// Both return 1 (success) or 3 (failure, which makes Windows Installer stop or roll back the
+// installation); Apply returns 1 only when the engine's exit code is 0.
+
+var ENTRY = "Invoke-DcomConfig.ps1";
+var FLAGS = " -NoProfile -NonInteractive -ExecutionPolicy Bypass";
+var ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+var FIXED = 5; // cmd.exe, powershell.exe, entry script, data file, backup name
+
+// Base64 of the UTF-16LE bytes of `text` (JScript has no btoa): two bytes per code unit, low
+// byte first; surrogate pairs stay two code units, as UTF-16LE stores them.
+function toBase64(text) {
+    var bytes = [];
+    var out = [];
+    var i;
+    for (i = 0; i < text.length; i++) {
+        var unit = text.charCodeAt(i);
+        bytes.push(unit & 0xFF, (unit >> 8) & 0xFF);
+    }
+    for (i = 0; i < bytes.length; i += 3) {
+        var rest = bytes.length - i;
+        var n = (bytes[i] << 16) | ((rest > 1 ? bytes[i + 1] : 0) << 8) | (rest > 2 ? bytes[i + 2] : 0);
+        out.push(ALPHABET.charAt((n >> 18) & 63), ALPHABET.charAt((n >> 12) & 63),
+                 rest > 1 ? ALPHABET.charAt((n >> 6) & 63) : "=",
+                 rest > 2 ? ALPHABET.charAt(n & 63) : "=");
+    }
+    return out.join("");
+}
+
+// Inverse of toBase64; null for anything that is not Base64 of whole UTF-16LE code units.
+function fromBase64(text) {
+    if (!isBase64(text)) {
+        return null;
+    }
+    var bytes = [];
+    var i;
+    for (i = 0; i < text.length; i += 4) {
+        var n = 0;
+        var pad = 0;
+        for (var j = 0; j < 4; j++) {
+            var c = text.charAt(i + j);
+            n = n << 6;
+            if (c == "=") {
+                pad++;
+            } else {
+                n = n | ALPHABET.indexOf(c);
+            }
+        }
+        bytes.push((n >> 16) & 0xFF);
+        if (pad < 2) {
+            bytes.push((n >> 8) & 0xFF);
+        }
+        if (pad < 1) {
+            bytes.push(n & 0xFF);
+        }
+    }
+    if (bytes.length % 2 != 0) {
+        return null;
+    }
+    var units = [];
+    for (i = 0; i < bytes.length; i += 2) {
+        units.push(String.fromCharCode(bytes[i] | (bytes[i + 1] << 8)));
+    }
+    return units.join("");
+}
+
+function isBase64(text) {
+    return text.length % 4 == 0 && /^[A-Za-z0-9+\/]*={0,2}$/.test(text);
+}
+
+// A path or name that can go between double quotes on cmd.exe's command line unchanged.
+function cmdSafe(text) {
+    return text != "" && !/["%\x00-\x1f]/.test(text);
+}
+
+// An account name that can be a field of a standard-input line.
+function lineSafe(text) {
+    return text != "" && !/[\x00-\x1f]/.test(text);
+}
+
+// An error message: in the MSI log, and in a dialog when the installation has a user interface.
+function report(text) {
+    try {
+        var record = Session.Installer.CreateRecord(0);
+        record.StringData(0) = "dcomc: " + text;
+        Session.Message(0x01000000, record); // msiMessageTypeError
+    } catch (e) {
+        // no way to report: the return value still fails the installation
+    }
+}
+
+function Prepare() {
+    var folder = Session.Property("DCOMC_INSTALLDIR");
+    var fields = [Session.Property("System64Folder") + "cmd.exe", Session.Property("POWERSHELLEXE"),
+                  folder + ENTRY, folder + Session.Property("DcomcDataFile"),
+                  Session.Property("DcomcBackupName")];
+    var i;
+    for (i = 0; i < FIXED; i++) {
+        if (!cmdSafe(fields[i])) {
+            report("cannot start PowerShell with the path '" + fields[i] + "': a path with % or " +
+                   "a double quote would change on cmd.exe's command line; install into " +
+                   "another folder (DCOMC_INSTALLDIR).");
+            return 3;
+        }
+    }
+    for (var n = 1; Session.Property("DCOMC_ACCOUNT_" + n) != ""; n++) {
+        var account = Session.Property("DCOMC_ACCOUNT_" + n);
+        if (!lineSafe(account)) {
+            report("DCOMC_ACCOUNT_" + n + " holds a control character.");
+            return 3;
+        }
+        fields.push(account, Session.Property("DCOMC_PASSWORD_" + n));
+    }
+    for (i = 0; i < fields.length; i++) {
+        fields[i] = toBase64(fields[i]);
+    }
+    Session.Property("DcomcApply") = fields.join("\t");
+    return 1;
+}
+
 function Apply() {
     var fields = Session.Property("CustomActionData").split("\t");
-    if (fields.length < 4) {
+    if (fields.length < FIXED || (fields.length - FIXED) % 2 != 0) {
         return 3;
     }
-    var command = '"' + fields[0] + '" -NoProfile -NonInteractive -ExecutionPolicy Bypass' +
-        ' -File "' + fields[1] + '" -PasswordsFromStdin -Mode Apply -DataFile "' + fields[2] +
-        '" -BackupName "' + fields[3] + '"';
-    var shell = new ActiveXObject("WScript.Shell");
-    var process = shell.Exec(command);
-    for (var i = 4; i + 1 < fields.length; i += 2) {
-        process.StdIn.Write(fields[i] + "\t" + fields[i + 1] + "\n");
+    var paths = [];
+    var i;
+    for (i = 0; i < FIXED; i++) {
+        paths.push(fromBase64(fields[i]));
+        if (paths[i] === null || !cmdSafe(paths[i])) {
+            return 3;
+        }
     }
-    process.StdIn.Close();
+    var lines = [];
+    for (i = FIXED; i < fields.length; i += 2) {
+        var account = fromBase64(fields[i]);
+        if (account === null || !lineSafe(account) || !isBase64(fields[i + 1])) {
+            return 3;
+        }
+        if (fields[i + 1] != "") { // no password given (a repair): the engine needs none or fails
+            lines.push(account + "\t" + fields[i + 1] + "\n");
+        }
+    }
     fields = null;
+    // cmd /s /c: the first and the last quote of the rest are removed, and the line run as is.
+    var command = '"' + paths[0] + '" /d /v:off /s /c ""' + paths[1] + '"' + FLAGS +
+        ' -File "' + paths[2] + '" -PasswordsFromStdin -Mode Apply -DataFile "' + paths[3] +
+        '" -BackupName "' + paths[4] + '" 2>&1"';
+    var process = new ActiveXObject("WScript.Shell").Exec(command);
+    var written = true;
     try {
-        // Blocks until the engine exits (it closes its output); its log file keeps the text.
-        process.StdOut.ReadAll();
-        process.StdErr.ReadAll();
+        process.StdIn.Write(lines.join(""));
+        process.StdIn.Close();
     } catch (e) {
-        // Some hosts cannot read the pipes; fall back to polling below.
+        written = false; // the engine ended before reading: it failed, its exit code says how
+    }
+    lines = null;
+    try {
+        // Blocks, without using the processor, until the engine and cmd.exe have exited and
+        // closed the pipe (standard error goes into it too); the engine's log keeps the text.
+        process.StdOut.ReadAll();
+    } catch (e) {
+        // A host that cannot read the pipe: the wait below is then as long as the engine runs.
     }
     while (process.Status == 0) {
-        // WshExec has no wait method.
+        // Short: the output ended because the process ended (no WScript.Sleep in an MSI).
     }
     var code = -1;
     try {
@@ -39,5 +192,5 @@ function Apply() {
     } catch (e) {
         code = -1; // an unknown result is a failure, never a silent success
     }
-    return code == 0 ? 1 : 3;
+    return code == 0 && written ? 1 : 3;
 }

@@ -1,28 +1,53 @@
-// Runs templates/wix/dcomc-apply.js under Node with stand-ins for the two Windows Installer /
-// Windows Script Host objects it uses (Session, WScript.Shell), and prints what the action
-// did as JSON: the command line it started, what it wrote to standard input, its result.
-// Usage: node run_apply_js.js SCRIPT CUSTOMACTIONDATA EXITCODE
+// Runs a function of templates/wix/dcomc-apply.js under Node with stand-ins for the objects it
+// uses (Session, WScript.Shell), and prints what the action did as JSON: the properties it set,
+// the command line it started, what it wrote to standard input, which pipes it touched, the
+// messages it sent, its result.
+// Usage: node run_apply_js.js SCRIPT FUNCTION PROPERTIES_JSON EXITCODE
+//
+// JScript sets a parameterized COM property by assigning to the call (`Session.Property("X") =
+// v`), which JavaScript cannot run: those statements are rewritten into calls of the stand-ins
+// (`Session.__put_Property("X", v)`) before the script runs; nothing else is changed.
 const fs = require("fs");
 const vm = require("vm");
-const [script, data, exitCode] = process.argv.slice(2);
-const record = { command: null, stdin: "", closed: false };
+const [script, func, propertiesJson, exitCode] = process.argv.slice(2);
+const properties = JSON.parse(propertiesJson);
+const record = {
+    set: {}, command: null, stdin: "", closed: false, stdoutReads: 0, stderrTouched: false,
+    statusPolls: 0, messages: [], puts: 0,
+};
 const sandbox = {
-    Session: { Property: (name) => (name === "CustomActionData" ? data : "") },
+    Session: {
+        Property: (name) => (name in properties ? properties[name] : ""),
+        __put_Property: (name, value) => { record.set[name] = value; },
+        Installer: {
+            CreateRecord: () => ({ fields: {}, __put_StringData(i, v) { this.fields[i] = v; } }),
+        },
+        Message: (kind, rec) => { record.messages.push([kind, rec.fields[0]]); return 1; },
+    },
     ActiveXObject: function (progid) {
         if (progid !== "WScript.Shell") throw new Error("unexpected ActiveXObject " + progid);
         this.Exec = (command) => {
             record.command = command;
-            return {
-                Status: 1,
+            const exec = {
+                get Status() { record.statusPolls += 1; return 1; },
                 ExitCode: Number(exitCode),
                 StdIn: { Write: (text) => { record.stdin += text; }, Close: () => { record.closed = true; } },
-                StdOut: { ReadAll: () => "" },
-                StdErr: { ReadAll: () => "" },
+                StdOut: { ReadAll: () => { record.stdoutReads += 1; return ""; } },
             };
+            Object.defineProperty(exec, "StdErr", {
+                get() { record.stderrTouched = true; return { ReadAll: () => "" }; },
+            });
+            return exec;
         };
     },
 };
+const source = fs.readFileSync(script, "utf8").replace(
+    /\b([A-Za-z_][\w.]*)\.(Property|StringData)\(([^()]*)\) = ([^;]+);/g,
+    (_, target, name, args, value) => {
+        record.puts += 1;
+        return `${target}.__put_${name}(${args}, ${value});`;
+    });
 vm.createContext(sandbox);
-vm.runInContext(fs.readFileSync(script, "utf8"), sandbox);
-record.result = vm.runInContext("Apply()", sandbox);
+vm.runInContext(source, sandbox);
+record.result = vm.runInContext(func + "()", sandbox);
 process.stdout.write(JSON.stringify(record));

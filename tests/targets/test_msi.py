@@ -9,11 +9,13 @@ done on the MSI's tables and on the process command lines Wine traces instead.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +25,16 @@ import pytest
 from dcomc import bundle
 from dcomc.pipeline import compile_file
 from dcomc_targets import Options, msi
-from dcomc_targets.wix import ROLLBACK_TYPE, SEQUENCE, product_codes
+from dcomc_targets.quoting import msi_formatted
+from dcomc_targets.wix import (
+    ROLLBACK_TYPE,
+    SECURE_DONOR,
+    SEQUENCE,
+    WixTarget,
+    password_accounts,
+    product_codes,
+    wixl_input,
+)
 from tools import require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,14 +85,20 @@ def test_custom_action_types(plant7: Path, plant9: Path) -> None:
                       rows(plant7 / "SCADA01" / "SCADA01.msi", "CustomAction")}
     assert with_passwords == {
         "SetPowerShellExe": 51,  # property from formatted text
-        "SetDcomcApply": 51,  # the hidden CustomActionData
-        "DcomcApply": 3077,  # JScript (5) + deferred (0x400) + no impersonation (0x800)
+        "SetDcomcApply": 0x1000 | 5,  # 64-bit (patched) JScript Prepare: the hidden data
+        # 64-bit (patched: wixl writes 3077, a 32-bit script whose [System64Folder] is
+        # SysWOW64) JScript (5) + deferred (0x400) + no impersonation (0x800)
+        "DcomcApply": 0x1000 | 0x800 | 0x400 | 5,
         "DcomcApplyRollback": ROLLBACK_TYPE,  # patched: rollback, deferred, no impers., ignore
-        "DcomcUninstall": 3122,  # EXE (50) + deferred + no impersonation
+        # EXE (50) + deferred + no impersonation + ignore the exit code: a failed restore
+        # never blocks the uninstall (M8)
+        "DcomcUninstall": 0x800 | 0x400 | 0x40 | 50,
     }
+    assert ROLLBACK_TYPE & 0x40  # the rollback action ignores its exit code too
     without = {r["Action"]: int(r["Type"]) for r in
                rows(plant9 / "UTIL-SRV1" / "UTIL-SRV1.msi", "CustomAction")}
     assert without["DcomcApply"] == 3122 and "SetDcomcApply" not in without
+    assert without["DcomcUninstall"] == 3186
     apply_row = next(r for r in rows(plant9 / "UTIL-SRV1" / "UTIL-SRV1.msi", "CustomAction")
                      if r["Action"] == "DcomcApply")
     assert apply_row["Target"].endswith(
@@ -108,9 +125,121 @@ def test_properties_hide_passwords(plant7: Path) -> None:
         "DCOMC_PASSWORD_1", "DCOMC_PASSWORD_2", "DcomcApply"]
     assert (props["DCOMC_ACCOUNT_1"], props["DCOMC_ACCOUNT_2"]) == ("opcsvc", "opcuser")
     assert not any(k.startswith("DCOMC_PASSWORD_") for k in props)  # never stored
+    assert (props["DcomcDataFile"], props["DcomcBackupName"]) == ("SCADA01.psd1", "msi")
     conditions = {r["Condition"] for r in rows(path, "LaunchCondition")}
-    assert {"Privileged", "VersionNT64 >= 601", "Installed OR DCOMC_PASSWORD_1",
+    assert {"Privileged", "Installed OR DCOMC_PASSWORD_1",
             "Installed OR DCOMC_PASSWORD_2"} <= conditions
+
+
+def test_password_and_account_properties_are_secure(plant7: Path, plant9: Path) -> None:
+    """A managed or elevated install passes only secure public properties to the server side
+    (U4): wixl ignores Secure, so the patch puts them into SecureCustomProperties, beside what
+    wixl lists for the major upgrade; the donor property keeps wixl's own list."""
+    props = {r["Property"]: r["Value"] for r in
+             rows(plant7 / "SCADA01" / "SCADA01.msi", "Property")}
+    assert props["SecureCustomProperties"].split(";") == [
+        "WIX_DOWNGRADE_DETECTED", "WIX_UPGRADE_DETECTED", "DCOMC_ACCOUNT_1", "DCOMC_PASSWORD_1",
+        "DCOMC_ACCOUNT_2", "DCOMC_PASSWORD_2"]
+    assert props[SECURE_DONOR] == "WIX_DOWNGRADE_DETECTED;WIX_UPGRADE_DETECTED"
+    without = {r["Property"]: r["Value"] for r in
+               rows(plant9 / "UTIL-SRV1" / "UTIL-SRV1.msi", "Property")}
+    assert without["SecureCustomProperties"] == "WIX_DOWNGRADE_DETECTED;WIX_UPGRADE_DETECTED"
+    assert SECURE_DONOR not in without
+
+
+def test_wixl_reads_a_copy_without_what_it_does_not_know(plant7: Path) -> None:
+    """The .wxs says Win64 and Secure (for the WiX toolset and the reader); wixl 0.101 aborts
+    on both (strict), so it reads a copy without them, plus the donor property, and the patch
+    makes the MSI say the same. Win64 on anything but a JScript call cannot be patched."""
+    wxs = (plant7 / "SCADA01" / "wix" / "SCADA01.wxs").read_bytes()
+    assert wxs.count(b'Win64="yes"') == 2 + 1 and wxs.count(b'Secure="yes"') == 4  # + search
+    source = wixl_input(wxs)
+    assert b"Secure=" not in source.data and source.data.count(b'Win64="yes"') == 1
+    assert source.script_types == (("SetDcomcApply", 5, 0x1005), ("DcomcApply", 3077, 7173))
+    assert source.secure is not None and source.secure[1].endswith(";DCOMC_PASSWORD_2")
+    exe = wxs.replace(b'ExeCommand="-NoProfile', b'Win64="yes" ExeCommand="-NoProfile', 1)
+    with pytest.raises(ValueError, match="only JScript calls"):
+        wixl_input(exe)
+
+
+def test_launch_conditions(plant7: Path) -> None:
+    """Administrator; 64-bit Windows 8 / Server 2012 or later; Windows PowerShell 5.1 read from
+    its engine key in the 64-bit view (m13); the computer the package is for, compared without
+    case (M4); each password."""
+    path = plant7 / "HMI01" / "HMI01.msi"
+    conditions = {r["Condition"]: r["Description"] for r in rows(path, "LaunchCondition")}
+    assert set(conditions) == {
+        "NOT WIX_DOWNGRADE_DETECTED", "Privileged", "VersionNT64 >= 602",
+        'Installed OR DCOMC_POWERSHELL_VERSION << "5.1."', 'Installed OR ComputerName ~= "HMI01"',
+        "Installed OR DCOMC_PASSWORD_1", "Installed OR DCOMC_PASSWORD_2"}
+    assert "HMI01" in conditions['Installed OR ComputerName ~= "HMI01"']
+    assert "[ComputerName]" in conditions['Installed OR ComputerName ~= "HMI01"']
+    (search,) = rows(path, "AppSearch")
+    assert search == {"Property": "DCOMC_POWERSHELL_VERSION",
+                      "Signature_": "DcomcPowerShellVersion"}
+    (locator,) = rows(path, "RegLocator")
+    assert locator == {"Signature_": "DcomcPowerShellVersion", "Root": "2",  # HKLM
+                       "Key": "SOFTWARE\\Microsoft\\PowerShell\\3\\PowerShellEngine",
+                       "Name": "PowerShellVersion", "Type": str(0x10 | 2)}  # 64-bit, raw
+    sequence = {r["Action"]: int(r["Sequence"]) for r in
+                rows(path, "InstallExecuteSequence")}
+    assert sequence["AppSearch"] < sequence["LaunchConditions"] < sequence["InstallValidate"]
+
+
+# Account names the WiX preprocessor would change (issue 17): wixl drops a `$` that is not
+# followed by `$` or `(`, expands $(env.X), $(sys.X) and $(var.X) (an undefined one is an
+# error); `!(loc.X)` is the WiX toolset's binder syntax. Windows accepts all of them as names.
+PREPROCESSOR_NAMES = ("opcuser$", "$(env.HOME)", "$(var.X)", "!(loc.X)", "$(sys.CURRENTDIR)",
+                      "a$$b{c}", "$$(env.HOME)")
+
+
+def preprocessor_spec(tmp_path: Path) -> Path:
+    """plant7 with its client user replaced by users named as above."""
+    text = PLANT7.read_text(encoding="utf-8")
+    block = text[text.index("    opcuser:\n"):text.index("    opcsvc:\n")]
+    quoted = [f"'{name}'" for name in PREPROCESSOR_NAMES]
+    text = text.replace(block, "".join(block.replace("opcuser", q) for q in quoted))
+    text = text.replace("members: [opcuser, opcsvc]", f"members: [{', '.join(quoted)}, opcsvc]")
+    text = text.replace("run_as: opcuser", f"run_as: {quoted[0]}")
+    spec = tmp_path / "preprocessor.yaml"
+    spec.write_text(text, encoding="utf-8")
+    return spec
+
+
+def test_spec_values_reach_the_msi_literally(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built with the real wixl and read back with msiinfo: each account is in the Property
+    table (and the launch condition's message) exactly as the spec writes it, and the .wxs
+    reader reads the same literal."""
+    monkeypatch.setenv("HOME", "/home-of-the-build-machine")
+    spec = preprocessor_spec(tmp_path)
+    out = built(spec, tmp_path / "out")
+    host = next(h for h in compile_file(spec).plan.hosts if h.name == "SCADA01")
+    accounts = password_accounts(host)
+    assert set(PREPROCESSOR_NAMES) < set(accounts)
+    path = out / "SCADA01" / "SCADA01.msi"
+    props = {r["Property"]: r["Value"] for r in rows(path, "Property")}
+    assert [props[f"DCOMC_ACCOUNT_{n}"] for n in range(1, len(accounts) + 1)] == list(accounts)
+    messages = {r["Condition"]: r["Description"] for r in rows(path, "LaunchCondition")}
+    for n, account in enumerate(accounts, 1):
+        assert f" {msi_formatted(account)} in DCOMC_PASSWORD_{n} " in messages[
+            f"Installed OR DCOMC_PASSWORD_{n}"]
+    raw = path.read_bytes().decode("latin-1")
+    assert "home-of-the-build-machine" not in raw and str(out) not in raw  # env., sys.
+    wxs = (out / "SCADA01" / "wix" / "SCADA01.wxs").read_bytes()
+    assert WixTarget().read(wxs).accounts == accounts
+    assert b'Value="opcuser$$"' in wxs  # escaped for the preprocessor, not defined
+    assert re.search(rb'<\?define DcomcLiteral\d+ = "\$\(env\.HOME\)"\?>', wxs)
+
+
+def test_a_site_name_with_dashes_makes_valid_comments(tmp_path: Path) -> None:
+    """`---` is a valid site name; an XML comment may not hold `--` (it was a traceback)."""
+    spec = tmp_path / "dashes.yaml"
+    spec.write_text(PLANT9.read_text(encoding="utf-8").replace(
+        "name: plant9-utilities", "name: plant9---x"), encoding="utf-8")
+    files = bundle.emit(compile_file(spec), Options(), spec.name).files
+    product = files["UTIL-SRV1/wix/UTIL-SRV1.wxs"]
+    assert b"plant9- - -x" in product and WixTarget().read(product).accounts == ()
 
 
 def test_upgrade_table_and_codes(tmp_path: Path, plant7: Path) -> None:
@@ -142,23 +271,56 @@ def test_bundle_files_keep_their_real_times(plant7: Path) -> None:
 # --- Wine ---------------------------------------------------------------------------------------
 
 
+POWERSHELL_ENGINE = "HKLM\\SOFTWARE\\Microsoft\\PowerShell\\3\\PowerShellEngine"
+
+
+def wine_reg(env: dict[str, str], *args: str) -> None:
+    # no pipes: the prefix's background processes (kept by the persistent wineserver) would
+    # hold them open
+    subprocess.run(["wine", "reg", *args, "/f"], env=env, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=120, check=True)
+
+
 @pytest.fixture
 def wine(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A fresh prefix that passes the launch conditions but the computer name (`computer`):
+    Windows 10 (Wine 8 says Windows 7 by default) with Windows PowerShell 5.1 registered. Its
+    wineserver stays up until the end: a new one resets the computer name to the host's."""
     require(shutil.which("wine") is not None, "wine")
     env = {**os.environ, "WINEPREFIX": str(tmp_path / "prefix"), "WINEDEBUG": "-all"}
-    subprocess.run(["wine", "wineboot", "-i"], env=env, capture_output=True, timeout=300,
-                   check=False)
-    yield env
-    subprocess.run(["wineserver", "-k"], env=env, capture_output=True, check=False)
+    try:
+        subprocess.run(["wine", "wineboot", "-i"], env=env, capture_output=True, timeout=300,
+                       check=False)
+        subprocess.run(["wineserver", "-w"], env=env, capture_output=True, timeout=300,
+                       check=False)
+        # it leaves a server in the background: no pipe of ours may stay open in it
+        subprocess.run(["wineserver", "-p"], env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60, check=False)
+        wine_reg(env, "add", "HKCU\\Software\\Wine", "/v", "Version", "/d", "win10")
+        wine_reg(env, "add", POWERSHELL_ENGINE, "/v", "PowerShellVersion", "/d", "5.1.19041.1",
+                 "/reg:64")
+        yield env
+    finally:
+        subprocess.run(["wineserver", "-k"], env=env, capture_output=True, check=False)
+
+
+def computer(env: dict[str, str], name: str) -> None:
+    """The prefix's computer name (the MSI's ComputerName) until its wineserver ends."""
+    for key in ("ActiveComputerName", "ComputerName"):
+        wine_reg(env, "add", f"HKLM\\System\\CurrentControlSet\\Control\\ComputerName\\{key}",
+                 "/v", "ComputerName", "/d", name)
 
 
 def msiexec(env: dict[str, str], *args: str) -> tuple[int, str]:
-    """Run msiexec with process tracing; returns (exit code, traced command lines)."""
+    """Run msiexec with process tracing; returns (exit code, traced command lines). The trace
+    goes through a file, not a pipe (see wine_reg)."""
     traced = {**env, "WINEDEBUG": "+process"}
-    proc = subprocess.run(["wine", "msiexec", *args], env=traced, capture_output=True,
-                          timeout=300, check=False)
-    lines = [line for line in proc.stderr.decode("utf-8", "replace").splitlines()
-             if "CreateProcessInternalW" in line]
+    with tempfile.TemporaryFile() as trace:
+        proc = subprocess.run(["wine", "msiexec", *args], env=traced, stdout=subprocess.DEVNULL,
+                              stderr=trace, timeout=300, check=False)
+        trace.seek(0)
+        text = trace.read().decode("utf-8", "replace")
+    lines = [line for line in text.splitlines() if "CreateProcessInternalW" in line]
     return proc.returncode, "\n".join(lines)
 
 
@@ -172,6 +334,7 @@ def installed_dir(env: dict[str, str], site: str) -> Path:
 
 def test_wine_install_and_uninstall(wine: dict[str, str], plant9: Path) -> None:
     package = winpath(plant9 / "UTIL-SRV1" / "UTIL-SRV1.msi")
+    computer(wine, "util-srv1")  # compared without case
     code, trace = msiexec(wine, "/i", package, "/qn")
     assert code == 0
     target = installed_dir(wine, "plant9-utilities")
@@ -184,14 +347,33 @@ def test_wine_install_and_uninstall(wine: dict[str, str], plant9: Path) -> None:
     # Wine's trace cuts long command lines: compare the part it shows
     assert any('-Mode Apply -DataFile \\"C:\\\\Program Files\\\\dcomc\\\\plant9-utilities'
                '\\\\UTIL-SRV1.psd1\\"' in line for line in apply), trace
+    computer(wine, "ANOTHER-PC")  # uninstall and its rollback do not depend on the name
     code, trace = msiexec(wine, "/x", package, "/qn")
     assert code == 0
     assert not target.exists() or not any(target.iterdir())
     assert any("-Mode Rollback" in line for line in trace.splitlines()), trace
 
 
+def test_wine_refuses_another_computer(wine: dict[str, str], plant9: Path) -> None:
+    """The MSI of UTIL-SRV1 installed on UTIL-HIST stops at its launch condition (M4)."""
+    computer(wine, "UTIL-HIST")
+    code, trace = msiexec(wine, "/i", winpath(plant9 / "UTIL-SRV1" / "UTIL-SRV1.msi"), "/qn")
+    assert code != 0
+    assert not installed_dir(wine, "plant9-utilities").exists()
+    assert "powershell.exe" not in trace
+
+
+def test_wine_refuses_without_powershell_5_1(wine: dict[str, str], plant9: Path) -> None:
+    computer(wine, "UTIL-SRV1")
+    wine_reg(wine, "add", POWERSHELL_ENGINE, "/v", "PowerShellVersion", "/d", "5.0.10586.117",
+             "/reg:64")
+    code, _ = msiexec(wine, "/i", winpath(plant9 / "UTIL-SRV1" / "UTIL-SRV1.msi"), "/qn")
+    assert code != 0 and not installed_dir(wine, "plant9-utilities").exists()
+
+
 def test_wine_unattended_without_password_changes_nothing(wine: dict[str, str],
                                                           plant7: Path) -> None:
+    computer(wine, "SCADA01")
     code, trace = msiexec(wine, "/i", winpath(plant7 / "SCADA01" / "SCADA01.msi"), "/qn")
     assert code != 0  # the launch condition stops it
     assert not installed_dir(wine, "plant7-line3").exists()
@@ -200,46 +382,166 @@ def test_wine_unattended_without_password_changes_nothing(wine: dict[str, str],
 
 def test_wine_password_never_on_a_command_line(wine: dict[str, str], plant7: Path) -> None:
     package = winpath(plant7 / "SCADA01" / "SCADA01.msi")
+    computer(wine, "SCADA01")
     _, trace = msiexec(wine, "/i", package, "/qn", f"DCOMC_PASSWORD_1={SECRET}",
                        f"DCOMC_PASSWORD_2={SECRET}")
     started = [line for line in trace.splitlines() if "powershell.exe" in line]
     assert any("-PasswordsFromStdin" in line for line in started), trace  # before the cut
+    # Prepare and Apply ran: powershell.exe through 64-bit cmd.exe (the trace is cut before
+    # the `2>&1`), with the paths Prepare encoded and Apply decoded
+    assert any('system32\\\\cmd.exe\\" /d /v:off /s /c \\"\\"C:\\\\windows\\\\system32\\\\'
+               'WindowsPowerShell' in line for line in started), trace
     # the only command line holding it is the msiexec call this test itself made
     own = [line for line in trace.splitlines() if "msiexec" in line.lower()]
     assert all(SECRET not in line for line in trace.splitlines() if line not in own)
     assert SECRET.encode() not in (plant7 / "SCADA01" / "SCADA01.msi").read_bytes()
 
 
-# --- the JScript action, executed (Node with stand-ins for Session and WScript.Shell) ---------
+# --- the JScript actions, executed (Node with stand-ins for Session and WScript.Shell) --------
+
+APPLY_JS = ROOT / "templates" / "wix" / "dcomc-apply.js"
+CMD = "C:\\Windows\\System32\\cmd.exe"
+POWERSHELL = "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe"
+FOLDER = "C:\\Program Files\\dcomc\\plant7-line3\\"
+PASSWORDS = {"opcsvc": "Gr\u00fc\u00dfe\u00a7\u20ac", "opcuser": "a\tb", "op\u00e9rateur": "x\ny",
+             "svc2": SECRET + " \"'`$(x)%PATH%\r\n\U0001f600"}
 
 
-def run_apply_js(data: str, exit_code: int) -> dict[str, object]:
+def run_apply_js(function: str, properties: dict[str, str], exit_code: int = 0
+                 ) -> dict[str, object]:
     node = shutil.which("node")
     require(node is not None, "node")
-    script = ROOT / "templates" / "wix" / "dcomc-apply.js"
     proc = subprocess.run([str(node), str(Path(__file__).with_name("run_apply_js.js")),
-                           str(script), data, str(exit_code)], capture_output=True, text=True,
-                          check=True)
+                           str(APPLY_JS), function, json.dumps(properties), str(exit_code)],
+                          capture_output=True, text=True, check=True)
     result: dict[str, object] = json.loads(proc.stdout)
     return result
 
 
-def test_apply_js_feeds_passwords_through_stdin_only() -> None:
-    data = "\t".join(["C:\\ps.exe", "C:\\dir\\Invoke-DcomConfig.ps1", "C:\\dir\\H.psd1", "msi",
-                      "opcsvc", SECRET, "O'Brien $x", "p\u00e4ss w\"ord"])
-    done = run_apply_js(data, 0)
-    assert done["result"] == 1 and done["closed"] is True
-    command = str(done["command"])
-    assert SECRET not in command and "p\u00e4ss" not in command
-    assert command == ('"C:\\ps.exe" -NoProfile -NonInteractive -ExecutionPolicy Bypass -File '
-                       '"C:\\dir\\Invoke-DcomConfig.ps1" -PasswordsFromStdin -Mode Apply '
-                       '-DataFile "C:\\dir\\H.psd1" -BackupName "msi"')
-    assert done["stdin"] == f"opcsvc\t{SECRET}\nO'Brien $x\tp\u00e4ss w\"ord\n"
+def session(passwords: dict[str, str], folder: str = FOLDER) -> dict[str, str]:
+    """The properties Prepare reads during an install of SCADA01 with these passwords."""
+    props = {"System64Folder": "C:\\Windows\\System32\\", "POWERSHELLEXE": POWERSHELL,
+             "DCOMC_INSTALLDIR": folder, "DcomcDataFile": "SCADA01.psd1",
+             "DcomcBackupName": "msi", "DCOMC_PASSWORD_9": "not an account's"}
+    for n, (account, password) in enumerate(passwords.items(), 1):
+        props[f"DCOMC_ACCOUNT_{n}"] = account
+        props[f"DCOMC_PASSWORD_{n}"] = password
+    return props
+
+
+def utf16_base64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-16-le")).decode("ascii")
+
+
+def prepare_and_apply(passwords: dict[str, str], exit_code: int = 0
+                      ) -> tuple[dict[str, object], dict[str, object]]:
+    prepared = run_apply_js("Prepare", session(passwords))
+    data = prepared["set"]
+    assert isinstance(data, dict) and list(data) == ["DcomcApply"]
+    applied = run_apply_js("Apply", {"CustomActionData": data["DcomcApply"]}, exit_code)
+    return prepared, applied
+
+
+def test_prepare_encodes_every_field() -> None:
+    """CustomActionData: TAB-separated fields, each Base64 of UTF-16LE: cmd.exe, powershell.exe,
+    the entry script, the data file, the backup name, then account and password pairs. A TAB
+    in a password cannot shift the pairs (m3)."""
+    prepared = run_apply_js("Prepare", session(PASSWORDS))
+    assert prepared["result"] == 1 and prepared["messages"] == []
+    assert prepared["puts"] == 2  # the runner rewrote JScript's two property puts
+    data = prepared["set"]
+    assert isinstance(data, dict)
+    fields = str(data["DcomcApply"]).split("\t")
+    assert [base64.b64decode(f, validate=True).decode("utf-16-le") for f in fields] == [
+        CMD, POWERSHELL, FOLDER + "Invoke-DcomConfig.ps1", FOLDER + "SCADA01.psd1", "msi",
+        *[x for pair in PASSWORDS.items() for x in pair]]
+    assert all(utf16_base64(p) in fields for p in PASSWORDS.values())
+
+
+def test_apply_js_passwords_survive_any_character() -> None:
+    """Each standard-input line is account TAB Base64(UTF-16LE password) LF: whatever the
+    password holds (TAB, newline, characters outside every code page) and whatever code page
+    the pipe uses, it decodes to exactly the password (m3, U1)."""
+    _, applied = prepare_and_apply(PASSWORDS)
+    assert applied["result"] == 1 and applied["closed"] is True
+    lines = str(applied["stdin"]).split("\n")
+    assert lines[-1] == "" and len(lines) == len(PASSWORDS) + 1
+    received = {}
+    for line in lines[:-1]:
+        account, encoded = line.split("\t")
+        assert encoded.isascii()  # no code page can change it
+        received[account] = base64.b64decode(encoded, validate=True).decode("utf-16-le")
+    assert received == PASSWORDS
+    command = str(applied["command"])
+    for password in PASSWORDS.values():
+        assert password not in command and utf16_base64(password) not in command
+
+
+def test_apply_js_command_line_merges_standard_error() -> None:
+    """The engine starts through 64-bit cmd.exe with `2>&1`: one pipe, read to its end (which
+    blocks without using the processor), standard error never read on its own (m2)."""
+    _, applied = prepare_and_apply({"opcsvc": SECRET})
+    assert applied["command"] == (
+        f'"{CMD}" /d /v:off /s /c ""{POWERSHELL}" -NoProfile -NonInteractive -ExecutionPolicy '
+        f'Bypass -File "{FOLDER}Invoke-DcomConfig.ps1" -PasswordsFromStdin -Mode Apply '
+        f'-DataFile "{FOLDER}SCADA01.psd1" -BackupName "msi" 2>&1"')
+    assert applied["stdoutReads"] == 1 and applied["stderrTouched"] is False
+    assert applied["statusPolls"] == 1  # the process had ended when its output did
+
+
+def test_apply_js_paths_with_cmd_characters() -> None:
+    """Inside the quotes, & | < > ^ ( ) ! are plain characters for cmd.exe: accepted. `%`
+    (cmd expands %NAME% inside quotes too) and `"` are refused before anything changes."""
+    folder = "C:\\R&D (x86)^!|<>\\dcomc\\site\\"
+    prepared = run_apply_js("Prepare", session({"opcsvc": SECRET}, folder))
+    assert prepared["result"] == 1
+    data = prepared["set"]
+    assert isinstance(data, dict)
+    applied = run_apply_js("Apply", {"CustomActionData": data["DcomcApply"]})
+    assert f'-File "{folder}Invoke-DcomConfig.ps1"' in str(applied["command"])
+    for bad in ("C:\\%PATH%\\", 'C:\\a"b\\', "C:\\50%\\"):
+        refused = run_apply_js("Prepare", session({"opcsvc": SECRET}, bad))
+        assert refused["result"] == 3 and refused["set"] == {}
+        messages = refused["messages"]
+        assert isinstance(messages, list) and messages[0][0] == 0x01000000
+        assert "DCOMC_INSTALLDIR" in messages[0][1]
+
+
+def test_apply_js_skips_a_password_not_given() -> None:
+    """A repair runs Apply without passwords (the launch conditions ask for them only when the
+    product is not installed): no line for them, the engine needs none or fails itself."""
+    _, applied = prepare_and_apply({"opcsvc": "", "opcuser": SECRET})
+    assert applied["stdin"] == f"opcuser\t{utf16_base64(SECRET)}\n"
 
 
 def test_apply_js_fails_the_install_when_the_engine_fails() -> None:
-    assert run_apply_js("a\tb\tc\tmsi", 2)["result"] == 3
-    assert run_apply_js("too\tshort", 0)["result"] == 3
+    _, applied = prepare_and_apply({"opcsvc": SECRET}, exit_code=2)
+    assert applied["result"] == 3
+    b64 = [utf16_base64(x) for x in (CMD, POWERSHELL, "e.ps1", "d.psd1", "msi", "opcsvc")]
+    good = "\t".join([*b64, utf16_base64(SECRET)])
+    assert run_apply_js("Apply", {"CustomActionData": good})["result"] == 1
+    for data in ("\t".join(b64[:4]),  # too short
+                 "\t".join(b64),  # an account without its password
+                 "\t".join([*b64[:5], "b3Bj", utf16_base64(SECRET)]),  # odd byte count
+                 "\t".join([*b64, "not base64!"]),
+                 "\t".join([utf16_base64("C:\\%x%\\cmd.exe"), *b64[1:], utf16_base64("x")])):
+        refused = run_apply_js("Apply", {"CustomActionData": data})
+        assert refused["result"] == 3 and refused["command"] is None
+
+
+def test_apply_js_is_plain_jscript() -> None:
+    """The Windows Script Host runs JScript 5.8 (ECMAScript 3) from the MSI's Binary table as
+    ANSI text: no later syntax or library function, ASCII only. Property puts are JScript's
+    own syntax (the Node runner rewrites them)."""
+    source = APPLY_JS.read_text(encoding="utf-8")
+    assert source.isascii()
+    code = re.sub(r"//[^\n]*", "", source)
+    for later in (r"=>", r"\blet\b", r"\bconst\b", r"`", r"\.forEach\(", r"\.map\(",
+                  r"\.filter\(", r"\.trim\(", r"\bJSON\b", r"\bbtoa\b", r"\batob\b",
+                  r"\bclass\b", r"\.\.\.", r"\bObject\.keys\b", r"\bArray\.isArray\b"):
+        assert re.search(later, code) is None, later
+    assert sorted(re.findall(r"\b\w+(?:\.\w+)*\(([^()]*)\) = ", code)) == ['"DcomcApply"', "0"]
+    assert "WScript.Sleep" not in code and "StdErr" not in code
 
 
 def test_without_wixl_everything_else_is_built(tmp_path: Path,

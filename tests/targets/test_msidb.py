@@ -1,6 +1,7 @@
 """The in-place MSI patch (msidb) against two references: olefile reads every stream the same
 way, and msibuild — the tool the patch replaces — makes the very same streams from the same
-wixl output. Its refusals are checked on real MSIs with one byte changed."""
+wixl output (the rollback type, the 64-bit script types, the SecureCustomProperties swap).
+Its refusals are checked on real MSIs with one byte or one value changed."""
 
 from __future__ import annotations
 
@@ -18,7 +19,14 @@ import pytest
 from dcomc import bundle
 from dcomc.pipeline import compile_file
 from dcomc_targets import Options, msi, msidb
-from dcomc_targets.wix import CABINET, ROLLBACK_TYPE, WIXL_ROLLBACK_TYPES
+from dcomc_targets.wix import (
+    CABINET,
+    ROLLBACK_TYPE,
+    SECURE_DONOR,
+    WIXL_ROLLBACK_TYPES,
+    WixlInput,
+    wixl_input,
+)
 from tools import require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +36,22 @@ EPOCH = 1700000000
 ACTION = "DcomcApplyRollback"
 
 
+def _source(host_dir: Path) -> WixlInput:
+    """The host's product .wxs as wixl reads it, and the patches its MSI needs."""
+    return wixl_input((host_dir / "wix" / f"{host_dir.name}.wxs").read_bytes())
+
+
+def _wixl(host_dir: Path, output: str, **env: str) -> None:
+    """wixl as msi.run_wixl runs it (strict, in the host folder, the product .wxs without
+    what wixl does not know), with more environment."""
+    with tempfile.TemporaryDirectory() as tmp:
+        product = Path(tmp) / f"{host_dir.name}.wxs"
+        product.write_bytes(_source(host_dir).data)
+        subprocess.run(["wixl", "-a", "x64", "-o", output, str(product), "wix/DcomConfig.wxs"],
+                       cwd=host_dir, check=True, capture_output=True,
+                       env={**os.environ, "G_DEBUG": "fatal-warnings", **env})
+
+
 def _raw_msis(spec: Path, out: Path) -> list[Path]:
     """wixl's own output for every host of `spec`, not patched."""
     require(shutil.which("wixl") is not None and shutil.which("msibuild") is not None,
@@ -35,10 +59,7 @@ def _raw_msis(spec: Path, out: Path) -> list[Path]:
     bundle.build(compile_file(spec), Options(), spec.name, out)
     raws = []
     for host_dir in sorted(p for p in out.iterdir() if p.is_dir()):
-        host = host_dir.name
-        subprocess.run(["wixl", "-a", "x64", "-o", "raw.msi", f"wix/{host}.wxs",
-                        "wix/DcomConfig.wxs"], cwd=host_dir, check=True, capture_output=True,
-                       env={**os.environ, "G_DEBUG": "fatal-warnings"})
+        _wixl(host_dir, "raw.msi")
         raws.append(host_dir / "raw.msi")
     return raws
 
@@ -56,21 +77,44 @@ def _streams(path: Path) -> dict[str, bytes]:
         return {"/".join(e): ole.openstream(e).read() for e in ole.listdir()}
 
 
-def _msibuild_patch(msi_path: Path) -> None:
+def _msibuild_patch(msi_path: Path, raw: Path | None = None) -> None:
     """The reference: what msibuild does with the same intent (the route msidb replaces)."""
     stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.gmtime(EPOCH))
     idt = "PropertyId\tValue\r\ni2\tl255\r\n_SummaryInformation\tPropertyId\r\n" + "".join(
         f"{pid}\t{value}\r\n" for pid, value in [("9", PACKAGE), ("12", stamp), ("13", stamp)])
+    queries = [f"UPDATE `CustomAction` SET `Type`={ROLLBACK_TYPE} WHERE `Action`='{ACTION}'"]
+    if raw is not None:
+        source = _source(raw.parent)
+        queries += [f"UPDATE `CustomAction` SET `Type`={new} WHERE `Action`='{action}'"
+                    for action, _, new in source.script_types]
+        if source.secure is not None:
+            old, wanted = source.secure
+            queries += [f"UPDATE `Property` SET `Value`='{wanted}' WHERE "
+                        "`Property`='SecureCustomProperties'",
+                        f"UPDATE `Property` SET `Value`='{old}' WHERE `Property`='{SECURE_DONOR}'"]
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "_SummaryInformation.idt").write_bytes(idt.encode("ascii"))
-        subprocess.run(["msibuild", str(msi_path), "-q",
-                        f"UPDATE `CustomAction` SET `Type`={ROLLBACK_TYPE} "
-                        f"WHERE `Action`='{ACTION}'", "-i", "_SummaryInformation.idt"],
+        subprocess.run(["msibuild", str(msi_path), *[a for q in queries for a in ("-q", q)],
+                        "-i", "_SummaryInformation.idt"],
                        cwd=tmp, check=True, capture_output=True, env={**os.environ, "TZ": "UTC"})
 
 
-def _patch(path: Path) -> None:
-    msidb.patch(path, ACTION, WIXL_ROLLBACK_TYPES, ROLLBACK_TYPE, PACKAGE, CABINET, EPOCH)
+def _fixes(raw: Path) -> tuple[list[msidb.ActionType], list[msidb.PropertySwap]]:
+    """The 64-bit script types and the SecureCustomProperties swap for `raw`'s host, as
+    msi.finish derives them."""
+    source = _source(raw.parent)
+    types = [msidb.ActionType(a, frozenset({old}), new) for a, old, new in source.script_types]
+    swaps = [] if source.secure is None else [
+        msidb.PropertySwap("SecureCustomProperties", SECURE_DONOR, *source.secure)]
+    return types, swaps
+
+
+def _patch(path: Path, raw: Path | None = None) -> None:
+    """The rollback type, and with `raw` (the wixl output `path` is a copy of) its host's
+    other fixes."""
+    types, swaps = _fixes(raw) if raw is not None else ([], [])
+    msidb.patch(path, ACTION, WIXL_ROLLBACK_TYPES, ROLLBACK_TYPE, PACKAGE, CABINET, EPOCH,
+                types=types, swaps=swaps)
 
 
 def test_compound_reads_every_stream_as_olefile_does(raw_msis: list[Path]) -> None:
@@ -94,15 +138,18 @@ def test_patch_makes_the_streams_msibuild_makes(raw_msis: list[Path], tmp_path: 
         _assert_patched_as_by_msibuild(raw, tmp_path / f"{i}")
 
 
-def _assert_patched_as_by_msibuild(raw: Path, work: Path, same_streams: bool = True) -> None:
+def _assert_patched_as_by_msibuild(raw: Path, work: Path, same_streams: bool = True,
+                                   origin: Path | None = None) -> None:
     """Our patch and msibuild's give the same tables and summary; the same streams too, byte
-    for byte, unless msibuild's rewrite of the whole database lays the string pool out anew."""
+    for byte, unless msibuild's rewrite of the whole database lays the string pool out anew.
+    `origin`: the wixl output in its host folder that `raw` was made from (default: raw)."""
+    origin = origin or raw
     work.mkdir()
     ours, reference = work / "ours.msi", work / "ref.msi"
     shutil.copy(raw, ours)
     shutil.copy(raw, reference)
-    _patch(ours)
-    _msibuild_patch(reference)
+    _patch(ours, origin)
+    _msibuild_patch(reference, origin)
     cab = msidb.stream_name(CABINET, is_table=False)
     mine, theirs = _streams(ours), _streams(reference)
     assert _cab_entries(mine.pop(cab)) == [
@@ -114,10 +161,23 @@ def _assert_patched_as_by_msibuild(raw: Path, work: Path, same_streams: bool = T
     assert msi.read_tables(ours) == msi.read_tables(reference)
     types = {r["Action"]: r["Type"] for r in msi.read_tables(ours)["CustomAction"]}
     assert types[ACTION] == str(ROLLBACK_TYPE)
+    fixes, swaps = _fixes(origin)
+    for fix in fixes:
+        assert types[fix.action] == str(fix.new) and fix.new & 0x1000
+    properties = {r["Property"]: r["Value"] for r in msi.read_tables(ours)["Property"]}
+    for swap in swaps:
+        assert (properties[swap.name], properties[swap.donor]) == (swap.new, swap.old)
     # only the patched bytes changed: same size, the rest of the file untouched
     before, after = raw.read_bytes(), ours.read_bytes()
     assert len(before) == len(after)
-    assert sum(a != b for a, b in zip(before, after, strict=True)) <= 2 + 38 + 16 + 6 * 4
+    cells = 2 + 2 * len(fixes) + 2 * 3 * len(swaps)  # type cells; two string references
+    assert sum(a != b for a, b in zip(before, after, strict=True)) <= cells + 38 + 16 + 6 * 4
+
+
+def test_every_example_host_with_passwords_gets_the_new_fixes(raw_msis: list[Path]) -> None:
+    """The reference comparison above covers the 64-bit script types and the swap."""
+    with_fixes = [raw for raw in raw_msis if _fixes(raw)[0]]
+    assert with_fixes and all(len(_fixes(raw)[0]) == 2 and _fixes(raw)[1] for raw in with_fixes)
 
 
 def test_a_string_over_64_kib_in_the_pool(raw_msis: list[Path], tmp_path: Path) -> None:
@@ -134,7 +194,8 @@ def test_a_string_over_64_kib_in_the_pool(raw_msis: list[Path], tmp_path: Path) 
     pool, _ = msidb._string_pool(cfb)
     assert pool.text(pool.id_of(b"x" * 70000) or 0) == b"x" * 70000
     # msibuild's rewrite appends an empty entry to this pool: tables and summary must match
-    _assert_patched_as_by_msibuild(raw, tmp_path / "patched", same_streams=False)
+    _assert_patched_as_by_msibuild(raw, tmp_path / "patched", same_streams=False,
+                                   origin=raw_msis[0])
 
 
 class _Streams:
@@ -203,9 +264,7 @@ def test_payload_times_and_time_zone_do_not_reach_the_msi(raw_msis: list[Path]) 
     for path in host_dir.rglob("*"):
         if path.is_file():
             os.utime(path, (EPOCH + 86400 * 400, EPOCH + 86400 * 400))
-    subprocess.run(["wixl", "-a", "x64", "-o", f"{host}.msi", f"wix/{host}.wxs",
-                    "wix/DcomConfig.wxs"], cwd=host_dir, check=True, capture_output=True,
-                   env={**os.environ, "G_DEBUG": "fatal-warnings", "TZ": "Asia/Tokyo"})
+    _wixl(host_dir, f"{host}.msi", TZ="Asia/Tokyo")
     assert (host_dir / f"{host}.msi").read_bytes() != first  # wixl wrote other times
     again = msi.finish(host_dir / f"{host}.msi", "site", host, "1.0.0", "00")
     assert again == first
@@ -214,10 +273,32 @@ def test_payload_times_and_time_zone_do_not_reach_the_msi(raw_msis: list[Path]) 
 def test_patch_is_idempotent(raw_msis: list[Path], tmp_path: Path) -> None:
     once = tmp_path / "once.msi"
     shutil.copy(raw_msis[0], once)
-    _patch(once)
+    assert _fixes(raw_msis[0])[1]  # the swap is tried twice too
+    _patch(once, raw_msis[0])
     data = once.read_bytes()
-    _patch(once)  # a fixed wixl that wrote 3442 itself is accepted as well
+    _patch(once, raw_msis[0])  # a fixed wixl that wrote 3442 (or 7173) itself is accepted too
     assert once.read_bytes() == data
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("UPDATE `CustomAction` SET `Type`=3078 WHERE `Action`='DcomcApply'",
+     r"CustomAction 'DcomcApply' has type 3078, expected one of \[3077, 7173\]"),
+    ("UPDATE `Property` SET `Value`='WIX_UPGRADE_DETECTED' WHERE "
+     "`Property`='SecureCustomProperties'",
+     r"Property 'SecureCustomProperties' = 'WIX_UPGRADE_DETECTED' and "
+     f"'{SECURE_DONOR}' = .*; expected 'WIX_DOWNGRADE_DETECTED;WIX_UPGRADE_DETECTED'"),
+    (f"UPDATE `Property` SET `Value`='x' WHERE `Property`='{SECURE_DONOR}'",
+     f"'{SECURE_DONOR}' = 'x'"),
+    (f"DELETE FROM `Property` WHERE `Property`='{SECURE_DONOR}'",
+     f"Property '{SECURE_DONOR}': 0 rows, expected 1"),
+])
+def test_new_fixes_refuse_what_they_do_not_expect(raw_msis: list[Path], tmp_path: Path,
+                                                  query: str, message: str) -> None:
+    broken = tmp_path / "broken.msi"
+    shutil.copy(raw_msis[0], broken)
+    subprocess.run(["msibuild", str(broken), "-q", query], check=True, capture_output=True)
+    with pytest.raises(msidb.MsiPatchError, match=message):
+        _patch(broken, raw_msis[0])
 
 
 def _cell(path: Path) -> int:
