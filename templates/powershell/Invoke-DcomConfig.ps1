@@ -56,8 +56,8 @@
     runs. Rollback: restore that named backup.
 
 .PARAMETER PasswordsFromStdin
-    Read passwords from standard input, one account<TAB>Base64(UTF-16LE password) line each
-    (the MSI's route: never on a command line, never in a log, any code page).
+    Read passwords from standard input, one Base64(account)<TAB>Base64(password) line each,
+    both UTF-16LE (the MSI's route: never on a command line, never in a log, any code page).
 
 .PARAMETER Force
     Use a data file made for another computer (refused without it).

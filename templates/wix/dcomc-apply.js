@@ -159,7 +159,7 @@ function Apply() {
             return 3;
         }
         if (fields[i + 1] != "") { // no password given (a repair): the engine needs none or fails
-            lines.push(account + "\t" + fields[i + 1] + "\n");
+            lines.push(fields[i] + "\t" + fields[i + 1] + "\n"); // both still Base64: any code page
         }
     }
     fields = null;

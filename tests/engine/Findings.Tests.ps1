@@ -271,7 +271,7 @@ Describe 'minor and uncertain' {
         Use-Pc -Bundle $scada
         $secret = "Grüße§€`tA1`nz"
         $encoded = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($secret))
-        $lines = foreach ($name in (New-TestPassword -Data $data).Keys) { "$name`t$encoded" }
+        $lines = foreach ($name in (New-TestPassword -Data $data).Keys) { [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($name)) + "`t$encoded" }
         Sim { param($t) Set-SimStdin -Text $t } @((($lines -join "`n") + "`n"))
         $outcome = Invoke-DcomcConfiguration -Mode Apply -DataFile $scada.DataFile -PasswordsFromStdin 2>$null 3>$null 6>$null
         $outcome.ExitCode | Should -Be 0
@@ -281,7 +281,7 @@ Describe 'minor and uncertain' {
     It 'U1: a malformed standard input line stops before any change (exit 3)' {
         Use-Pc -Bundle $scada
         $fresh = Snapshot
-        Sim { Set-SimStdin -Text "opcuser`tnot base64!`n" }
+        Sim { Set-SimStdin -Text "bwBwAGMAdQBzAGUAcgA=`tnot base64!`n" }
         (Invoke-DcomcConfiguration -Mode Apply -DataFile $scada.DataFile -PasswordsFromStdin 2>$null 3>$null 6>$null).ExitCode | Should -Be 3
         Snapshot | Should -BeExactly $fresh
     }

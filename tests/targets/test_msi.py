@@ -459,9 +459,9 @@ def test_prepare_encodes_every_field() -> None:
 
 
 def test_apply_js_passwords_survive_any_character() -> None:
-    """Each standard-input line is account TAB Base64(UTF-16LE password) LF: whatever the
-    password holds (TAB, newline, characters outside every code page) and whatever code page
-    the pipe uses, it decodes to exactly the password (m3, U1)."""
+    """Each standard-input line is Base64(UTF-16LE account) TAB Base64(UTF-16LE password) LF:
+    whatever the account or password holds (TAB, newline, characters outside every code page)
+    and whatever code page the pipe uses, it decodes to exactly what was given (m3, U1)."""
     _, applied = prepare_and_apply(PASSWORDS)
     assert applied["result"] == 1 and applied["closed"] is True
     lines = str(applied["stdin"]).split("\n")
@@ -469,8 +469,9 @@ def test_apply_js_passwords_survive_any_character() -> None:
     received = {}
     for line in lines[:-1]:
         account, encoded = line.split("\t")
-        assert encoded.isascii()  # no code page can change it
-        received[account] = base64.b64decode(encoded, validate=True).decode("utf-16-le")
+        assert account.isascii() and encoded.isascii()  # no code page can change them
+        received[base64.b64decode(account, validate=True).decode("utf-16-le")] = (
+            base64.b64decode(encoded, validate=True).decode("utf-16-le"))
     assert received == PASSWORDS
     command = str(applied["command"])
     for password in PASSWORDS.values():
@@ -511,7 +512,7 @@ def test_apply_js_skips_a_password_not_given() -> None:
     """A repair runs Apply without passwords (the launch conditions ask for them only when the
     product is not installed): no line for them, the engine needs none or fails itself."""
     _, applied = prepare_and_apply({"opcsvc": "", "opcuser": SECRET})
-    assert applied["stdin"] == f"opcuser\t{utf16_base64(SECRET)}\n"
+    assert applied["stdin"] == f"{utf16_base64('opcuser')}\t{utf16_base64(SECRET)}\n"
 
 
 def test_apply_js_fails_the_install_when_the_engine_fails() -> None:

@@ -184,15 +184,26 @@ function Get-DcomcPassword {
     throw ('No matching password entered for {0}' -f $Account)
 }
 
-function ConvertFrom-DcomcBase64Secret {
+function ConvertFrom-DcomcBase64Text {
     <# Base64 of UTF-16LE (the MSI's encoding: any character of any code page survives the pipe)
-       -> a read-only SecureString; the decoded buffers are zeroed. #>
-    param([Parameter(Mandatory = $true)] [string] $Text)
+       -> the characters, in an array the caller clears after use. #>
+    param([Parameter(Mandatory = $true)] [AllowEmptyString()] [string] $Text)
     $bytes = [Convert]::FromBase64String($Text)
-    if ($bytes.Length % 2 -ne 0) {
-        throw 'A password on standard input is not UTF-16LE (odd byte count)'
+    try {
+        if ($bytes.Length % 2 -ne 0) {
+            throw 'not UTF-16LE (odd byte count)'
+        }
+        return , [Text.Encoding]::Unicode.GetChars($bytes)
     }
-    $chars = [Text.Encoding]::Unicode.GetChars($bytes)
+    finally {
+        [Array]::Clear($bytes, 0, $bytes.Length)
+    }
+}
+
+function ConvertFrom-DcomcBase64Secret {
+    <# Base64 of UTF-16LE -> a read-only SecureString; the decoded characters are zeroed. #>
+    param([Parameter(Mandatory = $true)] [AllowEmptyString()] [string] $Text)
+    $chars = ConvertFrom-DcomcBase64Text -Text $Text
     $secure = New-Object -TypeName System.Security.SecureString
     try {
         foreach ($char in $chars) {
@@ -200,7 +211,6 @@ function ConvertFrom-DcomcBase64Secret {
         }
     }
     finally {
-        [Array]::Clear($bytes, 0, $bytes.Length)
         [Array]::Clear($chars, 0, $chars.Length)
     }
     $secure.MakeReadOnly()
@@ -208,25 +218,26 @@ function ConvertFrom-DcomcBase64Secret {
 }
 
 function Read-DcomcStdinPassword {
-    <# Lines `account<TAB>Base64(UTF-16LE password)` on standard input (the MSI's route: never on
-       a command line). A malformed line stops the run before any change. #>
+    <# Lines `Base64(UTF-16LE account)<TAB>Base64(UTF-16LE password)` on standard input (the
+       MSI's route: never on a command line; ASCII only, so no code page can change a name or a
+       password). A malformed line stops the run before any change. #>
     $text = Read-DcomcOsStdin
     $number = 0
     foreach ($line in ($text -split "`r?`n")) {
         $number++
         if ($line -eq '') { continue }
         $parts = $line.Split([char] 9)
-        if ($parts.Count -ne 2 -or $parts[0] -eq '') {
-            throw ('Standard input line {0} is not account<TAB>Base64 password' -f $number)
-        }
         try {
+            if ($parts.Count -ne 2) { throw 'not two fields' }
+            $account = -join (ConvertFrom-DcomcBase64Text -Text $parts[0])
+            if ($account -eq '') { throw 'no account' }
             $secure = ConvertFrom-DcomcBase64Secret -Text $parts[1]
         }
         catch {
-            throw ('Standard input line {0} ({1}): the password is not Base64 of UTF-16LE' -f $number, $parts[0])
+            throw ('Standard input line {0} is not Base64(account)<TAB>Base64(password), both UTF-16LE' -f $number)
         }
         if ($secure.Length -gt 0) {
-            $script:Passwords[$parts[0]] = $secure
+            $script:Passwords[$account] = $secure
         }
     }
 }

@@ -470,8 +470,8 @@ function Invoke-DcomcConfiguration {
         Apply: a named backup folder that accumulates over runs (the MSI's); Rollback: restore
         and retire it.
     .PARAMETER PasswordsFromStdin
-        Read passwords from standard input, one `account<TAB>Base64(UTF-16LE password)` line
-        each (the MSI's route: never on a command line).
+        Read passwords from standard input, one `Base64(account)<TAB>Base64(password)` line
+        each, both UTF-16LE (the MSI's route: never on a command line, any code page).
     .PARAMETER Force
         Use a data file made for another computer.
     #>
