@@ -8,6 +8,7 @@ cut at a quote in netsh, or `[ProgramFilesFolder]` expanded by Windows Installer
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -125,6 +126,12 @@ def netsh_value(value: str) -> str:
 def netsh_list(items: tuple[str, ...] | list[str]) -> str:
     """A comma-separated netsh list as one quoted value; an item can be neither empty nor hold a
     comma or a space (netsh would read two items, or none)."""
+    return _netsh_list(tuple(items))
+
+
+@functools.lru_cache(maxsize=1024)
+def _netsh_list(items: tuple[str, ...]) -> str:
+    # Cached: the `site` scope (80 networks in a 1,000-host site) is in every rule of a site.
     if not items:
         raise QuoteError("netsh: an empty list (netsh would read the argument as missing)")
     for item in items:
@@ -228,6 +235,8 @@ def wix_text(value: str) -> str:
     the preprocessor gives back exactly `value`; a binder variable reference (`!(wix.X)`,
     `$(loc.X)`...) cannot be kept literal and is refused."""
     _refuse_controls(value, "WiX")
+    if "$" not in value and "!" not in value:  # most values: nothing to double or refuse
+        return value
     found = _WIX_BINDER.search(value)
     if found is not None:
         raise QuoteError(f"WiX: {found.group()!r} would be read as a WiX variable in {value!r}")
