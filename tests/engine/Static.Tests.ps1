@@ -20,6 +20,20 @@ BeforeAll {
         $ast = [System.Management.Automation.Language.Parser]::ParseFile($Path, [ref] $tokens, [ref] $errors)
         return @{ Ast = $ast; Tokens = $tokens; Errors = $errors }
     }
+    function ConvertTo-CanonicalJson {
+        <# Hashtables with their keys sorted (their enumeration order depends on how they were
+           built), so two equal data files give equal text. #>
+        param($Value)
+        if ($Value -is [hashtable]) {
+            $ordered = [ordered] @{}
+            foreach ($key in ($Value.Keys | Sort-Object)) { $ordered[$key] = ConvertTo-CanonicalJson -Value $Value[$key] }
+            return $ordered
+        }
+        if ($Value -is [array]) {
+            return , @(foreach ($item in $Value) { ConvertTo-CanonicalJson -Value $item })
+        }
+        return $Value
+    }
     # What Windows PowerShell 5.1 does not have (syntax from tokens, the rest from commands).
     $script:Ps7Tokens = @('QuestionQuestion', 'QuestionQuestionEquals', 'QuestionDot', 'QuestionLBracket', 'AndAnd', 'OrOr')
     $script:Ps7Parameters = @{ 'ForEach-Object' = @('Parallel', 'ThrottleLimit'); 'ConvertFrom-Json' = @('AsHashtable', 'Depth', 'NoEnumerate'); 'Import-PowerShellDataFile' = @('SkipLimitCheck'); 'Get-Content' = @('AsByteStream'); 'Set-Content' = @('AsByteStream'); 'Out-File' = @('Encoding:utf8NoBOM') }
@@ -118,7 +132,7 @@ Describe 'the data file of <Name>' -ForEach $dataFiles {
         $expected = Import-PowerShellDataFile -LiteralPath $Path
         $module = Import-SimEngine -Engine (Join-Path -Path (Split-Path -Path $Path -Parent) -ChildPath 'DcomConfig.psm1')
         $read = & $module { param($p) Read-DcomcDataFile -Path $p } $Path
-        ($read | ConvertTo-Json -Depth 20 -Compress) | Should -BeExactly ($expected | ConvertTo-Json -Depth 20 -Compress)
+        (ConvertTo-Json -InputObject (ConvertTo-CanonicalJson -Value $read) -Depth 30 -Compress) | Should -BeExactly (ConvertTo-Json -InputObject (ConvertTo-CanonicalJson -Value $expected) -Depth 30 -Compress)
     }
 }
 
@@ -133,8 +147,8 @@ Describe 'the engine''s data reader' {
     }
 
     It 'reads a host of 200+ resources that Import-PowerShellDataFile refuses (5,000 node limit of 5.1 and 7 without -SkipLimitCheck)' {
-        $resource = "@{ Id = 'appid_permission:app{0}/launch'; Kind = 'appid_permission'; Phase = 32; Guide = '§4.1'; Source = 'x.yaml:1:1'; App = @{ Key = 'app{0}'; Name = 'App {0}'; Progid = 'Vendor.App{0}'; Clsid = `$null; Appid = `$null; Bitness = 32 }; Which = 'launch'; Aces = @(@{ Principal = @{ Name = 'OPC Users'; Kind = 'local'; Sid = `$null }; Mask = 31 }) }"
-        $text = "@{ FormatVersion = 1; Host = 'BIG'; Resources = @(`n" + ((0..239 | ForEach-Object -Process { $resource -f $_ }) -join "`n") + "`n) }"
+        $resource = "@{ Id = 'appid_permission:appNN/launch'; Kind = 'appid_permission'; Phase = 32; Guide = '§4.1'; Source = 'x.yaml:1:1'; App = @{ Key = 'appNN'; Name = 'App NN'; Progid = 'Vendor.AppNN'; Clsid = `$null; Appid = `$null; Bitness = 32 }; Which = 'launch'; Aces = @(@{ Principal = @{ Name = 'OPC Users'; Kind = 'local'; Sid = `$null }; Mask = 31 }) }"
+        $text = "@{ FormatVersion = 1; Host = 'BIG'; Resources = @(`n" + ((0..239 | ForEach-Object -Process { $resource.Replace('NN', [string] $_) }) -join "`n") + "`n) }"
         $file = Join-Path -Path $env:DCOMC_WORK -ChildPath 'big.psd1'
         Set-Content -LiteralPath $file -Value $text -Encoding utf8
         { Import-PowerShellDataFile -LiteralPath $file } | Should -Throw
