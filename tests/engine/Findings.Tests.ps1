@@ -51,6 +51,12 @@ Describe 'critical' {
         $fresh = Snapshot
         (Run 'Apply').ExitCode | Should -Be 0
         (Sim { param($r) Test-DcomcResource -Resource $r } @($group)).Compliant | Should -BeTrue
+        # Every rule of the group in a planned profile is enabled on the PC, the others are not.
+        $rules = Sim { param($g) Get-DcomcOsFirewallGroup -Group $g } @($group.Group)
+        $planned = @($rules | Where-Object -FilterScript { $_.Profile -match ($group.Profiles -join '|') -or $_.Profile -eq 'Any' })
+        $planned.Count | Should -BeGreaterThan 1
+        @($planned | Where-Object -FilterScript { -not $_.Enabled }) | Should -BeNullOrEmpty
+        @($rules | Where-Object -FilterScript { $_.Enabled }).Count | Should -Be $planned.Count
         (Run 'Rollback').ExitCode | Should -Be 0
         Snapshot | Should -BeExactly $fresh
     }
