@@ -95,8 +95,12 @@ Describe 'major' {
         (Run 'Apply').ExitCode | Should -Be 0
         $root = Sim { Get-DcomcOsDataRoot }
         Sim { param($p) Test-DcomcTrustedPath -Path $p } @(Join-Path -Path $root -ChildPath $data.Site) | Should -BeTrue
-        Sim { param($p) Add-SimPlantedItem -Path $p -Folder } @(Join-Path -Path $root -ChildPath "$($data.Site)/backups/run-29990101-000000-000")
-        Sim { param($p) Add-SimPlantedItem -Path $p -Text '{"Format":1,"Site":"x","Changes":[]}' } @(Join-Path -Path $root -ChildPath "$($data.Site)/backups/run-29990101-000000-000/changes.json")
+        # A standard user plants the newest backup: a well-formed one, of this site, that would
+        # set ForceGuest to 1 (guest logons for every network user) if it were replayed.
+        $planted = Join-Path -Path $root -ChildPath "$($data.Site)/backups/run-29990101-000000-000"
+        $text = ConvertTo-Json -Depth 8 -Compress -InputObject @{ Format = 1; Site = $data.Site; Host = $data.Host; Named = $false; Created = [long]::MaxValue; Sequence = 999999; Changes = @(@{ Id = 'security_option:ForceGuest'; Before = @{ Value = @{ Exists = $true; Type = 'DWord'; Data = 1 } } }) }
+        Sim { param($p) Add-SimPlantedItem -Path $p -Folder } @($planted)
+        Sim { param($p, $t) Add-SimPlantedItem -Path (Join-Path -Path $p -ChildPath 'changes.json') -Text $t } @($planted, $text)
         $applied = Snapshot
         (Run 'Rollback').ExitCode | Should -Be 3
         Snapshot | Should -BeExactly $applied
@@ -142,16 +146,20 @@ Describe 'major' {
         Snapshot | Should -BeExactly $admin
     }
 
-    It 'M7: Rollback without -Backup restores the newest Apply run, never a named backup' {
+    It 'M7: Rollback without -Backup restores the newest Apply run, never a named backup, whatever the clock says' {
         Use-Pc -Bundle $scada
         (Run 'Apply' -With @{ BackupName = 'msi' }).ExitCode | Should -Be 0
-        $afterMsi = Snapshot
         $option = (Get-Resource 'security_option')[0]
         Sim { param($o) Set-DcomcOsRegistryValue -Path ($o.Key.Substring(19)) -Name $o.ValueName -Type 'DWord' -Data 7 } @($option)
         (Run 'Apply').ExitCode | Should -Be 0
+        # The clock is set back a day (a wrong BIOS clock, a time sync): the next run is newer all the same.
+        Sim { Set-SimClock -Time ([DateTime]::new(2026, 1, 4, 8, 0, 0, [DateTimeKind]::Utc)) }
+        Sim { param($o) Set-DcomcOsRegistryValue -Path ($o.Key.Substring(19)) -Name $o.ValueName -Type 'DWord' -Data 9 } @($option)
+        (Run 'Apply').ExitCode | Should -Be 0
         (Run 'Rollback').ExitCode | Should -Be 0
-        $value = Sim { param($o) Get-DcomcOsRegistryValue -Path ($o.Key.Substring(19)) -Name $o.ValueName } @($option)
-        $value.Data | Should -Be 7
+        (Sim { param($o) Get-DcomcOsRegistryValue -Path ($o.Key.Substring(19)) -Name $o.ValueName } @($option)).Data | Should -Be 9
+        (Run 'Rollback').ExitCode | Should -Be 0
+        (Sim { param($o) Get-DcomcOsRegistryValue -Path ($o.Key.Substring(19)) -Name $o.ValueName } @($option)).Data | Should -Be 7
         @(Get-Backups) | Should -Contain 'msi'
     }
 
@@ -178,10 +186,11 @@ Describe 'major' {
 
     It 'M9: a service that cannot start under its new account is started again as before (exit 2)' {
         Use-Pc -Bundle $scada
-        $fresh = Snapshot
         $service = (Get-Resource 'service_logon')[0]
-        # The SCM refuses the logon: the right is there but the service was given a wrong password.
-        Sim { Add-SimFault -Operation 'Restart-DcomcOsService' -At 1 -Message 'The service did not start due to a logon failure.' }
+        # A Group Policy denies "Log on as a service" to Administrators, and opcsvc is one: the
+        # SCM refuses the logon (1069) when the service is restarted under it.
+        Sim { Grant-DcomcOsUserRight -Right 'SeDenyServiceLogonRight' -Sid 'S-1-5-32-544' }
+        $fresh = Snapshot
         (Run 'Apply').ExitCode | Should -Be 2
         Snapshot | Should -BeExactly $fresh
         (Sim { param($s) Get-DcomcOsService -Name $s } @($service.Service)).State | Should -Be 'Running'

@@ -157,14 +157,16 @@ function Save-DcomcBackup {
     <# Every resource this backup has seen change, with its state BEFORE the first change (a
        named backup keeps the pristine state of what an earlier run changed). Only Ids and
        states are kept: Rollback takes each resource's definition from the data file. #>
-    param([Parameter(Mandatory = $true)] [string] $Folder, [Parameter(Mandatory = $true)] $Data, [Parameter(Mandatory = $true)] [AllowEmptyCollection()] [object[]] $Changes, $Earlier, [switch] $Named)
+    param([Parameter(Mandatory = $true)] $Backup, [Parameter(Mandatory = $true)] $Data, [Parameter(Mandatory = $true)] [AllowEmptyCollection()] [object[]] $Changes, [switch] $Named)
     $entries = New-Object -TypeName System.Collections.ArrayList
     $seen = @{}
     $old = @()
     $created = (Get-DcomcOsUtcNow).Ticks
-    if ($null -ne $Earlier) {
-        $old = @($Earlier.Changes)
-        $created = [long] $Earlier.Created
+    $sequence = $Backup.Sequence
+    if ($null -ne $Backup.Earlier) {
+        $old = @($Backup.Earlier.Changes)
+        $created = [long] $Backup.Earlier.Created
+        $sequence = [long] $Backup.Earlier.Sequence
     }
     foreach ($entry in @($old) + @($Changes)) {
         $id = [string] $entry.Id
@@ -172,8 +174,8 @@ function Save-DcomcBackup {
         $seen[$id] = $true
         $null = $entries.Add(@{ Id = $id; Before = $entry.Before })
     }
-    $backup = @{ Format = $script:BackupFormat; Site = [string] $Data.Site; Host = [string] $Data.Host; Named = [bool] $Named; Created = $created; Changes = $entries.ToArray() }
-    Write-DcomcOsFile -Path (Join-Path -Path $Folder -ChildPath 'changes.json') -Text (ConvertTo-Json -InputObject $backup -Depth 14)
+    $content = @{ Format = $script:BackupFormat; Site = [string] $Data.Site; Host = [string] $Data.Host; Named = [bool] $Named; Created = $created; Sequence = $sequence; Changes = $entries.ToArray() }
+    Write-DcomcOsFile -Path (Join-Path -Path $Backup.Folder -ChildPath 'changes.json') -Text (ConvertTo-Json -InputObject $content -Depth 14)
 }
 
 function Copy-DcomcEngine {
@@ -192,6 +194,7 @@ function Copy-DcomcEngine {
 function Start-DcomcBackup {
     <# The backup folder of an Apply, with the human-usable exports on its first use. #>
     param([Parameter(Mandatory = $true)] $Data, [string] $BackupName, [Parameter(Mandatory = $true)] [string] $DataFile)
+    $sequence = Get-DcomcNextSequence -Data $Data
     $folder = New-DcomcBackupFolder -Data $Data -BackupName $BackupName
     $earlier = Read-DcomcBackup -Folder $folder -Data $Data
     if ($null -eq $earlier) {
@@ -201,7 +204,7 @@ function Start-DcomcBackup {
         }
         Copy-DcomcEngine -Folder $folder -DataFile $DataFile
     }
-    return @{ Folder = $folder; Earlier = $earlier }
+    return @{ Folder = $folder; Earlier = $earlier; Sequence = $sequence }
 }
 
 function Complete-DcomcBackup {
@@ -213,23 +216,45 @@ function Complete-DcomcBackup {
     Write-DcomcLog -Message ('backup {0} retired as {1}' -f $Folder, $name)
 }
 
-function Find-DcomcLatestBackup {
-    <# The newest unnamed, unretired backup by the time stored in it (never by folder name, and
-       never a named backup such as the MSI's). #>
+function Get-DcomcSavedBackup {
+    <# @{ Folder; Saved } of every backup folder of the site with a changes.json, retired ones
+       included (their numbers are never given again). #>
     param([Parameter(Mandatory = $true)] $Data)
     $root = Get-DcomcSiteFolder -Data $Data -Name 'backups'
     if (-not (Test-DcomcOsPath -Path $root)) {
-        return $null
+        return
     }
-    $best = $null
-    $bestTime = [long] -1
     foreach ($name in (Get-DcomcOsChildFolder -Path $root)) {
-        if ($name -notmatch '^run-[0-9-]+$') { continue }
         $folder = Join-Path -Path $root -ChildPath $name
         $saved = Read-DcomcBackup -Folder $folder -Data $Data
-        if ($null -ne $saved -and -not $saved.Named -and [long] $saved.Created -gt $bestTime) {
-            $best = $folder
-            $bestTime = [long] $saved.Created
+        if ($null -ne $saved) {
+            @{ Folder = $folder; Name = $name; Saved = $saved }
+        }
+    }
+}
+
+function Get-DcomcNextSequence {
+    <# One more than any backup's number: "newest" is a count, not a time (a clock set back, or
+       a daylight-saving change, does not reorder the runs). #>
+    param([Parameter(Mandatory = $true)] $Data)
+    $highest = [long] 0
+    foreach ($backup in (Get-DcomcSavedBackup -Data $Data)) {
+        if ([long] $backup.Saved.Sequence -gt $highest) { $highest = [long] $backup.Saved.Sequence }
+    }
+    return ($highest + 1)
+}
+
+function Find-DcomcLatestBackup {
+    <# The newest unnamed, unretired backup by its number (never by folder name or time, and
+       never a named backup such as the MSI's). #>
+    param([Parameter(Mandatory = $true)] $Data)
+    $best = $null
+    $bestSequence = [long] -1
+    foreach ($backup in (Get-DcomcSavedBackup -Data $Data)) {
+        if ($backup.Name -notmatch '^run-[0-9-]+$' -or $backup.Saved.Named) { continue }
+        if ([long] $backup.Saved.Sequence -gt $bestSequence) {
+            $best = $backup.Folder
+            $bestSequence = [long] $backup.Saved.Sequence
         }
     }
     return $best
@@ -270,7 +295,7 @@ function Invoke-DcomcApplyStep {
     param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $Backup, [Parameter(Mandatory = $true)] $Data, [Parameter(Mandatory = $true)] [AllowEmptyCollection()] [System.Collections.ArrayList] $Changes, [switch] $Named)
     $before = ConvertTo-DcomcPlain -State (Invoke-DcomcStep -Verb 'Get' -Resource $Resource)
     $null = $Changes.Add(@{ Id = [string] $Resource.Id; Resource = $Resource; Before = $before })
-    Save-DcomcBackup -Folder $Backup.Folder -Data $Data -Changes $Changes.ToArray() -Earlier $Backup.Earlier -Named:$Named
+    Save-DcomcBackup -Backup $Backup -Data $Data -Changes $Changes.ToArray() -Named:$Named
     $null = Invoke-DcomcStep -Verb 'Set' -Resource $Resource -State $before
     $after = Test-DcomcResource -Resource $Resource
     if (-not $after.Compliant) {
@@ -285,7 +310,7 @@ function Undo-DcomcApply {
     $undo = Undo-DcomcChange -Changes $Changes.ToArray()
     if ($null -ne $Backup -and $undo.Failed.Count -eq 0) {
         if ($null -ne $Backup.Earlier) {
-            Save-DcomcBackup -Folder $Backup.Folder -Data $Data -Changes @() -Earlier $Backup.Earlier -Named:$Named
+            Save-DcomcBackup -Backup $Backup -Data $Data -Changes @() -Named:$Named
         }
         else {
             Complete-DcomcBackup -Folder $Backup.Folder
