@@ -1,19 +1,33 @@
 """Stage 5, emit: every target for every host, written as one bundle — atomically.
 
 All artifacts are produced in memory first; a failure (or a --strict refusal) writes nothing.
-The bundle is then written into a temporary folder beside OUT and renamed into place, so an
+The bundle is then written into a temporary folder beside OUT and swapped into place, so an
 interrupted build never leaves a half-written bundle, and the previous OUT survives any
 failure. A folder that is not a dcomc bundle is never replaced: `-o ~` must not wipe a home.
+
+The swap, for a reader of OUT (see `_swap`): on Linux the staged folder and the previous OUT
+are exchanged in one step (renameat2 RENAME_EXCHANGE), so OUT is at every moment the complete
+old or the complete new bundle, whatever the moment a build is killed. Where the exchange is
+not offered (another OS; a file system that refuses it, e.g. some network or FUSE file
+systems) the old OUT is renamed aside and the new one renamed in: between those two renames
+there is no OUT. A build killed in that window leaves the previous bundle as `.OUT.old-*`
+beside it, and the next build of OUT that gets to write puts it back before anything else
+(`_sweep`; a build refused before writing, by errors or --strict, leaves it as it is).
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import functools
 import gc
+import glob
 import hashlib
 import itertools
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -33,7 +47,7 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
 MANIFEST = "manifest.json"
-_STAGING_IDS = itertools.count()  # with the PID: a unique staging folder per build
+_STAGING_IDS = itertools.count()  # with the PID: unique staging/old/retired folder names
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,15 +224,16 @@ class MsiRequest:
 
 @contextmanager
 def _staging(out: Path) -> Iterator[Path]:
-    """A temporary folder beside OUT that replaces OUT when the block succeeds and is removed
-    when it fails (or is interrupted): the previous OUT survives any failure. An OUT that is a
-    symbolic link is replaced where it points, and stays a link."""
+    """A temporary folder beside OUT that replaces OUT when the block succeeds (`_swap`) and
+    is removed when it fails (or is interrupted): the previous OUT survives any failure. What
+    a killed build left is repaired first (`_sweep`). An OUT that is a symbolic link is
+    replaced where it points, and stays a link."""
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):
         _sweep(out)
         # mkdir, not mkdtemp: the bundle gets the user's usual permissions (umask), not 0700
-        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{next(_STAGING_IDS)}"
+        tmp = _beside(out, "tmp")
         tmp.mkdir()
         try:
             yield tmp
@@ -282,25 +297,118 @@ def _write_file(path: str, data: bytes) -> None:
 
 
 def _swap(tmp: Path, out: Path) -> None:
+    """Put the staged bundle `tmp` at OUT and remove the previous one.
+
+    The names beside OUT tell the next build (`_sweep`) what a killed build left:
+    `.OUT.tmp-*` is never the bundle at OUT (a staged bundle that was not swapped in, or the
+    previous bundle after an exchange), `.OUT.old-*` is always a complete previous bundle (it
+    exists only while OUT is missing, unless the swap got past its second rename), and
+    `.OUT.del-*` is a tree being removed (never restored: it may be half gone)."""
+    _reached("staged")
     if not out.exists():
-        tmp.rename(out)
+        tmp.rename(out)  # one rename: atomic
+        _reached("renamed")
         return
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    out.rename(old)
+    if _exchange(tmp, out):  # one step: a reader sees the old or the new bundle, nothing else
+        _reached("exchanged")  # tmp holds the previous bundle now
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    # The fallback: between the two renames there is no OUT (a documented window; the next
+    # build repairs it, see _sweep).
+    old = _beside(out, "old")
     try:
+        out.rename(old)
+        _reached("moved-aside")
         tmp.rename(out)
     except BaseException:
-        old.rename(out)  # put the previous bundle back
+        if not out.exists() and old.is_dir():
+            old.rename(out)  # put the previous bundle back
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    _reached("swapped")
+    gone = _retire(old, out)
+    _reached("retired")
+    shutil.rmtree(gone, ignore_errors=True)
+
+
+def _reached(step: str) -> None:
+    """A point inside the swap. Does nothing; tests replace it, in a build process they then
+    kill there, to check what a reader of OUT sees at each step and after the kill."""
+
+
+def _beside(out: Path, kind: str) -> Path:
+    return out.parent / f".{out.name}.{kind}-{os.getpid()}-{next(_STAGING_IDS)}"
+
+
+def _retire(tree: Path, out: Path) -> Path:
+    """Rename a tree beside OUT that is no longer a bundle to `.OUT.del-*`, for deletion: a
+    deletion cut short leaves a `del` folder, never a half-deleted `old` one that a later
+    repair could take for the previous bundle."""
+    gone = _beside(out, "del")
+    try:
+        tree.rename(gone)
+    except OSError:
+        return tree
+    return gone
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+# The answers of a kernel or file system that does not offer the exchange (nothing changed):
+# ENOSYS (a kernel before 3.15, some seccomp sandboxes), EINVAL (a file system without
+# RENAME_EXCHANGE: NFS, CIFS, most FUSE file systems, overlayfs on some kernels), ENOTSUP.
+_NO_EXCHANGE = frozenset({errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP})
+
+
+@functools.cache
+def _renameat2() -> Callable[[int, bytes, int, bytes, int], int] | None:
+    """libc's renameat2 (glibc 2.28+), or None where there is none (another OS, an older or
+    another libc)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                         ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Exchange two existing folders in one step; False (and nothing changed) where the
+    system or the file system does not offer it."""
+    renameat2 = _renameat2()
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _NO_EXCHANGE:
+        return False
+    raise OSError(code, os.strerror(code), str(a), None, str(b))
 
 
 def _sweep(out: Path) -> None:
-    """Remove leftovers of builds killed between their two renames."""
-    for stale in out.parent.glob(f".{out.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    for stale in out.parent.glob(f".{out.name}.old-*"):
-        if out.exists():
-            shutil.rmtree(stale, ignore_errors=True)
-        else:
-            stale.rename(out)  # the previous bundle, left half-swapped: restore it first
+    """Repair what a killed build left beside OUT (run under the lock, before staging).
+
+    OUT missing and a `.OUT.old-*` there means a build was killed inside the fallback
+    swap's window: after renaming the previous bundle aside, before renaming its own in. Its
+    staged folder is probably complete, but the previous bundle is restored, not the staged
+    one: that build never reported success (its user saw it fail, and a failed build leaves
+    the previous bundle as it was); nothing marks a staged folder as finished, whereas the
+    `old` name is only ever given to a complete bundle (see `_retire`); and the staged files
+    were never synced to disk, the previous bundle's had a whole build's time to be written
+    back. The build running now replaces the restored bundle moments later anyway.
+    Everything else beside OUT (staged folders, the previous bundle left by a killed
+    exchange, trees being deleted) is not the bundle at OUT and is deleted."""
+    prefix = glob.escape(f".{out.name}.")  # -o may name a folder `line[3]`
+    if not out.exists():
+        olds = sorted(out.parent.glob(f"{prefix}old-*"),
+                      key=lambda p: p.lstat().st_ctime_ns)  # ctime: when renamed aside
+        olds = [p for p in olds if p.is_dir() and not p.is_symlink()]
+        if olds:
+            olds[-1].rename(out)  # the previous bundle, left half-swapped: restore it
+    for kind in ("tmp", "old", "del"):
+        for stale in out.parent.glob(f"{prefix}{kind}-*"):
+            shutil.rmtree(_retire(stale, out) if kind == "old" else stale, ignore_errors=True)
