@@ -397,6 +397,69 @@ def _host_service_accounts(spec: Spec, host: Any) -> Iterator[tuple[str, str, st
             yield client.service, client.run_as, f"client '{key}'"
 
 
+# The host MSIs are built with code page 1252, Western European (the .wxs names none: wixl's
+# default). Their tables hold each account whose password the install asks for (the property
+# DCOMC_ACCOUNT_<n>, the launch condition's message), and wixl 0.101 crashes, without saying
+# where, on a character that code page lacks (tried: every character of it builds).
+MSI_CODEPAGE = "cp1252"
+
+
+def _msi_accounts(ctx: Context) -> None:
+    """Names that reach the MSI must fit its code page: every user dcomc creates, and the Log
+    On account of every service a host configures (a domain account too)."""
+    for name, user in ctx.spec.accounts.users.items():
+        if not user.existing:
+            _msi_text(ctx, ("accounts", "users", name), name, "the hosts' MSIs, which ask for "
+                      "its password", key=True)
+    for path, account, whose in _service_logon_refs(ctx.spec):
+        principal = ctx.res.resolve(account)
+        if principal is None:
+            continue  # E102
+        key = ctx.res.user_key(principal.name)
+        if key is not None and not ctx.spec.accounts.users[key].existing:
+            continue  # a user dcomc creates: reported at its name
+        _msi_text(ctx, path, principal.name, f"the MSI, which asks for its password as the "
+                  f"Log On account of {whose}")
+
+
+def _msi_text(ctx: Context, path: NodePath, name: str, where: str, *,
+              key: bool = False) -> None:
+    if _CONTROL.search(name) or _NONCHAR.search(name):
+        return  # E201 says it
+    missing = list(dict.fromkeys(c for c in name if not _in_msi_codepage(c)))
+    if not missing:
+        return
+    chars = ", ".join(f"'{c}' (U+{ord(c):04X})" for c in missing[:3])
+    more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+    ctx.error(path, "E218", f"account '{name}' cannot be written into {where}: dcomc builds "
+              f"its MSIs with code page 1252 (Western European), which has no {chars}{more}; "
+              "use a name in that code page", key=key)
+
+
+def _in_msi_codepage(char: str) -> bool:
+    try:
+        char.encode(MSI_CODEPAGE)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _service_logon_refs(spec: Spec) -> Iterator[tuple[NodePath, str, str]]:
+    """(path, account, whose) of every service Log On account some host sets (as lower does)."""
+    on_hosts = {key for host in spec.hosts.values() for key in host.servers}
+    for key, server in spec.servers.items():
+        product = catalog.product(server.product) if server.product else None
+        service = server.service or (product.service if product else None)
+        mode = server.process_mode or ("service" if server.service_account else "interactive")
+        if key in on_hosts and service and server.service_account and mode == "service":
+            yield ("servers", key, "service_account"), server.service_account, \
+                f"server '{key}'"
+    on_hosts = {key for host in spec.hosts.values() for key in host.clients}
+    for key, client in spec.clients.items():
+        if key in on_hosts and client.service and client.run_as:
+            yield ("clients", key, "run_as"), client.run_as, f"the service of client '{key}'"
+
+
 def _server_executables(ctx: Context) -> None:
     """A server firewall rule needs the executable: refuse to drop it silently (§5.1 step 5)."""
     for name, host in ctx.spec.hosts.items():
@@ -427,5 +490,5 @@ def _host_flag(spec: Spec, host: Any, flag: str) -> bool:
 _RULES = (
     _control_chars, _site, _keys, _account_names, _collisions, _accounts, _memberships,
     _permissions, checkhosts.servers, checkhosts.clients, checkhosts.hosts,
-    checkhosts.firewall_remote, _service_logons, _server_executables,
+    checkhosts.firewall_remote, _service_logons, _server_executables, _msi_accounts,
 )
