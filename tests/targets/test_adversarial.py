@@ -25,6 +25,9 @@ PATH_CHARS = st.sampled_from(SPECIAL + "abcXYZ019-_ .")
 
 account = st.text(NAME_CHARS, min_size=1, max_size=18).filter(
     lambda s: s.strip() == s and not s.endswith(".") and s.strip(". "))
+# A user dcomc creates reaches the MSI, whose code page (1252) has no U+201B (E218); the
+# domain account, which does not, keeps every character.
+local_account = account.filter(lambda s: "\u201b" not in s)
 folder = st.text(PATH_CHARS, min_size=1, max_size=20).filter(
     lambda s: s not in (".", "..") and s.strip() == s and not s.endswith("."))
 description = st.text(st.sampled_from(SPECIAL + "\"\\<>&abc "), max_size=40)
@@ -58,7 +61,7 @@ def spec(user: str, domain_user: str, server_dir: str, client_dir: str, desc: st
 
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(account, account, folder, folder, description)
+@given(local_account, account, folder, folder, description)
 def test_hostile_values_round_trip(tmp_path: Path, user: str, domain_user: str,
                                    server_dir: str, client_dir: str, desc: str) -> None:
     path = tmp_path / "adv.yaml"
