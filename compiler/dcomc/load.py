@@ -176,9 +176,12 @@ def _tag_spans(text: str, file: str) -> list[Span]:
     `!`, so a document without one is not parsed twice."""
     if "!" not in text:
         return []
+    try:
+        events = list(yaml.parse(text, Loader=_FAST_LOADER))
+    except yaml.YAMLError:  # libyaml refuses what PyYAML's parser took (a surrogate escape)
+        events = list(yaml.parse(text, Loader=yaml.SafeLoader))
     return [_mark_span(file, event.start_mark)
-            for event in yaml.parse(text, Loader=_FAST_LOADER)
-            if isinstance(event, _TAGGED) and event.tag is not None]
+            for event in events if isinstance(event, _TAGGED) and event.tag is not None]
 
 
 def _mark_span(file: str, mark: Any) -> Span:

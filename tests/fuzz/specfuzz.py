@@ -627,10 +627,7 @@ KINDS = (TRACEBACK, BAD_EXIT, NO_POSITION, CHECK_BUILD)
 # Defects found by this fuzzer outside the files its owner may change, each with a strict
 # xfail reproducer in tests/unit/test_check_build_regressions.py; a problem whose detail
 # matches is counted apart (`known`), and remove the entry when that test starts to pass.
-KNOWN: dict[str, tuple[str, ...]] = {
-    "load._tag_spans: libyaml refuses a surrogate escape the fallback parser accepted": (
-        "in _tag_spans", "found invalid Unicode character escape code"),
-}
+KNOWN: dict[str, tuple[str, ...]] = {}
 
 
 def known(detail: str) -> str | None:

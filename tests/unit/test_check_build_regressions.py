@@ -12,8 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 SURROGATE_AFTER_BANG = """\
 dcomc: 1
 site:
@@ -30,9 +28,6 @@ def _check(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, check=False)
 
 
-@pytest.mark.xfail(strict=True, reason="load._tag_spans parses again with libyaml, which "
-                   "refuses the surrogate escape PyYAML's parser accepted (compose fell back "
-                   "to it): a ScannerError traceback; load.py is not the checker's to change")
 def test_a_surrogate_escape_in_a_spec_with_a_bang_is_a_located_error(tmp_path: Path) -> None:
     """Any `!` in the text (here in a description, not a tag) makes the loader look for tags
     with libyaml; a `\\ud800` escape then ended `check` in a traceback instead of E201."""
