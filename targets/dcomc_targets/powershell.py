@@ -16,12 +16,13 @@ tree-sitter-powershell and accepts only the literal subset the writer emits.
 from __future__ import annotations
 
 import dataclasses
+import time
 from enum import Enum
 from functools import cache
 from typing import Any
 
 import tree_sitter_powershell
-from tree_sitter import Language, Node, Parser
+from tree_sitter import Language, Node, Parser, Point
 
 from dcomc.model import AceSpec, HostPlan, Resource, data_fields
 from dcomc_targets.base import Artifact, EmitContext, template_bytes, templates_dir
@@ -39,6 +40,12 @@ _WRAPPERS = frozenset({
     "array_literal_expression", "unary_expression", "string_literal", "integer_literal",
     "key_expression",
 })
+# Reading back: values nested deeper than this are refused (dcomc's data files nest about 8
+# deep; a deeper one would only exhaust Python's recursion), and tree-sitter gets this long to
+# parse a script whose syntax errors `dcomc inspect` lists (its error recovery takes seconds
+# on a few hundred kB of garbage; the shipped engine takes milliseconds).
+MAX_DEPTH = 64
+PARSE_SECONDS = 2.0
 
 
 # --- plan → data -------------------------------------------------------------------------------
@@ -186,11 +193,14 @@ class PowerShellTarget:
     def inspect(self, data: bytes) -> Any:
         text = _text(data)
         try:
-            return {"kind": "powershell-data", **parse_data(text)}
+            found = parse_data(text)
         except ValueError:
-            pass  # not a data file: show it as a script
-        return {"kind": "powershell-script", "functions": function_names(text),
-                "syntax_errors": [f"{r}:{c}: {snippet}" for r, c, snippet in syntax_errors(text)]}
+            found = None  # not a data file: show it as a script
+        if isinstance(found, dict):
+            return {"kind": "powershell-data", **found}
+        functions, errors = _script_view(text, time.monotonic() + PARSE_SECONDS)
+        return {"kind": "powershell-script", "functions": functions,
+                "syntax_errors": [f"{r}:{c}: {snippet}" for r, c, snippet in errors]}
 
 
 ENGINE_PARTS = "engine"
@@ -239,9 +249,41 @@ def _parser() -> Parser:
     return Parser(Language(tree_sitter_powershell.language()))
 
 
-def parse_tree(text: str) -> tuple[Node, bytes]:
+def parse_tree(text: str, *, stop_at_error: bool = False,
+               seconds: float | None = None) -> tuple[Node, bytes]:
+    """The syntax tree of `text` and its UTF-8 bytes. With `stop_at_error`, parsing stops at
+    the first syntax error (ValueError `syntax error near line:column`) instead of
+    recovering, which can take seconds on garbage; with `seconds`, a parse that takes longer
+    is abandoned (ValueError)."""
     source = text.encode("utf-8")
-    return _parser().parse(source).root_node, source
+    if not stop_at_error and seconds is None:
+        return _parser().parse(source).root_node, source
+    deadline = time.monotonic() + seconds if seconds is not None else None
+    reached = [0, 0]  # byte offset, and whether an error stopped the parse
+
+    def read(offset: int, _point: Point) -> bytes:
+        return source[offset : offset + 65536]
+
+    def stop(offset: int, has_error: bool) -> bool:
+        reached[0] = offset
+        if stop_at_error and has_error:
+            reached[1] = 1
+            return True
+        return deadline is not None and time.monotonic() > deadline
+
+    try:
+        tree = _parser().parse(read, progress_callback=stop)
+    except ValueError:  # cancelled by `stop`
+        _parser().reset()  # or the next parse would resume this one
+        offset = reached[0]
+        if reached[1]:
+            line = source.count(b"\n", 0, offset) + 1
+            col = offset - (source.rfind(b"\n", 0, offset) + 1) + 1
+            excerpt = source[offset : offset + 40].decode("utf-8", "replace")
+            raise ValueError(f"syntax error near {line}:{col}: {excerpt!r}") from None
+        raise ValueError(f"the parse took over {seconds:g} s and was abandoned (reached byte "
+                         f"{offset} of {len(source)}): garbled or nested too deeply") from None
+    return tree.root_node, source
 
 
 def syntax_errors(text: str) -> list[tuple[int, int, str]]:
@@ -258,6 +300,19 @@ def syntax_errors(text: str) -> list[tuple[int, int, str]]:
     return sorted(found)
 
 
+def _first_error(root: Node, source: bytes) -> tuple[int, int, str]:
+    """The first ERROR or MISSING node of a tree that has one, as syntax_errors gives it;
+    only nodes that contain an error are entered (a tree can have millions of nodes)."""
+    node = root
+    while not (node.type == "ERROR" or node.is_missing):
+        child = next((c for c in node.children if c.has_error), None)
+        if child is None:
+            break
+        node = child
+    excerpt = source[node.start_byte : node.start_byte + 60].decode("utf-8", "replace")
+    return node.start_point[0] + 1, node.start_point[1] + 1, excerpt
+
+
 def function_names(text: str) -> list[str]:
     root, source = parse_tree(text)
     names: list[str] = []
@@ -272,13 +327,45 @@ def function_names(text: str) -> list[str]:
     return names
 
 
+def _script_view(text: str, deadline: float) -> tuple[list[str], list[tuple[int, int, str]]]:
+    """function_names and syntax_errors from one parse and one walk, both done by `deadline`
+    (ValueError otherwise): a few hundred kB of garbage make a tree of a million nodes."""
+    root, source = parse_tree(text, seconds=max(deadline - time.monotonic(), 0.1))
+    names: list[str] = []
+    errors: list[tuple[int, int, str]] = []
+    cursor = root.walk()
+    visited = 0
+    while True:  # pre-order, as function_names
+        node = cursor.node
+        assert node is not None
+        visited += 1
+        if visited % 4096 == 0 and time.monotonic() > deadline:
+            raise ValueError(f"PowerShell: the script is too large or garbled to read in "
+                             f"{PARSE_SECONDS:g} s ({len(source)} bytes)")
+        if node.type == "ERROR" or node.is_missing:
+            excerpt = source[node.start_byte : node.start_byte + 60].decode("utf-8", "replace")
+            errors.append((node.start_point[0] + 1, node.start_point[1] + 1, excerpt))
+        elif node.type == "function_statement":
+            name = next((c for c in node.children if c.type == "function_name"), None)
+            if name is not None:
+                names.append(source[name.start_byte : name.end_byte].decode("utf-8", "replace"))
+        if cursor.goto_first_child():
+            continue
+        while not cursor.goto_next_sibling():
+            if not cursor.goto_parent():
+                return names, sorted(errors)
+
+
 def parse_data(text: str) -> Any:
-    """Read a data file back; refuses anything but the literal subset the writer emits."""
-    errors = syntax_errors(text)
-    if errors:
-        line, col, excerpt = errors[0]
+    """Read a data file back; refuses anything but the literal subset the writer emits
+    (ValueError, one line). A syntax error stops the parse where it is found."""
+    try:
+        root, source = parse_tree(text, stop_at_error=True, seconds=PARSE_SECONDS)
+    except ValueError as exc:
+        raise ValueError(f"psd1: {exc}") from None
+    if root.has_error:  # an error the parse did not stop at (a MISSING node at the end...)
+        line, col, excerpt = _first_error(root, source)
         raise ValueError(f"psd1: syntax error at {line}:{col}: {excerpt!r}")
-    root, source = parse_tree(text)
     values = [c for c in root.children if c.type != "comment"]
     if len(values) != 1:
         raise ValueError("psd1: expected exactly one hashtable")
@@ -290,21 +377,26 @@ class _Literal:
         self.source = source
 
     def text(self, node: Node) -> str:
-        return self.source[node.start_byte : node.end_byte].decode("utf-8")
+        return self.source[node.start_byte : node.end_byte].decode("utf-8", "replace")
 
-    def value(self, node: Node) -> Any:
+    def value(self, node: Node, depth: int = 0) -> Any:
+        if depth > MAX_DEPTH:
+            raise ValueError(f"psd1: values nested deeper than {MAX_DEPTH} levels")
         node = self._unwrap(node)
         kind = node.type
         if kind == "hash_literal_expression":
-            return self._hash(node)
+            return self._hash(node, depth + 1)
         if kind == "array_expression":
-            return [self.value(c) for c in self._items(node)]
+            return [self.value(c, depth + 1) for c in self._items(node)]
         if kind == "verbatim_string_characters":
             return ps_unquote(self.text(node))
         if kind == "decimal_integer_literal":
-            return int(self.text(node))
+            digits = self.text(node)
+            if len(digits) > 20:  # beyond any 64-bit value
+                raise ValueError(f"psd1: an integer of {len(digits)} digits")
+            return int(digits)
         if kind == "expression_with_unary_operator" and self.text(node).startswith("-"):
-            operand = self.value(node.children[-1])
+            operand = self.value(node.children[-1], depth + 1)
             if isinstance(operand, int) and not isinstance(operand, bool):
                 return -operand
         if kind == "variable":
@@ -313,6 +405,10 @@ class _Literal:
 
     def _unwrap(self, node: Node) -> Node:
         while node.type in _WRAPPERS:
+            only = node.child(0) if node.child_count == 1 else None
+            if only is not None and only.type != "comment":  # most wrappers: one call
+                node = only
+                continue
             children = [c for c in node.children if c.type != "comment"]
             if len(children) != 1:
                 raise ValueError(f"psd1: unexpected {node.type}: {self.text(node)[:40]!r}")
@@ -323,18 +419,22 @@ class _Literal:
         body = [c for c in node.children if c.type not in ("@(", ")", "comment")]
         if not body:
             return []
-        (statements,) = body
-        return [c for c in statements.children if c.type not in ("comment", ";")]
+        if len(body) != 1:
+            raise ValueError(f"psd1: unexpected array: {self.text(node)[:40]!r}")
+        return [c for c in body[0].children if c.type not in ("comment", ";")]
 
-    def _hash(self, node: Node) -> dict[str, Any]:
+    def _hash(self, node: Node, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for body in (c for c in node.children if c.type == "hash_literal_body"):
             for entry in (c for c in body.children if c.type == "hash_entry"):
-                key_node, _, value_node = [c for c in entry.children if c.type != "comment"]
+                parts = [c for c in entry.children if c.type != "comment"]
+                if len(parts) != 3:
+                    raise ValueError(f"psd1: unexpected entry: {self.text(entry)[:40]!r}")
+                key_node, _, value_node = parts
                 key = self._key(key_node)
                 if key in out:
                     raise ValueError(f"psd1: duplicate key {key!r}")
-                out[key] = self.value(value_node)
+                out[key] = self.value(value_node, depth)
         return out
 
     def _key(self, node: Node) -> str:

@@ -185,8 +185,9 @@ def validate(data: bytes) -> None:
     doc = etree.fromstring(data, parser=etree.XMLParser(resolve_entities=False, no_network=True))
     schema = _schema()
     if not schema.validate(doc):
-        errors = str(schema.error_log).strip()
-        raise ValueError(f"WiX fragment invalid: {errors}")
+        errors = str(schema.error_log).strip().splitlines() or ["?"]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ValueError(f"WiX fragment invalid: {errors[0]}{more}")
 
 
 # --- reader ------------------------------------------------------------------------------------
