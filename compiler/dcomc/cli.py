@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ import click
 
 from dcomc import __version__, catalog, lint, sdbinary
 from dcomc import sd as sdcodec
-from dcomc.diagnostics import CompileError, Diagnostics
+from dcomc.diagnostics import CONTROL_CHARS, NONCHARACTERS, CompileError, Diagnostics, escaped
 from dcomc.pipeline import Compiled, compile_file
 from dcomc.render import plan_json, plan_text
 from dcomc.spec import json_schema
@@ -198,22 +199,57 @@ def _build_with_progress(bundle: Any, compiled: Any, options: Options, spec_name
 def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     """Read artifacts (or whole bundle folders) back: registry values with descriptors as
     SDDL and principal x rights, INF sections, firewall rules."""
+    from dcomc.compare import InputError
     from dcomc.inspect_cmd import files_of, inspect_file, render_text
 
     results: dict[str, Any] = {}
     for path in files_of(list(paths)):
         try:
             results[str(path)] = inspect_file(path)
-        except (ValueError, UnicodeDecodeError) as exc:
-            click.echo(f"{path}: error: {exc}", err=True)
-            sys.exit(EXIT_INPUT)
+        except InputError as exc:  # names the file itself
+            _input_error(str(exc))
+        except ValueError as exc:  # UnicodeDecodeError, SDError, QuoteError... are ValueErrors
+            _input_error(f"{path}: error: {exc}", prefix="")
     if as_json:
-        click.echo(json.dumps(results, indent=2, ensure_ascii=False))
+        click.echo(json_text(results))
         return
+    lines: list[str] = []
     for name, content in results.items():
-        click.echo(f"== {name} ({content.get('kind')})")
+        lines.append(f"== {name} ({content.get('kind')})")
         rest = {k: v for k, v in content.items() if k != "kind"}
-        click.echo("\n".join(render_text(rest, 1)))
+        lines += render_text(rest, 1)
+    _echo_lines(lines)
+
+
+def _input_error(message: str, prefix: str = "error: ") -> NoReturn:
+    """A malformed input: one line on stderr (escaped: an input may hold a newline or an
+    escape sequence) and exit 2."""
+    click.echo(escaped(prefix + message), err=True)
+    sys.exit(EXIT_INPUT)
+
+
+def _echo_lines(lines: list[str]) -> None:
+    """Text read from an input, one visible line per line: controls, bidi characters and
+    lone surrogates escaped (they would drive the terminal or fail to print)."""
+    click.echo("\n".join(escaped(line) for line in lines))
+
+
+_JSON_UNSAFE = re.compile(f"[{CONTROL_CHARS}{NONCHARACTERS}]")
+
+
+def json_text(data: Any) -> str:
+    """`data` as indented JSON whose every character prints: what json leaves raw in strings
+    (C1 controls, bidi and other invisible characters, lone surrogates) as \\u escapes."""
+    text = json.dumps(data, indent=2, ensure_ascii=False)  # controls in strings escaped
+    return _JSON_UNSAFE.sub(lambda m: m.group() if m.group() == "\n" else  # the indentation's
+                            _json_escape(ord(m.group())), text)
+
+
+def _json_escape(code: int) -> str:
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 @main.command()
@@ -266,31 +302,41 @@ def sd_decode(value: str, kind: str | None) -> None:
     VALUE is hex, or the `hex:` data of a `reg export` (continuation lines included), given
     inline, from @FILE, or from standard input with -.
     """
+    from dcomc.compare import InputError
+
+    kinds: list[sdcodec.RightsKind] = ["launch", "access"] if kind is None else (
+        ["launch"] if kind == "launch" else ["access"])
     try:
         data = sdbinary.read_hex_input(_read_value(value))
         desc = sdbinary.from_binary(data)
         sdcodec.validate_com(desc)
-    except (sdcodec.SDError, OSError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_INPUT)
-    click.echo(sdcodec.to_sddl(desc))
-    kinds = [kind] if kind else ["launch", "access"]
-    for k in kinds:
-        click.echo(f"\n{k} rights:")
-        for principal, allow, rights in sdcodec.rights_table(desc, k):  # type: ignore[arg-type]
-            click.echo(f"  {allow:<5} {principal:<40} {', '.join(rights)}")
+        sddl = sdcodec.to_sddl(desc)
+        tables = [(k, sdcodec.rights_table(desc, k)) for k in kinds]
+    except (sdcodec.SDError, InputError) as exc:
+        _input_error(str(exc))
+    lines = [sddl]
+    for k, table in tables:
+        lines += ["", f"{k} rights:"]
+        lines += [f"  {allow:<5} {principal:<40} {', '.join(rights)}"
+                  for principal, allow, rights in table]
+    _echo_lines(lines)
 
 
 def _read_value(value: str) -> str:
+    """The text of VALUE: inline, from standard input (-) or @FILE (a regular file), in
+    UTF-8 or UTF-16 with its BOM (as `reg export` writes); InputError otherwise."""
+    from dcomc.compare import InputError, decode_text, read_regular
+
     if value == "-":
-        return sys.stdin.read()
-    if value.startswith("@"):
-        raw = Path(value[1:]).read_bytes()
-        for bom, enc in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
-            if raw.startswith(bom):
-                return raw[len(bom):].decode(enc)
-        return raw.decode("utf-8-sig")
-    return value
+        raw, where = sys.stdin.buffer.read(), "standard input"
+    elif value.startswith("@"):
+        raw, where = read_regular(Path(value[1:]), "the value file"), value[1:]
+    else:
+        return value
+    try:
+        return decode_text(raw)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{where}: not UTF-8 or UTF-16 text ({exc})") from None
 
 
 @sd.command("encode")
@@ -316,7 +362,7 @@ def diff_cmd(old: Path, new: Path, as_json: bool) -> None:
 
     with _comparing():
         sides = [compare.load_side(path) for path in (old, new)]
-    result = compare.diff(sides[0], sides[1])
+        result = compare.diff(sides[0], sides[1])
     _show(as_json, compare.diff_json(result), compare.diff_text(result))
     sys.exit(0 if result.identical else 1)
 
@@ -329,19 +375,17 @@ def _comparing(what: str = "a spec") -> Iterator[None]:
     try:
         yield
     except compare.InputError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_INPUT)
+        _input_error(str(exc))
     except CompileError as exc:
         _print_diagnostics(exc.diagnostics)
-        click.echo(f"error: {what} has errors; nothing compared", err=True)
-        sys.exit(EXIT_INPUT)
+        _input_error(f"{what} has errors; nothing compared")
 
 
 def _show(as_json: bool, data: Any, text: str) -> None:
     if as_json:
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        click.echo(json_text(data))
     else:
-        click.echo(text, nl=False)
+        _echo_lines(text.removesuffix("\n").split("\n"))
 
 
 @main.command("drift")
@@ -353,10 +397,11 @@ def drift_cmd(spec_path: Path, report_path: Path, as_json: bool) -> None:
     """Compare a PC's report (`Invoke-DcomConfig.ps1 -Mode Report -Path x.json`) with its
     host's plan: drifted, missing and extra resources, and a stale bundle. Exit 0 when there
     is no drift, 1 when there is, 2 on bad input."""
-    from dcomc import drift
+    from dcomc import compare, drift
 
     with _comparing("the spec"):
         report = drift.load_report(report_path)
+        compare.require_regular(spec_path, "the spec")  # a FIFO would block the loader
         compiled = compile_file(spec_path)
         result = drift.drift(compiled, spec_path, report)
     _show(as_json, drift.drift_json(result), drift.drift_text(result))

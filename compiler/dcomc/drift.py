@@ -9,13 +9,13 @@ from another spec or dcomc is stale.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dcomc.compare import InputError, spec_host_data
+from dcomc.compare import InputError, load_json, read_regular, spec_host_data
+from dcomc.diagnostics import escaped
 from dcomc.pipeline import Compiled
 
 
@@ -35,14 +35,9 @@ class Report:
 
 
 def load_report(path: Path) -> Report:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the report: {exc}") from exc
-    try:
-        data = json.loads(_decode(raw))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not a JSON report ({exc})") from exc
+    """The report at `path`: a regular file (a FIFO or a device is refused before it is
+    opened) holding JSON within load_json's limits, shaped as the engine writes it."""
+    data = load_json(read_regular(path, "the report"), str(path), "a JSON report")
     where = f"{path}: not a report of `Invoke-DcomConfig.ps1 -Mode Report`"
     if not isinstance(data, dict):
         raise InputError(f"{where}: the top level is a {_json_type(data)}, not an object")
@@ -79,13 +74,6 @@ def load_report(path: Path) -> Report:
 
     return Report(path, host, text("Site"), text("Computer"), text("Generator"), text("Spec"),
                   text("SpecSha256"), text("Time"), tuple(resources))
-
-
-def _decode(raw: bytes) -> str:
-    for bom, encoding in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
-        if raw.startswith(bom):
-            return raw[len(bom):].decode(encoding)
-    return raw.decode("utf-8-sig")
 
 
 def _json_type(value: Any) -> str:
@@ -201,4 +189,5 @@ def drift_text(result: Drift) -> str:
     lines.append(f"{verdict}: {len(result.compliant)} compliant, {len(result.drifted)} "
                  f"drifted, {len(result.missing)} missing, {len(result.extra)} extra"
                  + (f", stale bundle ({len(result.stale)})" if result.stale else ""))
-    return "\n".join(lines) + "\n"
+    # values of the report (reasons, names) may hold a newline or an escape sequence
+    return "\n".join(escaped(line) for line in lines) + "\n"

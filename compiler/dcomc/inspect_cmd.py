@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 from lxml import etree
 
+from dcomc.compare import load_json, read_regular
 from dcomc_targets import TARGETS, msi
 
 OLE_MAGIC = bytes.fromhex("d0cf11e0a1b11ae1")
@@ -18,6 +18,8 @@ MSI_TABLES = ("Property", "File", "CustomAction", "InstallExecuteSequence", "Lau
 
 
 def files_of(paths: list[Path]) -> Iterator[Path]:
+    """The files to inspect: each path given, and the regular files under each folder given
+    (a FIFO or a device in a folder is skipped; one given by name is refused when read)."""
     for path in paths:
         if path.is_dir():
             yield from sorted(p for p in path.rglob("*") if p.is_file())
@@ -26,18 +28,22 @@ def files_of(paths: list[Path]) -> Iterator[Path]:
 
 
 def inspect_file(path: Path) -> dict[str, Any]:
-    """The artifact's content as JSON-able data; `kind` names what it was recognised as."""
-    data = path.read_bytes()
+    """The artifact's content as JSON-able data; `kind` names what it was recognised as.
+    Raises ValueError or InputError with a one-line message for anything it cannot read."""
+    data = read_regular(path, "the artifact")
     if path.name == "manifest.json":
-        return {"kind": "manifest", **json.loads(data)}
+        manifest = load_json(data, str(path), "a JSON manifest")
+        if not isinstance(manifest, dict):
+            raise ValueError("not a dcomc manifest (not a JSON object)")
+        return {"kind": "manifest", **manifest}
     if data.startswith(OLE_MAGIC):  # an MSI: its tables, read with msitools
         return _inspect_msi(path)
     for target in TARGETS:
         if target.sniff(data, path.name):
             try:
                 result: dict[str, Any] = target.inspect(data)
-            except etree.XMLSyntaxError as exc:  # lxml's error is not a ValueError
-                raise ValueError(f"not well-formed XML: {exc}") from exc
+            except etree.LxmlError as exc:  # lxml's errors are not ValueErrors
+                raise ValueError(f"not well-formed XML: {' '.join(str(exc).split())}") from None
             return result
     return {"kind": "unknown"}
 
