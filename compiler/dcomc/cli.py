@@ -221,10 +221,14 @@ def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     _echo_lines(lines)
 
 
+MAX_MESSAGE = 500  # characters of an error line; a message may quote a huge input
+
+
 def _input_error(message: str, prefix: str = "error: ") -> NoReturn:
     """A malformed input: one line on stderr (escaped: an input may hold a newline or an
-    escape sequence) and exit 2."""
-    click.echo(escaped(prefix + message), err=True)
+    escape sequence; cut if very long) and exit 2."""
+    line = escaped(prefix + message)
+    click.echo(line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 3] + "...", err=True)
     sys.exit(EXIT_INPUT)
 
 

@@ -205,6 +205,8 @@ def _split(line: str, sep: str) -> tuple[str, str]:
 def _registry_value(line: str) -> tuple[str, int, str]:
     path, value = _split(line, "=")
     rtype, _, data = value.partition(",")
+    if not rtype.strip().isdecimal() or len(rtype.strip()) > 2:  # REG_SZ 1 ... REG_QWORD 11
+        raise ValueError(f"INF: bad registry value type {rtype[:20]!r} in {line[:60]!r}")
     return path.strip('"'), int(rtype), data
 
 

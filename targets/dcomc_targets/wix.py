@@ -518,10 +518,10 @@ def parse_product(product: etree._Element) -> dict[str, Any]:
     described = [_describe(attrs(ca)) for ca in product.iter(f"{ns}CustomAction")]
     properties = [attrs(p) for p in product.iter(f"{ns}Property")]
     values = {p.get("Id", ""): p["Value"] for p in properties if "Value" in p}
-    numbered = [(int(k.rsplit("_", 1)[1]), v) for k, v in values.items()
+    numbered = [(_number(k.rsplit("_", 1)[1], k), v) for k, v in values.items()
                 if k.startswith("DCOMC_ACCOUNT_")]
-    sequence = [(value(c.get("Action")), int(value(c.get("Sequence")) or "0"), value(c.text))
-                for c in product.iter(f"{ns}Custom")]
+    sequence = [(value(c.get("Action")), _number(value(c.get("Sequence")) or "0", "Sequence"),
+                 value(c.text)) for c in product.iter(f"{ns}Custom")]
     return {
         "product_code": value(product.get("Id")),
         "upgrade_code": value(product.get("UpgradeCode")),
@@ -536,6 +536,13 @@ def parse_product(product: etree._Element) -> dict[str, Any]:
         "conditions": [(value(c.text), value(c.get("Message")))
                        for c in product.iter(f"{ns}Condition")],
     }
+
+
+def _number(text: str, what: str) -> int:
+    """A small decimal number of the .wxs (an account's index, a sequence number)."""
+    if not text.isdecimal() or len(text) > 9:
+        raise ValueError(f"WiX: {what[:40]!r} is not a number: {text[:20]!r}")
+    return int(text)
 
 
 def read_fragment(data: bytes) -> tuple[PayloadFile, ...]:
