@@ -56,6 +56,9 @@ def _inspect_msi(path: Path) -> dict[str, Any]:
         return {"kind": "msi", "summary": msi.summary(path), **tables}
     except FileNotFoundError as exc:
         raise ValueError("msiinfo is needed to read an MSI (apt-get install msitools)") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise ValueError(f"msiinfo did not finish reading this MSI in {exc.timeout:g} s "
+                         "(damaged?)") from None
     except subprocess.CalledProcessError as exc:
         said = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr
         reason = (said or "").strip().splitlines()[-1:] or [f"exit status {exc.returncode}"]

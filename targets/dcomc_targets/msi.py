@@ -195,21 +195,26 @@ def read_tables(msi: Path, tables: list[str] | None = None) -> dict[str, list[di
         return {name: _export(msi, name, Path(tmp)) for name in names}
 
 
+# msiinfo reads an MSI in milliseconds; a damaged one must not keep `dcomc inspect` waiting
+MSIINFO_SECONDS = 60
+
+
 def _table_names(msi: Path) -> list[str]:
     out = subprocess.run(["msiinfo", "tables", str(msi)], capture_output=True, text=True,
-                         check=True).stdout
+                         check=True, timeout=MSIINFO_SECONDS).stdout
     return sorted(line.strip() for line in out.splitlines() if line.strip())
 
 
 def _export(msi: Path, table: str, cwd: Path) -> list[dict[str, str]]:
     out = subprocess.run(["msiinfo", "export", str(msi.resolve()), table], cwd=cwd,
-                         capture_output=True, check=True).stdout.decode("utf-8", "replace")
+                         capture_output=True, check=True,
+                         timeout=MSIINFO_SECONDS).stdout.decode("utf-8", "replace")
     lines = out.split("\r\n")
     columns = lines[0].split("\t")
     return [dict(zip(columns, line.split("\t"), strict=False)) for line in lines[3:] if line]
 
 
 def summary(msi: Path) -> dict[str, str]:
-    out = subprocess.run(["msiinfo", "suminfo", str(msi)], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(["msiinfo", "suminfo", str(msi)], capture_output=True,
+                         check=True, timeout=MSIINFO_SECONDS).stdout.decode("utf-8", "replace")
     return dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)

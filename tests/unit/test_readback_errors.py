@@ -147,6 +147,13 @@ def test_sd_decode_of_a_fifo(tmp_path: Path) -> None:
     refused(run("sd", "decode", f"@{tmp_path / 'fifo'}"), "is a FIFO", "not a regular file")
 
 
+def test_sd_decode_reads_standard_input_as_bytes() -> None:
+    value = sddl_to_binary("O:BAG:BAD:(A;;CCDCLCSWRP;;;BA)").hex().encode()
+    result = run("sd", "decode", "-", stdin=b"\xef\xbb\xbf" + value + b"\r\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("O:BAG:BAD:(A;;CCDCLCSWRP;;;BA)\n")
+
+
 def test_sd_decode_still_reads_utf16_reg_export(tmp_path: Path) -> None:
     value = '"LaunchPermission"=hex:' + ",".join(
         f"{b:02x}" for b in sddl_to_binary("O:BAG:BAD:(A;;CCDCLCSWRP;;;BA)"))
@@ -236,6 +243,18 @@ def test_inspect_of_garbled_powershell_is_bounded(tmp_path: Path) -> None:
     assert result.exit_code in (0, 2), result.output
     if result.exit_code == 2:
         refused(result, "garbled")
+
+
+def test_inspect_of_a_huge_inf_value_type(bundle: Path, tmp_path: Path) -> None:
+    """Class: Python's digit-limit message (a 5000-digit value type), and error lines as long
+    as the input they quote."""
+    inf = (bundle / "SCADA01" / "secedit" / "SCADA01.inf").read_bytes().decode("utf-16")
+    text = inf.lstrip("\ufeff").replace("=4,", "=" + HUGE_NUMBER + ",", 1)
+    assert text != inf.lstrip("\ufeff")
+    line = refused(run("inspect", write(tmp_path / "x.inf",
+                                        b"\xff\xfe" + text.encode("utf-16-le"))),
+                   "INF: bad registry value type '99999")
+    assert len(line) <= 500
 
 
 @needs_fifo
