@@ -192,9 +192,13 @@ def _build_with_progress(bundle: Any, compiled: Any, options: Options, spec_name
         return bundle.build(compiled, options, spec_name, out, request)
 
 
+# The read-back commands check their paths themselves (one line, exit 2, also for a missing
+# one): click's own check would print its usage text, and allows FIFOs and devices.
+READ_PATH = click.Path(path_type=Path)
+
+
 @main.command("inspect")
-@click.argument("paths", nargs=-1, required=True,
-                type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=READ_PATH)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     """Read artifacts (or whole bundle folders) back: registry values with descriptors as
@@ -355,8 +359,8 @@ def sd_encode(sddl: str) -> None:
 
 
 @main.command("diff")
-@click.argument("old", type=click.Path(exists=True, path_type=Path))
-@click.argument("new", type=click.Path(exists=True, path_type=Path))
+@click.argument("old", type=READ_PATH)
+@click.argument("new", type=READ_PATH)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def diff_cmd(old: Path, new: Path, as_json: bool) -> None:
     """Compare two plans, each a spec (.yaml) or a built bundle folder: hosts and resources
@@ -393,9 +397,8 @@ def _show(as_json: bool, data: Any, text: str) -> None:
 
 
 @main.command("drift")
-@SPEC_ARG
-@click.argument("report_path", metavar="REPORT.json",
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("spec_path", metavar="SPEC", type=READ_PATH)
+@click.argument("report_path", metavar="REPORT.json", type=READ_PATH)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def drift_cmd(spec_path: Path, report_path: Path, as_json: bool) -> None:
     """Compare a PC's report (`Invoke-DcomConfig.ps1 -Mode Report -Path x.json`) with its

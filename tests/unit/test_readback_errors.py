@@ -466,3 +466,26 @@ def test_diff_prints_hostile_bundle_text_escaped(copy: Path, bundle: Path,
     else:
         assert "dcomc 0.1\\ud800\\x1b[2J" in result.stdout
         assert '~ site: "plant7-line3" -> "a\\u202eb"' in result.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ("inspect", "{missing}"), ("diff", "{missing}", "{bundle}"),
+    ("diff", "{bundle}", "{missing}/manifest.json"), ("drift", "{missing}", "{report}"),
+    ("drift", PLANT7, "{missing}"), ("drift", PLANT7, "{folder}"),
+], ids=["inspect", "diff-old", "diff-manifest", "drift-spec", "drift-report", "drift-folder"])
+def test_a_missing_path_is_one_line(bundle: Path, tmp_path: Path, args: tuple[str, ...]) -> None:
+    """Class (long fuzz run): click's own check of a path printed its usage text (four
+    lines); the commands now say it in one."""
+    names = {"missing": tmp_path / "missing", "bundle": bundle, "folder": tmp_path,
+             "report": write(tmp_path / "r.json", json.dumps(report()))}
+    refused(run(*(str(a).format(**names) for a in args)))
+
+
+def test_diff_of_a_manifest_path_too_long_for_the_system(copy: Path, bundle: Path) -> None:
+    """Class (long fuzz run): Path.exists raised ENAMETOOLONG for a 70,000-character path."""
+    edit_manifest(copy, lambda m: m["review"][0].update(path="A" * 70_000))
+    result = run("diff", bundle, copy)
+    printable(result)
+    assert result.exit_code == 1, result.output  # listed but cannot exist: missing
+    assert "! new bundle: AAAA" in result.stdout and "is listed in the manifest but missing" in (
+        result.stdout)
