@@ -10,6 +10,12 @@ who generated a file (dcomc version, spec name and hash) is shown but is not a d
 A bundle's other artifacts (.reg, .inf, netsh, WiX, MSI, review) are not parsed here: each is
 checked against the sha256 its manifest lists, so a hand edit (or a missing or added file) is
 reported as a difference too — what the .psd1 says is then not all the PC would get.
+
+A bundle is untrusted input (issue 17): its manifest must have the shape dcomc writes, every
+path it names must be a plain relative path that resolves (symlinks followed) inside the
+bundle, and only regular files are opened, each checked before it is (a FIFO would block);
+anything else is an InputError, one line and exit 2. The read helpers here (`read_regular`,
+`load_json`) serve `drift` and `inspect` too.
 """
 
 from __future__ import annotations
