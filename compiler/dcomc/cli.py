@@ -300,7 +300,7 @@ def sd() -> None:
     """Decode and encode COM security descriptors (AppID and machine Launch/Access values)."""
 
 
-@sd.command("decode")
+@sd.command("decode", context_settings={"ignore_unknown_options": True})  # "-01..." is a VALUE
 @click.argument("value", metavar="HEX|@FILE|-")
 @click.option("--kind", type=click.Choice(["launch", "access"]), default=None,
               help="Name the rights as launch or access rights (default: both).")

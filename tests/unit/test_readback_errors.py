@@ -140,6 +140,13 @@ def test_sd_decode_of_ace_flags_sddl_cannot_write() -> None:
     refused(run("sd", "decode", data.hex()), "ACE flags 0x20")
 
 
+@pytest.mark.parametrize("value", ["-1", "-0102", "-x"])
+def test_sd_decode_of_a_value_that_starts_with_a_dash(value: str) -> None:
+    """Class (long fuzz run): click read `-1...` as an unknown option and printed its usage
+    text (four lines)."""
+    refused(run("sd", "decode", value), "non-hex character '-' at digit 0")
+
+
 @needs_fifo
 def test_sd_decode_of_a_fifo(tmp_path: Path) -> None:
     """Class: a hang on @FIFO."""
