@@ -243,15 +243,22 @@ def _coalesced(extents: list[tuple[int, int]]) -> list[tuple[int, int]]:
 # --- CustomAction.Type ------------------------------------------------------------------------
 
 
+def _table(cfb: Compound, strings: _Pool, ref: int, table: str
+           ) -> tuple[str, bytes, int, int, list[bytes], list[int]]:
+    """A table's stream as the patches read it: (stream name, data, row count, the bytes left
+    over when the data is not whole rows, column names, column widths)."""
+    columns = _columns(cfb, strings, ref, table)
+    widths = [_width(kind, ref) for _, kind in columns]
+    name = stream_name(table)
+    data = cfb.read(name)
+    rows, rest = divmod(len(data), sum(widths))
+    return name, data, rows, rest, [c for c, _ in columns], widths
+
+
 def _set_action_type(cfb: Compound, action: str, old_types: frozenset[int],
                      new_type: int) -> None:
     strings, ref = _string_pool(cfb)
-    columns = _columns(cfb, strings, ref, "CustomAction")
-    widths = [_width(kind, ref) for _, kind in columns]
-    name = stream_name("CustomAction")
-    data = cfb.read(name)
-    rows, rest = divmod(len(data), sum(widths))
-    names = [c for c, _ in columns]
+    name, data, rows, rest, names, widths = _table(cfb, strings, ref, "CustomAction")
     if rest or names[:2] != [b"Action", b"Type"] or widths[1] != 2:
         raise MsiPatchError(f"CustomAction table has an unexpected layout: {names}")
     wanted = strings.id_of(action.encode())
@@ -272,12 +279,7 @@ def _set_action_type(cfb: Compound, action: str, old_types: frozenset[int],
 
 def _swap_property_values(cfb: Compound, swap: PropertySwap) -> None:
     strings, ref = _string_pool(cfb)
-    columns = _columns(cfb, strings, ref, "Property")
-    widths = [_width(kind, ref) for _, kind in columns]
-    name = stream_name("Property")
-    data = cfb.read(name)
-    rows, rest = divmod(len(data), sum(widths))
-    names = [c for c, _ in columns]
+    name, data, rows, rest, names, widths = _table(cfb, strings, ref, "Property")
     if rest or names != [b"Property", b"Value"] or widths != [ref, ref]:
         raise MsiPatchError(f"Property table has an unexpected layout: {names}")
     keys = _cells(data, 0, ref, rows)
