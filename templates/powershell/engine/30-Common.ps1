@@ -31,7 +31,7 @@ function ConvertTo-DcomcPlain {
 
 function ConvertTo-DcomcHex {
     param([Parameter(Mandatory = $true)] [AllowEmptyCollection()] [byte[]] $Bytes)
-    return (($Bytes | ForEach-Object -Process { $_.ToString('x2') }) -join '')
+    return [BitConverter]::ToString($Bytes).Replace('-', '').ToLowerInvariant()   # one call, not one per byte
 }
 
 function ConvertFrom-DcomcHex {
