@@ -120,9 +120,9 @@ function Get-DcomcAppValueState {
     $path = Get-DcomcAppIdPath -App $App
     if (-not $path) {
         # A class without an AppID still counts as installed: Set gives it one.
-        return @{ Registered = $false; Installed = ($null -ne (Get-DcomcClass -App $App)); Value = $null }
+        return @{ Registered = $false; Installed = ($null -ne (Get-DcomcClass -App $App)); Path = $null; Value = $null }
     }
-    return @{ Registered = $true; Installed = $true; Value = (Get-DcomcRegistryState -Path $path -Name $Name) }
+    return @{ Registered = $true; Installed = $true; Path = $path; Value = (Get-DcomcRegistryState -Path $path -Name $Name) }
 }
 
 function Restore-DcomcAppValue {
@@ -195,7 +195,7 @@ function Get-DcomcAppIdRunLocation {
     $state = Get-DcomcAppValueState -App $Resource.App -Name 'RemoteServerName'
     $storage = $null
     if ($state.Registered) {
-        $storage = Get-DcomcRegistryState -Path (Get-DcomcAppIdPath -App $Resource.App) -Name 'ActivateAtStorage'
+        $storage = Get-DcomcRegistryState -Path $state.Path -Name 'ActivateAtStorage'
     }
     return @{ Registered = $state.Registered; Installed = $state.Installed; RemoteServerName = $state.Value; ActivateAtStorage = $storage }
 }
