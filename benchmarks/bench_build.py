@@ -54,7 +54,7 @@ def generate(hosts: int) -> dict[str, Any]:
 
 def run_one(hosts: int) -> dict[str, float]:
     """In this process: generate, compile, emit and write; report time and peak RSS."""
-    from dcomc import bundle
+    from dcomc.emit import bundle
     from dcomc.pipeline import compile_file
     from dcomc_targets import Options
 

@@ -64,7 +64,7 @@ def cpu() -> tuple[float, float, float]:
 
 def one_build(spec: Path, out: Path) -> None:
     """A `dcomc build` as a user runs it: a fresh process, timed after its imports."""
-    from dcomc import bundle
+    from dcomc.emit import bundle
     from dcomc.pipeline import compile_file
     from dcomc_targets import Options
 
@@ -78,7 +78,7 @@ def one_build(spec: Path, out: Path) -> None:
 
 
 def main() -> None:
-    from dcomc import bundle
+    from dcomc.emit import bundle
     from dcomc.pipeline import compile_file
     from dcomc_targets import Options
 

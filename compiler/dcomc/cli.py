@@ -12,12 +12,15 @@ from typing import Any, NoReturn
 
 import click
 
-from dcomc import __version__, catalog, lint, sdbinary
-from dcomc import sd as sdcodec
+from dcomc import __version__
 from dcomc.diagnostics import CONTROL_CHARS, NONCHARACTERS, CompileError, Diagnostics, escaped
+from dcomc.emit.render import plan_json, plan_text
+from dcomc.front import catalog
+from dcomc.front.spec import json_schema
 from dcomc.pipeline import Compiled, compile_file
-from dcomc.render import plan_json, plan_text
-from dcomc.spec import json_schema
+from dcomc.plan import lint
+from dcomc.windows import sd as sdcodec
+from dcomc.windows import sdbinary
 from dcomc_targets import Options
 
 EXIT_INPUT = 2
@@ -104,7 +107,7 @@ def plan(spec_path: Path, host_names: tuple[str, ...], as_json: bool) -> None:
 def build(spec_path: Path, out: Path | None, strict: bool, replace_machine_limits: bool,
           no_msi: bool, product_version: str) -> None:
     """Compile SPEC into a per-host bundle of artifacts (atomically; nothing on error)."""
-    from dcomc import bundle
+    from dcomc.emit import bundle
     from dcomc_targets import msi
 
     # --strict judges the lint warnings below, with everything else, in one list
@@ -203,8 +206,8 @@ READ_PATH = click.Path(path_type=Path)
 def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     """Read artifacts (or whole bundle folders) back: registry values with descriptors as
     SDDL and principal x rights, INF sections, firewall rules."""
-    from dcomc.compare import InputError
-    from dcomc.inspect_cmd import files_of, inspect_file, render_text
+    from dcomc.readback.compare import InputError
+    from dcomc.readback.inspect import files_of, inspect_file, render_text
 
     results: dict[str, Any] = {}
     for path in files_of(list(paths)):
@@ -310,7 +313,7 @@ def sd_decode(value: str, kind: str | None) -> None:
     VALUE is hex, or the `hex:` data of a `reg export` (continuation lines included), given
     inline, from @FILE, or from standard input with -.
     """
-    from dcomc.compare import InputError
+    from dcomc.readback.compare import InputError
 
     kinds: list[sdcodec.RightsKind] = ["launch", "access"] if kind is None else (
         ["launch"] if kind == "launch" else ["access"])
@@ -333,7 +336,7 @@ def sd_decode(value: str, kind: str | None) -> None:
 def _read_value(value: str) -> str:
     """The text of VALUE: inline, from standard input (-) or @FILE (a regular file), in
     UTF-8 or UTF-16 with its BOM (as `reg export` writes); InputError otherwise."""
-    from dcomc.compare import InputError, decode_text, read_regular
+    from dcomc.readback.compare import InputError, decode_text, read_regular
 
     if value == "-":
         raw, where = sys.stdin.buffer.read(), "standard input"
@@ -366,7 +369,7 @@ def diff_cmd(old: Path, new: Path, as_json: bool) -> None:
     """Compare two plans, each a spec (.yaml) or a built bundle folder: hosts and resources
     added (+), removed (-) and changed (~). Exit 0 when identical, 1 when they differ, 2 on
     bad input."""
-    from dcomc import compare
+    from dcomc.readback import compare
 
     with _comparing():
         sides = [compare.load_side(path) for path in (old, new)]
@@ -378,7 +381,7 @@ def diff_cmd(old: Path, new: Path, as_json: bool) -> None:
 @contextmanager
 def _comparing(what: str = "a spec") -> Iterator[None]:
     """Bad input of diff and drift: a clear message and exit 2."""
-    from dcomc import compare
+    from dcomc.readback import compare
 
     try:
         yield
@@ -404,7 +407,7 @@ def drift_cmd(spec_path: Path, report_path: Path, as_json: bool) -> None:
     """Compare a PC's report (`Invoke-DcomConfig.ps1 -Mode Report -Path x.json`) with its
     host's plan: drifted, missing and extra resources, and a stale bundle. Exit 0 when there
     is no drift, 1 when there is, 2 on bad input."""
-    from dcomc import compare, drift
+    from dcomc.readback import compare, drift
 
     with _comparing("the spec"):
         report = drift.load_report(report_path)
@@ -423,12 +426,13 @@ def drift_cmd(spec_path: Path, report_path: Path, as_json: bool) -> None:
 def explain_cmd(code: str, spec_path: Path | None, as_json: bool) -> None:
     """Explain a DCOM error code (0x80070005, 80070005, 2147942405, -2147024891) or event id
     (10036): its likely causes, where each shows in a plan, and what to check on the PC."""
-    from dcomc import explain
+    from dcomc.explain import knowledge
+    from dcomc.explain import report as explain
 
     found = explain.lookup(code)
     if found is None:
         click.echo(f"error: unknown code {code!r}; known codes:", err=True)
-        for known in explain.known_codes():
+        for known in knowledge.known_codes():
             click.echo(f"  {known}", err=True)
         sys.exit(EXIT_INPUT)
     compiled = _compile(spec_path) if spec_path else None

@@ -9,14 +9,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from dcomc import check as check_stage
-from dcomc import lint as lint_stage
-from dcomc import lower as lower_stage
-from dcomc import spec as spec_stage
+from dcomc.checks import site as check_stage
 from dcomc.diagnostics import CompileError, Diagnostics
-from dcomc.load import Loaded, load_file
-from dcomc.model import SitePlan
-from dcomc.spec import Spec
+from dcomc.front import spec as spec_stage
+from dcomc.front.load import Loaded, load_file
+from dcomc.front.spec import Spec
+from dcomc.plan import lint as lint_stage
+from dcomc.plan import lower as lower_stage
+from dcomc.plan.model import SitePlan
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from dcomc import __version__
 from dcomc.diagnostics import Diagnostics
-from dcomc.model import HostPlan, Resource, SitePlan
+from dcomc.plan.model import HostPlan, Resource, SitePlan
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from dcomc.model import FirewallRule, FirewallRuleGroup, HostPlan
+from dcomc.plan.model import FirewallRule, FirewallRuleGroup, HostPlan
 from dcomc_targets.base import Artifact, EmitContext, text_lines, utf8_crlf
 from dcomc_targets.quoting import netsh_list, netsh_ports, netsh_value
 

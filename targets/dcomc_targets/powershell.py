@@ -24,7 +24,7 @@ from typing import Any
 import tree_sitter_powershell
 from tree_sitter import Language, Node, Parser, Point
 
-from dcomc.model import AceSpec, HostPlan, Resource, data_fields
+from dcomc.plan.model import AceSpec, HostPlan, Resource, data_fields
 from dcomc_targets.base import Artifact, EmitContext, template_bytes, templates_dir
 from dcomc_targets.quoting import ps_quote, ps_unquote
 

@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from dcomc import sd, sdbinary
-from dcomc.model import (
+from dcomc.plan.model import (
     AceSpec,
     AppIdAuthLevel,
     AppIdPermission,
@@ -29,6 +28,7 @@ from dcomc.model import (
     Resource,
     SecurityOption,
 )
+from dcomc.windows import sd, sdbinary
 from dcomc_targets.base import (
     PENDING_TITLE,
     Artifact,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dcomc.model import HostPlan, Resource, SecurityOption, UserRight
+from dcomc.plan.model import HostPlan, Resource, SecurityOption, UserRight
 from dcomc_targets.base import (
     PENDING_TITLE,
     Artifact,

@@ -44,7 +44,7 @@ from typing import Any
 
 from lxml import etree
 
-from dcomc.model import HostPlan, LocalUser, ServiceLogon
+from dcomc.plan.model import HostPlan, LocalUser, ServiceLogon
 from dcomc_targets.base import Artifact, EmitContext, template_bytes
 from dcomc_targets.quoting import (
     QuoteError,

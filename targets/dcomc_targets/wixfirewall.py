@@ -23,7 +23,7 @@ from typing import Any
 
 from lxml import etree
 
-from dcomc.model import FirewallRule, HostPlan
+from dcomc.plan.model import FirewallRule, HostPlan
 from dcomc_targets.base import Artifact, EmitContext, listed_ids, templates_dir
 from dcomc_targets.quoting import (
     msi_formatted,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dcomc import bundle
+from dcomc.emit import bundle
 from dcomc.pipeline import compile_file
 from dcomc_targets import Options
 

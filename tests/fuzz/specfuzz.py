@@ -35,8 +35,8 @@ from click.testing import CliRunner
 
 from dcomc.cli import main as cli_main
 from dcomc.diagnostics import CompileError, Diagnostic, Severity
+from dcomc.front.spec import _model_at as spec_model_at
 from dcomc.pipeline import compile_file
-from dcomc.spec import _model_at as spec_model_at
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))

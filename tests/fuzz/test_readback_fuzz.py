@@ -40,9 +40,11 @@ import pytest
 from click.testing import CliRunner, Result
 from fuzz_mutations import FORGED, Mutator
 
-from dcomc import __version__, cli, compare, sdbinary
+from dcomc import __version__, cli
 from dcomc.diagnostics import CONTROL_CHARS
 from dcomc.pipeline import Compiled, compile_file
+from dcomc.readback import compare
+from dcomc.windows import sdbinary
 from dcomc_targets import msi
 from dcomc_targets.regfile import RegTarget
 

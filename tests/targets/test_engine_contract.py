@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from dcomc.model import RESOURCE_KINDS, AppRef, Principal, Resource
+from dcomc.plan.model import RESOURCE_KINDS, AppRef, Principal, Resource
 from dcomc_targets.powershell import engine_text, parse_tree, pascal
 
 ENGINE = engine_text()

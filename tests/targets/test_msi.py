@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from dcomc import bundle
+from dcomc.emit import bundle
 from dcomc.pipeline import compile_file
 from dcomc_targets import Options, msi
 from dcomc_targets.quoting import msi_formatted

@@ -16,7 +16,7 @@ from pathlib import Path
 import olefile
 import pytest
 
-from dcomc import bundle
+from dcomc.emit import bundle
 from dcomc.pipeline import compile_file
 from dcomc_targets import Options, msi, msidb
 from dcomc_targets.wix import (

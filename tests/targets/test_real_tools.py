@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from dcomc import sd, sdbinary
 from dcomc.pipeline import compile_file
+from dcomc.windows import sd, sdbinary
 from dcomc_targets import EmitContext, Options
 from dcomc_targets.regfile import RegTarget, parse
 from dcomc_targets.secedit import SeceditTarget

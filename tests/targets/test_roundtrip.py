@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dcomc import bundle
+from dcomc.emit import bundle
 from dcomc.pipeline import Compiled, compile_file
 from dcomc_targets import TARGETS, EmitContext, Options, Target
 

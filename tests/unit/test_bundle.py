@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dcomc import bundle
 from dcomc.cli import main
+from dcomc.emit import bundle
 from dcomc.pipeline import compile_file
 from dcomc_targets import Options, msi
 from tools import require

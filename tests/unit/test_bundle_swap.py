@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dcomc import bundle
 from dcomc.cli import main
+from dcomc.emit import bundle
 from dcomc.pipeline import compile_file
 from dcomc_targets import Options
 
@@ -37,7 +37,7 @@ FALLBACK_STEPS = ["staged", "moved-aside", "swapped", "retired"]
 # exchange unavailable, as on a file system that answers EINVAL.
 CHILD = r"""
 import sys
-from dcomc import bundle
+from dcomc.emit import bundle
 from dcomc.cli import main
 
 step, mode, out, spec, *args = sys.argv[1:]

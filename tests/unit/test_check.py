@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import unicodedata
 
-from dcomc import check
+from dcomc.checks import site as check
 
 
 def test_every_control_and_invisible_format_character_is_refused() -> None:

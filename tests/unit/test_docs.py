@@ -15,8 +15,8 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from dcomc import spec, specdoc
-from dcomc.lower import ROLE_DEFAULTS
+from dcomc.front import spec, specdoc
+from dcomc.plan.lower import ROLE_DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_MD = ROOT / "docs" / "spec.md"

@@ -13,8 +13,9 @@ import yaml
 from click.testing import CliRunner, Result
 from pydantic import ValidationError
 
-from dcomc import explain
 from dcomc.cli import main
+from dcomc.explain import knowledge
+from dcomc.explain import report as explain
 
 ROOT = Path(__file__).resolve().parents[2]
 PLANT7 = ROOT / "examples" / "plant7-workgroup.yaml"
@@ -57,14 +58,14 @@ def modified(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
 
 
 def test_knowledge_base_covers_exactly_the_sourced_codes() -> None:
-    kb = explain.knowledge()
+    kb = knowledge.knowledge()
     assert list(kb.codes) == list(FORMS)
     for entry in kb.codes.values():
         assert entry.causes
 
 
 def test_every_statement_names_its_source() -> None:
-    for key, entry in explain.knowledge().codes.items():
+    for key, entry in knowledge.knowledge().codes.items():
         sources = [entry.name_source, entry.meaning_source,
                    *(s.source for s in entry.seen_as),
                    *(c.source for c in entry.causes), *(c.check_source for c in entry.causes)]
@@ -76,7 +77,7 @@ def test_every_statement_names_its_source() -> None:
 
 def test_outside_sources_are_marked() -> None:
     """Names not in the reference files say so (RPC_S_SERVER_UNAVAILABLE, CONNECT_E_...)."""
-    codes = explain.knowledge().codes
+    codes = knowledge.knowledge().codes
     for key in ("0x800706BA", "0x80040202"):
         assert "[outside the references]" in codes[key].name_source
     assert "[outside the references]" not in codes["0x80070005"].name_source
@@ -95,7 +96,7 @@ def test_knowledge_base_model_refuses_bad_look_at(broken: dict[str, Any], messag
         (ROOT / "compiler" / "dcomc" / "data" / "explain.yaml").read_text(encoding="utf-8"))
     raw["codes"]["0x80070005"]["causes"][0]["look_at"] = [broken]
     with pytest.raises(ValidationError) as info:
-        explain.KnowledgeBase.model_validate(raw)
+        knowledge.KnowledgeBase.model_validate(raw)
     assert message in str(info.value)
 
 
@@ -104,7 +105,7 @@ def test_knowledge_base_model_refuses_non_canonical_keys() -> None:
         (ROOT / "compiler" / "dcomc" / "data" / "explain.yaml").read_text(encoding="utf-8"))
     raw["codes"]["80070005"] = raw["codes"].pop("0x80070005")
     with pytest.raises(ValidationError, match="0x and 8 upper-case hex digits"):
-        explain.KnowledgeBase.model_validate(raw)
+        knowledge.KnowledgeBase.model_validate(raw)
 
 
 # --- number forms ----------------------------------------------------------------------------
@@ -136,7 +137,7 @@ def test_parse_code_refuses(text: str) -> None:
 def test_explain_every_code_in_every_form(key: str, text: str) -> None:
     result = run("explain", text)
     assert result.exit_code == 0, result.output
-    entry = explain.knowledge().codes[key]
+    entry = knowledge.knowledge().codes[key]
     assert result.stdout.startswith(f"{key}  {entry.name}\n")
     assert "Likely causes, most likely first:" in result.stdout
     for rank, cause in enumerate(entry.causes, 1):
@@ -319,6 +320,6 @@ def test_explain_with_a_broken_spec_exits_2(tmp_path: Path) -> None:
 def test_every_analysis_the_knowledge_base_may_name_exists() -> None:
     from typing import get_args
 
-    from dcomc.analyses import ANALYSES
+    from dcomc.explain.analyses import ANALYSES
 
-    assert set(get_args(explain.Analysis)) == set(ANALYSES)
+    assert set(get_args(knowledge.Analysis)) == set(ANALYSES)

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from dcomc.diagnostics import CompileError
-from dcomc.lint import LINTS
 from dcomc.pipeline import compile_file
+from dcomc.plan.lint import LINTS
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = yaml.safe_load((ROOT / "examples" / "plant7-workgroup.yaml").read_text())

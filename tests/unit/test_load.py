@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dcomc import load
 from dcomc.diagnostics import Diagnostics
-from dcomc.load import load_text
+from dcomc.front import load
+from dcomc.front.load import load_text
 
 
 def test_aliases_reused_many_times_load_as_written_out() -> None:

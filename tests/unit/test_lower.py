@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from dcomc import sd
 from dcomc.diagnostics import CompileError
-from dcomc.model import (
+from dcomc.emit.render import plan_json, plan_text
+from dcomc.pipeline import Compiled, compile_file
+from dcomc.plan.model import (
     AppIdAuthLevel,
     AppIdPermission,
     AppIdRunLocation,
@@ -28,8 +29,7 @@ from dcomc.model import (
     ServiceStartMode,
     UserRight,
 )
-from dcomc.pipeline import Compiled, compile_file
-from dcomc.render import plan_json, plan_text
+from dcomc.windows import sd
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_LAUNCH = 0x1F

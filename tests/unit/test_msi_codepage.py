@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from dcomc import bundle, check
+from dcomc.checks import names
+from dcomc.checks import site as check
 from dcomc.diagnostics import CompileError
+from dcomc.emit import bundle
 from dcomc.pipeline import compile_file
 from dcomc_targets import Options, msi
 from tools import require
@@ -53,7 +55,7 @@ def _codes(path: Path) -> list[str]:
 # Every non-ASCII character of Windows-1252 that an account name may hold (not a control or
 # format character, E201; not one Windows refuses, E202), in names of at most 20 characters.
 CP1252 = [c for c in map(chr, range(0xA0, 0x2123)) if check._in_msi_codepage(c)
-          and check._CONTROL.search(c) is None and c not in check._BAD_ACCOUNT_CHARS]
+          and check._CONTROL.search(c) is None and c not in names.BAD_ACCOUNT_CHARS]
 NAMES = ["u" + "".join(CP1252[i:i + 19]) for i in range(0, len(CP1252), 19)]
 
 

@@ -26,8 +26,8 @@ from dcomc import __version__
 from dcomc.cli import main
 from dcomc.diagnostics import CONTROL_CHARS
 from dcomc.pipeline import compile_file
-from dcomc.sd import Ace, SecurityDescriptor
-from dcomc.sdbinary import sddl_to_binary, to_binary
+from dcomc.windows.sd import Ace, SecurityDescriptor
+from dcomc.windows.sdbinary import sddl_to_binary, to_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 PLANT7 = ROOT / "examples" / "plant7-workgroup.yaml"

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from jinja2 import Environment, FileSystemLoader
 from lxml import etree
 
-from dcomc import bundle, review
-from dcomc.model import FirewallRule, FirewallRuleGroup
+from dcomc.emit import bundle, review
+from dcomc.emit.review import md_escape
 from dcomc.pipeline import Compiled, compile_file
-from dcomc.review import md_escape
+from dcomc.plan.model import FirewallRule, FirewallRuleGroup
 from dcomc_targets import EmitContext, Options
 from tools import require
 

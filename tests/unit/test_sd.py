@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from impacket.ldap import ldaptypes
 
-from dcomc.sd import (
+from dcomc.windows.sd import (
     ACCESS_RIGHTS,
     LAUNCH_RIGHTS,
     Ace,
@@ -23,8 +23,14 @@ from dcomc.sd import (
     to_sddl,
     validate_com,
 )
-from dcomc.sdbinary import binary_to_sddl, from_binary, read_hex_input, sddl_to_binary, to_binary
-from dcomc.sids import SDDL_ALIAS_TO_SID
+from dcomc.windows.sdbinary import (
+    binary_to_sddl,
+    from_binary,
+    read_hex_input,
+    sddl_to_binary,
+    to_binary,
+)
+from dcomc.windows.sids import SDDL_ALIAS_TO_SID
 
 # dcom-facts §3.2 worked example, Windows order (DACL@0x14, Owner@0x34, Group@0x44).
 DCOM_USERS_SDDL = "O:BAG:BAD:(A;;CCDCLCSWRP;;;S-1-5-32-562)"

@@ -15,10 +15,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from dcomc import catalog, sd
 from dcomc.diagnostics import Span
-from dcomc.load import Loaded, NodePath
-from dcomc.model import (
+from dcomc.front import catalog
+from dcomc.front.load import Loaded, NodePath
+from dcomc.front.spec import AUTH_LEVEL_VALUES, IMPERSONATION_VALUES, Host, Server, Spec
+from dcomc.plan.model import (
     AceSpec,
     AppIdAuthLevel,
     AppIdPermission,
@@ -43,8 +44,8 @@ from dcomc.model import (
     UserRight,
     sort_key,
 )
-from dcomc.principals import Resolver
-from dcomc.spec import AUTH_LEVEL_VALUES, IMPERSONATION_VALUES, Host, Server, Spec
+from dcomc.plan.principals import Resolver
+from dcomc.windows import sd
 
 Role = Literal["server", "client"]
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dcomc.compare import InputError, load_json, read_regular, spec_host_data
 from dcomc.diagnostics import escaped
 from dcomc.pipeline import Compiled
+from dcomc.readback.compare import InputError, load_json, read_regular, spec_host_data
 
 
 @dataclass(frozen=True, slots=True)

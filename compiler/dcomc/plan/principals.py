@@ -6,9 +6,9 @@ the spelling of its definition, so every artifact names it the same way.
 
 from __future__ import annotations
 
-from dcomc import sids
-from dcomc.model import Principal, PrincipalKind
-from dcomc.spec import Spec
+from dcomc.front.spec import Spec
+from dcomc.plan.model import Principal, PrincipalKind
+from dcomc.windows import sids
 
 # Well-known groups that can hold members (the others are logon identities, not groups).
 MEMBER_GROUPS = frozenset({"S-1-5-32-544", "S-1-5-32-545", "S-1-5-32-562", "S-1-5-32-559"})

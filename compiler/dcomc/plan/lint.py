@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dcomc.diagnostics import Diagnostics, Severity, Span
-from dcomc.model import (
+from dcomc.front.spec import Spec
+from dcomc.plan.model import (
     AppIdAuthLevel,
     AppIdPermission,
     FirewallRule,
@@ -28,7 +29,6 @@ from dcomc.model import (
     ServiceLogon,
     SitePlan,
 )
-from dcomc.spec import Spec
 
 PKT_INTEGRITY = 5
 EVERYONE, ANONYMOUS = "S-1-1-0", "S-1-5-7"

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from dcomc.sids import SDDL_ALIAS_TO_SID, SID_TO_SDDL_ALIAS, display_name, is_sid
+from dcomc.windows.sids import SDDL_ALIAS_TO_SID, SID_TO_SDDL_ALIAS, display_name, is_sid
 
 
 class SDError(ValueError):

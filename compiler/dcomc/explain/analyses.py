@@ -12,10 +12,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from dcomc import sd
-from dcomc.model import (
+from dcomc.emit.render import describe, principal_text, to_jsonable
+from dcomc.explain.knowledge import Cause, LookAt
+from dcomc.pipeline import Compiled
+from dcomc.plan.model import (
     AppIdAuthLevel,
     AppIdPermission,
     AppRef,
@@ -29,12 +31,8 @@ from dcomc.model import (
     PrincipalKind,
     ServiceLogon,
 )
-from dcomc.pipeline import Compiled
-from dcomc.principals import Resolver
-from dcomc.render import describe, principal_text, to_jsonable
-
-if TYPE_CHECKING:  # the knowledge base's models; explain imports this module
-    from dcomc.explain import Cause, LookAt
+from dcomc.plan.principals import Resolver
+from dcomc.windows import sd
 
 Status = Literal["info", "ok", "problem", "unknown"]
 PKT_INTEGRITY = 5  # RPC_C_AUTHN_LEVEL_PKT_INTEGRITY (dcom-facts §2.2)

@@ -8,8 +8,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-from dcomc import sd
-from dcomc.model import (
+from dcomc.plan.model import (
     AceSpec,
     AppIdAuthLevel,
     AppIdPermission,
@@ -32,8 +31,9 @@ from dcomc.model import (
     SitePlan,
     UserRight,
 )
-from dcomc.sd import RightsKind
-from dcomc.sids import display_name
+from dcomc.windows import sd
+from dcomc.windows.sd import RightsKind
+from dcomc.windows.sids import display_name
 
 # --- JSON ------------------------------------------------------------------------------------
 

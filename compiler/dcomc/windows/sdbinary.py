@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import struct
 
-from dcomc.sd import (
+from dcomc.windows.sd import (
     SE_DACL_PRESENT,
     SE_SACL_PRESENT,
     SE_SELF_RELATIVE,

@@ -11,20 +11,24 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from dcomc import catalog, checkhosts, sids
+from dcomc.checks import hosts
+from dcomc.checks.context import Context
+from dcomc.checks.names import (
+    GROUP_NAME_MAX,
+    NETBIOS_BAD,
+    USER_NAME_MAX,
+    account_name_problem,
+    domain_account_problem,
+)
 from dcomc.diagnostics import CONTROL_CHARS, NONCHARACTERS, Diagnostics, escaped
-from dcomc.load import Loaded, NodePath
-from dcomc.model import PrincipalKind
-from dcomc.principals import Resolver
-from dcomc.spec import Spec
+from dcomc.front import catalog
+from dcomc.front.load import Loaded, NodePath
+from dcomc.front.spec import Spec
+from dcomc.plan.principals import Resolver
+from dcomc.windows import sids
 
-# Characters Windows refuses in user and group names (lusrmgr.msc, New-LocalUser docs).
-_BAD_ACCOUNT_CHARS = set('"/\\[]:;|=,+*?<>@')
 # Keys that become file, rule and folder names.
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_NETBIOS_BAD = set('\\/:*?"<>|')
-USER_NAME_MAX = 20  # SAM account name limit
-GROUP_NAME_MAX = 256
 DESCRIPTION_MAX = 48  # New-LocalUser -Description limit
 
 
@@ -33,34 +37,6 @@ def check(spec: Spec, loaded: Loaded, diags: Diagnostics) -> None:
     ctx = Context(spec, loaded, diags, Resolver(spec))
     for rule in _RULES:
         rule(ctx)
-
-
-class Context:
-    """What every rule gets: the spec, its spans, the diagnostics and the principal resolver."""
-
-    def __init__(self, spec: Spec, loaded: Loaded, diags: Diagnostics, res: Resolver) -> None:
-        self.spec, self.loaded, self.diags, self.res = spec, loaded, diags, res
-
-    def error(self, path: NodePath, code: str, message: str, *, key: bool = False) -> None:
-        span = self.loaded.key_span(path) if key else self.loaded.span(path)
-        self.diags.error(span, code, message)
-
-    def principal(self, path: NodePath, name: str, *, key: bool = False) -> Any:
-        """The principal `name` stands for, or None with an error (E102 unknown, E202 a
-        malformed DOMAIN\\name)."""
-        principal = self.res.resolve(name)
-        if principal is None:
-            hint = ("; DOMAIN\\name accounts are only allowed in domain and mixed sites (set "
-                    "site.identity: domain or mixed)" if "\\" in name else "")
-            self.error(path, "E102", f"unknown principal '{name}': not a site user or group, a "
-                       f"well-known principal, or a SID{hint}", key=key)
-        elif principal.kind is PrincipalKind.DOMAIN and self.res.user_key(name) is None and (
-                self.res.group_key(name) is None):
-            problem = domain_account_problem(name)
-            if problem:
-                self.error(path, "E202", problem, key=key)
-                return None
-        return principal
 
 
 # --- strings --------------------------------------------------------------------------------
@@ -116,22 +92,6 @@ def _printable(text: str) -> str:
 
 
 # --- names ----------------------------------------------------------------------------------
-
-
-def account_name_problem(name: str, limit: int) -> str | None:
-    """Why `name` is not a valid Windows account name, or None."""
-    if not name.strip() or not name.strip(". "):
-        return "is empty or only dots and spaces"
-    if len(name) > limit:
-        return f"is longer than {limit} characters"
-    bad = sorted({c for c in name if c in _BAD_ACCOUNT_CHARS})
-    if bad:
-        return f"contains {' '.join(bad)} (Windows refuses \" / \\ [ ] : ; | = , + * ? < > @)"
-    if name.endswith("."):
-        return "ends with a dot"
-    if name != name.strip():
-        return "starts or ends with a space"
-    return None
 
 
 def _account_names(ctx: Context) -> None:
@@ -323,15 +283,6 @@ def _check_group_target(ctx: Context, path: NodePath, name: str) -> None:
                   "Performance Log Users)")
 
 
-def domain_account_problem(name: str) -> str | None:
-    """Why `DOMAIN\\name` is not a valid domain account reference, or None."""
-    domain, _, account = name.rpartition("\\")
-    if not domain or len(domain) > 15 or any(c in _NETBIOS_BAD for c in domain):
-        return f"invalid domain name '{domain}' in '{name}'"
-    problem = account_name_problem(account, GROUP_NAME_MAX)
-    return f"invalid account name '{name}': it {problem}" if problem else None
-
-
 def _principal_maps(spec: Spec) -> Iterator[tuple[NodePath, dict[str, Any]]]:
     for key, server in spec.servers.items():
         yield ("servers", key, "launch"), server.launch
@@ -364,7 +315,7 @@ def _site(ctx: Context) -> None:
     if site.identity in ("domain", "mixed") and not site.domain:
         ctx.error(("site", "identity"), "E301", f"a {site.identity} site needs `site.domain` "
                   "(the NetBIOS domain name)")
-    if site.domain and (len(site.domain) > 15 or any(c in _NETBIOS_BAD for c in site.domain)):
+    if site.domain and (len(site.domain) > 15 or any(c in NETBIOS_BAD for c in site.domain)):
         ctx.error(("site", "domain"), "E202", f"invalid NetBIOS domain name '{site.domain}'")
 
 
@@ -489,6 +440,6 @@ def _host_flag(spec: Spec, host: Any, flag: str) -> bool:
 
 _RULES = (
     _control_chars, _site, _keys, _account_names, _collisions, _accounts, _memberships,
-    _permissions, checkhosts.servers, checkhosts.clients, checkhosts.hosts,
-    checkhosts.firewall_remote, _service_logons, _server_executables, _msi_accounts,
+    _permissions, hosts.servers, hosts.clients, hosts.hosts,
+    hosts.firewall_remote, _service_logons, _server_executables, _msi_accounts,
 )

@@ -26,10 +26,10 @@ from jinja2 import (
 )
 from jinja2.bccache import Bucket
 
-from dcomc import sd
 from dcomc.diagnostics import Span
-from dcomc.lint import Finding
-from dcomc.model import (
+from dcomc.emit.render import describe, principal_text
+from dcomc.plan.lint import Finding
+from dcomc.plan.model import (
     AppIdPermission,
     FirewallRule,
     FirewallRuleGroup,
@@ -37,7 +37,7 @@ from dcomc.model import (
     MachineLimitAddition,
     SitePlan,
 )
-from dcomc.render import describe, principal_text
+from dcomc.windows import sd
 from dcomc_targets import TARGETS, EmitContext
 from dcomc_targets.base import templates_dir
 from dcomc_targets.wix import password_accounts

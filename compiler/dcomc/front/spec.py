@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from dcomc.diagnostics import Diagnostics
-from dcomc.load import Loaded, NodePath
+from dcomc.front.load import Loaded, NodePath
 
 AuthLevel = Literal[
     "default", "none", "connect", "call", "packet", "packet_integrity", "packet_privacy"

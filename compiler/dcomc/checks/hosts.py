@@ -1,7 +1,7 @@
 """Stage 3, check (continued): the rules on servers, clients, hosts and firewall scopes.
 
-Run by `check.check` with the others, in its order; each rule reports through the context's
-`error` and `principal` (see `check.Context`), so that every problem is found in one pass.
+Run by `site.check` with the others, in its order; each rule reports through the context's
+`error` and `principal` (see `context.Context`), so that every problem is found in one pass.
 """
 
 from __future__ import annotations
@@ -9,14 +9,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from dcomc import catalog
-from dcomc.load import NodePath
-from dcomc.spec import Spec
-
-if TYPE_CHECKING:  # check imports this module for its rule list
-    from dcomc.check import Context
+from dcomc.checks.context import Context
+from dcomc.front import catalog
+from dcomc.front.load import NodePath
+from dcomc.front.spec import Spec
 
 _GUID_RE = re.compile(r"^\{[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}\}$")
 # ProgID rules (dcom-facts §1.3): ≤ 39 chars, letters/digits/dots only, no leading digit.

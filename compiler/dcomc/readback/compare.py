@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from dcomc import __version__, sd
-from dcomc.bundle import MANIFEST
+from dcomc import __version__
 from dcomc.diagnostics import escaped
+from dcomc.emit.bundle import MANIFEST
 from dcomc.pipeline import Compiled, compile_file
+from dcomc.windows import sd
 from dcomc_targets import EmitContext, Options
 from dcomc_targets.powershell import BOM, host_data, parse_data
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from dcomc.load import load_data
+from dcomc.front.load import load_data
 
 
 class Product(BaseModel):

@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dcomc import __version__, review
+from dcomc import __version__
 from dcomc.diagnostics import CompileError, Diagnostics, Span
+from dcomc.emit import review
 from dcomc.epoch import source_date_epoch
 from dcomc.pipeline import Compiled
 from dcomc_targets import TARGETS, EmitContext, Options, msi

@@ -1,0 +1,2 @@
+"""Stage 3: whole-spec rules the models cannot express, every problem reported with its span.
+"""

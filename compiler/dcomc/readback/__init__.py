@@ -1,0 +1,2 @@
+"""Commands that read what dcomc or Windows wrote: inspect, diff, drift.
+"""

@@ -1,0 +1,3 @@
+"""Windows' own encodings the compiler reads and writes: SIDs and security descriptors (SDDL and
+binary).
+"""
