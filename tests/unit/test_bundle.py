@@ -314,7 +314,10 @@ def test_failed_msi_keeps_previous_bundle(tmp_path: Path,
     code, output = build(out)
     assert code == 1
     assert "error: HMI02: wixl failed (133): unhandled child; nothing written" in output
-    assert sorted(started) == ["HMI01", "HMI02", "SCADA01"]  # each as its files landed
+    # Each wixl starts as its host's files land; the failure cancels the ones still queued
+    # (with fewer workers than hosts SCADA01 may be one of them), never HMI01 ahead of it.
+    assert sorted(started[:2]) == ["HMI01", "HMI02"]
+    assert set(started) <= {"HMI01", "HMI02", "SCADA01"}
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
