@@ -4,19 +4,23 @@ PyYAML's composer gives every node a start mark; we walk the node graph ourselve
 using a constructor so that (a) every mapping key and value keeps its place, and (b) a duplicate
 key is an error rather than PyYAML's silent last-one-wins — a spec that says `password: prompt`
 twice with different text must not quietly keep one of them.
+
+The loaded data then has its host ranges (`HMI[01-24]`) expanded (`front.expand`), so every
+later stage sees plain hosts, each with the spans of the range that made it.
 """
 
 from __future__ import annotations
 
 import codecs
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from dcomc.diagnostics import CONTROL_CHARS, NONCHARACTERS, Diagnostics, Span, shown
+from dcomc.front.expand import expand_hosts
 
 # A path into the loaded document: mapping keys and sequence indexes, as pydantic's `loc`.
 NodePath = tuple[str | int, ...]
@@ -30,6 +34,8 @@ class Loaded:
     spans: dict[NodePath, Span]
     key_spans: dict[NodePath, Span]
     file: str
+    # Each host made by a host range → the range's key as written (`HMI07` → `HMI[01-24]`).
+    host_ranges: dict[str, str] = field(default_factory=dict)
 
     def span(self, path: NodePath) -> Span:
         """The span of the deepest existing node on `path` (a missing key points at its parent)."""
@@ -118,7 +124,8 @@ def load_text(text: str, file: str, diags: Diagnostics) -> Loaded | None:
     except _LimitError as exc:
         diags.error(exc.span, "E001", exc.message)
         return None
-    return Loaded(data, builder.spans, builder.key_spans, file)
+    ranges = expand_hosts(data, builder.spans, builder.key_spans, diags)
+    return Loaded(data, builder.spans, builder.key_spans, file, ranges)
 
 
 def _expansion_limit(root: yaml.Node) -> int:

@@ -296,13 +296,22 @@ def _report(exc: ValidationError, loaded: Loaded, diags: Diagnostics) -> None:
             diags.error(loaded.key_span(path), "E003", _unknown_key(path))
         elif first["type"] == "missing":
             diags.error(loaded.key_span(path[:-1]), "E004",
-                        f"missing required key '{_dotted(path)}'")
+                        f"missing required key '{_dotted(_as_written(path, loaded))}'")
         elif path and path[-1] == "password":  # never echo it, whatever its type
             diags.error(loaded.span(path), "E206", "a spec never holds a password; write "
                         "`password: prompt` (asked at install time)")
         else:
             msgs = sorted({_message(e) for e in errors})
-            diags.error(loaded.span(path), "E004", f"'{_dotted(path)}': {' or '.join(msgs)}")
+            diags.error(loaded.span(path), "E004",
+                        f"'{_dotted(_as_written(path, loaded))}': {' or '.join(msgs)}")
+
+
+def _as_written(path: NodePath, loaded: Loaded) -> NodePath:
+    """A host range's key instead of the hosts it made: an error in the range is then one
+    diagnostic (identical ones are merged), not one per host."""
+    if len(path) >= 2 and path[0] == "hosts" and path[1] in loaded.host_ranges:
+        return ("hosts", loaded.host_ranges[str(path[1])], *path[2:])
+    return path
 
 
 def _data_path(data: Any, loc: tuple[int | str, ...]) -> NodePath:
