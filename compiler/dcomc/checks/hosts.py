@@ -17,7 +17,7 @@ from dcomc.front.load import NodePath
 from dcomc.front.spec import Spec
 
 _GUID_RE = re.compile(r"^\{[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}\}$")
-# ProgID rules (dcom-facts §1.3): ≤ 39 chars, letters/digits/dots only, no leading digit.
+# ProgID rules (docs/windows.md#appid): ≤ 39 chars, letters/digits/dots only, no leading digit.
 _PROGID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9.]{0,38}$")
 # A drive path or an environment-variable root, then path segments free of forbidden chars.
 _EXE_RE = re.compile(r'^(?:[A-Za-z]:|%[A-Za-z_][A-Za-z0-9_]*%)(?:\\[^\\/:*?"<>|]+)+$')

@@ -35,9 +35,9 @@ from dcomc.plan.principals import Resolver
 from dcomc.windows import sd
 
 Status = Literal["info", "ok", "problem", "unknown"]
-PKT_INTEGRITY = 5  # RPC_C_AUTHN_LEVEL_PKT_INTEGRITY (dcom-facts §2.2)
-LEGACY_AUTH_DEFAULT = 2  # LegacyAuthenticationLevel when absent: CONNECT (dcom-facts §2)
-# Who passes the machine launch limit out of the box, remotely (dcom-facts §2.1).
+PKT_INTEGRITY = 5  # RPC_C_AUTHN_LEVEL_PKT_INTEGRITY (docs/windows.md#authentication-levels)
+LEGACY_AUTH_DEFAULT = 2  # LegacyAuthenticationLevel when absent (docs/windows.md#machine-defaults)
+# Who passes the machine launch limit out of the box, remotely (docs/windows.md#machine-limits).
 DEFAULT_LAUNCH_LIMIT = (
     Principal("Administrators", PrincipalKind.WELL_KNOWN, "S-1-5-32-544"),
     Principal("Distributed COM Users", PrincipalKind.WELL_KNOWN, "S-1-5-32-562"),
@@ -232,7 +232,8 @@ def _launch_limit(compiled: Compiled) -> Iterator[Finding]:
     identities = _client_identities(compiled)
     for server in _hosts(compiled, ["server"]):
         holders: list[tuple[Principal, int | None, str]] = [
-            (p, None, "Windows default limit, dcom-facts §2.1") for p in DEFAULT_LAUNCH_LIMIT]
+            (p, None, "Windows default limit, docs/windows.md#machine-limits")
+            for p in DEFAULT_LAUNCH_LIMIT]
         holders += [(m.principal, m.mask, m.id) for m in server.of_kind(MachineLimitAddition)
                     if m.which == "launch"]
         for ident in identities:
@@ -251,7 +252,7 @@ def _launch_limit(compiled: Compiled) -> Iterator[Finding]:
 
 
 def _auth_level(compiled: Compiled) -> Iterator[Finding]:
-    """Planned authentication levels against Packet Integrity (KB5004442, dcom-facts §5)."""
+    """Planned authentication levels against Packet Integrity (docs/windows.md#kb5004442)."""
     for host in compiled.plan.hosts:
         for level in host.of_kind(AppIdAuthLevel):
             if level.value is None:
@@ -354,7 +355,7 @@ def _callback_identity(compiled: Compiled) -> Iterator[Finding]:
                 admin = [m.id for m in client.of_kind(GroupMember)
                          if _same(m.member, account) and m.group.sid == "S-1-5-32-544"]
                 note = (f"; it is a local administrator there ({admin[0]}): remote UAC "
-                        "filtering applies (dcom-facts §7.1)") if admin else ""
+                        "filtering applies (docs/windows.md#security-options)") if admin else ""
                 yield Finding(client.name, user.id, f"{who}: exists on {client.name}{note}",
                               "ok")
 

@@ -27,7 +27,7 @@ LaunchRight = Literal["local_launch", "remote_launch", "local_activation", "remo
 AccessRight = Literal["local_access", "remote_access"]
 Profile = Literal["domain", "private", "public"]
 
-# Values of RPC_C_AUTHN_LEVEL_* and RPC_C_IMP_LEVEL_* (dcom-facts §2.2).
+# Values of RPC_C_AUTHN_LEVEL_* and RPC_C_IMP_LEVEL_* (docs/windows.md#authentication-levels).
 AUTH_LEVEL_VALUES: dict[str, int] = {
     "default": 0, "none": 1, "connect": 2, "call": 3,
     "packet": 4, "packet_integrity": 5, "packet_privacy": 6,

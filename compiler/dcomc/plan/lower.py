@@ -248,7 +248,7 @@ class _Host:
 
     def _logon(self, service: str, account: str, path: NodePath, guide: str) -> None:
         principal = self.principal(account)
-        # "Log on as a service" is not granted by Win32_Service.Change (dcom-facts §10).
+        # Win32_Service.Change grants no "Log on as a service" (docs/windows.md#service-logon).
         self.out.append(UserRight(f"user_right:SeServiceLogonRight/{principal.name}",
                                   self.prov(path, guide), "SeServiceLogonRight", principal))
         self.out.append(ServiceLogon(f"service_logon:{service}", self.prov(path, guide),
@@ -286,8 +286,8 @@ class _Host:
 
     def _opcenum(self) -> None:
         # OPCEnum registers itself with Everyone allowed and AuthenticationLevel None
-        # (dcom-facts §6.1). dcomc narrows it to the principals of this host's servers and
-        # raises it to the machine default level (KB5004442, dcom-facts §5).
+        # (docs/windows.md#catalog). dcomc narrows it to the principals of this host's servers and
+        # raises it to the machine default level (KB5004442, docs/windows.md#kb5004442).
         product = catalog.products()[catalog.OPCENUM]
         app = AppRef(catalog.OPCENUM, product.name, product.progid, product.clsid,
                      product.appid, product.bitness)
@@ -422,8 +422,8 @@ class _Firewall:
         for key in h.host.clients:
             client = h.spec.clients[key]
             path = Setting(True, ("clients", key))
-            # OPC callbacks make the client a DCOM server too (dcom-facts §13): it needs an
-            # inbound rule. A client inside a service is allowed by service name.
+            # OPC callbacks make the client a DCOM server too: it needs an inbound
+            # rule (docs/windows.md#callbacks); a client inside a service is allowed by name.
             program, service = (client.executable, None) if client.executable else (
                 None, client.service)
             self._rule(f"client-{key}", f"OPC client {key}", ["client"], path, "§5.2 step 4",

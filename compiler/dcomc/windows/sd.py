@@ -1,7 +1,7 @@
 """COM security descriptors: the model, SDDL text, COM rights and the COM rules.
 
 Launch/access permissions live in the registry as REG_BINARY self-relative SECURITY_DESCRIPTORs
-(dcom-facts §1.2, §2), while people and policies speak SDDL. This module is the descriptor model
+(docs/windows.md#appid), while people and policies speak SDDL. This module is the descriptor model
 and its SDDL form; `sdbinary` converts it to and from the registry's bytes without Windows, so
 the compiler can emit byte-exact registry values and read back what it (or Windows, or .NET)
 wrote.
@@ -10,8 +10,8 @@ Why things are the way they are:
 
 * COM only understands allow/deny ACEs whose masks are COM_RIGHTS_* bits, EXECUTE always set,
   and an ACL is either all "old format" (EXECUTE only) or all "new format" — never mixed
-  (dcom-facts §3.1). `validate_com` enforces exactly that; the codec itself stays generic.
-* SIDs are always kept as string SIDs; SDDL aliases come from `sids` (dcom-facts §4). Aliases
+  (docs/windows.md#com-rights). `validate_com` enforces exactly that; the codec stays generic.
+* SIDs stay string SIDs; SDDL aliases are `sids`' (docs/windows.md#well-known-sids). Aliases
   that stand for machine- or domain-relative accounts (LA, LG, DA, ...) are refused: turning them
   into a SID would need the target machine, so any answer here would be a guess.
 * Every invalid input raises `SDError` with a message a human can act on; nothing is repaired
@@ -34,7 +34,7 @@ class SDError(ValueError):
 
 RightsKind = Literal["launch", "access"]
 
-# COM rights bits (dcom-facts §3.1, access-control-lists-for-com.md).
+# COM rights bits (docs/windows.md#com-rights).
 COM_RIGHTS_EXECUTE = 0x01
 COM_RIGHTS_EXECUTE_LOCAL = 0x02
 COM_RIGHTS_EXECUTE_REMOTE = 0x04
@@ -55,7 +55,7 @@ ACCESS_RIGHTS: dict[str, int] = {
     "remote_access": COM_RIGHTS_EXECUTE_REMOTE,
 }
 
-# Control bits (dcom-facts §3.2, security.idl).
+# Control bits (docs/windows.md#security-descriptors; Samba's security.idl).
 SE_DACL_PRESENT = 0x0004
 SE_SACL_PRESENT = 0x0010
 SE_DACL_AUTO_INHERIT_REQ = 0x0100
@@ -447,7 +447,7 @@ def _principal(sid: str) -> str:
 
 
 def validate_com(sd: SecurityDescriptor) -> None:
-    """Refuse what COM would reject or misread (dcom-facts §3.1): see module docstring."""
+    """Refuse what COM would reject or misread (docs/windows.md#com-rights): see the module doc."""
     if sd.control & SE_SACL_PRESENT:
         raise SDError("SACL not supported: COM launch/access descriptors never carry one")
     if sd.dacl is None:

@@ -1,8 +1,8 @@
 """COM security descriptors in their registry form: self-relative binary, and hex dumps.
 
 The registry holds launch/access permissions as REG_BINARY self-relative SECURITY_DESCRIPTORs
-(dcom-facts §1.2, §2). We *write* Windows' RtlMakeSelfRelativeSD order (header, SACL, DACL,
-Owner, Group), so our output is byte-identical to the worked example in dcom-facts §3.2, but we
+(docs/windows.md#appid). We *write* Windows' RtlMakeSelfRelativeSD order (header, SACL, DACL,
+Owner, Group), as Windows does (docs/windows.md#security-descriptors), but we
 *read* any order, because .NET writes Owner, Group, SACL, DACL and both are valid (offsets are
 explicit). Every malformed input raises `SDError` with the offset and what was wrong there:
 nothing is repaired silently. The descriptor model, SDDL and the COM rules are in `sd`.
@@ -30,7 +30,7 @@ _ACL_HEADER = struct.Struct("<BBHHH")  # AclRevision, Sbz1, AclSize, AceCount, S
 _ACE_HEADER = struct.Struct("<BBHI")  # AceType, AceFlags, AceSize, Mask
 _SD_REVISION = 1
 _ACL_REVISION = 2
-_ACL_REVISION_DS = 4  # valid too (dcom-facts §3.2); we read it, but always write revision 2
+_ACL_REVISION_DS = 4  # valid too (docs/windows.md#security-descriptors); read, never written
 _ACCESS_ALLOWED = 0
 _ACCESS_DENIED = 1
 _MAX_SUB_AUTHORITIES = 15
@@ -229,7 +229,7 @@ def binary_to_sddl(data: bytes) -> str:
     return to_sddl(sd)
 
 
-# `"Name"=hex:` or `@=hex:` in front of a reg export value (dcom-facts §9); optional.
+# `"Name"=hex:` or `@=hex:` in front of a reg export value (docs/windows.md#reg-files); optional.
 _REG_PREFIX_RE = re.compile(r'\A\s*(?:(?:"(?:[^"\\]|\\.)*"|@)\s*=\s*)?hex:', re.DOTALL)
 _CONTINUATION_RE = re.compile(r"\\[ \t]*\r?\n")
 _HEX_BYTE_RE = re.compile(r"[0-9a-fA-F]{2}")

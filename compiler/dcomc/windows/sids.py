@@ -2,7 +2,7 @@
 
 Account *names* of well-known principals are localized (German Windows says "Jeder" for
 Everyone, "Administratoren" for Administrators), so nothing that reaches the target may name
-them: every artifact refers to them by SID (dcom-facts §4).
+them: every artifact refers to them by SID (docs/windows.md#well-known-sids).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ class WellKnown:
 
 
 # The aliases a site spec accepts for well-known principals (issue 2 §3), by English name.
-# Source: dcom-facts §4 (security.idl, sddl.c, sid-strings.md, well-known-sids.md).
+# Source: docs/windows.md#well-known-sids (Samba's security.idl and sddl.c).
 SPEC_ALIASES: tuple[WellKnown, ...] = (
     WellKnown("Everyone", "S-1-1-0", "WD"),
     WellKnown("ANONYMOUS LOGON", "S-1-5-7", "AN"),
@@ -38,7 +38,7 @@ SPEC_ALIASES: tuple[WellKnown, ...] = (
     WellKnown("Performance Log Users", "S-1-5-32-559", "LU"),
 )
 
-# Further SDDL aliases that may appear in descriptors read from a live PC (dcom-facts §4).
+# Further SDDL aliases in descriptors read from a live PC (docs/windows.md#well-known-sids).
 # Machine-relative aliases (LA, LG, ...) are deliberately absent: they cannot be turned into
 # a SID without knowing the machine, so decoding them would have to guess.
 _EXTRA_SDDL_ALIASES: dict[str, str] = {
