@@ -1,10 +1,10 @@
 """netsh script (`netsh -f FILE`): inbound firewall rules and the network discovery group.
 
 Each rule is first deleted by name, then added, so running the script again converges to the
-same rules instead of piling up duplicates (dcom-facts §8.1: `add rule` has no "replace").
+same rules instead of piling up duplicates (`add rule` has no "replace": docs/windows.md#firewall).
 Rule groups are addressed by their resource string (`@FirewallAPI.dll,-32752`), never by the
 display name, which is localized ("Netzwerkerkennung" on German Windows). That netsh matches a
-group by its resource string is UNVERIFIED (dcom-facts §8.4): if it does not, netsh prints "No
+group by its resource string is unverified (docs/windows.md#firewall): if not, netsh prints "No
 rules match the specified criteria" — loud, not silent — and the PowerShell engine, which
 uses `Enable-NetFirewallRule -Group` (documented to take the resource string), does it instead.
 

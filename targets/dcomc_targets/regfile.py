@@ -1,6 +1,6 @@
 """`.reg` target: machine DCOM values, AppID security and Lsa options as a regedit v5 file.
 
-Byte format (dcom-facts §9): `Windows Registry Editor Version 5.00`, UTF-16LE with BOM, CRLF;
+Byte format (docs/windows.md#reg-files): `Windows Registry Editor Version 5.00`, UTF-16LE+BOM, CRLF;
 binary values as `hex:` wrapped the way regedit wraps them. A .reg can only *replace* a value,
 never merge into one, so:
 - MachineAccessRestriction / MachineLaunchRestriction are not written by default — Windows
@@ -46,7 +46,7 @@ APPID_ROOT = "HKEY_LOCAL_MACHINE\\SOFTWARE\\Classes\\AppID"
 MAX_HEX_CHARS = 77  # regedit/Wine export wrap width, counted from the start of the line
 SKIPPED_TITLE = "NOT IN THIS FILE - merged on the PC by Invoke-DcomConfig.ps1 instead:"
 
-# Windows 10/11 defaults as observed (dcom-facts §2.1, SECONDARY), the base that an opt-in
+# Windows 10/11 defaults as observed (docs/windows.md#machine-limits), the base that an opt-in
 # complete value starts from. The S-1-15-3-1024-... ACE is the lpacCom capability SID.
 _CAPABILITY = "S-1-15-3-1024-2405443489-874036122-4286035555-1823921565-1746547431-" \
     "2453885448-3625952902-991631256"
@@ -239,8 +239,9 @@ def _limits_warning() -> list[str]:
         ";",
         "; WARNING: MachineLaunchRestriction / MachineAccessRestriction below are COMPLETE values",
         "; (opt-in --replace-machine-limits). They start from the Windows 10/11 default observed",
-        "; in dcom-facts §2.1 and add this spec's entries; importing them REPLACES what this PC",
-        "; has, dropping anything Windows or other software added. Default launch limit used:",
+        "; in docs/windows.md#machine-limits and add this spec's entries; importing them REPLACES",
+        "; what this PC has, dropping anything Windows or other software added.",
+        "; Default launch limit used:",
         f";   {DEFAULT_LIMITS['launch']}",
         "; Default access limit used:",
         f";   {DEFAULT_LIMITS['access']}",

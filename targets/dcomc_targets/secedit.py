@@ -1,4 +1,4 @@
-"""secedit INF security template: security options and user rights (dcom-facts §7.2).
+"""secedit INF security template: security options and user rights (docs/windows.md#secedit).
 
 Byte format: UTF-16LE with BOM, CRLF, `[Unicode]` first, `[Version] signature="$CHICAGO$"`.
 All explanations live as `;` comments inside `[Version]`: Windows' INF parser skips comments
@@ -28,7 +28,7 @@ from dcomc_targets.base import (
 )
 from dcomc_targets.quoting import inf_principal
 
-# Holders Windows grants by default (dcom-facts §7.2, SECONDARY): NT SERVICE\ALL SERVICES.
+# Holders Windows grants by default (observed, docs/windows.md#secedit): NT SERVICE\ALL SERVICES.
 DEFAULT_HOLDERS: dict[str, tuple[str, ...]] = {"SeServiceLogonRight": ("S-1-5-80-0",)}
 REG_DWORD = 4
 

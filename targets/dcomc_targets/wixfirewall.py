@@ -5,7 +5,7 @@ wixl (msitools) does not know the Firewall extension: this file is kept OUT of w
 (the MSI target applies the firewall through the PowerShell engine instead).
 
 WiX v3's FirewallException takes ONE profile (domain, private, public or all) and has no
-service attribute (dcom-facts §8; the extension's schema): a rule for two profiles becomes two
+service attribute (docs/windows.md#firewall): a rule for two profiles becomes two
 exceptions named `<rule>-<profile>`; a rule that allows a service by name cannot be expressed
 and is listed in a comment instead, never dropped silently. Program paths are Formatted
 fields, so `[` and `]` are escaped (`[\\[]`) to keep them literal; every attribute and text taken

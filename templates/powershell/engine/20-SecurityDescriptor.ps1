@@ -6,7 +6,7 @@
 # outside Windows, so the engine reads and writes these bytes itself, the same way on Windows
 # PowerShell 5.1 and on PowerShell 7 anywhere, and the test suite runs it on Linux.
 #
-# Layout: dcom-facts section 3.2 (MS-DTYP 2.4.6). Written exactly as the compiler's Python codec
+# Layout: docs/windows.md#security-descriptors (MS-DTYP 2.4.6). Written exactly as the compiler's Python codec
 # (dcomc.sdbinary) writes it: the 20-byte header, then SACL, DACL, owner, group (the order of
 # Windows' RtlMakeSelfRelativeSD); read in any order (.NET writes owner, group, SACL, DACL).
 # A descriptor is plain data:
