@@ -5,18 +5,32 @@ It compares the JSON that `Invoke-DcomConfig.ps1 -Mode Report` writes on a plant
 State}]}`) with that host's plan in the PowerShell data form (`compare.spec_host_data`): each
 resource is compliant, drifted, missing from the report, or only in the report; a bundle built
 from another spec or dcomc is stale.
+
+A whole site at once (`drift_folder`): report files, or folders whose `*.json` files are the
+reports collected from the plant PCs (one per PC), matched to the spec's hosts by the computer
+name each report carries, compared as Windows compares computer names (ignoring case). Each
+host is in sync, drifted, or has no report; a report of a computer the spec does not have is
+unknown. Of several reports of one computer the newest (`Time`) counts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from dcomc.diagnostics import escaped
 from dcomc.pipeline import Compiled
-from dcomc.readback.compare import InputError, load_json, read_regular, spec_host_data
+from dcomc.readback.compare import (
+    InputError,
+    load_json,
+    read_regular,
+    require_regular,
+    spec_host_data,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,3 +205,202 @@ def drift_text(result: Drift) -> str:
                  + (f", stale bundle ({len(result.stale)})" if result.stale else ""))
     # values of the report (reasons, names) may hold a newline or an escape sequence
     return "\n".join(escaped(line) for line in lines) + "\n"
+
+
+# --- a whole site -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SiteDrift:
+    """The reports of a site's PCs against the spec: one Drift per host that has a report."""
+
+    spec: Path
+    site: str
+    hosts: tuple[str, ...]  # the spec's, in plan order
+    results: tuple[Drift, ...]  # hosts with a report, in plan order
+    unknown: tuple[Report, ...]  # reports of computers the spec does not have
+    superseded: tuple[Report, ...]  # older reports of a computer that has a newer one
+
+    @property
+    def in_sync(self) -> tuple[str, ...]:
+        return tuple(r.host for r in self.results if not r.has_drift)
+
+    @property
+    def drifted(self) -> tuple[str, ...]:
+        return tuple(r.host for r in self.results if r.has_drift)
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        reported = {r.host for r in self.results}
+        return tuple(h for h in self.hosts if h not in reported)
+
+    @property
+    def has_drift(self) -> bool:
+        """Only a site whose every host reported and is in sync, and nothing else, is not:
+        a PC without a report is not known to be in sync."""
+        return bool(self.drifted or self.missing or self.unknown)
+
+
+def collect_reports(paths: Iterable[Path]) -> list[Path]:
+    """The report files: each path that is a folder stands for its `*.json` files (not its
+    subfolders), in name order; any other path is a report file itself."""
+    found: list[Path] = []
+    for path in paths:
+        if not _is_dir(path):
+            found.append(path)
+            continue
+        try:
+            names = sorted(e.name for e in os.scandir(path) if e.name.lower().endswith(".json"))
+        except OSError as exc:
+            raise InputError(f"{path}: cannot list the reports: {exc.strerror or exc}") from None
+        if not names:
+            raise InputError(f"{path}: no report (*.json) in this folder")
+        found += [path / name for name in names]
+    return found
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long for the system: no folder (read as a file, refused)
+        return False
+
+
+def drift_folder(compiled: Compiled, spec_path: Path, paths: Iterable[Path]) -> SiteDrift:
+    """Every host of the spec against the newest report of its computer among `paths`
+    (files and folders, see collect_reports)."""
+    by_name = {h.name.casefold(): h.name for h in compiled.plan.hosts}
+    latest: dict[str, Report] = {}
+    unknown: list[Report] = []
+    superseded: list[Report] = []
+    for report in (load_report(p) for p in _unique(collect_reports(paths))):
+        host = by_name.get((report.computer or report.host).casefold())
+        if host is None:
+            unknown.append(report)
+        elif host in latest:
+            older, latest[host] = _older_newer(latest[host], report)
+            superseded.append(older)
+        else:
+            latest[host] = report
+    hosts = tuple(h.name for h in compiled.plan.hosts)
+    results = tuple(_host_drift(compiled, spec_path, h, latest[h]) for h in hosts if h in latest)
+    return SiteDrift(spec_path, compiled.plan.site, hosts, results, tuple(unknown),
+                     tuple(superseded))
+
+
+def _unique(paths: list[Path]) -> list[Path]:
+    """Each file once, however it was named (a folder and a file in it, a symlink)."""
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        seen.setdefault(require_regular(path, "the report"), path)
+    return list(seen.values())
+
+
+def _older_newer(one: Report, other: Report) -> tuple[Report, Report]:
+    """Two reports of one computer in the order of their times; refused when that order
+    cannot be told (a missing or malformed Time, or the same time twice)."""
+    times = [_time(one), _time(other)]
+    if times[0] is None or times[1] is None or times[0] == times[1]:
+        raise InputError(f"{one.path} and {other.path} are both reports of computer "
+                         f"{one.computer or one.host!r} and their times do not tell which is "
+                         "newer: keep one of them")
+    return (one, other) if times[0] < times[1] else (other, one)
+
+
+def _time(report: Report) -> datetime | None:
+    try:
+        # the engine writes UTC in the 'o' format (seven fraction digits: Python 3.11 reads it)
+        time = datetime.fromisoformat(report.time) if report.time else None
+    except ValueError:
+        return None
+    return time if time is None or time.tzinfo is not None else None
+
+
+def _host_drift(compiled: Compiled, spec_path: Path, host: str, report: Report) -> Drift:
+    """`drift` of the host the report's computer is. A PC that ran another host's data file
+    (`-Force`) is compared with its own host's plan, and its bundle is stale."""
+    result = drift(compiled, spec_path, replace(report, host=host))
+    if report.host.casefold() == host.casefold():
+        return result
+    note = (f"the PC ran the bundle of host {report.host!r} (-Force); build and deploy "
+            f"{host}'s own bundle")
+    return replace(result, stale=(*result.stale, note))
+
+
+def site_json(site: SiteDrift) -> dict[str, Any]:
+    def about(rep: Report) -> dict[str, Any]:
+        return {"report": str(rep.path), "computer": rep.computer, "host": rep.host,
+                "site": rep.site, "time": rep.time}
+
+    by_host = {r.host: r for r in site.results}
+    return {
+        "drift": site.has_drift,
+        "spec": str(site.spec),
+        "site": site.site,
+        "hosts": [{"host": h, "status": _status(site, h),
+                   "report": str(by_host[h].report.path) if h in by_host else None}
+                  for h in site.hosts],
+        "results": [drift_json(r) for r in site.results],
+        "unknown": [about(r) for r in site.unknown],
+        "superseded": [about(r) for r in site.superseded],
+        "summary": {"hosts": len(site.hosts), "in_sync": len(site.in_sync),
+                    "drifted": len(site.drifted), "missing": len(site.missing),
+                    "unknown": len(site.unknown), "superseded": len(site.superseded)},
+    }
+
+
+def _status(site: SiteDrift, host: str) -> str:
+    return "in_sync" if host in site.in_sync else "drifted" if host in site.drifted \
+        else "missing"
+
+
+def site_text(site: SiteDrift) -> str:
+    width = max(len(h) for h in site.hosts)
+    by_host = {r.host: r for r in site.results}
+    lines = [f"Site {site.site}: {len(site.hosts)} hosts against {site.spec}", ""]
+    lines += [_host_line(site, host, by_host.get(host), width) for host in site.hosts]
+    lines += [f"  + {rep.computer or rep.host}  report {rep.path} of a computer the spec does "
+              f"not have (it ran the bundle of host {rep.host!r})" for rep in site.unknown]
+    lines += [f"  - {rep.path}: an older report of {rep.computer or rep.host}, not counted"
+              for rep in site.superseded]
+    lines += ["", f"{'drift' if site.has_drift else 'no drift'}: {len(site.in_sync)} in sync, "
+              f"{len(site.drifted)} drifted, {len(site.missing)} without a report, "
+              f"{len(site.unknown)} unknown reports"]
+    text = "\n".join(escaped(line) for line in lines) + "\n"
+    # each drifted host in full, as `dcomc drift SPEC ITS-REPORT` shows it
+    return text + "".join("\n" + drift_text(r) for r in site.results if r.has_drift)
+
+
+def _host_line(site: SiteDrift, host: str, result: Drift | None, width: int) -> str:
+    if result is None:
+        return f"  ? {host:<{width}}  no report"
+    mark = "~" if result.has_drift else "="
+    rep = result.report
+    status = _status(site, host).replace("_", " ")
+    return (f"  {mark} {host:<{width}}  {status}: {_counts(result)}  "
+            f"({rep.path}{', ' + rep.time if rep.time else ''})")
+
+
+def _counts(result: Drift) -> str:
+    return (f"{len(result.compliant)} compliant, {len(result.drifted)} drifted, "
+            f"{len(result.missing)} missing, {len(result.extra)} extra"
+            + (f", stale bundle ({len(result.stale)})" if result.stale else ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What `dcomc drift` shows and its verdict (exit 1 when has_drift)."""
+
+    has_drift: bool
+    data: dict[str, Any]
+    text: str
+
+
+def drift_reports(compiled: Compiled, spec_path: Path, paths: Sequence[Path]) -> Outcome:
+    """`dcomc drift SPEC REPORT...`: one report file is that PC against its host (`drift`);
+    a folder, or several files, is the whole site (`drift_folder`)."""
+    if len(paths) == 1 and not _is_dir(paths[0]):
+        one = drift(compiled, spec_path, load_report(paths[0]))
+        return Outcome(one.has_drift, drift_json(one), drift_text(one))
+    site = drift_folder(compiled, spec_path, paths)
+    return Outcome(site.has_drift, site_json(site), site_text(site))
