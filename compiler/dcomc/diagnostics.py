@@ -7,10 +7,12 @@ collection holds an error (issue 2 §3).
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 # C0 and C1 control characters, the Unicode line and paragraph separators, and the invisible
 # format characters (Unicode category Cf: bidirectional overrides and isolates, zero-width
@@ -81,13 +83,28 @@ class Diagnostic:
     code: str
 
     def __str__(self) -> str:
+        return self.text()
+
+    def text(self, style: Callable[[Severity], str] | None = None) -> str:
         """The one text format, always one line: the file name and the message escaped (a
-        newline in either would forge another diagnostic), and long quoted values cut."""
+        newline in either would forge another diagnostic), and long quoted values cut.
+        `style` may dress the severity word (colour on a terminal); the rest stays plain."""
         where = f"{escaped(str(self.span))}: " if self.span else ""
-        message = self.message
-        if len(message) > MAX_VALUE:
-            message = _LONG_QUOTED.sub(lambda m: f"'{m.group(1)[: MAX_VALUE - 3]}...'", message)
-        return f"{where}{self.severity}: {escaped(message)} [{self.code}]"
+        severity = style(self.severity) if style else str(self.severity)
+        return f"{where}{severity}: {escaped(self.short_message())} [{self.code}]"
+
+    def short_message(self) -> str:
+        """The message with long quoted values cut (not escaped: each format escapes)."""
+        if len(self.message) <= MAX_VALUE:
+            return self.message
+        return _LONG_QUOTED.sub(lambda m: f"'{m.group(1)[: MAX_VALUE - 3]}...'", self.message)
+
+    def json(self) -> dict[str, Any]:
+        """The machine-readable form every `--json` output and `check --format json` carry."""
+        span = self.span
+        return {"file": span.file if span else None, "line": span.line if span else None,
+                "col": span.col if span else None, "severity": str(self.severity),
+                "code": self.code, "message": self.short_message()}
 
 
 @dataclass(slots=True)
@@ -126,16 +143,36 @@ class Diagnostics:
     def __len__(self) -> int:
         return len(self.items)
 
-    def lines(self, limit: int = MAX_SHOWN) -> list[str]:
+    @property
+    def error_count(self) -> int:
+        return sum(1 for d in self.items if d.severity is Severity.ERROR)
+
+    def lines(self, limit: int = MAX_SHOWN,
+              style: Callable[[Severity], str] | None = None) -> list[str]:
         """The diagnostics as printed, in source order: at most `limit`, then one line that
         counts the rest (a spec with 20,000 errors is fixed from its first ones)."""
         ordered = self.sorted()
-        out = [str(d) for d in ordered[:limit]]
+        out = [d.text(style) for d in ordered[:limit]]
         if len(ordered) > limit:
             rest = ordered[limit:]
             errors = sum(1 for d in rest if d.severity is Severity.ERROR)
             out.append(f"... and {len(rest):,} more not shown ({errors:,} of them errors)")
         return out
+
+
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """`1 host`, `3 hosts`, `1,200 errors`: a count with its noun in the right number."""
+    return f"{count:,} {noun if count == 1 else plural_form or noun + 's'}"
+
+
+def did_you_mean(name: str, candidates: Iterable[str], cutoff: float = 0.75) -> str:
+    """`; did you mean 'X'?` for the candidate closest to `name`, or "" when none is close.
+    Case-insensitive, as Windows compares names; the candidate keeps its own spelling."""
+    by_folded = {c.casefold(): c for c in candidates}
+    close = difflib.get_close_matches(name.casefold(), list(by_folded), n=1, cutoff=cutoff)
+    if not close or by_folded[close[0]] == name:
+        return ""
+    return f"; did you mean '{by_folded[close[0]]}'?"
 
 
 class CompileError(Exception):

@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
-from dcomc.diagnostics import Diagnostics
+from dcomc.diagnostics import Diagnostics, did_you_mean
 from dcomc.front.load import Loaded, NodePath
 
 AuthLevel = Literal[
@@ -303,7 +303,8 @@ def _report(exc: ValidationError, loaded: Loaded, diags: Diagnostics) -> None:
         else:
             msgs = sorted({_message(e) for e in errors})
             diags.error(loaded.span(path), "E004",
-                        f"'{_dotted(_as_written(path, loaded))}': {' or '.join(msgs)}")
+                        f"'{_dotted(_as_written(path, loaded))}': {' or '.join(msgs)}"
+                        f"{_choice_hint(errors, _value_at(loaded.data, path))}")
 
 
 def _as_written(path: NodePath, loaded: Loaded) -> NodePath:
@@ -378,6 +379,20 @@ def _model_in(annotation: Any) -> tuple[type[BaseModel], bool] | None:
 
 def _dotted(path: NodePath) -> str:
     return ".".join(str(p) for p in path) or "(document)"
+
+
+def _value_at(data: Any, path: NodePath) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _choice_hint(errors: list[ErrorDetails], value: Any) -> str:
+    """A did-you-mean for a misspelt choice ('domian' → 'domain'), from pydantic's list of
+    the allowed values."""
+    choices = [c for e in errors if e["type"] in ("literal_error", "enum")
+               for c in re.findall(r"'([^']*)'", str((e.get("ctx") or {}).get("expected", "")))]
+    return did_you_mean(value, choices) if isinstance(value, str) and choices else ""
 
 
 def _message(err: ErrorDetails) -> str:
