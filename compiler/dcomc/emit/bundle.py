@@ -62,17 +62,20 @@ class Bundle:
 def emit(compiled: Compiled, options: Options, spec_name: str) -> Bundle:
     """Run every target on every host, in memory; raises CompileError if --strict found
     something."""
-    result = _emit(compiled, options, spec_name, None)
+    result, ctx = _emit(compiled, options, spec_name, None)
+    _add_reports(result, compiled, ctx, msis_built=False)
     result.files[MANIFEST] = _manifest_bytes(result.manifest)
     return result
 
 
 def _emit(compiled: Compiled, options: Options, spec_name: str,
-          land: Callable[[str, dict[str, bytes], bool], None] | None) -> Bundle:
+          land: Callable[[str, dict[str, bytes], bool], None] | None,
+          ) -> tuple[Bundle, EmitContext]:
     """Emit host by host; `land(host, files, ok)` gets each host's files as soon as they exist
     (`ok` is False once an error is known: nothing may be built from them), so that writing
     and MSI building overlap with the emission of the next hosts. The manifest is left to the
-    caller to serialize (once, when it is complete)."""
+    caller to serialize (once, when it is complete), and the review reports to the caller
+    too: they come last, when the hashes they list (the MSIs' among them) are known."""
     with _collector_paused():
         return _emit_all(compiled, options, spec_name, land)
 
@@ -92,7 +95,8 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _emit_all(compiled: Compiled, options: Options, spec_name: str,
-              land: Callable[[str, dict[str, bytes], bool], None] | None) -> Bundle:
+              land: Callable[[str, dict[str, bytes], bool], None] | None,
+              ) -> tuple[Bundle, EmitContext]:
     ctx = EmitContext(compiled.plan, options, spec_name, compiled.sha256)
     files: dict[str, bytes] = {}
     hosts: dict[str, Any] = {}
@@ -110,13 +114,20 @@ def _emit_all(compiled: Compiled, options: Options, spec_name: str,
                  not ctx.diagnostics.has_errors)
     if ctx.diagnostics.has_errors:
         raise CompileError(ctx.diagnostics)
-    listed = {name: entry["artifacts"] for name, entry in hosts.items()}
-    reports = review.render(review.build_view(compiled.plan, ctx, compiled.findings, listed))
-    files.update(reports)
-    manifest = _manifest(compiled, spec_name, hosts)
-    manifest["review"] = [{"kind": "review", "path": name, "sha256": _sha256(data)}
-                          for name, data in sorted(reports.items())]
-    return Bundle(files, manifest)
+    return Bundle(files, _manifest(compiled, spec_name, hosts)), ctx
+
+
+def _add_reports(result: Bundle, compiled: Compiled, ctx: EmitContext, *,
+                 msis_built: bool) -> dict[str, bytes]:
+    """Render the review reports from the manifest as it stands (with the MSIs' hashes when
+    they were built) and list them in it: the approved document pins every other file."""
+    listed = {name: entry["artifacts"] for name, entry in result.manifest["hosts"].items()}
+    reports = review.render(review.build_view(compiled.plan, ctx, compiled.findings, listed,
+                                              msis_built=msis_built))
+    result.files.update(reports)
+    result.manifest["review"] = [{"kind": "review", "path": name, "sha256": _sha256(data)}
+                                 for name, data in sorted(reports.items())]
+    return reports
 
 
 def _sha256(data: bytes) -> str:
@@ -206,12 +217,14 @@ def build(compiled: Compiled, options: Options, spec_name: str, out: Path,
             if builds is not None and ok:
                 builds.submit(host)
 
-        result = _emit(compiled, options, spec_name, land)
-        _write_files(tmp, {rel: data for rel, data in result.files.items() if "/" not in rel})
+        result, ctx = _emit(compiled, options, spec_name, land)
         if builds is not None:
             for host, built in builds.results().items():
                 result.manifest["hosts"][host]["artifacts"].append({
                     "kind": "msi", "path": f"{host}/{built.path.name}", "sha256": built.sha256})
+        # the reports after the MSIs: they list the MSIs' hashes (still inside the staging
+        # folder, so the swap below puts the whole approved bundle in place at once)
+        _write_files(tmp, _add_reports(result, compiled, ctx, msis_built=builds is not None))
         result.files[MANIFEST] = _manifest_bytes(result.manifest)
         (tmp / MANIFEST).write_bytes(result.files[MANIFEST])
     return result

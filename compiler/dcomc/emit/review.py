@@ -2,8 +2,12 @@
 
 One view model, two renderings from templates/review/. Escaping is the environment's job, not
 the template author's: the HTML environment autoescapes every value, and the Markdown
-environment passes every value through `md_escape` by `finalize`, so a principal named
-`a|b *c*` can break neither a table nor the page.
+environment passes every value through `md_text` by `finalize` (a code span for anything
+that could be markup), so a principal named `a|b *c*` can break neither a table nor the page.
+
+The report describes host classes (dcomc.plan.classes), not hosts: what every PC of a class
+gets is written once, and what differs per PC (name, address, lints, its files' hashes) is a
+row of the class's host table, so a 300-host site with 3 classes reads like a 3-host site.
 """
 
 from __future__ import annotations
@@ -28,14 +32,26 @@ from jinja2.bccache import Bucket
 
 from dcomc.diagnostics import Span
 from dcomc.emit.render import describe, principal_text
+from dcomc.plan.classes import HostClass, host_classes
 from dcomc.plan.lint import Finding
 from dcomc.plan.model import (
+    AppIdAuthLevel,
     AppIdPermission,
+    AppIdRunLocation,
     FirewallRule,
     FirewallRuleGroup,
+    GroupMember,
     HostPlan,
+    LocalGroup,
+    LocalUser,
+    MachineDcomValue,
     MachineLimitAddition,
+    RebootNotice,
+    SecurityOption,
+    ServiceLogon,
+    ServiceStartMode,
     SitePlan,
+    UserRight,
 )
 from dcomc.windows import sd
 from dcomc_targets import TARGETS, EmitContext
@@ -48,62 +64,193 @@ MATRIX = (
     ("Local activation", "launch", 0x08), ("Remote activation", "launch", 0x10),
     ("Local access", "access", 0x02), ("Remote access", "access", 0x04),
 )  # fmt: skip
-MAX_PAIR_ARROWS = 64  # above this many client/server pairs the diagram draws a bus
+MAX_PAIR_ARROWS = 64  # above this many client/server class pairs the diagram draws a bus
 TARGET_LABELS = {"reg": ".reg", "secedit": ".inf", "netsh": "netsh", "wixfirewall": "WiX fw",
                  "powershell": "PowerShell", "wix": "MSI"}
 
 
+PRIVILEGED_GROUPS = frozenset(g.casefold() for g in (
+    "Administrators", "Backup Operators", "Power Users", "Server Operators", "Account Operators",
+    "Print Operators", "Remote Desktop Users", "Remote Management Users", "Hyper-V Administrators",
+    "Network Configuration Operators", "Domain Admins", "Enterprise Admins", "Schema Admins"))
+# Rights that only let an account log on; every other right is a privilege worth a second look.
+LOGON_RIGHTS = frozenset({"SeServiceLogonRight", "SeBatchLogonRight", "SeNetworkLogonRight",
+                          "SeInteractiveLogonRight"})
+SHORT_LIST = 6  # longer host and address lists are shortened in the summary
+
+
 @dataclass(slots=True)
-class HostView:
-    name: str
-    address: str
+class ClassView:
+    """One host class: what each of its PCs gets (once), and what differs per PC."""
+
+    number: int
+    anchor: str
+    title: str
     roles: tuple[str, ...]
+    hosts: list[str]
+    hosts_short: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    accounts: list[dict[str, Any]] = field(default_factory=list)
+    settings: list[str] = field(default_factory=list)
+    permissions: list[str] = field(default_factory=list)
+    reboots: list[str] = field(default_factory=list)
     changes: list[dict[str, Any]] = field(default_factory=list)
     matrices: list[dict[str, Any]] = field(default_factory=list)
     openings: list[dict[str, Any]] = field(default_factory=list)
-    secrets: list[str] = field(default_factory=list)
+    secrets: list[dict[str, str]] = field(default_factory=list)
     manual: list[str] = field(default_factory=list)
     lints: list[dict[str, str]] = field(default_factory=list)
-    artifacts: list[dict[str, str]] = field(default_factory=list)
 
 
 def build_view(plan: SitePlan, ctx: EmitContext, findings: list[Finding],
-               artifacts: dict[str, list[dict[str, str]]]) -> dict[str, Any]:
-    """The report's data; `artifacts` are the manifest's entries (path, sha256) per host."""
-    hosts = [_host(host, ctx, findings, artifacts.get(host.name, [])) for host in plan.hosts]
+               artifacts: dict[str, list[dict[str, str]]], *,
+               msis_built: bool = False) -> dict[str, Any]:
+    """The report's data; `artifacts` are the manifest's entries (kind, path, sha256) per host,
+    the MSIs among them when `msis_built`."""
+    files = _artifacts(plan, artifacts)
+    classes = [_class(c, plan, ctx, findings, files) for c in host_classes(plan)]
+    del files["_per_host"]  # now in the classes' rows
     return {
         "site": plan.site, "description": plan.description or "", "identity": plan.identity,
         "domain": plan.domain or "", "generator": f"dcomc {ctx.version}",
-        "spec": ctx.spec_name, "spec_sha256": ctx.spec_sha256, "hosts": hosts,
-        "servers": [h.name for h in hosts if "server" in h.roles],
-        "clients": [h.name for h in hosts if "client" in h.roles],
-        "lints": [_lint(f, ctx.spec_name) for f in findings],
-        "diagram": _diagram(plan),
+        "spec": ctx.spec_name, "spec_sha256": ctx.spec_sha256, "classes": classes,
+        "host_count": len(plan.hosts), "lints": _site_lints(findings, ctx.spec_name),
         "resources": sum(len(h.resources) for h in plan.hosts),
+        "diagram": _diagram(classes), "msis_built": msis_built, **files,
+        "install_dir": f"%ProgramFiles%\\dcomc\\{plan.site}\\",  # where the MSI puts the engine
     }  # fmt: skip
 
 
-def _host(host: HostPlan, ctx: EmitContext, findings: list[Finding],
-          artifacts: list[dict[str, str]]) -> HostView:
-    view = HostView(host.name, host.address, host.roles)
-    carriers = {t.name: t.covers(host, ctx) for t in TARGETS}
-    for r in host.resources:
-        by = [TARGET_LABELS[name] for name, ids in carriers.items() if r.id in ids]
-        view.changes.append({"id": r.id, "kind": r.kind, "what": describe(r),
-                             "guide": r.prov.guide, "source": _where(r.prov.span, ctx.spec_name),
-                             "artifacts": ", ".join(by)})
+# --- artifacts and their hashes ----------------------------------------------------------------
+
+def _artifacts(plan: SitePlan, artifacts: dict[str, list[dict[str, str]]]) -> dict[str, Any]:
+    """The bundle digest, the files identical on every host (listed once), and the columns of
+    the per-host hash tables (one per remaining kind, in manifest order)."""
+    listed = [dict(a) for h in plan.hosts for a in artifacts.get(h.name, [])]
+    by_rel: dict[str, set[str]] = {}
+    for h in plan.hosts:
+        for a in artifacts.get(h.name, []):
+            by_rel.setdefault(_relative(a["path"]), set()).add(a["sha256"])
+    counts = {rel: sum(_relative(a["path"]) == rel for a in listed) for rel in by_rel}
+    shared = {rel for rel, digests in by_rel.items()
+              if len(digests) == 1 and counts[rel] == len(plan.hosts)}
+    first = artifacts.get(plan.hosts[0].name, []) if plan.hosts else []
+    kinds = list(dict.fromkeys(a["kind"] for a in first if _relative(a["path"]) not in shared))
+    return {
+        "digest": bundle_digest(listed), "files": len(listed),
+        "shared": [{"path": rel, "kind": a["kind"], "sha256": a["sha256"]}
+                   for a in first if (rel := _relative(a["path"])) in shared],
+        "columns": [{"kind": k, "label": KIND_LABELS.get(k, k)} for k in kinds],
+        "_per_host": {h.name: {a["kind"]: a for a in artifacts.get(h.name, [])}
+                      for h in plan.hosts},
+    }  # fmt: skip
+
+
+KIND_LABELS = {"msi": "MSI", "powershell-data": "data .psd1", "reg": ".reg", "inf": ".inf",
+               "netsh": ".netsh", "wix-firewall": "WiX firewall", "wix-product": "WiX product"}
+
+
+def _relative(path: str) -> str:
+    """A host's artifact path without the host folder."""
+    return path.partition("/")[2]
+
+
+def bundle_digest(artifacts: list[dict[str, str]]) -> str:
+    """sha256 of the `sha256sum` lines of every host artifact, sorted by path: one hash that
+    pins the whole bundle but its reports (which carry it). The report says how to compute
+    it on the bundle folder."""
+    lines = sorted(f"{a['sha256']}  {a['path']}\n" for a in artifacts)
+    lines.sort(key=lambda line: line[66:].encode())
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+# --- one host class ----------------------------------------------------------------------------
+
+def _class(cls: HostClass, plan: SitePlan, ctx: EmitContext, findings: list[Finding],
+           files: dict[str, Any]) -> ClassView:
+    host = cls.first
+    names = [h.name for h in cls.hosts]
+    count = f"{len(names)} host" + ("s" if len(names) != 1 else "")
+    view = ClassView(cls.number, f"class-{cls.number}",
+                     f"Class {cls.number}: {' and '.join(cls.roles)}, {count}", cls.roles,
+                     names, _shorten(names))
+    view.rows = [_row(h, files) for h in cls.hosts]
+    view.accounts = _accounts(host)
+    view.settings = [describe(r) for r in host.resources
+                     if isinstance(r, SecurityOption | MachineDcomValue | ServiceStartMode)]
+    view.permissions = [describe(r) for r in host.resources if isinstance(
+        r, AppIdPermission | MachineLimitAddition | AppIdAuthLevel | AppIdRunLocation)]
+    view.reboots = [r.reason for r in host.of_kind(RebootNotice)]
+    view.changes = _changes(host, ctx)
     view.matrices = _matrices(host)
-    view.openings = [_opening(r) for r in host.of_kind(FirewallRule)]
-    view.openings += [{"name": g.group, "what": f"rule group {g.display_name}",
-                       "profiles": ", ".join(g.profiles), "remote": "as Windows defines it"}
-                      for g in host.of_kind(FirewallRuleGroup)]
-    view.secrets = list(password_accounts(host))
+    view.openings = _openings(host, plan)
+    view.secrets = [{"account": a, "property": f"DCOMC_PASSWORD_{n}"}
+                    for n, a in enumerate(password_accounts(host), start=1)]
     view.manual = _manual(host)
-    view.lints = [_lint(f, ctx.spec_name) for f in findings
-                  if f.host and host.name in f.host.split(", ")]
-    view.artifacts = sorted(({"path": a["path"], "sha256": a["sha256"]} for a in artifacts),
-                            key=lambda a: a["path"])
+    view.lints = [_lint(f, ctx.spec_name) for f in findings if _hits(f, set(names))]
     return view
+
+
+def _row(host: HostPlan, files: dict[str, Any]) -> dict[str, Any]:
+    """What differs per PC of a class: its name, address and files' hashes (the lints that
+    name it are listed with the class's)."""
+    own = files["_per_host"][host.name]
+    return {"name": host.name, "address": host.address,
+            "hashes": [own[c["kind"]]["sha256"] if c["kind"] in own else ""
+                       for c in files["columns"]],
+            "paths": [own[c["kind"]]["path"] if c["kind"] in own else ""
+                      for c in files["columns"]]}
+
+
+def _hits(f: Finding, hosts: set[str]) -> bool:
+    return bool(f.host) and not hosts.isdisjoint((f.host or "").split(", "))
+
+
+def _shorten(items: list[str]) -> str:
+    if len(items) <= SHORT_LIST:
+        return ", ".join(items)
+    return f"{', '.join(items[:3])}, … {items[-1]} ({len(items)} in all)"
+
+
+def _accounts(host: HostPlan) -> list[dict[str, Any]]:
+    """Accounts, memberships, rights and Log On accounts; privileged ones flagged."""
+    found: list[dict[str, Any]] = []
+    for r in host.resources:
+        if isinstance(r, LocalUser | LocalGroup | ServiceLogon):
+            found.append({"text": describe(r), "privileged": False})
+        elif isinstance(r, GroupMember):
+            found.append({"text": describe(r),
+                          "privileged": r.group.name.casefold() in PRIVILEGED_GROUPS})
+        elif isinstance(r, UserRight):
+            found.append({"text": describe(r), "privileged": r.right not in LOGON_RIGHTS})
+    return found
+
+
+def _changes(host: HostPlan, ctx: EmitContext) -> list[dict[str, Any]]:
+    carriers = {t.name: t.covers(host, ctx) for t in TARGETS}
+    return [{"id": r.id, "kind": r.kind, "what": describe(r), "guide": r.prov.guide,
+             "source": _where(r.prov.span, ctx.spec_name),
+             "artifacts": ", ".join(TARGET_LABELS[name] for name, ids in carriers.items()
+                                    if r.id in ids)}
+            for r in host.resources]
+
+
+def _openings(host: HostPlan, plan: SitePlan) -> list[dict[str, Any]]:
+    site = {h.address for h in plan.hosts}
+    found = []
+    for r in host.of_kind(FirewallRule):
+        what = (f"TCP port {r.local_port}" if r.local_port else
+                f"program {r.program}" if r.program else f"service {r.service}")
+        short = (f"every host of this site ({len(r.remote)} addresses)"
+                 if set(r.remote) == site and len(r.remote) > SHORT_LIST
+                 else _shorten(list(r.remote)))
+        found.append({"name": r.name, "what": what, "profiles": ", ".join(r.profiles),
+                      "remote": ", ".join(r.remote), "remote_short": short})
+    found += [{"name": g.group, "what": f"rule group {g.display_name}",
+               "profiles": ", ".join(g.profiles), "remote": "as Windows defines it",
+               "remote_short": "as Windows defines it"}
+              for g in host.of_kind(FirewallRuleGroup)]
+    return found
 
 
 def _matrices(host: HostPlan) -> list[dict[str, Any]]:
@@ -122,13 +269,6 @@ def _matrices(host: HostPlan) -> list[dict[str, Any]]:
                                                    for _, kind, bit in MATRIX]}
                       for who, masks in rows.items()]}
             for title, rows in tables.items()]
-
-
-def _opening(r: FirewallRule) -> dict[str, str]:
-    what = (f"TCP port {r.local_port}" if r.local_port else
-            f"program {r.program}" if r.program else f"service {r.service}")
-    return {"name": r.name, "what": what, "profiles": ", ".join(r.profiles),
-            "remote": ", ".join(r.remote)}
 
 
 def _manual(host: HostPlan) -> list[str]:
@@ -155,28 +295,52 @@ def _where(span: Span | None, spec_name: str) -> str:
     return f"{spec_name}:{span.line}:{span.col}" if span else ""
 
 
-def _diagram(plan: SitePlan) -> dict[str, Any]:
-    """Box positions and arrows of the DCOM flows (clients → servers, callbacks back)."""
-    clients = [h.name for h in plan.hosts if "client" in h.roles]
-    servers = [h.name for h in plan.hosts if "server" in h.roles]
-    row, top = 56, 40
-    height = top + row * max(len(clients), len(servers), 1) + 20
-    boxes = [{"name": n, "x": 20, "y": top + i * row, "side": "client"}
-             for i, n in enumerate(clients)]
-    boxes += [{"name": n, "x": 460, "y": top + i * row, "side": "server"}
-              for i, n in enumerate(servers)]
-    if len(clients) * len(servers) <= MAX_PAIR_ARROWS:
-        flows = [{"x1": 200, "y1": top + i * row + 14, "x2": 460, "y2": top + j * row + 14}
-                 for i in range(len(clients)) for j in range(len(servers))
-                 if clients[i] != servers[j]]
+def _site_lints(findings: list[Finding], spec_name: str) -> list[dict[str, str]]:
+    """The site's lints; one lint repeated per host with the host's name in front (`H: ...`)
+    is one row naming its hosts, so 299 HMIs do not make 299 rows."""
+    groups: dict[tuple[str, str, str], list[Finding]] = {}
+    for f in findings:
+        prefix = f"{f.host}: " if f.host else ""
+        text = f.message[len(prefix):] if prefix and f.message.startswith(prefix) else f.message
+        groups.setdefault((f.code, text, _where(f.span, spec_name)), []).append(f)
+    rows = []
+    for (code, text, source), found in groups.items():
+        hosts = [h for f in found for h in (f.host or "").split(", ") if h]
+        rows.append({**_lint(found[0], spec_name), "source": source, "hosts": _shorten(hosts),
+                     "message": found[0].message if len(found) == 1 else text, "code": code})
+    return rows
+
+
+def _diagram(classes: list[ClassView]) -> dict[str, Any]:
+    """Boxes of the host classes and arrows of their DCOM flows (clients → servers, callbacks
+    back): a class is one box however many PCs it has, so 300 hosts draw like 3."""
+    clients = [c for c in classes if "client" in c.roles]
+    servers = [c for c in classes if "server" in c.roles]
+    row, top, box = 60, 40, 40
+    height = top + row * max(len(clients), len(servers), 1) + 10
+    boxes = [_box(c, 20, top + i * row, "client") for i, c in enumerate(clients)]
+    boxes += [_box(c, 440, top + i * row, "server") for i, c in enumerate(servers)]
+    pairs = [(i, j) for i, c in enumerate(clients) for j, s in enumerate(servers)
+             if c is not s or len(c.hosts) > 1]
+    mid = box // 2
+    if len(pairs) <= MAX_PAIR_ARROWS:
+        flows = [{"x1": 240, "y1": top + i * row + mid, "x2": 440, "y2": top + j * row + mid}
+                 for i, j in pairs]
         return {"width": 660, "height": height, "boxes": boxes, "flows": flows, "bus": None}
-    # A large site: one arrow per host to a shared bus, so the page grows linearly.
-    flows = [{"x1": 200, "y1": top + i * row + 14, "x2": 330, "y2": top + i * row + 14}
+    # Many classes: one arrow per class to a shared bus, so the drawing grows linearly.
+    flows = [{"x1": 240, "y1": top + i * row + mid, "x2": 340, "y2": top + i * row + mid}
              for i in range(len(clients))]
-    flows += [{"x1": 330, "y1": top + j * row + 14, "x2": 460, "y2": top + j * row + 14}
+    flows += [{"x1": 340, "y1": top + j * row + mid, "x2": 440, "y2": top + j * row + mid}
               for j in range(len(servers))]
-    bus = {"x": 330, "y1": top + 10, "y2": height - 20}
+    bus = {"x": 340, "y1": top + 10, "y2": height - 20}
     return {"width": 660, "height": height, "boxes": boxes, "flows": flows, "bus": bus}
+
+
+def _box(c: ClassView, x: int, y: int, side: str) -> dict[str, Any]:
+    hosts = c.hosts_short if len(c.hosts_short) <= 30 else c.hosts_short[:29] + "…"
+    count = f"{len(c.hosts)} host" + ("s" if len(c.hosts) != 1 else "")
+    return {"label": f"Class {c.number} · {count}", "hosts": hosts, "x": x, "y": y,
+            "side": side, "anchor": c.anchor}
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -215,6 +379,40 @@ def md_escape(value: Any) -> str:
     return text
 
 
+# Values the Markdown report writes as they are: letters, digits and punctuation that opens no
+# markup anywhere in a line (what could still start a block at a line's start is checked
+# apart: `_MD_LINE_START`). Everything else goes into a code span.
+_MD_PLAIN = re.compile(r"[^\W_]|[ .,:;()/'\"%$§?=+-]")
+_MD_LINK_START = re.compile(r"(?i)://|www\.")
+_BACKTICKS = re.compile(r"`+")
+
+
+def md_text(value: Any) -> str:
+    """A value in REVIEW.md, readable as plain text and unable to reshape the page: plain
+    words stay as they are (`opcsvc`, `10.7.3.10`); anything that could be markup is a code
+    span (`` `local_user:opcsvc` ``, `` `C:\\Program Files` ``), whose content CommonMark
+    takes literally: no emphasis, entity, link, HTML or escape inside. Its fence is one
+    backtick longer than the longest run in the value, so the value cannot close it; a
+    table cell's `|` is written `\\|` (GFM splits cells before it reads code spans, and
+    drops that backslash); line breaks are flattened."""
+    text = "" if value is None else str(value).replace("\r", " ").replace("\n", " ")
+    if _plain(text):
+        return text
+    fence = "`" * (1 + max((len(run) for run in _BACKTICKS.findall(text)), default=0))
+    pad = " " if text.startswith(("`", " ")) or text.endswith(("`", " ")) else ""
+    return f"{fence}{pad}{text.replace('|', chr(92) + '|')}{pad}{fence}"
+
+
+def _plain(text: str) -> bool:
+    return (text == "" or (text.strip() == text and _MD_PLAIN.sub("", text) == ""
+            and _MD_LINK_START.search(text) is None and _MD_LINE_START.match(text) is None))
+
+
+def _slug(text: str) -> str:
+    """The anchor GitHub and most Markdown viewers give a heading."""
+    return re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
+
+
 class _Env(Environment):
     """`row.name` reads a dict's key first: the view is made of dicts, and Jinja's own order
     (attribute, then key) costs a caught AttributeError on every cell of the report."""
@@ -234,7 +432,9 @@ def _env(markdown: bool) -> Environment:
                               "bytecode_cache": _bytecode_cache(), "trim_blocks": True,
                               "lstrip_blocks": True, "keep_trailing_newline": True}
     if markdown:
-        return _Env(autoescape=False, finalize=md_escape, **common)
+        env = _Env(autoescape=False, finalize=md_text, **common)
+        env.filters["slug"] = _slug
+        return env
     return _Env(autoescape=select_autoescape(["html", "j2"], default=True), **common)
 
 
