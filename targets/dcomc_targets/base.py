@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from dcomc import __version__
 from dcomc.diagnostics import Diagnostics
+from dcomc.plan import lint
 from dcomc.plan.model import HostPlan, Resource, SitePlan
 
 
@@ -56,7 +57,9 @@ class EmitContext:
     def not_compiled(self, host: HostPlan, target: str, resource: Resource, why: str) -> str:
         """Record a resource this target leaves to the PowerShell engine; returns the line."""
         line = f"{resource.id}: {why}"
-        if self.options.strict:
+        # --strict refuses what lint.pending names already (check --strict runs it too, with
+        # the fix); only what build alone knows (--replace-machine-limits) is refused here.
+        if self.options.strict and lint.pending(resource) is None:
             span = resource.prov.span
             self.diagnostics.error(span, "E401", f"{host.name}: {target} cannot compile {line}")
         return line

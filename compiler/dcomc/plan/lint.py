@@ -3,7 +3,13 @@
 Each lint has a stable code and a severity (errors always fail a build; warnings fail it only
 with --strict). They run on the lowered plan, so they judge what will really be applied —
 defaults and per-host overrides included — and point at the spec line that caused it.
-Sources: KB5004442 (dcom-facts §5), the guide, and peers.md pain points 1 and 4.
+Sources: KB5004442 (docs/windows.md#kb5004442), the guide, and the field reports in
+docs/windows.md#field-reports (items 1 and 4).
+
+E401 is the one rule that only `--strict` applies: a resource an artifact cannot carry ahead
+of time (an AppID or SID known only on the PC, a firewall rule naming a service for WiX). The
+targets list such resources in their headers and leave them to the engine; `check --strict`
+and `build --strict` refuse them through this one rule (`pending`), each with its fix.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from dcomc.diagnostics import Diagnostics, Severity, Span
@@ -19,6 +25,7 @@ from dcomc.front.spec import Spec
 from dcomc.plan.model import (
     AppIdAuthLevel,
     AppIdPermission,
+    AppIdRunLocation,
     FirewallRule,
     HostPlan,
     MachineDcomValue,
@@ -28,12 +35,22 @@ from dcomc.plan.model import (
     SecurityOption,
     ServiceLogon,
     SitePlan,
+    UserRight,
 )
+from dcomc.windows import sd
 
 PKT_INTEGRITY = 5
 EVERYONE, ANONYMOUS = "S-1-1-0", "S-1-5-7"
 LAUNCH_BITS = 0x1E  # local/remote launch and activation
 BUILTIN_LOGONS = {"S-1-5-18": "SYSTEM", "S-1-5-19": "LOCAL SERVICE", "S-1-5-20": "NETWORK SERVICE"}
+DCOM_USERS = "S-1-5-32-562"
+# Windows' documented default machine launch limit (docs/windows.md#machine-limits): SID → the
+# COM rights it grants. Everyone's local rights reach every account. Only these documented
+# entries count: an account the limit does not name here is treated as not admitted, so a wrong
+# guess shows as a warning, never as a silently missing one.
+DEFAULT_LAUNCH_LIMIT = {"S-1-5-32-544": 0x1F, DCOM_USERS: 0x1F, EVERYONE: 0x0B}
+# A link users can open, for messages (the guide itself is named in docs/windows.md#the-guide).
+WINDOWS_MD = "docs/windows.md"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +74,7 @@ LINTS: dict[str, Lint] = {lint.code: lint for lint in (
     Lint("W616", Severity.WARNING, "machine launch-limit edit where Distributed COM Users "
          "membership would do"),
     Lint("W617", Severity.WARNING, "account a workgroup cannot share across PCs"),
+    Lint("E401", Severity.ERROR, "--strict: a value an artifact cannot carry ahead of time"),
 )}  # fmt: skip
 
 
@@ -72,11 +90,27 @@ class Finding:
         return LINTS[self.code]
 
 
-def lint(spec: Spec, plan: SitePlan) -> list[Finding]:
+class Findings(list[Finding]):
+    """The lint findings, and beside them (not among them: reports list lints, and these are
+    no security finding) what --strict refuses as E401."""
+
+    pending: list[Finding]
+
+    def __init__(self, findings: list[Finding], pending: list[Finding]) -> None:
+        super().__init__(findings)
+        self.pending = pending
+
+
+def lint(spec: Spec, plan: SitePlan) -> Findings:
     """Every finding; one per code, message and spec place, naming all the hosts it hits."""
+    found = [*(f for h in plan.hosts for rule in _HOST_RULES for f in rule(h)),
+             *_accounts(spec, plan), *_launch_limits(spec, plan)]
+    return Findings(_merged(found), _merged(_pending(spec, plan)))
+
+
+def _merged(found: Iterable[Finding]) -> list[Finding]:
     hosts: dict[tuple[str, str, Span | None], list[str]] = {}
-    for finding in [*(f for h in plan.hosts for rule in _HOST_RULES for f in rule(h)),
-                    *_accounts(spec, plan)]:
+    for finding in found:
         names = hosts.setdefault((finding.code, finding.message, finding.span), [])
         if finding.host and finding.host not in names:
             names.append(finding.host)
@@ -87,12 +121,16 @@ def lint(spec: Spec, plan: SitePlan) -> list[Finding]:
 
 
 def report(findings: list[Finding], diags: Diagnostics, *, strict: bool) -> None:
-    """Findings as diagnostics; with strict, warnings become errors."""
+    """Findings as diagnostics; with strict, warnings become errors and what an artifact
+    cannot carry (E401) is refused too."""
     for f in findings:
         if f.lint.severity is Severity.ERROR or strict:
             diags.error(f.span, f.code, f.message)
         else:
             diags.warning(f.span, f.code, f.message)
+    if strict and isinstance(findings, Findings):
+        for f in findings.pending:
+            diags.error(f.span, f.code, f.message)
 
 
 def _finding(code: str, host: HostPlan, resource: Resource, message: str) -> Finding:
@@ -129,7 +167,7 @@ def _launch_exposure(host: HostPlan) -> Iterator[Finding]:
             if ace.principal.sid in (EVERYONE, ANONYMOUS) and ace.mask & LAUNCH_BITS:
                 yield _finding("W611", host, r, (
                     f"{r.app.key}: {ace.principal.name} may launch/activate the server; grant "
-                    "a dedicated group instead (peers.md pain point 4)"))
+                    f"a dedicated group instead ({WINDOWS_MD}#field-reports, item 4)"))
     for m in host.of_kind(MachineLimitAddition):
         if m.which == "launch" and m.principal.sid in (EVERYONE, ANONYMOUS):
             yield _finding("W611", host, m, (
@@ -204,20 +242,8 @@ def _policy_side(host: HostPlan) -> Iterator[Finding]:
                 "on servers only (§7.1)"))
 
 
-def _launch_limits(host: HostPlan) -> Iterator[Finding]:
-    for m in host.of_kind(MachineLimitAddition):
-        if m.which == "launch" and m.principal.sid != "S-1-5-32-562" and (
-                m.principal.sid not in (EVERYONE, ANONYMOUS)):
-            yield _finding("W616", host, m, (
-                f"the machine launch limit is edited for {m.principal.name}; Windows already "
-                "lets Distributed COM Users launch and activate remotely (dcom-facts §2.1): "
-                "make the account a member of Distributed COM Users instead and drop "
-                "launch_limits"))
-
-
 _HOST_RULES: tuple[Callable[[HostPlan], Iterator[Finding]], ...] = (
     _authentication, _launch_exposure, _anonymous_access, _firewall, _policy_side,
-    _launch_limits,
 )
 
 
@@ -250,3 +276,143 @@ def _service_account(spec: Spec, host: HostPlan, r: ServiceLogon) -> Iterator[Fi
 
 def plan_is_workgroup(spec: Spec) -> bool:
     return spec.site.identity == "workgroup"
+
+
+# --- W616: launch-limit edits -----------------------------------------------------------------
+
+
+def _launch_limits(spec: Spec, plan: SitePlan) -> Iterator[Finding]:
+    """Only entries the spec writes under `launch_limits` (never dcomc's default, which is the
+    guide's §4.2 steps 13-21), only for accounts that can join Distributed COM Users, only for
+    remote rights Windows' default limit does not already grant, and not for an account the
+    host's own servers let launch (the guide adds exactly that)."""
+    for host in plan.hosts:
+        written = _written_launch_limits(spec, host)
+        for m in host.of_kind(MachineLimitAddition):
+            entry = _written_entry(written, m.principal.name)
+            if m.which != "launch" or entry is None or m.principal.kind not in (
+                    PrincipalKind.LOCAL, PrincipalKind.DOMAIN):
+                continue
+            where, mask = entry
+            if not _beyond_default(m.principal.sid, mask) or _server_grants(
+                    spec, host, m.principal.name, mask):
+                continue
+            yield _finding("W616", host, m, (
+                f"{m.principal.name} is added to the machine launch limit ({where}) for remote "
+                "launch or activation, but launches none of this host's servers; Windows' "
+                "default limit already admits Distributed COM Users remotely "
+                f"({WINDOWS_MD}#machine-limits): {_join_dcom_users(spec, m.principal.name)}, "
+                f"and remove {m.principal.name} from {where}"))
+
+
+def _written_launch_limits(spec: Spec, host: HostPlan) -> dict[str, Mapping[str, Sequence[str]]]:
+    """The launch_limits mappings the spec writes for this host: its own override, else the
+    `machine.<role>` of each of its roles (as lowering layers them)."""
+    own = spec.hosts[host.name].machine
+    if own is not None and own.dcom is not None and own.dcom.launch_limits is not None:
+        return {f"hosts.{host.name}.machine.dcom.launch_limits": own.dcom.launch_limits}
+    found: dict[str, Mapping[str, Sequence[str]]] = {}
+    for role in host.roles:
+        layer = getattr(spec.machine, role, None) if spec.machine is not None else None
+        if layer is not None and layer.dcom is not None and layer.dcom.launch_limits:
+            found[f"machine.{role}.dcom.launch_limits"] = layer.dcom.launch_limits
+    return found
+
+
+def _written_entry(written: dict[str, Mapping[str, Sequence[str]]],
+                   name: str) -> tuple[str, int] | None:
+    for where, entries in written.items():
+        for key, rights in entries.items():
+            if key.casefold() == name.casefold():
+                return where, sd.rights_to_mask("launch", rights)
+    return None
+
+
+def _beyond_default(sid: str | None, mask: int) -> bool:
+    """Whether `mask` asks for a launch right Windows' default limit does not grant the SID
+    (an unknown SID gets only Everyone's local rights)."""
+    granted = DEFAULT_LAUNCH_LIMIT[EVERYONE] | DEFAULT_LAUNCH_LIMIT.get(sid or "", 0)
+    return bool(mask & LAUNCH_BITS & ~granted)
+
+
+def _server_grants(spec: Spec, host: HostPlan, name: str, mask: int) -> bool:
+    """Whether the host's servers' `launch` lists grant `name` these rights: then the entry is
+    the guide's own step (§4.2 steps 13-21), not an edit beyond it."""
+    granted = 0
+    for key in spec.hosts[host.name].servers:
+        for who, rights in spec.servers[key].launch.items():
+            if who.casefold() == name.casefold():
+                granted |= sd.rights_to_mask("launch", rights)
+    return not mask & LAUNCH_BITS & ~granted
+
+
+def _join_dcom_users(spec: Spec, name: str) -> str:
+    """How this spec makes `name` a member of Distributed COM Users."""
+    users = {u.casefold(): u for u in spec.accounts.users}
+    groups = {g.casefold(): g for g in spec.accounts.groups}
+    if name.casefold() in users:
+        return (f"add `Distributed COM Users` to accounts.users.{users[name.casefold()]}"
+                ".member_of")
+    group = spec.accounts.groups.get(groups.get(name.casefold(), ""))
+    if group is not None and not group.existing and "\\" not in name:
+        members = ", ".join(group.members) or "its members"
+        return ("a local group cannot join another one: add `Distributed COM Users` to the "
+                f"member_of of {members}")
+    return (f"make {name} a member of Distributed COM Users on these PCs (dcomc adds only "
+            "site users to it, through member_of)")
+
+
+# --- E401: what an artifact cannot carry (--strict only) --------------------------------------
+
+
+def _pending(spec: Spec, plan: SitePlan) -> Iterator[Finding]:
+    for host in plan.hosts:
+        for r in host.resources:
+            found = pending(r)
+            if found is not None:
+                artifact, why = found
+                yield _finding("E401", host, r, (
+                    f"{artifact} cannot carry {r.id}: {why}: {_fix(spec, r)}; or build "
+                    "without --strict and let Invoke-DcomConfig.ps1 resolve it on the PC"))
+
+
+def pending(resource: Resource) -> tuple[str, str] | None:
+    """(artifact, why) when an artifact can only list `resource` for the engine to apply on the
+    PC, else None. The targets leave exactly these out (a test compares the two); the one case
+    they add, a machine limit with --replace-machine-limits, only build knows."""
+    if isinstance(resource, AppIdAuthLevel | AppIdRunLocation | AppIdPermission):
+        if not resource.app.appid:
+            via = resource.app.progid or resource.app.clsid
+            return "the .reg", f"the AppID is resolved on the PC from {via}"
+        if isinstance(resource, AppIdPermission):
+            unknown = [a.principal.name for a in resource.aces if not a.principal.static]
+            if unknown:
+                return "the .reg", f"the SID of {', '.join(unknown)} is known only on the PC"
+    elif isinstance(resource, UserRight) and resource.principal.sid is None:
+        return "the secedit INF", f"the SID of {resource.principal.name} is known only on the PC"
+    elif isinstance(resource, FirewallRule) and resource.service is not None:
+        return "the WiX firewall fragment", (
+            f"WiX's FirewallException cannot name a service ({WINDOWS_MD}#firewall)")
+    return None
+
+
+def _fix(spec: Spec, r: Resource) -> str:
+    """How the spec makes `r` compilable."""
+    if isinstance(r, AppIdAuthLevel | AppIdRunLocation | AppIdPermission) and not r.app.appid:
+        return (f"give `servers.{r.app.key}.appid` (the AppID value under HKCR\\CLSID\\{{CLSID}} "
+                "on a PC where the server is installed)")
+    if isinstance(r, FirewallRule):
+        return "give the client its `executable:` (the program the service runs)"
+    names = [a.principal for a in r.aces] if isinstance(r, AppIdPermission) else (
+        [r.principal] if isinstance(r, UserRight) else [])
+    return "; ".join(_sid_fix(spec, p.name, p.kind) for p in names if not p.static)
+
+
+def _sid_fix(spec: Spec, name: str, kind: PrincipalKind) -> str:
+    if kind is PrincipalKind.LOCAL:
+        return (f"{name} is a local account, whose SID each PC makes when it creates it: grant "
+                "a principal with a fixed SID instead (a well-known group such as Distributed "
+                "COM Users, or a domain account with `sid:`)")
+    section = "users" if name.casefold() in {u.casefold() for u in spec.accounts.users} else (
+        "groups")
+    return f"give `accounts.{section}.{name}.sid` (list {name} there with `existing: true`)"
