@@ -58,7 +58,11 @@ CASES: dict[str, tuple[Change, str]] = {
     "service-password-expires": (
         lambda s: s["accounts"]["users"]["opcsvc"].update(password_never_expires=False),
         "W615"),
-    "launch-limit-edit": (lambda s: None, "W616"),  # plant7 as shipped edits the launch limit
+    # An entry beyond what the host's servers' launch lists add (the guide's own step).
+    "launch-limit-edit": (
+        lambda s: s["accounts"]["users"].update(extra={"password": "prompt"})
+        or role(s, "server")["dcom"]["launch_limits"].update(extra=["remote_activation"]),
+        "W616"),
 }
 
 
@@ -95,12 +99,112 @@ def test_kb5004442_message_explains(tmp_path: Path) -> None:
 def test_shipped_examples_have_no_security_errors() -> None:
     for name in ("plant7-workgroup.yaml", "plant9-domain.yaml"):
         compiled = compile_file(ROOT / "examples" / name)
-        assert all(f.lint.severity == "warning" for f in compiled.findings)
-        assert {f.code for f in compiled.findings} == {"W616"}
+        assert compiled.findings == []
 
 
-def test_one_finding_names_every_host_it_hits() -> None:
-    compiled = compile_file(ROOT / "examples" / "plant9-domain.yaml")
-    (finding,) = compiled.findings
+def test_one_finding_names_every_host_it_hits(tmp_path: Path) -> None:
+    spec = yaml.safe_load((ROOT / "examples" / "plant9-domain.yaml").read_text())
+    spec["machine"]["server"]["dcom"]["launch_limits"]["Everyone"] = ["local_launch"]
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    (finding,) = [f for f in compile_file(path).findings if f.code == "W611"]
     assert finding.host == "UTIL-HIST, UTIL-SRV1"
-    assert finding.span is not None and finding.span.line == 78
+    assert finding.span is not None and finding.span.line > 1
+
+
+# --- W616 -------------------------------------------------------------------------------------
+
+
+def w616(change: Change, tmp_path: Path) -> list[str]:
+    return [f.message for f in compile_changed(change, tmp_path).findings if f.code == "W616"]
+
+
+def test_w616_advice_names_the_member_of_to_add(tmp_path: Path) -> None:
+    [message] = w616(CASES["launch-limit-edit"][0], tmp_path)
+    assert "add `Distributed COM Users` to accounts.users.extra.member_of" in message
+    assert "remove extra from machine.server.dcom.launch_limits" in message
+    assert "docs/windows.md#machine-limits" in message
+
+
+def test_w616_for_a_local_group_names_its_members(tmp_path: Path) -> None:
+    def change(s: dict[str, Any]) -> None:
+        server(s)["launch"] = {"Administrators": ["local_launch"]}  # OPC Users no longer
+    [message] = w616(change, tmp_path)
+    assert "a local group cannot join another one" in message
+    assert "member_of of opcuser, opcsvc" in message
+
+
+@pytest.mark.parametrize("change", [
+    # dcomc's default launch limit (the servers' launch lists): never the user's edit
+    lambda s: role(s, "server")["dcom"].pop("launch_limits"),
+    # Windows' default limit already admits Administrators remotely and everyone locally
+    lambda s: role(s, "server")["dcom"]["launch_limits"].update(
+        {"Administrators": ["remote_launch", "remote_activation"]}),
+    lambda s: s["accounts"]["users"].update(extra={"password": "prompt"})
+    or role(s, "server")["dcom"]["launch_limits"].update(extra=["local_launch"]),
+    # SYSTEM and other identities cannot join Distributed COM Users: the advice cannot apply
+    lambda s: role(s, "server")["dcom"]["launch_limits"].update(SYSTEM=["remote_launch"]),
+    # Distributed COM Users itself
+    lambda s: role(s, "server")["dcom"]["launch_limits"].update(
+        {"Distributed COM Users": ["remote_launch"]}),
+], ids=["default", "administrators", "local-only", "system", "dcom-users"])
+def test_w616_stays_silent(change: Change, tmp_path: Path) -> None:
+    assert w616(change, tmp_path) == []
+
+
+def test_default_launch_limit_matches_the_observed_windows_default() -> None:
+    """The lint trusts only Windows' documented entries; the observed Windows 10/11 default the
+    .reg starts from must grant at least those, or one of the two tables is wrong."""
+    from dcomc.plan.lint import DEFAULT_LAUNCH_LIMIT
+    from dcomc.windows import sd
+    from dcomc_targets.regfile import DEFAULT_LIMITS
+
+    observed = {a.sid: a.mask for a in sd.parse_sddl(DEFAULT_LIMITS["launch"]).dacl or ()}
+    for sid, mask in DEFAULT_LAUNCH_LIMIT.items():
+        assert observed.get(sid, 0) & mask == mask, sid
+
+
+# --- E401: check --strict and build --strict refuse the same ----------------------------------
+
+
+def e401(args: list[str]) -> set[str]:
+    from click.testing import CliRunner
+
+    from dcomc.cli import main
+
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    return {line for line in result.output.splitlines() if line.endswith("[E401]")}
+
+
+@pytest.mark.parametrize("name", ["plant7-workgroup.yaml", "plant9-domain.yaml"])
+def test_check_strict_refuses_what_build_strict_refuses(name: str, tmp_path: Path) -> None:
+    spec = str(ROOT / "examples" / name)
+    checked = e401(["check", "--strict", spec])
+    built = e401(["build", "--strict", "--no-msi", "-o", str(tmp_path / "out"), spec])
+    assert checked and checked == built
+
+
+def test_every_e401_says_how_to_compile_it() -> None:
+    lines = e401(["check", "--strict", str(ROOT / "examples" / "plant9-domain.yaml")])
+    for line in lines:
+        assert ("give `servers." in line or "give the client its `executable:`" in line), line
+        assert "build without --strict" in line
+
+
+def test_e401_for_a_domain_account_without_sid(tmp_path: Path) -> None:
+    spec = yaml.safe_load((ROOT / "examples" / "plant9-domain.yaml").read_text())
+    del spec["accounts"]["groups"]["PLANT9\\OPC Operators"]["sid"]
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    lines = e401(["check", "--strict", str(path)])
+    assert any("give `accounts.groups.PLANT9\\OPC Operators.sid`" in line for line in lines)
+
+
+def test_e401_is_silent_without_strict() -> None:
+    compiled = compile_file(ROOT / "examples" / "plant9-domain.yaml")
+    assert not any(d.code == "E401" for d in compiled.diagnostics)
+    from dcomc.plan.lint import Findings
+
+    assert isinstance(compiled.findings, Findings)
+    assert {f.code for f in compiled.findings.pending} == {"E401"}
