@@ -63,7 +63,7 @@ SE_DACL_AUTO_INHERITED = 0x0400
 SE_DACL_PROTECTED = 0x1000
 SE_SELF_RELATIVE = 0x8000
 
-# SDDL right letters (ace-strings.md; samba sddl.c). CC..RP are the COM bits (§3.1).
+# SDDL right letters (learn: secauthz/ace-strings; samba sddl.c). CC..RP are the COM bits.
 _RIGHT_LETTERS: dict[str, int] = {
     "CC": 0x1, "DC": 0x2, "LC": 0x4, "SW": 0x8, "RP": 0x10, "WP": 0x20, "DT": 0x40,
     "LO": 0x80, "CR": 0x100,
@@ -76,7 +76,7 @@ _COM_LETTERS: tuple[tuple[str, int], ...] = (
     ("CC", 0x1), ("DC", 0x2), ("LC", 0x4), ("SW", 0x8), ("RP", 0x10),
 )
 
-# SDDL ACE flag letters, in the order Windows writes them (ace-strings.md).
+# SDDL ACE flag letters, in the order Windows writes them (learn: secauthz/ace-strings).
 _FLAG_LETTERS: tuple[tuple[str, int], ...] = (
     ("OI", 0x01), ("CI", 0x02), ("NP", 0x04), ("IO", 0x08), ("ID", 0x10),
     ("SA", 0x40), ("FA", 0x80),
@@ -90,7 +90,7 @@ _DACL_FLAGS: tuple[tuple[str, int], ...] = (
     ("AI", SE_DACL_AUTO_INHERITED),
 )
 
-# Aliases whose SID depends on the machine or domain (sid-strings.md): refused, see docstring.
+# Aliases whose SID depends on the machine or domain (learn: secauthz/sid-strings): refused.
 _RELATIVE_ALIASES: dict[str, str] = {
     "LA": "local Administrator account",
     "LG": "local Guest account",
@@ -300,7 +300,7 @@ def _parse_ace(body: str) -> Ace:
 
 
 class _SddlParser:
-    """Recursive-descent reader for O:, G:, D: sections (security-descriptor-string-format.md)."""
+    """Recursive-descent reader for O:, G:, D: sections (docs/windows.md#com-rights)."""
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -397,7 +397,7 @@ def parse_sddl(text: str) -> SecurityDescriptor:
 
 
 def _sid_to_sddl(sid: str) -> str:
-    # Windows writes aliases where one exists (sid-strings.md); S-1-5-32-562 has none (§4).
+    # Windows writes an alias where one exists; 562 has none (docs/windows.md#well-known-sids).
     return SID_TO_SDDL_ALIAS.get(sid, sid)
 
 
@@ -496,7 +496,7 @@ def _merge_one(aces: list[Ace], added: Ace) -> None:
             return
     if added.allow:
         aces.append(added)
-    else:  # keep canonical order: denies before allows (order-of-aces-in-a-dacl.md, §3.2)
+    else:  # keep canonical order: denies before allows (docs/windows.md#security-descriptors)
         leading_denies = next((i for i, ace in enumerate(aces) if ace.allow), len(aces))
         aces.insert(leading_denies, added)
 
