@@ -8,15 +8,17 @@ JSON Schema (`dcomc schema`) are generated from these descriptions, so they cann
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import re
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from dcomc.diagnostics import Diagnostics, did_you_mean
+from dcomc.front import catalog
 from dcomc.front.load import Loaded, NodePath
 
 AuthLevel = Literal[
@@ -37,6 +39,116 @@ IMPERSONATION_VALUES: dict[str, int] = {
 }
 
 
+# --- what the JSON Schema says beyond the models ----------------------------------------------
+# The models accept what `check` refuses with its own codes, messages and spans (E1xx-E3xx);
+# the JSON Schema (`dcomc schema`, for editors) refuses as much of that as a schema can say.
+# So these keywords reach the schema only, never validation. The patterns are ECMA-262 and
+# Python alike (editors run the first, tests the second), ASCII-only ([0-9], not \d), and
+# tests/unit/test_schema.py holds each to the check it mirrors and lists the codes it catches.
+
+
+class SchemaOnly:
+    """JSON Schema keywords added to a type's schema, never to its validation; `label` names
+    the format in docs/spec.md. A callable value is called when the schema is made (the
+    catalog is read then, not when this module is imported)."""
+
+    def __init__(self, label: str = "", **keywords: Any) -> None:
+        self.label, self.keywords = label, keywords
+
+    def __get_pydantic_json_schema__(self, core: Any, handler: Any) -> Any:
+        schema = handler(core)
+        schema.update({k: v() if callable(v) else v for k, v in self.keywords.items()})
+        return schema
+
+
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # no leading zeros, as ipaddress
+IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_H16 = "[0-9A-Fa-f]{1,4}"
+
+
+def _ipv6_forms(groups: int, tail: str) -> list[str]:
+    """`groups` 16-bit groups (then `tail`, an embedded IPv4), written out or with one `::`
+    standing for at least one group: a regex cannot count, so each split is spelt out."""
+    forms = [f"(?:{_H16}:){{{groups - 1}}}{_H16}" + (f":{tail}" if tail else "")]
+    for left in range(groups):
+        head = f"(?:{_H16}:){{{left - 1}}}{_H16}" if left else ""
+        room = groups - 1 - left  # groups that may follow the ::
+        if tail:
+            rest = f"(?:{_H16}:){{0,{room}}}{tail}"
+        else:
+            rest = f"(?:{_H16}(?::{_H16}){{0,{room - 1}}})?" if room else ""
+        forms.append(f"{head}::{rest}")
+    return forms
+
+
+IPV6 = "(?:" + "|".join(_ipv6_forms(8, "") + _ipv6_forms(6, IPV4)) + ")"
+_ZONE = "%[A-Za-z0-9._-]{1,64}"  # checks.hosts says why a zone is held to this
+ADDRESS_PATTERN = f"^(?:{IPV4}|{IPV6}(?:{_ZONE})?)$"
+NETWORK_PATTERN = (f"^(?:{IPV4}(?:/(?:3[0-2]|[12]?[0-9]))?|{IPV6}(?:{_ZONE})?(?:/(?:12[0-8]|"
+                   "1[01][0-9]|[1-9]?[0-9]))?)$")
+GUID_PATTERN = r"^\{[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}\}$"
+PROGID_PATTERN = r"^[A-Za-z][A-Za-z0-9.]{0,38}$"
+SID_PATTERN = r"^S-1-[0-9]{1,15}(?:-[0-9]{1,10}){0,15}$"
+# Device names Windows reserves in every folder, in any case (no inline flags in ECMA-262).
+_DEVICE = ("(?:[Cc][Oo][Nn]|[Pp][Rr][Nn]|[Aa][Uu][Xx]|[Nn][Uu][Ll]|[Cc][Oo][Mm][0-9]"
+           "|[Ll][Pp][Tt][0-9])")
+HOST_PATTERN = rf"^(?!{_DEVICE}$)(?![0-9]+$)[A-Za-z0-9](?:[A-Za-z0-9-]{{0,13}}[A-Za-z0-9])?$"
+_RANGE = r"\[[0-9]{1,9}-[0-9]{1,9}\]"
+HOST_RANGE_PATTERN = rf"^(?=[A-Za-z0-9\[])(?!.*-$)[A-Za-z0-9-]{{0,14}}{_RANGE}[A-Za-z0-9-]{{0,14}}$"
+ADDRESS_RANGE_PATTERN = rf"^[0-9A-Fa-f.:]*{_RANGE}[0-9A-Fa-f.:]*$"
+KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+SITE_NAME_PATTERN = rf"^(?!{_DEVICE}(?:\.|$))(?!.*\.$){KEY_PATTERN[1:]}"
+DOMAIN_PATTERN = r'^[^\\/:*?"<>|]{0,15}$'
+# An account: not blank, padded, only dots and spaces, or ending in a dot; no character the
+# SAM refuses; optionally after a NetBIOS `DOMAIN\`.
+_ACCOUNT_CHAR = r'[^"/\\\[\]:;|=,+*?<>@]'
+
+
+def account_pattern(limit: int) -> str:
+    return (rf'^(?:[^\\/:*?"<>|]{{1,15}}\\)?(?!\s)(?![. ]*$){_ACCOUNT_CHAR}{{1,{limit}}}'
+            r"(?<![.\s])$")
+
+
+EXECUTABLE_PATTERN = (r"^(?!.*\\\.\.?(?:\\|$))(?!.*[!$]\((?:loc|wix|bind|bindpath)\.)"
+                      r'(?:[A-Za-z]:|%[A-Za-z_][A-Za-z0-9_]*%)(?:\\[^\\/:*?"<>|]+)*'
+                      r'\\[^\\/:*?"<>|]*\.[Ee][Xx][Ee]$')
+SERVICE_PATTERN = r'^(?!\s)(?!.*\s$)[^/\\"]{1,256}$'
+
+
+def _catalog_keys() -> list[str]:
+    return list(catalog.products())
+
+
+def _string(label: str, pattern: str) -> SchemaOnly:
+    return SchemaOnly(label, pattern=pattern)
+
+
+def _names(pattern: str) -> SchemaOnly:
+    """The keys of a map (users, servers...) held to `pattern`."""
+    return SchemaOnly(propertyNames={"pattern": pattern})
+
+
+def _present(key: str) -> dict[str, Any]:
+    """`key` is given, and not null (a YAML `key:` with no value is null: left out)."""
+    return {"required": [key], "properties": {key: {"not": {"type": "null"}}}}
+
+
+def _absent(*keys: str) -> dict[str, Any]:
+    return {"properties": {key: {"type": "null"} for key in keys}}
+
+
+def _when(key: str, value: Any, then: dict[str, Any]) -> dict[str, Any]:
+    return {"if": {"required": [key], "properties": {key: {"const": value}}}, "then": then}
+
+
+Guid = Annotated[str, _string("GUID in braces", GUID_PATTERN)]
+Executable = Annotated[str, _string("full path of an .exe", EXECUTABLE_PATTERN)]
+ServiceName = Annotated[str, _string("service name", SERVICE_PATTERN)]
+Sid = Annotated[str, _string("SID", SID_PATTERN)]
+LaunchRights = Annotated[list[LaunchRight], SchemaOnly(minItems=1)]
+AccessRights = Annotated[list[AccessRight], SchemaOnly(minItems=1)]
+
+
 def doc(description: str, guide: str | None = None, default: Any = None, **kw: Any) -> Any:
     """A pydantic Field whose description also names the guide section it automates."""
     extra: dict[str, Any] | None = {"guide": guide} if guide else None
@@ -51,8 +163,14 @@ class _Model(BaseModel):
 
 
 class Site(_Model):
-    name: str = doc("Site name (letters, digits, . _ -); names the bundle folder, firewall "
-                    "rules and backups.", default=...)
+    model_config = ConfigDict(json_schema_extra={"anyOf": [  # E301
+        {"properties": {"identity": {"const": "workgroup"}}},
+        {"required": ["domain"], "properties": {"domain": {"type": "string", "minLength": 1}}},
+    ]})
+
+    name: Annotated[str, _string("1-64 letters, digits, . _ -", SITE_NAME_PATTERN)] = doc(
+        "Site name (letters, digits, . _ -); names the bundle folder, firewall rules and "
+        "backups.", default=...)
     description: str | None = doc("Free text shown in reports and artifact headers.")
     identity: Literal["workgroup", "domain", "mixed"] = doc(
         "How accounts authenticate: identical local accounts on every PC (workgroup), domain "
@@ -60,14 +178,21 @@ class Site(_Model):
         "§2.1",
         default="workgroup",
     )
-    domain: str | None = doc(
+    domain: Annotated[str, _string("NetBIOS domain name", DOMAIN_PATTERN)] | None = doc(
         "NetBIOS domain name; required for domain and mixed sites (E301).", "§2.1"
     )
 
 
 class User(_Model):
-    description: str | None = doc("Account description (at most 48 characters).", "§2.2")
-    password: str | None = doc(
+    model_config = ConfigDict(json_schema_extra={  # E207, E208
+        "if": {"required": ["existing"], "properties": {"existing": {"const": True}}},
+        "then": _absent("password"),
+        "else": {"allOf": [_present("password"), _absent("sid")]},
+    })
+
+    description: Annotated[str, SchemaOnly(maxLength=48)] | None = doc(
+        "Account description (at most 48 characters).", "§2.2")
+    password: Annotated[str, SchemaOnly("only `prompt`", enum=["prompt"])] | None = doc(
         "Only `prompt`: the password is asked for at install time and never written anywhere. "
         "Required for accounts dcomc creates (E207); omit it for `existing` accounts. A literal "
         "password is an error (E206) and is never echoed.",
@@ -79,7 +204,7 @@ class User(_Model):
         "§2.1",
         default=False,
     )
-    sid: str | None = doc(
+    sid: Sid | None = doc(
         "The account's SID when known; lets security descriptors be compiled ahead of time."
     )
     password_never_expires: bool = doc(
@@ -95,33 +220,50 @@ class User(_Model):
 
 
 class Group(_Model):
+    model_config = ConfigDict(json_schema_extra={  # E127, E208
+        "if": {"required": ["existing"], "properties": {"existing": {"const": True}}},
+        "then": {"properties": {"members": {"maxItems": 0}}},
+        "else": _absent("sid"),
+    })
+
     description: str | None = doc("Group description.", "§2.3")
     members: list[str] = doc("Users or groups added to this group.", "§2.4", default_factory=list)
     existing: bool = doc("The group already exists: reference it, never create it.", "§2.1",
                          default=False)
-    sid: str | None = doc("The group's SID when known.")
+    sid: Sid | None = doc("The group's SID when known.")
 
 
 class Accounts(_Model):
-    users: dict[str, User] = doc("Users by account name.", "§2.2", default_factory=dict)
-    groups: dict[str, Group] = doc("Groups by name.", "§2.3", default_factory=dict)
+    users: Annotated[dict[str, User], _names(account_pattern(20))] = doc(
+        "Users by account name.", "§2.2", default_factory=dict)
+    groups: Annotated[dict[str, Group], _names(account_pattern(256))] = doc(
+        "Groups by name.", "§2.3", default_factory=dict)
 
 
 class Server(_Model):
-    product: str | None = doc(
+    model_config = ConfigDict(json_schema_extra={
+        "anyOf": [_present(key) for key in ("product", "progid", "clsid", "appid")],  # E111
+        "allOf": [_when("process_mode", "service", _present("service_account")),  # E116
+                  _when("process_mode", "interactive", _absent("service_account"))],
+    })
+
+    product: Annotated[str, SchemaOnly("a catalog key", enum=_catalog_keys)] | None = doc(
         "A product of the built-in catalog (`dcomc catalog`): fills progid, clsid, appid, "
         "executable and service. Keys given here override the catalog's.",
         "§4.1",
     )
-    progid: str | None = doc("ProgID of the OPC server class, e.g. `Example.BoilerOPC.1`.", "§4.1")
-    clsid: str | None = doc("CLSID `{...}` of the server class.", "§4.1")
-    appid: str | None = doc(
+    progid: Annotated[str, _string("ProgID", PROGID_PATTERN)] | None = doc(
+        "ProgID of the OPC server class, e.g. `Example.BoilerOPC.1`.", "§4.1")
+    clsid: Guid | None = doc("CLSID `{...}` of the server class.", "§4.1")
+    appid: Guid | None = doc(
         "AppID `{...}`. When unknown it is resolved on the target (ProgID → CLSID → AppID), "
         "never guessed.",
         "§4.1",
     )
-    executable: str | None = doc("Full path of the server executable (firewall rule).", "§5.1")
-    service: str | None = doc("Name of the Windows service that runs the server.", "§3.2")
+    executable: Executable | None = doc(
+        "Full path of the server executable (firewall rule).", "§5.1")
+    service: ServiceName | None = doc("Name of the Windows service that runs the server.",
+                                      "§3.2")
     bitness: Literal[32, 64] | None = doc(
         "32 or 64: where the CLSID is registered on 64-bit Windows (32-bit servers live under "
         "Wow6432Node). Default: the catalog's value, else 32 (most OPC DA servers)."
@@ -140,12 +282,12 @@ class Server(_Model):
         "§4.1 step 6",
         default="default",
     )
-    launch: dict[str, list[LaunchRight]] = doc(
+    launch: dict[str, LaunchRights] = doc(
         "Launch and Activation Permissions: principal → rights. The ACL is exactly this list.",
         "§4.1 steps 10-18",
         default_factory=dict,
     )
-    access: dict[str, list[AccessRight]] = doc(
+    access: dict[str, AccessRights] = doc(
         "Access Permissions: principal → rights. The ACL is exactly this list.",
         "§4.1 steps 19-28",
         default_factory=dict,
@@ -153,9 +295,15 @@ class Server(_Model):
 
 
 class Client(_Model):
+    model_config = ConfigDict(json_schema_extra={
+        "anyOf": [_present("executable"), _present("service")],  # E118
+        "allOf": [_present("run_as")],  # E119
+    })
+
     description: str | None = doc("Free text.")
-    executable: str | None = doc("Full path of the client executable (firewall rule).", "§5.2")
-    service: str | None = doc(
+    executable: Executable | None = doc(
+        "Full path of the client executable (firewall rule).", "§5.2")
+    service: ServiceName | None = doc(
         "The client runs inside this Windows service; its Log On account is set to run_as.",
         "§5.2 step 4",
     )
@@ -175,12 +323,12 @@ class Dcom(_Model):
     impersonation_level: ImpersonationLevel | None = doc(
         "Default Impersonation Level (LegacyImpersonationLevel).", "§4.2 step 7"
     )
-    access_limits: dict[str, list[AccessRight]] | None = doc(
+    access_limits: dict[str, AccessRights] | None = doc(
         "\"Edit Limits\" on Access: principal → rights, ADDED to what Windows already allows. "
         "Default: ANONYMOUS LOGON local and remote access (OPCEnum, callbacks).",
         "§4.2 steps 9-12",
     )
-    launch_limits: dict[str, list[LaunchRight]] | None = doc(
+    launch_limits: dict[str, LaunchRights] | None = doc(
         "\"Edit Limits\" on Launch and Activation: principal → rights, ADDED to the limit. "
         "Server default: every principal of the `launch` lists of the host's servers; client "
         "default: none.",
@@ -199,10 +347,11 @@ class Firewall(_Model):
     client_executables: bool | None = doc(
         "Allow each client executable inbound (OPC callbacks).", "§5.2 step 4"
     )
-    profiles: list[Profile] | None = doc(
+    profiles: Annotated[list[Profile], SchemaOnly(minItems=1)] | None = doc(
         "Firewall profiles the rules apply to.", "§5"
     )
-    remote: Literal["site", "any"] | list[str] | None = doc(
+    remote: Literal["site", "any"] | Annotated[list[Annotated[str, _string(
+            "address or network", NETWORK_PATTERN)]], SchemaOnly(minItems=1)] | None = doc(
         "Remote addresses allowed: `site` (the addresses of this site's hosts), `any`, or a "
         "list of addresses and networks (10.9.0.0/24).",
         "§5",
@@ -241,8 +390,14 @@ class Machine(_Model):
 
 
 class Host(_Model):
-    address: str = doc("IPv4 or IPv6 address of the host (the `site` firewall scope).", "§5",
-                       default=...)
+    model_config = ConfigDict(json_schema_extra={"anyOf": [  # E310
+        {"required": [role], "properties": {role: {"minItems": 1}}}
+        for role in ("servers", "clients")]})
+
+    address: Annotated[str, _string("IPv4 or IPv6 address", ADDRESS_PATTERN)] = doc(
+        "IPv4 or IPv6 address of the host (the `site` firewall scope); in a host range, "
+        "one `[first-last]` range with as many numbers as the key's (see Host ranges).", "§5",
+        default=...)
     description: str | None = doc("Free text.")
     servers: list[str] = doc("Servers (keys of `servers`) on this host.", default_factory=list)
     clients: list[str] = doc("Clients (keys of `clients`) on this host.", default_factory=list)
@@ -256,10 +411,10 @@ class Spec(_Model):
     dcomc: Literal[1] = doc("Spec format version.", default=...)
     site: Site = doc("The site.", default=...)
     accounts: Accounts = doc("Users and groups.", "§2", default_factory=Accounts)
-    servers: dict[str, Server] = doc("OPC server applications by key.", "§3, §4.1",
-                                     default_factory=dict)
-    clients: dict[str, Client] = doc("OPC client applications by key.", "§5.2",
-                                     default_factory=dict)
+    servers: Annotated[dict[str, Server], _names(KEY_PATTERN)] = doc(
+        "OPC server applications by key.", "§3, §4.1", default_factory=dict)
+    clients: Annotated[dict[str, Client], _names(KEY_PATTERN)] = doc(
+        "OPC client applications by key.", "§5.2", default_factory=dict)
     hosts: dict[str, Host] = doc("The PCs of the site by computer name (at most 15 "
                                  "characters).", "§2.1", default=...)
     machine: Machine = doc("Machine-wide settings per role.", "§4.2-§7", default_factory=Machine)
@@ -270,7 +425,27 @@ def json_schema() -> dict[str, Any]:
     schema = Spec.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "dcomc site spec, format 1"
+    _host_keys(schema)
     return schema
+
+
+def _host_keys(schema: dict[str, Any]) -> None:
+    """`hosts` keys are computer names (E213) or host ranges (`HMI[01-24]`, front.expand),
+    whose address holds a range too; pydantic cannot say that a key picks the value's schema."""
+    hosts = schema["properties"]["hosts"]
+    host = hosts.pop("additionalProperties")
+    ranged = copy.deepcopy(schema["$defs"]["Host"])
+    ranged["title"] = "HostRange"
+    ranged["description"] = ("Hosts made from a range: `HMI[01-24]` with `address: "
+                             "10.7.3.[21-44]` is HMI01 at 10.7.3.21 ... HMI24 at 10.7.3.44.")
+    ranged["properties"]["address"] = {
+        **ranged["properties"]["address"], "pattern": ADDRESS_RANGE_PATTERN,
+        "description": "The addresses of the range's hosts: one [first-last] range with as "
+                       "many numbers as the key's, e.g. 10.7.3.[21-44]."}
+    schema["$defs"]["HostRange"] = ranged
+    hosts["patternProperties"] = {HOST_PATTERN: host,
+                                  HOST_RANGE_PATTERN: {"$ref": "#/$defs/HostRange"}}
+    hosts["additionalProperties"] = False
 
 
 # --- validation of loaded data, with spans -----------------------------------------------------

@@ -17,13 +17,13 @@ import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from dcomc.front.spec import AccessRight, LaunchRight, Spec
+from dcomc.front.spec import AccessRight, LaunchRight, SchemaOnly, Spec
 from dcomc.plan.lower import ROLE_DEFAULTS, dig
 
 # A dotted path into a spec; map keys chosen by the user are placeholders such as `<host>`.
@@ -67,6 +67,100 @@ for completion, hover help and validation as you type:
 ```yaml
 # yaml-language-server: $schema=dcomc-spec.schema.json
 ```
+
+The schema is stricter than the shape tables below: it also holds values to the formats that
+`dcomc check` checks (computer, account and site names, GUIDs, ProgIDs, SIDs, executable paths,
+service names, IP addresses and networks, `password: prompt` only, catalog products) and the
+rules between keys of one entry (a created user needs `password: prompt`, a service needs its
+`service_account`, a client its `run_as`, a domain site its `domain`...). What needs the whole
+spec (references, collisions, duplicate addresses) is left to `dcomc check`, which reports
+every problem with its code. The *type* column names such a format in parentheses.
+
+## Host ranges
+
+A line of identical PCs is written once. A key of `hosts:` that holds one range
+`[first-last]` of decimal numbers stands for one host per number, and its `address` holds one
+range with as many numbers; every other key of the entry is given to each host:
+
+```yaml
+hosts:
+  HMI[01-24]:                  # HMI01, HMI02 ... HMI24
+    address: 10.7.3.[21-44]    # 10.7.3.21, 10.7.3.22 ... 10.7.3.44
+    clients: [hmi]
+```
+
+- Numbers are zero-padded to the width of the first bound: `[01-24]` gives `01` … `24`,
+  `[1-24]` gives `1` … `24`, `[098-100]` gives `098`, `099`, `100`. The address counts along
+  from its own first bound (one range anywhere in the address, IPv4 or IPv6:
+  `10.7.[1-12].5`, `fd00::[21-44]`).
+- dcomc expands ranges as it loads the spec: checks, plans, artifacts and reports see plain
+  hosts, and every message about a generated host points at the range's lines.
+- There is no per-host override inside a range. A host that differs from its neighbours is
+  written out on its own, and the range is split around it (`HMI[01-06]`, `HMI07`,
+  `HMI[08-24]`). A generated name that is already a host (or that another range gives) is an
+  error, never an override, so no host is configured from two places.
+- Errors are located at the range: a malformed range, one that counts down, one of more than
+  10,000 numbers, or names longer than 15 characters (E213, at the key); an address without a
+  range or with a different count (E220, at the address); a collision (E204, at the later key).
+  In a flow mapping (`{{...}}`) quote the key and the address: `'HMI[01-24]'`.
+
+### A worked example: 300 PCs
+
+`examples/large/large-site.yaml` is a plant with four OPC server PCs, eight engineering
+stations and twelve packaging lines of 24 operator panels each, on one /24 per line — 300
+hosts in 20 host entries (it builds with `dcomc build --no-msi` in seconds):
+
+```yaml
+hosts:
+  SCADA[01-04]:                # SCADA01 ... SCADA04 at 10.4.0.11 ... 10.4.0.14
+    address: 10.4.0.[11-14]
+    servers: [kepware]
+  ENG[01-08]:                  # ENG01 ... ENG08 at 10.4.0.51 ... 10.4.0.58
+    address: 10.4.0.[51-58]
+    clients: [engineering, hmi]
+  L01-HMI[01-24]:              # L01-HMI01 ... L01-HMI24 at 10.4.1.101 ... 10.4.1.124
+    address: 10.4.1.[101-124]
+    clients: [hmi]
+  # ... L02 to L11 alike, on 10.4.2.0/24 to 10.4.11.0/24 ...
+  L12-HMI[01-06]:              # line 12's seventh panel differs: the range is split
+    address: 10.4.12.[101-106]
+    clients: [hmi]
+  L12-HMI07:
+    address: 10.4.12.107
+    clients: [hmi, engineering]
+  L12-HMI[08-24]:
+    address: 10.4.12.[108-124]
+    clients: [hmi]
+```
+
+4 + 8 + 264 (eleven lines of 24) + 6 + 1 + 17 = 300 hosts. `dcomc plan
+examples/large/large-site.yaml --host L07-HMI13` shows one of them; its firewall scope
+`site` holds all 300 addresses.
+
+## YAML that dcomc refuses
+
+A spec is plain YAML data. dcomc reads it with PyYAML's safe loader but builds the data
+itself, so that every key and value keeps its line and column, and it refuses what would
+make a spec mean something other than what it shows:
+
+- **A key given twice in one mapping** (E002). YAML loaders silently keep the last one: a
+  spec with two `password:` or two `launch:` lines must not quietly lose one.
+- **Merge keys** (`<<: *base`, E002). A merged mapping hides which keys an entry really has,
+  and the keys it brings have no line of their own: write the keys out, or use a host range.
+- **Keys that are not plain text** (`? [a, b]`, `? {{a: 1}}`, E002): every key of the format is
+  a name.
+- **Tags** (`!!int`, `!!str`, `!!binary`, `!name`, a bare `!`; E005). A tag picks how a value
+  is built instead of its text, and an unknown one cannot be built; the value after a tag is
+  never echoed (it could be a password).
+- **Aliases that expand far beyond the document** (a "billion laughs", E001): loading would
+  never end. Anchors and aliases (`&perms`, `*perms`) are otherwise allowed and read as if
+  written out.
+- **Nesting deeper than 32 levels, several documents (`---`), text that is not UTF-8** (E001):
+  a spec is one document, eight levels deep at most.
+
+Keys are kept as written (a host or user named `yes` or `1` stays that text). Values follow
+YAML 1.1 as PyYAML reads them: unquoted `yes`, `no`, `on`, `off` are booleans and `0123` is a
+number, so quote text that looks like one (`'0123'`).
 
 ## How `machine:` settings merge
 
@@ -192,6 +286,10 @@ def type_text(tp: Any, name: str = "") -> str:
 
 def _member_text(tp: Any, name: str) -> str:
     origin, args = get_origin(tp), get_args(tp)
+    if origin is Annotated:  # a format the JSON Schema holds the value to: named after it
+        labels = [m.label for m in tp.__metadata__ if isinstance(m, SchemaOnly) and m.label]
+        text = _member_text(args[0], name)
+        return f"{text} ({', '.join(labels)})" if labels else text
     if _is_model(tp):
         return _link(tp)
     if origin is Literal:
@@ -209,7 +307,8 @@ def _key_text(value_type: Any, name: str) -> str:
     """What the keys of a map are: `<host>` for a map of models, principals, or names."""
     if any(_is_model(m) for m in _members(value_type)):
         return f"`{_placeholder(name)}`"
-    return "principal" if value_type in PRINCIPAL_VALUES else "name"
+    plain = get_args(value_type)[0] if get_origin(value_type) is Annotated else value_type
+    return "principal" if plain in PRINCIPAL_VALUES else "name"
 
 
 def _value_text(value: Any) -> str:
@@ -263,12 +362,20 @@ def _guide(field: FieldInfo) -> str:
     return str(guide) if guide else "—"
 
 
+def _field_type(field: FieldInfo, name: str) -> str:
+    """The field's type text; pydantic keeps a field's own `Annotated` metadata apart from its
+    annotation, so a format the schema holds it to is named from there."""
+    labels = [m.label for m in field.metadata if isinstance(m, SchemaOnly) and m.label]
+    text = type_text(field.annotation, name)
+    return f"{text} ({', '.join(labels)})" if labels else text
+
+
 def rows(model: type[BaseModel], home: KeyPath) -> list[Row]:
     """The table rows of `model` documented at its home path."""
     return [
         Row(
             key=_dotted((*home, name)),
-            type=type_text(field.annotation, name),
+            type=_field_type(field, name),
             default=_default(field, home, name),
             required=field.is_required(),
             meaning=field.description or "",
