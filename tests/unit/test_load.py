@@ -80,3 +80,36 @@ def test_a_file_name_no_artifact_comment_can_hold_is_refused(name: str, tmp_path
     first = diags.sorted()[0]
     assert first.code == "E201" and "the spec's file name" in first.message
     assert "\n" not in str(first) and "\x1b" not in str(first) and "\u202e" not in str(first)
+
+
+# --- the YAML a spec may not use (docs/spec.md, "YAML that dcomc refuses") ---------------------
+
+
+@pytest.mark.parametrize(("text", "code", "what"), [
+    ("a: 1\na: 2\n", "E002", "duplicate key 'a'"),
+    ("base: &b {x: 1}\nhost:\n  <<: *b\n", "E002", "merge keys (<<)"),
+    ("? [a, b]\n: 1\n", "E002", "a mapping key must be a plain string"),
+    ("a: !!int 5\n", "E005", "YAML tags"),
+    ("a: !secret x\n", "E005", "YAML tags"),
+    ("a: 1\n---\nb: 2\n", "E001", "expected a single document"),
+    ("a: " + "[" * 40 + "]" * 40 + "\n", "E001", "nested deeper than 32 levels"),
+])  # fmt: skip
+def test_refused_yaml(text: str, code: str, what: str) -> None:
+    diags = Diagnostics()
+    load_text(text, "spec.yaml", diags)
+    assert any(d.code == code and what in d.message for d in diags.items), diags.items
+
+
+def test_refused_yaml_is_documented() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "spec.md").read_text(encoding="utf-8")
+    section = doc.split("## YAML that dcomc refuses")[1].split("\n## ")[0]
+    for words in ("given twice", "Merge keys", "not plain text", "Tags", "billion laughs",
+                  "several documents", "E001", "E002", "E005"):
+        assert words in section
+
+
+def test_anchors_and_aliases_are_read_as_written_out() -> None:
+    diags = Diagnostics()
+    loaded = load_text("p: &p [local_access]\nq: *p\n", "spec.yaml", diags)
+    assert loaded is not None and not diags.items
+    assert loaded.data == {"p": ["local_access"], "q": ["local_access"]}

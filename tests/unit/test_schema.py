@@ -40,6 +40,7 @@ from dcomc.checks import site as site_checks
 from dcomc.checks.names import account_name_problem, domain_account_problem
 from dcomc.front import spec
 from dcomc.front.init import init_text
+from dcomc.pipeline import compile_file
 from dcomc.windows import sids
 
 jsonschema = pytest.importorskip("jsonschema")
@@ -266,3 +267,22 @@ def test_sid_pattern() -> None:
 def test_product_enum_is_the_catalog() -> None:
     product = spec.json_schema()["$defs"]["Server"]["properties"]["product"]
     assert product["anyOf"][0]["enum"] == list(spec.catalog.products())
+
+
+# --- the starter spec of `dcomc init` ---------------------------------------------------------
+
+
+def test_the_starter_spec_passes_check_without_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text(init_text(), encoding="utf-8")
+    compiled = compile_file(path)
+    assert list(compiled.diagnostics) == []
+    assert list(compiled.spec.hosts) == ["SCADA01", "HMI01", "HMI02", "HMI03", "HMI04"]
+    assert init_text().startswith("# yaml-language-server: $schema=dcomc-spec.schema.json\n")
+
+
+def test_the_starter_spec_says_where_to_read_on() -> None:
+    text = init_text()
+    for pointer in ("docs/spec.md", "docs/errors.md", "dcomc catalog", "dcomc check",
+                    "A host range"):
+        assert pointer in text
