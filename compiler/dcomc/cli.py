@@ -1,11 +1,20 @@
-"""The `dcomc` command line. Exit codes: 0 success, 2 errors in the input, 1 anything else."""
+"""The `dcomc` command line. Exit codes: 0 success, 2 errors in the input, 1 anything else.
+
+Diagnostics go to stderr as `file:line:col: severity: message [CODE]`, coloured on a terminal
+only; with `--json` (and `check --format json|sarif`) they are part of the JSON on stdout, and
+an error adds one summary line on stderr, with the same exit code.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import platform
 import re
+import stat
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -13,7 +22,15 @@ from typing import Any, NoReturn
 import click
 
 from dcomc import __version__
-from dcomc.diagnostics import CONTROL_CHARS, NONCHARACTERS, CompileError, Diagnostics, escaped
+from dcomc.diagnostics import (
+    CONTROL_CHARS,
+    NONCHARACTERS,
+    CompileError,
+    Diagnostics,
+    Severity,
+    escaped,
+    plural,
+)
 from dcomc.emit.render import plan_json, plan_text
 from dcomc.front import catalog
 from dcomc.front.spec import json_schema
@@ -25,37 +42,132 @@ from dcomc_targets import Options
 
 EXIT_INPUT = 2
 
-SPEC_ARG = click.argument(
-    "spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+# The spec commands check their SPEC themselves: a missing file or a folder is the loader's E001
+# (with its place, in every output format), a FIFO or device one line (it would block the read).
+SPEC_ARG = click.argument("spec_path", metavar="SPEC", type=click.Path(path_type=Path))
+
+
+def _versions(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """`--version`: dcomc's and the versions of what a build runs, for a bug report."""
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(f"dcomc {__version__}")
+    click.echo(f"Python {platform.python_version()}")
+    click.echo(f"wixl {_tool_version(['wixl', '--version'])}")
+    click.echo(f"msitools (msiinfo) {_tool_version(['msiinfo', '--version'])}")
+    ctx.exit()
+
+
+def _tool_version(command: list[str]) -> str:
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, errors="replace",
+                              timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not found"
+    found = re.search(r"\d+(?:\.\d+)+", proc.stdout + proc.stderr)
+    return found.group() if found else "(version unknown)"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="dcomc")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_versions,
+              help="Show the versions of dcomc, Python, wixl and msitools, and exit.")
 def main() -> None:
     """Compile a site spec for secure OPC Classic DCOM into per-host artifacts."""
 
 
+# --- output: colour, diagnostics, JSON ---------------------------------------------------------
+
+SEVERITY_COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.NOTE: "cyan"}
+DIFF_COLOURS = {"+": "green", "~": "yellow", "-": "red", "!": "red"}
+
+
+def colour(err: bool = False) -> bool:
+    """Colour for stdout (or stderr): NO_COLOR (any value) turns it off, FORCE_COLOR on (unless
+    0 or false); otherwise only on a terminal, never into a file, a pipe or a CI log."""
+    if "NO_COLOR" in os.environ:
+        return False
+    force = os.environ.get("FORCE_COLOR")
+    if force:
+        return force.lower() not in ("0", "false")
+    stream = sys.stderr if err else sys.stdout
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
+
+
+def _echo(text: str, *, err: bool = False, fg: str | None = None) -> None:
+    """One line of output, in `fg` when that stream gets colour."""
+    if fg and colour(err):
+        click.echo(click.style(text, fg=fg, bold=fg == "red"), err=err, color=True)
+    else:
+        click.echo(text, err=err)
+
+
+def _severity_style() -> Callable[[Severity], str] | None:
+    if not colour(err=True):
+        return None
+    return lambda sev: click.style(str(sev), fg=SEVERITY_COLOURS[sev], bold=True)
+
+
 def _print_diagnostics(diags: Diagnostics) -> None:
-    for line in diags.lines():
-        click.echo(line, err=True)
+    style = _severity_style()
+    for line in diags.lines(style=style):
+        click.echo(line, err=True, color=True if style else None)
 
 
-def _fail(exc: CompileError) -> NoReturn:
-    _print_diagnostics(exc.diagnostics)
-    errors = sum(1 for d in exc.diagnostics.items if d.severity == "error")
-    click.echo(f"{errors} error(s); nothing written", err=True)
+def _diag_json(diags: Diagnostics) -> list[dict[str, Any]]:
+    return [d.json() for d in diags.sorted()]
+
+
+def _message_json(message: str) -> dict[str, Any]:
+    """An error of a command rather than of a place in a spec (a missing file, an unknown
+    code), in the shape of a diagnostic."""
+    return {"file": None, "line": None, "col": None, "severity": "error", "code": None,
+            "message": message}
+
+
+def _echo_json(data: dict[str, Any], diagnostics: list[dict[str, Any]]) -> None:
+    click.echo(json_text({**data, "diagnostics": diagnostics}))
+
+
+def _fail(diags: Diagnostics, *, as_json: bool = False, writes: bool = False,
+          also: str | None = None) -> NoReturn:
+    """Stop on errors (exit 2): every diagnostic, `also` (an error of the command rather than of
+    the spec), then a count; "nothing written" only from a command that would have written."""
+    count = diags.error_count + (also is not None)
+    summary = plural(count, "error") + ("; nothing written" if writes else "")
+    if as_json:
+        _echo_json({}, _diag_json(diags) + ([_message_json(also)] if also else []))
+        _echo(f"error: {summary} (listed in the JSON output)", err=True, fg="red")
+    else:
+        _print_diagnostics(diags)
+        if also:
+            _echo(f"error: {also}", err=True, fg="red")
+        _echo(summary, err=True, fg="red")
     sys.exit(EXIT_INPUT)
 
 
-def _compile(path: Path, *, strict: bool = False, show: bool = True) -> Compiled:
+def _compile(path: Path, *, strict: bool = False, show: bool = True, as_json: bool = False,
+             writes: bool = False) -> Compiled:
+    """The compiled spec, its warnings printed (unless `as_json`: they go into the JSON);
+    on errors, _fail."""
+    _require_spec_file(path, as_json)
     try:
         compiled = compile_file(path, strict=strict)
     except CompileError as exc:
-        _fail(exc)
-    if show:
+        _fail(exc.diagnostics, as_json=as_json, writes=writes)
+    if show and not as_json:
         _print_diagnostics(compiled.diagnostics)
     return compiled
+
+
+def _require_spec_file(path: Path, as_json: bool) -> None:
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return  # missing or unreachable: the loader's E001 says why, at the file's place
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        _input_error(f"{path}: the spec is not a regular file (a FIFO or a device)",
+                     as_json=as_json)
 
 
 STRICT = click.option("--strict", is_flag=True,
@@ -66,11 +178,40 @@ STRICT = click.option("--strict", is_flag=True,
 @main.command()
 @SPEC_ARG
 @STRICT
-def check(spec_path: Path, strict: bool) -> None:
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text",
+              show_default=True, help="text for people; json, or SARIF 2.1.0 for CI systems "
+              "that annotate the spec (GitHub code scanning, GitLab, Azure DevOps).")
+def check(spec_path: Path, strict: bool, fmt: str) -> None:
     """Check and lint SPEC; print every problem as file:line:col, exit 2 on an error."""
-    compiled = _compile(spec_path, strict=strict)
-    hosts = len(compiled.plan.hosts)
-    click.echo(f"{spec_path}: ok ({hosts} hosts)")
+    if fmt == "text":
+        compiled = _compile(spec_path, strict=strict)
+        warnings = len(compiled.diagnostics)  # errors would have stopped _compile
+        extra = f", {plural(warnings, 'warning')}" if warnings else ""
+        _echo(f"{escaped(str(spec_path))}: ok ({plural(len(compiled.plan.hosts), 'host')}"
+              f"{extra})", fg="green")
+        return
+    _check_machine_readable(spec_path, strict, fmt)
+
+
+def _check_machine_readable(spec_path: Path, strict: bool, fmt: str) -> None:
+    from dcomc.emit.sarif import sarif_log
+
+    _require_spec_file(spec_path, as_json=False)  # JSON or SARIF only describe a spec
+    hosts: int | None = None
+    try:
+        compiled = compile_file(spec_path, strict=strict)
+        diags, hosts = compiled.diagnostics, len(compiled.plan.hosts)
+    except CompileError as exc:
+        diags = exc.diagnostics
+    if fmt == "sarif":
+        click.echo(json_text(sarif_log(diags)))
+    else:
+        _echo_json({"spec": str(spec_path), "ok": not diags.has_errors, "hosts": hosts},
+                   _diag_json(diags))
+    if diags.has_errors:
+        _echo(f"error: {escaped(str(spec_path))}: {plural(diags.error_count, 'error')} "
+              f"(listed in the {fmt.upper()} output)", err=True, fg="red")
+        sys.exit(EXIT_INPUT)
 
 
 @main.command()
@@ -79,17 +220,18 @@ def check(spec_path: Path, strict: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plan(spec_path: Path, host_names: tuple[str, ...], as_json: bool) -> None:
     """Show the per-host plan of resources, in the order they are applied."""
-    compiled = _compile(spec_path)
+    compiled = _compile(spec_path, as_json=as_json)
     hosts = list(compiled.plan.hosts)
     if host_names:
         try:
             hosts = [compiled.plan.host(name) for name in host_names]
         except KeyError as exc:
             known = ", ".join(h.name for h in compiled.plan.hosts)
-            click.echo(f"error: no host {exc} in the spec (hosts: {known})", err=True)
-            sys.exit(EXIT_INPUT)
-    render = plan_json if as_json else plan_text
-    click.echo(render(compiled.plan, hosts), nl=as_json)
+            _input_error(f"no host {exc} in the spec (hosts: {known})", as_json=as_json)
+    if as_json:
+        _echo_json(json.loads(plan_json(compiled.plan, hosts)), _diag_json(compiled.diagnostics))
+    else:
+        click.echo(plan_text(compiled.plan, hosts), nl=False)
 
 
 @main.command()
@@ -111,28 +253,25 @@ def build(spec_path: Path, out: Path | None, strict: bool, replace_machine_limit
     from dcomc_targets import msi
 
     # --strict judges the lint warnings below, with everything else, in one list
-    compiled = _compile(spec_path, show=not strict)
+    compiled = _compile(spec_path, show=not strict, writes=True)
     out = out or bundle.default_out(compiled.plan.site)
     try:
         refusal = bundle.check_out(out, spec_path)
     except OSError as exc:
-        _fail(CompileError(_unwritable(bundle, out, exc)))
+        _fail(_unwritable(bundle, out, exc), writes=True)
     if refusal.has_errors:
-        _fail(CompileError(refusal))
+        _fail(refusal, writes=True)
     options = Options(strict=strict, replace_machine_limits=replace_machine_limits,
                       product_version=_product_version(product_version))
     errors = Diagnostics()
     if strict:  # every reason to refuse, at once: lint warnings and what the PC must resolve
         lint.report(compiled.findings, errors, strict=True)
-    request = None
-    if not no_msi and not errors.has_errors:
-        if msi.missing_tools():
-            click.echo(msi.INSTALL_HINT, err=True)
-        else:
-            request = bundle.MsiRequest(options.product_version)
+    missing = _missing_msi_tools(no_msi)
+    refused = errors.has_errors or missing is not None
+    request = None if no_msi or refused else bundle.MsiRequest(options.product_version)
     _check_epoch(msi_dates=request is not None)
     try:
-        if errors.has_errors:  # refused already: emit in memory only, for the rest of the list
+        if refused:  # emit in memory only, for the rest of the list
             result = bundle.emit(compiled, options, spec_path.name)
         else:
             result = _build_with_progress(bundle, compiled, options, spec_path.name, out, request)
@@ -141,12 +280,24 @@ def build(spec_path: Path, out: Path | None, strict: bool, replace_machine_limit
     except OSError as exc:  # the output folder cannot be written (the previous one is intact)
         errors.extend(_unwritable(bundle, out, exc))
     except msi.MsiError as exc:
-        click.echo(f"error: {exc}; nothing written", err=True)
+        _echo(f"error: {exc}; nothing written", err=True, fg="red")
         sys.exit(1)
-    if errors.has_errors:
-        _fail(CompileError(errors))
+    if errors.has_errors or missing:
+        _fail(errors, writes=True, also=missing)
     count = sum(len(h["artifacts"]) for h in result.manifest["hosts"].values())
-    click.echo(f"wrote {out}: {len(compiled.plan.hosts)} hosts, {count} artifacts")
+    _echo(f"wrote {escaped(str(out))}: {plural(len(compiled.plan.hosts), 'host')}, "
+          f"{plural(count, 'artifact')}", fg="green")
+
+
+def _missing_msi_tools(no_msi: bool) -> str | None:
+    """Why the MSIs asked for (no --no-msi) cannot be made, or None: such a build fails rather
+    than leave a bundle without the artifact a deployment would look for."""
+    from dcomc_targets import msi
+
+    missing = [] if no_msi else msi.missing_tools()
+    if not missing:
+        return None
+    return f"{', '.join(missing)} not found: install msitools/wixl or pass --no-msi"
 
 
 def _check_epoch(*, msi_dates: bool) -> None:
@@ -161,7 +312,7 @@ def _check_epoch(*, msi_dates: bool) -> None:
         else:
             source_date_epoch()
     except (EpochError, msi.MsiError) as exc:
-        click.echo(f"error: {exc}; nothing written", err=True)
+        _echo(f"error: {exc}; nothing written", err=True, fg="red")
         sys.exit(EXIT_INPUT)
 
 
@@ -176,9 +327,8 @@ def _product_version(text: str) -> str:
     parts = text.split(".")
     if not 2 <= len(parts) <= 4 or not all(p.isdigit() and int(p) < 65536 for p in parts) or (
             int(parts[0]) > 255 or (len(parts) > 1 and int(parts[1]) > 255)):
-        click.echo(f"error: --product-version {text!r} is not an MSI version (major.minor.build, "
-                   "major and minor at most 255)", err=True)
-        sys.exit(EXIT_INPUT)
+        _input_error(f"--product-version {text!r} is not an MSI version (major.minor.build, "
+                     "major and minor at most 255)")
     return text
 
 
@@ -209,16 +359,20 @@ def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     from dcomc.readback.compare import InputError
     from dcomc.readback.inspect import files_of, inspect_file, render_text
 
+    named = {path for path in paths if not path.is_dir()}
     results: dict[str, Any] = {}
     for path in files_of(list(paths)):
         try:
             results[str(path)] = inspect_file(path)
         except InputError as exc:  # names the file itself
-            _input_error(str(exc))
+            _input_error(str(exc), as_json=as_json)
         except ValueError as exc:  # UnicodeDecodeError, SDError, QuoteError... are ValueErrors
-            _input_error(f"{path}: error: {exc}", prefix="")
+            _input_error(f"{path}: error: {exc}", prefix="", as_json=as_json)
+        if path in named and results[str(path)].get("kind") == "unknown":
+            _input_error(f"{path}: not an artifact dcomc reads ({KNOWN_ARTIFACTS})",
+                         as_json=as_json)
     if as_json:
-        click.echo(json_text(results))
+        _echo_json({"files": results}, [])
         return
     lines: list[str] = []
     for name, content in results.items():
@@ -228,21 +382,41 @@ def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     _echo_lines(lines)
 
 
+# What `inspect` recognises; a file of a bundle folder that is none of them is listed as unknown
+KNOWN_ARTIFACTS = ("a .reg, secedit .inf, netsh script, WiX .wxs, PowerShell .psd1/.psm1/.ps1, "
+                   ".msi or manifest.json")
 MAX_MESSAGE = 500  # characters of an error line; a message may quote a huge input
 
 
-def _input_error(message: str, prefix: str = "error: ") -> NoReturn:
+def _input_error(message: str, prefix: str = "error: ", *, as_json: bool = False) -> NoReturn:
     """A malformed input: one line on stderr (escaped: an input may hold a newline or an
-    escape sequence; cut if very long) and exit 2."""
+    escape sequence; cut if very long) and exit 2; with `as_json`, the JSON too."""
+    if len(message) > MAX_MESSAGE:
+        message = message[: MAX_MESSAGE - 3] + "..."
+    if as_json:
+        _echo_json({}, [_message_json(message)])
     line = escaped(prefix + message)
-    click.echo(line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 3] + "...", err=True)
+    _echo(line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 3] + "...", err=True,
+          fg="red")
     sys.exit(EXIT_INPUT)
 
 
-def _echo_lines(lines: list[str]) -> None:
+def _echo_lines(lines: list[str], style: Callable[[str], str | None] | None = None) -> None:
     """Text read from an input, one visible line per line: controls, bidi characters and
-    lone surrogates escaped (they would drive the terminal or fail to print)."""
-    click.echo("\n".join(escaped(line) for line in lines))
+    lone surrogates escaped (they would drive the terminal or fail to print). `style` picks
+    a colour per line, used on a terminal only."""
+    if style is None or not colour():
+        click.echo("\n".join(escaped(line) for line in lines))
+        return
+    shown = [escaped(line) for line in lines]
+    click.echo("\n".join(click.style(line, fg=fg) if (fg := style(line)) else line
+                         for line in shown), color=True)
+
+
+def _diff_colour(line: str) -> str | None:
+    """+ added (green), ~ changed (yellow), - removed and ! tampered (red), at any indent."""
+    sign = line.lstrip()[:2]
+    return DIFF_COLOURS.get(sign[0]) if len(sign) == 2 and sign[1] == " " else None
 
 
 _JSON_UNSAFE = re.compile(f"[{CONTROL_CHARS}{NONCHARACTERS}]")
@@ -273,8 +447,7 @@ def schema(output: Path | None) -> None:
         try:
             output.write_text(text, encoding="utf-8")
         except OSError as exc:
-            click.echo(f"error: cannot write {output}: {exc.strerror or exc}", err=True)
-            sys.exit(EXIT_INPUT)
+            _input_error(f"cannot write {output}: {exc.strerror or exc}")
     else:
         click.echo(text, nl=False)
 
@@ -285,8 +458,7 @@ def catalog_cmd(as_json: bool) -> None:
     """List the built-in catalog of OPC products (the `product:` key)."""
     products = catalog.products()
     if as_json:
-        data = {k: p.model_dump() for k, p in products.items()}
-        click.echo(json.dumps(data, indent=2))
+        _echo_json({"products": {k: p.model_dump() for k, p in products.items()}}, [])
         return
     for key, p in products.items():
         flag = "verified" if p.verified else "UNVERIFIED"
@@ -357,8 +529,7 @@ def sd_encode(sddl: str) -> None:
     try:
         click.echo(sdbinary.sddl_to_binary(sddl).hex())
     except sdcodec.SDError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_INPUT)
+        _input_error(str(exc))
 
 
 @main.command("diff")
@@ -371,32 +542,39 @@ def diff_cmd(old: Path, new: Path, as_json: bool) -> None:
     bad input."""
     from dcomc.readback import compare
 
-    with _comparing():
+    with _comparing(as_json=as_json):
         sides = [compare.load_side(path) for path in (old, new)]
         result = compare.diff(sides[0], sides[1])
-    _show(as_json, compare.diff_json(result), compare.diff_text(result))
+    _show(as_json, compare.diff_json(result), compare.diff_text(result), _diff_colour)
     sys.exit(0 if result.identical else 1)
 
 
 @contextmanager
-def _comparing(what: str = "a spec") -> Iterator[None]:
-    """Bad input of diff and drift: a clear message and exit 2."""
+def _comparing(what: str = "a spec", *, as_json: bool = False) -> Iterator[None]:
+    """Bad input of diff and drift: a clear message and exit 2 (with --json: the spec's
+    diagnostics in the JSON, the one line on stderr)."""
     from dcomc.readback import compare
 
     try:
         yield
     except compare.InputError as exc:
-        _input_error(str(exc))
+        _input_error(str(exc), as_json=as_json)
     except CompileError as exc:
-        _print_diagnostics(exc.diagnostics)
-        _input_error(f"{what} has errors; nothing compared")
+        message = f"{what} has errors; nothing compared"
+        if as_json:
+            _echo_json({}, [*_diag_json(exc.diagnostics), _message_json(message)])
+        else:
+            _print_diagnostics(exc.diagnostics)
+        _echo(f"error: {message}", err=True, fg="red")
+        sys.exit(EXIT_INPUT)
 
 
-def _show(as_json: bool, data: Any, text: str) -> None:
+def _show(as_json: bool, data: Any, text: str,
+          style: Callable[[str], str | None] | None = None) -> None:
     if as_json:
-        click.echo(json_text(data))
+        _echo_json(data, [])
     else:
-        _echo_lines(text.removesuffix("\n").split("\n"))
+        _echo_lines(text.removesuffix("\n").split("\n"), style)
 
 
 @main.command("drift")
@@ -409,7 +587,7 @@ def drift_cmd(spec_path: Path, report_path: Path, as_json: bool) -> None:
     is no drift, 1 when there is, 2 on bad input."""
     from dcomc.readback import compare, drift
 
-    with _comparing("the spec"):
+    with _comparing("the spec", as_json=as_json):
         report = drift.load_report(report_path)
         compare.require_regular(spec_path, "the spec")  # a FIFO would block the loader
         compiled = compile_file(spec_path)
@@ -420,7 +598,7 @@ def drift_cmd(spec_path: Path, report_path: Path, as_json: bool) -> None:
 
 @main.command("explain", context_settings={"ignore_unknown_options": True})
 @click.argument("code")
-@click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--spec", "spec_path", type=click.Path(path_type=Path),
               help="Point each cause at this spec's hosts and resources.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def explain_cmd(code: str, spec_path: Path | None, as_json: bool) -> None:
@@ -431,14 +609,23 @@ def explain_cmd(code: str, spec_path: Path | None, as_json: bool) -> None:
 
     found = explain.lookup(code)
     if found is None:
-        click.echo(f"error: unknown code {code!r}; known codes:", err=True)
-        for known in knowledge.known_codes():
-            click.echo(f"  {known}", err=True)
-        sys.exit(EXIT_INPUT)
-    compiled = _compile(spec_path) if spec_path else None
+        _unknown_code(code, knowledge.known_codes(), as_json)
+    compiled = _compile(spec_path, as_json=as_json) if spec_path else None
     spec = str(spec_path) if spec_path else None
     if as_json:
         data = explain.explain_json(found[0], found[1], compiled, spec)
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        _echo_json(data, _diag_json(compiled.diagnostics) if compiled else [])
     else:
         click.echo(explain.explain_text(found[0], found[1], compiled, spec), nl=False)
+
+
+def _unknown_code(code: str, known: list[str], as_json: bool) -> NoReturn:
+    message = f"unknown code {code!r}"
+    if as_json:
+        _echo_json({"known_codes": known}, [_message_json(message)])
+        _echo(escaped(f"error: {message}"), err=True, fg="red")
+    else:
+        _echo(escaped(f"error: {message}; known codes:"), err=True, fg="red")
+        for entry in known:
+            click.echo(f"  {entry}", err=True)
+    sys.exit(EXIT_INPUT)

@@ -545,17 +545,20 @@ def test_apply_js_is_plain_jscript() -> None:
     assert "WScript.Sleep" not in code and "StdErr" not in code
 
 
-def test_without_wixl_everything_else_is_built(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_wixl_the_msis_asked_for_fail_and_no_msi_builds_the_rest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
     from dcomc.cli import main
 
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no wixl, no msitools
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["build", str(PLANT7), "-o", str(out)])
+    refused = CliRunner().invoke(main, ["build", str(PLANT7), "-o", str(out)])
+    assert refused.exit_code == 2, refused.output
+    assert "error: wixl not found: install msitools/wixl or pass --no-msi" in refused.output
+    assert not out.exists()
+    result = CliRunner().invoke(main, ["build", str(PLANT7), "-o", str(out), "--no-msi"])
     assert result.exit_code == 0, result.output
-    assert msi.INSTALL_HINT in result.output
     assert (out / "SCADA01" / "wix" / "SCADA01.wxs").is_file()
     assert (out / "SCADA01" / "powershell" / "SCADA01.psd1").is_file()
     assert not list(out.rglob("*.msi"))

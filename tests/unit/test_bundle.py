@@ -255,18 +255,18 @@ def test_inspect_reads_a_whole_bundle(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["inspect", str(out), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    kinds = {Path(p).name: v["kind"] for p, v in data.items()}
+    kinds = {Path(p).name: v["kind"] for p, v in data["files"].items()}
     assert {kinds[n] for n in ("HMI01.reg", "HMI01.inf", "HMI01.netsh", "HMI01-firewall.wxs",
                                "manifest.json", "HMI01.psd1", "DcomConfig.psm1", "HMI01.wxs",
                                "DcomConfig.wxs")} == {
         "reg", "inf", "netsh", "wix-firewall", "manifest", "powershell-data",
         "powershell-script", "wix-product", "wix-fragment"}
-    psd1 = data[str(out / "SCADA01" / "powershell" / "SCADA01.psd1")]
+    psd1 = data["files"][str(out / "SCADA01" / "powershell" / "SCADA01.psd1")]
     assert psd1["Host"] == "SCADA01" and psd1["Resources"][0]["Id"] == "local_user:opcsvc"
-    engine = data[str(out / "HMI01" / "powershell" / "DcomConfig.psm1")]
+    engine = data["files"][str(out / "HMI01" / "powershell" / "DcomConfig.psm1")]
     assert "Set-DcomcMachineLimitAddition" in engine["functions"]
     assert engine["syntax_errors"] == []
-    reg = data[str(out / "HMI01" / "reg" / "HMI01.reg")]
+    reg = data["files"][str(out / "HMI01" / "reg" / "HMI01.reg")]
     limit = next(v for v in reg["values"] if v["name"] == "MachineAccessRestriction")
     anon = next(r for r in limit["rights"] if r["principal"] == "ANONYMOUS LOGON")
     assert anon["rights"] == ["local_access", "remote_access"]

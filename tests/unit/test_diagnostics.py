@@ -51,7 +51,7 @@ def test_output_stops_after_max_shown_with_a_count(tmp_path: Path) -> None:
     path, lines = check(tmp_path, HEAD + hosts)
     assert len(lines) == MAX_SHOWN + 2
     assert lines[MAX_SHOWN] == "... and 50 more not shown (50 of them errors)"
-    assert lines[-1] == f"{MAX_SHOWN + 50} error(s); nothing written"
+    assert lines[-1] == f"{MAX_SHOWN + 50} errors"
     assert lines[0].startswith(f"{path}:14:14: error: invalid address '10.0.0.300'")
 
 

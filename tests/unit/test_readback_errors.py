@@ -196,7 +196,7 @@ def test_inspect_prints_hostile_text_escaped(tmp_path: Path, as_json: bool) -> N
     printable(result)
     assert result.exit_code == 0, result.output
     if as_json:  # the same data, every character escaped that would not print
-        assert json.loads(result.stdout)[str(tmp_path / "manifest.json")] == {
+        assert json.loads(result.stdout)["files"][str(tmp_path / "manifest.json")] == {
             "kind": "manifest", "site": "a\x1b[2Jb\u202ec", "spec": "\ud800", "dcomc": "x\ny"}
     else:
         assert "site: a\\x1b[2Jb\\u202ec" in result.stdout
