@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dcomc.diagnostics import CompileError, Diagnostic, Diagnostics
+from dcomc.diagnostics import CompileError, Diagnostic, Diagnostics, Span
 from dcomc.front import expand
 from dcomc.front.load import load_text
 from dcomc.pipeline import Compiled, compile_file
@@ -222,6 +222,24 @@ def test_every_range_error_is_reported_at_once(tmp_path: Path) -> None:
                            "  LONG-NAME-HOST[8-10]:\n    address: 10.0.0.[8-10]\n")
     assert [(line, code) for line, _, code, _ in got] == [(13, "E213"), (16, "E220"),
                                                           (17, "E213")]
+
+
+def test_ranges_give_at_most_100_000_hosts() -> None:
+    text = "hosts:\n" + "".join(f"  R{i}-[0-9999]: {{address: 'fd00::{i}:[0-9999]'}}\n"
+                                 for i in range(11))
+    diags = Diagnostics()
+    loaded = load_text(text, "s.yaml", diags)
+    assert loaded is not None and len(loaded.data["hosts"]) == 10 * 10_000 + 1
+    [error] = diags.items
+    assert (error.span, error.code) == (Span("s.yaml", 12, 3), "E213")
+    assert error.message == ("host range 'R10-[0-9999]': the spec's ranges give more than "
+                             "100,000 hosts")
+
+
+def test_only_ascii_digits_make_a_range() -> None:
+    diags = Diagnostics()
+    load_text("hosts:\n  H[\u0661-\u0663]: {address: '10.0.0.[1-3]'}\n", "s.yaml", diags)
+    assert [d.code for d in diags.items] == ["E213"]
 
 
 def test_parse_range() -> None:

@@ -26,8 +26,9 @@ from dcomc.diagnostics import Diagnostics, Span, shown
 NodePath = tuple[str | int, ...]  # as dcomc.front.load.NodePath (which imports this module)
 
 # One range: decimal bounds. Names and addresses may hold one each.
-RANGE = re.compile(r"\[(\d{1,9})-(\d{1,9})\]")
+RANGE = re.compile(r"\[([0-9]{1,9})-([0-9]{1,9})\]")  # ASCII: \d would take any script's digits
 MAX_RANGE = 10_000  # hosts per range: a plant line has hundreds; a typo must not make 10**9
+MAX_GENERATED = 100_000  # hosts from all ranges: a few lines must not stand for millions
 NAME_MAX = 15  # NetBIOS computer names (checks.site says why the rest of the rules hold)
 
 
@@ -141,6 +142,10 @@ class _Expander:
             return None
         if not isinstance(value, dict) or not isinstance(value.get("address"), str):
             return None  # not a host's shape: the models report it, at the range
+        if len(self.origins) + names.count > MAX_GENERATED:
+            self.diags.error(where, "E213", f"host range '{shown(key)}': the spec's ranges "
+                             f"give more than {MAX_GENERATED:,} hosts")
+            return None
         addresses = self._addresses(key, value["address"], names)
         if addresses is None:
             return None
