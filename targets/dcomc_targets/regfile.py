@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from dcomc.plan.model import (
-    AceSpec,
     AppIdAuthLevel,
     AppIdPermission,
     AppIdRunLocation,
@@ -57,6 +56,15 @@ DEFAULT_LIMITS = {
     f"(A;;CCDCLC;;;LU)(A;;CCDC;;;AC)(A;;CCDC;;;{_CAPABILITY})",
 }
 LIMIT_VALUE = {"launch": "MachineLaunchRestriction", "access": "MachineAccessRestriction"}
+# Windows' documented default AppID ACLs (the DefaultLaunchPermission and DefaultAccessPermission
+# pages: Administrators, SYSTEM and INTERACTIVE may launch; only the server principal and SYSTEM
+# may call): what a `permissions: add` ACL starts from in a .reg, which cannot read the PC. The
+# engine starts from the AppID's own ACL or the PC's default instead (00-Header.ps1 holds the
+# same descriptors; a test compares them).
+DEFAULT_APP_ACL = {
+    "launch": "O:BAG:BAD:(A;;CCDCLCSWRP;;;BA)(A;;CCDCLCSWRP;;;SY)(A;;CCDCLCSWRP;;;IU)",
+    "access": "O:BAG:BAD:(A;;CCDCLC;;;PS)(A;;CCDCLC;;;SY)",
+}
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -132,16 +140,16 @@ def _appid_ops(resource: Resource, key: str, out: _Planned) -> Iterator[RegOp]:
             out.pending.append((resource, f"SID of {', '.join(unknown)} known only on the PC"))
             return
         name = "LaunchPermission" if resource.which == "launch" else "AccessPermission"
-        yield RegOp(key, name, "REG_BINARY", acl_sddl(resource.aces))
+        yield RegOp(key, name, "REG_BINARY", acl_sddl(resource))
 
 
-def acl_sddl(aces: tuple[AceSpec, ...]) -> str:
-    """The descriptor dcomcnfg writes for an ACL: owner and group Administrators."""
-    desc = sd.SecurityDescriptor(
-        owner="S-1-5-32-544", group="S-1-5-32-544",
-        dacl=tuple(sd.Ace(a.principal.sid or "", a.mask) for a in aces),
-    )
-    return sd.to_sddl(desc)
+def acl_sddl(resource: AppIdPermission) -> str:
+    """The descriptor dcomcnfg writes for an ACL (owner and group Administrators): exactly the
+    ACEs, or with `add` Windows' documented default with the ACEs merged in."""
+    aces = tuple(sd.Ace(a.principal.sid or "", a.mask) for a in resource.aces)
+    if resource.mode == "add":
+        aces = sd.merge_aces(sd.parse_sddl(DEFAULT_APP_ACL[resource.which]).dacl or (), aces)
+    return sd.to_sddl(sd.SecurityDescriptor("S-1-5-32-544", "S-1-5-32-544", aces))
 
 
 def _machine_limits(host: HostPlan, ctx: EmitContext, out: _Planned) -> None:
@@ -182,6 +190,8 @@ class RegTarget:
         lines += [f"; Import elevated: reg import {host.name}.reg"]
         lines += _comment_block(ctx, host, PENDING_TITLE, planned.pending, strict=True)
         lines += _comment_block(ctx, host, SKIPPED_TITLE, planned.skipped, strict=False)
+        if any(isinstance(r, AppIdPermission) and r.mode == "add" for r, _ in planned.ops):
+            lines += _app_acl_warning()
         if ctx.options.replace_machine_limits and any(
             op.name in LIMIT_VALUE.values() for _, op in planned.ops
         ):
@@ -232,6 +242,18 @@ def _comment_block(ctx: EmitContext, host: HostPlan, title: str,
         line = ctx.not_compiled(host, "reg", resource, why) if strict else f"{resource.id}: {why}"
         lines.append(f";   {line}")
     return lines
+
+
+def _app_acl_warning() -> list[str]:
+    return [
+        ";",
+        "; LaunchPermission / AccessPermission values below are COMPLETE values: the spec's",
+        "; entries added to Windows' documented default ACL (a .reg cannot read this PC).",
+        "; Importing them REPLACES an ACL the AppID already has; the PowerShell engine and the",
+        "; MSI add to the AppID's own ACL instead. Defaults used (launch, access):",
+        f";   {DEFAULT_APP_ACL['launch']}",
+        f";   {DEFAULT_APP_ACL['access']}",
+    ]
 
 
 def _limits_warning() -> list[str]:

@@ -8,6 +8,8 @@ import dataclasses
 import re
 
 from dcomc.plan.model import RESOURCE_KINDS, AppRef, Principal, Resource
+from dcomc.windows import sd, sdbinary
+from dcomc_targets import regfile
 from dcomc_targets.powershell import engine_text, parse_tree, pascal
 
 ENGINE = engine_text()
@@ -83,3 +85,20 @@ def test_every_engine_function_called_is_defined() -> None:
     called = set(re.findall(r"(?<![\w-])([A-Z][a-z]+-Dcomc\w+)", ENGINE))
     assert called, "no engine call found"
     assert called <= set(names), sorted(called - set(names))
+
+
+def _engine_hex_table(name: str) -> dict[str, str]:
+    block = ENGINE[ENGINE.index(f"$script:{name} = @{{"):]
+    block = block[: block.index("}")]
+    return dict(re.findall(r"'(\w+)'\s*=\s*'([0-9a-f]+)'", block))
+
+
+def test_engine_defaults_are_the_compilers_descriptors() -> None:
+    """The engine's Windows defaults (limits, AppID ACLs) are the bytes of the SDDL the .reg
+    writer starts from: one fact, two encodings, compared here."""
+    for name, sddl in (("DefaultLimits", regfile.DEFAULT_LIMITS),
+                       ("DefaultAppAcl", regfile.DEFAULT_APP_ACL)):
+        table = _engine_hex_table(name)
+        assert set(table) == {"launch", "access"}
+        for which, text in sddl.items():
+            assert table[which] == sdbinary.to_binary(sd.parse_sddl(text)).hex(), (name, which)

@@ -114,8 +114,9 @@ _DESCRIBE: dict[type[Resource], Callable[[Any], str]] = {
     AppIdAuthLevel: lambda r: f"{app_text(r.app)}: AuthenticationLevel = "
     + (f"{r.level} ({r.value})" if r.value is not None else "default (value deleted)"),
     AppIdRunLocation: lambda r: f"{app_text(r.app)}: run on this computer only",
-    AppIdPermission: lambda r: f"{app_text(r.app)}: {r.which.title()}Permission = "
-    + acl_text(r.which, r.aces),
+    AppIdPermission: lambda r: f"{app_text(r.app)}: {r.which.title()}Permission "
+    + ("+= " if r.mode == "add" else "= ") + acl_text(r.which, r.aces)
+    + (" (added to the AppID's ACL)" if r.mode == "add" else " (replaces the ACL)"),
     MachineDcomValue: lambda r: f"Ole\\{r.name} = "
     + (repr(r.data) if r.data is not None else "(deleted)"),
     MachineLimitAddition: lambda r: f"Machine{r.which.title()}Restriction += "

@@ -283,14 +283,24 @@ class Server(_Model):
         default="default",
     )
     launch: dict[str, LaunchRights] = doc(
-        "Launch and Activation Permissions: principal → rights. The ACL is exactly this list.",
+        "Launch and Activation Permissions: principal → rights, added to the AppID's ACL "
+        "(see `permissions`).",
         "§4.1 steps 10-18",
         default_factory=dict,
     )
     access: dict[str, AccessRights] = doc(
-        "Access Permissions: principal → rights. The ACL is exactly this list.",
+        "Access Permissions: principal → rights, added to the AppID's ACL (see `permissions`).",
         "§4.1 steps 19-28",
         default_factory=dict,
+    )
+    permissions: Literal["add", "exact"] = doc(
+        "`add` (as the guide's Customize does): `launch` and `access` are added to what the "
+        "AppID has — its own ACL, else the PC's machine default, else Windows' documented "
+        "default (Administrators, SYSTEM, INTERACTIVE may launch; the server itself and "
+        "SYSTEM may call), so those keep their rights. `exact`: each ACL is exactly the "
+        "spec's list.",
+        "§4.1 steps 10-28",
+        default="add",
     )
 
 

@@ -263,13 +263,14 @@ class _Host:
             base: NodePath = ("servers", key)
             level = server.authentication_level
             self._appid(app, level, base, _aces(self, server.launch, "launch"),
-                        _aces(self, server.access, "access"))
+                        _aces(self, server.access, "access"), server.permissions)
         if "server" in self.roles and self.setting("server", "opcenum").value:
             self._opcenum()
 
     def _appid(
         self, app: AppRef, level: str, base: NodePath,
         launch: tuple[AceSpec, ...], access: tuple[AceSpec, ...],
+        mode: Literal["add", "exact"],
     ) -> None:
         value = AUTH_LEVEL_VALUES[level] if level != "default" else None
         self.out.append(AppIdAuthLevel(f"appid_auth_level:{app.key}",
@@ -282,7 +283,8 @@ class _Host:
             if aces:
                 self.out.append(AppIdPermission(f"appid_permission:{app.key}/{which}",
                                                 self.prov((*base, which), guide),
-                                                app, which, aces))  # type: ignore[arg-type]
+                                                app, which, aces,  # type: ignore[arg-type]
+                                                mode))
 
     def _opcenum(self) -> None:
         # OPCEnum registers itself with Everyone allowed and AuthenticationLevel None
@@ -296,7 +298,9 @@ class _Host:
         launch = _union(_aces(self, s.launch, "launch") for s in servers)
         access = _union(_aces(self, s.access, "access") for s in servers)
         path = self.setting("server", "opcenum").path
-        self._appid(app, str(level.value), path or ("hosts", self.name), launch, access)
+        # Exact: OPCEnum's own ACL lets Everyone in, which adding to would keep.
+        self._appid(app, str(level.value), path or ("hosts", self.name), launch, access,
+                    "exact")
 
     # --- §4.2 machine-wide DCOM -------------------------------------------------------------
 

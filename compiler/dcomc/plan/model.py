@@ -155,13 +155,16 @@ class AppIdRunLocation(Resource):
 
 @dataclass(frozen=True, slots=True)
 class AppIdPermission(Resource):
-    """LaunchPermission or AccessPermission of an AppID: the complete ACL."""
+    """LaunchPermission or AccessPermission of an AppID. Mode `add` (the guide's Customize):
+    the ACEs are added to the AppID's ACL, else the PC's machine default, else Windows'
+    documented default; `exact`: the ACL is exactly these ACEs."""
 
     kind: ClassVar[str] = "appid_permission"
     phase: ClassVar[int] = 32
     app: AppRef
     which: Literal["launch", "access"]
     aces: tuple[AceSpec, ...]
+    mode: Literal["add", "exact"]
 
 
 @dataclass(frozen=True, slots=True)

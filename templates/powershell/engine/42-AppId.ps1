@@ -230,7 +230,11 @@ function Restore-DcomcAppIdRunLocation {
     }
 }
 
-# --- appid_permission (guide §4.1 steps 10-28): the complete ACL, compared by SID and mask ------
+# --- appid_permission (guide §4.1 steps 10-28) ---------------------------------------------------
+# Mode 'add' (the guide: Customize, then add users and groups): the spec's entries are added to
+# what dcomcnfg starts from — the AppID's own ACL, else the PC's machine default, else Windows'
+# documented default — so Administrators, SYSTEM and INTERACTIVE keep their rights. Mode
+# 'exact': the ACL is exactly the spec's entries. Compared by SID and mask, never by bytes.
 
 function Get-DcomcPermissionName {
     param([Parameter(Mandatory = $true)] $Resource)
@@ -240,20 +244,78 @@ function Get-DcomcPermissionName {
     return 'AccessPermission'
 }
 
-function Get-DcomcDesiredDescriptor {
-    <# The descriptor dcomcnfg writes for the planned ACL: owner and group Administrators. #>
+function Assert-DcomcPermissionMode {
+    <# A mode this engine does not know fails loudly instead of being read as one it does. #>
     param([Parameter(Mandatory = $true)] $Resource)
-    $aces = @(foreach ($ace in $Resource.Aces) { @{ Sid = (Resolve-DcomcSid -Principal $ace.Principal); Mask = [int] $ace.Mask } })
-    return New-DcomcSecurityDescriptor -Aces $aces
+    if (@('add', 'exact') -cnotcontains [string] $Resource.Mode) {
+        throw ('{0}: unknown permission mode {1} (add or exact)' -f $Resource.Id, $Resource.Mode)
+    }
+}
+
+function ConvertFrom-DcomcBinaryState {
+    <# The descriptor of a registry state that must be a binary security descriptor. #>
+    param([Parameter(Mandatory = $true)] $Value, [Parameter(Mandatory = $true)] [string] $Name)
+    if ($Value.Type -ne 'Binary') {
+        throw ('{0} is a {1} value, not a binary security descriptor' -f $Name, $Value.Type)
+    }
+    return ConvertFrom-DcomcSecurityDescriptor -Bytes (ConvertFrom-DcomcHex -Hex $Value.Data)
+}
+
+function Get-DcomcPermissionBase {
+    <# What the spec's entries are added to: the AppID's ACL, else the PC's Ole\Default... value,
+       else Windows' documented default. #>
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $State)
+    $name = Get-DcomcPermissionName -Resource $Resource
+    if ($null -ne $State.Value -and $State.Value.Exists) {
+        return ConvertFrom-DcomcBinaryState -Value $State.Value -Name $name
+    }
+    if ($State.Default.Exists) {
+        return ConvertFrom-DcomcBinaryState -Value $State.Default -Name ('Default{0}' -f $name)
+    }
+    return ConvertFrom-DcomcSecurityDescriptor -Bytes (ConvertFrom-DcomcHex -Hex $script:DefaultAppAcl[[string] $Resource.Which])
+}
+
+function Get-DcomcDesiredDescriptor {
+    <# The descriptor to write. Exact: owner and group Administrators and the planned ACEs, as
+       dcomcnfg writes it. Add: the base with each planned ACE merged in (rights OR-ed into the
+       principal's allow ACE, or an allow ACE appended). #>
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $State)
+    Assert-DcomcPermissionMode -Resource $Resource
+    if ($Resource.Mode -ceq 'exact') {
+        $aces = @(foreach ($ace in $Resource.Aces) { @{ Sid = (Resolve-DcomcSid -Principal $ace.Principal); Mask = [int] $ace.Mask } })
+        return New-DcomcSecurityDescriptor -Aces $aces
+    }
+    $descriptor = Get-DcomcPermissionBase -Resource $Resource -State $State
+    foreach ($ace in $Resource.Aces) {
+        $descriptor = Add-DcomcDescriptorAce -Descriptor $descriptor -Sid (Resolve-DcomcSid -Principal $ace.Principal) -Mask ([int] $ace.Mask)
+    }
+    return $descriptor
 }
 
 function Get-DcomcAppIdPermission {
     param([Parameter(Mandatory = $true)] $Resource)
-    return Get-DcomcAppValueState -App $Resource.App -Name (Get-DcomcPermissionName -Resource $Resource)
+    $name = Get-DcomcPermissionName -Resource $Resource
+    $state = Get-DcomcAppValueState -App $Resource.App -Name $name
+    $state.Default = Get-DcomcRegistryState -Path $script:OleKey -Name ('Default{0}' -f $name)
+    return $state
+}
+
+function Test-DcomcPermissionAces {
+    <# Add mode: compliant when every planned principal has at least its planned rights. #>
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $Have)
+    foreach ($ace in $Resource.Aces) {
+        $mask = [long] (Get-DcomcDescriptorMask -Descriptor $Have -Sid (Find-DcomcSid -Principal $ace.Principal))
+        $want = [long] $ace.Mask
+        if (($mask -band $want) -ne $want) {
+            return @{ Compliant = $false; Reason = ('{0} lacks rights 0x{1:x}' -f $ace.Principal.Name, ($want -band (-bnot $mask))) }
+        }
+    }
+    return @{ Compliant = $true; Reason = 'planned entries present' }
 }
 
 function Test-DcomcAppIdPermission {
     param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $State)
+    Assert-DcomcPermissionMode -Resource $Resource
     $missing = Test-DcomcAppRegistered -Resource $Resource -State $State
     if ($missing) { return $missing }
     foreach ($ace in $Resource.Aces) {
@@ -265,13 +327,17 @@ function Test-DcomcAppIdPermission {
         return @{ Compliant = $false; Reason = ('{0} is not set' -f (Get-DcomcPermissionName -Resource $Resource)) }
     }
     try {
-        $have = Get-DcomcDescriptorAceKey -Descriptor (ConvertFrom-DcomcSecurityDescriptor -Bytes (ConvertFrom-DcomcHex -Hex $State.Value.Data))
+        $have = ConvertFrom-DcomcSecurityDescriptor -Bytes (ConvertFrom-DcomcHex -Hex $State.Value.Data)
     }
     catch {
         return @{ Compliant = $false; Reason = ('the current ACL cannot be read: {0}' -f $_.Exception.Message) }
     }
-    $want = Get-DcomcDescriptorAceKey -Descriptor (Get-DcomcDesiredDescriptor -Resource $Resource)
-    if ((@($want) -join ';') -eq (@($have) -join ';')) {
+    if ($Resource.Mode -ceq 'add') {
+        return Test-DcomcPermissionAces -Resource $Resource -Have $have
+    }
+    $want = Get-DcomcDescriptorAceKey -Descriptor (Get-DcomcDesiredDescriptor -Resource $Resource -State $State)
+    $haveKeys = Get-DcomcDescriptorAceKey -Descriptor $have
+    if ((@($want) -join ';') -eq (@($haveKeys) -join ';')) {
         return @{ Compliant = $true; Reason = 'ACL as planned' }
     }
     return @{ Compliant = $false; Reason = 'the ACL differs from the plan' }
@@ -279,7 +345,7 @@ function Test-DcomcAppIdPermission {
 
 function Set-DcomcAppIdPermission {
     param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $State)
-    $bytes = ConvertTo-DcomcSecurityDescriptor -Descriptor (Get-DcomcDesiredDescriptor -Resource $Resource)
+    $bytes = ConvertTo-DcomcSecurityDescriptor -Descriptor (Get-DcomcDesiredDescriptor -Resource $Resource -State $State)
     $path = Get-DcomcAppIdPath -App $Resource.App -Create
     Set-DcomcOsRegistryValue -Path $path -Name (Get-DcomcPermissionName -Resource $Resource) -Type 'Binary' -Data $bytes
 }
