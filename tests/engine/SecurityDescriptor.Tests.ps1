@@ -1,6 +1,6 @@
 # Pester 5 tests of the engine's security-descriptor and SID codec
 # (templates/powershell/engine/20-SecurityDescriptor.ps1), checked against two independent
-# implementations: the compiler's Python codec (dcomc.sdbinary, through sd_reference.py) for the
+# implementations: the compiler's Python codec (dcomc.windows.sdbinary, through sd_reference.py) for the
 # exact bytes, and Samba's NDR parser (/usr/bin/python3 with samba's bindings) for the meaning.
 #
 #   $env:DCOMC_PYTHON = '/work/main/.venv/bin/python'   # else .venv/bin/python of this repo
@@ -252,7 +252,7 @@ Describe 'the shipped descriptors (examples/*.yaml, built by the Python compiler
     }
 }
 
-Describe 'Add-DcomcDescriptorAce agrees with dcomc.sd.merge_aces' {
+Describe 'Add-DcomcDescriptorAce agrees with dcomc.windows.sd.merge_aces' {
     It '<Where>' -ForEach $mergeCases {
         if ($null -ne $PythonError) {
             $PythonError | Should -Match 'mixes old-format'

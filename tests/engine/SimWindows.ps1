@@ -247,7 +247,7 @@ function ConvertTo-SimHex {
 
 # --- SDDL -> self-relative binary: just enough for Windows' default DCOM descriptors --------------
 # Layout: facts §3.2 (MS-DTYP 2.4.6, 2.4.2.2): header, DACL, owner, group - the order of Windows'
-# RtlMakeSelfRelativeSD and of the compiler's dcomc.sdbinary. Aliases and right letters:
+# RtlMakeSelfRelativeSD and of the compiler's dcomc.windows.sdbinary. Aliases and right letters:
 # "SID Strings" and "ACE Strings" (learn.microsoft.com, facts §3.1, §4).
 
 $script:SimSddlAliases = @{
@@ -1994,7 +1994,7 @@ function Set-DcomcOsUserRightHolder { throw 'sim: Set-DcomcOsUserRightHolder is 
 
 # Windows 10/11 default machine limits (facts §2.1, SECONDARY: observed dumps; with the lpacCom
 # capability ACE). Encoded by ConvertTo-SimSdBinary; the tests check the bytes against
-# dcomc.sdbinary.to_binary(parse_sddl(...)) of the compiler.
+# dcomc.windows.sdbinary.to_binary(parse_sddl(...)) of the compiler.
 $script:SimDefaultLaunchLimit = 'O:BAG:BAD:(A;;CCDCLCSWRP;;;BA)(A;;CCDCSW;;;WD)(A;;CCDCLCSWRP;;;S-1-5-32-562)(A;;CCDCLCSWRP;;;LU)(A;;CCDCSW;;;AC)(A;;CCDCSW;;;S-1-15-3-1024-2405443489-874036122-4286035555-1823921565-1746547431-2453885448-3625952902-991631256)'
 $script:SimDefaultAccessLimit = 'O:BAG:BAD:(A;;CCDCLC;;;WD)(A;;CCDC;;;AN)(A;;CCDCLC;;;S-1-5-32-562)(A;;CCDCLC;;;LU)(A;;CCDC;;;AC)(A;;CCDC;;;S-1-15-3-1024-2405443489-874036122-4286035555-1823921565-1746547431-2453885448-3625952902-991631256)'
 $script:SimDefaultLaunchPermission = 'O:BAG:BAD:(A;;CCDCLCSWRP;;;BA)(A;;CCDCLCSWRP;;;SY)(A;;CCDCLCSWRP;;;IU)'

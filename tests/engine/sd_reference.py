@@ -30,10 +30,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "compiler"), str(ROOT / "targets")]
 
-from dcomc import sids  # noqa: E402
 from dcomc.pipeline import compile_file  # noqa: E402
 from dcomc.plan.model import AppIdPermission, HostPlan, MachineLimitAddition  # noqa: E402
-from dcomc.windows import sd, sdbinary  # noqa: E402
+from dcomc.windows import (  # noqa: E402
+    sd,
+    sdbinary,
+    sids,
+)
 from dcomc_targets import regfile  # noqa: E402
 from dcomc_targets.base import EmitContext, Options, decode_utf16  # noqa: E402
 

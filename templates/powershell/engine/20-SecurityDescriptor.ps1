@@ -7,7 +7,7 @@
 # PowerShell 5.1 and on PowerShell 7 anywhere, and the test suite runs it on Linux.
 #
 # Layout: docs/windows.md#security-descriptors (MS-DTYP 2.4.6). Written exactly as the compiler's Python codec
-# (dcomc.sdbinary) writes it: the 20-byte header, then SACL, DACL, owner, group (the order of
+# (dcomc.windows.sdbinary) writes it: the 20-byte header, then SACL, DACL, owner, group (the order of
 # Windows' RtlMakeSelfRelativeSD); read in any order (.NET writes owner, group, SACL, DACL).
 # A descriptor is plain data:
 #   @{ Control = <int>; Owner = <SID string or $null>; Group = <SID string or $null>;
@@ -74,7 +74,7 @@ function Assert-DcomcSdBytes {
 # --- SIDs ------------------------------------------------------------------------------------
 
 function Split-DcomcSidString {
-    # @{ Authority; Subs } of a string SID, the rules of dcomc.sids.is_sid (plus Windows' 0x authority), or a throw.
+    # @{ Authority; Subs } of a string SID, the rules of dcomc.windows.sids.is_sid (plus Windows' 0x authority), or a throw.
     param([string] $Sid)
     $match = [regex]::Match($Sid, '\AS-1-([0-9]{1,15}|0[xX][0-9a-fA-F]{1,12})((?:-[0-9]{1,10})*)\z')
     if (-not $match.Success) {
@@ -182,7 +182,7 @@ function Read-DcomcSdAce {
 }
 
 function Read-DcomcSdAcl {
-    # @{ Revision; Size; Aces } of the ACL at Offset (What is 'DACL' or 'SACL'), with the checks of dcomc.sdbinary._read_acl.
+    # @{ Revision; Size; Aces } of the ACL at Offset (What is 'DACL' or 'SACL'), with the checks of dcomc.windows.sdbinary._read_acl.
     param([byte[]] $Bytes, [long] $Offset, [string] $What)
     Assert-DcomcSdBytes -Bytes $Bytes -Offset $Offset -Size 8 -End $Bytes.Length -What "$What header"
     $revision = [int] $Bytes[$Offset]
@@ -227,7 +227,7 @@ function Assert-DcomcSdOffset {
 }
 
 function Read-DcomcSdHeader {
-    # @{ Control; Owner; Group; Sacl; Dacl } (the offsets) after checking the 20-byte header as dcomc.sdbinary does.
+    # @{ Control; Owner; Group; Sacl; Dacl } (the offsets) after checking the 20-byte header as dcomc.windows.sdbinary does.
     param([byte[]] $Bytes)
     if ($Bytes.Length -lt 20) {
         throw "security descriptor truncated: $($Bytes.Length) bytes, the header alone is 20"
@@ -392,7 +392,7 @@ function Get-DcomcSdOptionalSidBytes {
 }
 
 function ConvertTo-DcomcSecurityDescriptor {
-    # The descriptor hashtable as self-relative bytes in Windows' order (header, SACL, DACL, owner, group), what dcomc.sdbinary writes.
+    # The descriptor hashtable as self-relative bytes in Windows' order (header, SACL, DACL, owner, group), what dcomc.windows.sdbinary writes.
     param([Parameter(Mandatory = $true)] [System.Collections.IDictionary] $Descriptor)
     $parts = New-Object System.Collections.ArrayList
     [void] $parts.Add((Get-DcomcSdSaclBytes -Sacl $Descriptor['Sacl']))
@@ -513,7 +513,7 @@ function Assert-DcomcSdSameFormat {
 }
 
 function Add-DcomcDescriptorAce {
-    # A new descriptor with Mask OR-ed into Sid's first plain allow ACE, or an allow ACE appended: dcomc.sd.merge_aces, add-only.
+    # A new descriptor with Mask OR-ed into Sid's first plain allow ACE, or an allow ACE appended: dcomc.windows.sd.merge_aces, add-only.
     param([Parameter(Mandatory = $true)] [System.Collections.IDictionary] $Descriptor, [Parameter(Mandatory = $true)] [string] $Sid, [Parameter(Mandatory = $true)] [long] $Mask)
     $added = New-DcomcSdAllowAce -Sid $Sid -Mask $Mask
     $copy = Copy-DcomcDescriptor -Descriptor $Descriptor
