@@ -146,13 +146,13 @@ def _fail(diags: Diagnostics, *, as_json: bool = False, writes: bool = False,
     sys.exit(EXIT_INPUT)
 
 
-def _compile(path: Path, *, strict: bool = False, show: bool = True, as_json: bool = False,
-             writes: bool = False) -> Compiled:
+def _compile(path: Path, *, strict: bool = False, self_contained: bool = False,
+             show: bool = True, as_json: bool = False, writes: bool = False) -> Compiled:
     """The compiled spec, its warnings printed (unless `as_json`: they go into the JSON);
     on errors, _fail."""
     _require_spec_file(path, as_json)
     try:
-        compiled = compile_file(path, strict=strict)
+        compiled = compile_file(path, strict=strict, self_contained=self_contained)
     except CompileError as exc:
         _fail(exc.diagnostics, as_json=as_json, writes=writes)
     if show and not as_json:
@@ -170,36 +170,40 @@ def _require_spec_file(path: Path, as_json: bool) -> None:
                      as_json=as_json)
 
 
-STRICT = click.option("--strict", is_flag=True,
-                      help="Treat lint warnings (and, for build, anything left to resolve on "
-                           "the PC) as errors.")
+STRICT = click.option("--strict", is_flag=True, help="Treat lint warnings as errors.")
+SELF_CONTAINED = click.option(
+    "--self-contained", is_flag=True,
+    help="Refuse what the .reg, .inf or WiX firewall file cannot carry ahead of time (an AppID "
+         "or SID known only on the PC), for sites that deploy those files alone (E401).")
 
 
 @main.command()
 @SPEC_ARG
 @STRICT
+@SELF_CONTAINED
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text",
               show_default=True, help="text for people; json, or SARIF 2.1.0 for CI systems "
               "that annotate the spec (GitHub code scanning, GitLab, Azure DevOps).")
-def check(spec_path: Path, strict: bool, fmt: str) -> None:
+def check(spec_path: Path, strict: bool, self_contained: bool, fmt: str) -> None:
     """Check and lint SPEC; print every problem as file:line:col, exit 2 on an error."""
     if fmt == "text":
-        compiled = _compile(spec_path, strict=strict)
+        compiled = _compile(spec_path, strict=strict, self_contained=self_contained)
         warnings = len(compiled.diagnostics)  # errors would have stopped _compile
         extra = f", {plural(warnings, 'warning')}" if warnings else ""
         _echo(f"{escaped(str(spec_path))}: ok ({plural(len(compiled.plan.hosts), 'host')}"
               f"{extra})", fg="green")
         return
-    _check_machine_readable(spec_path, strict, fmt)
+    _check_machine_readable(spec_path, strict, self_contained, fmt)
 
 
-def _check_machine_readable(spec_path: Path, strict: bool, fmt: str) -> None:
+def _check_machine_readable(spec_path: Path, strict: bool, self_contained: bool,
+                            fmt: str) -> None:
     from dcomc.emit.sarif import sarif_log
 
     _require_spec_file(spec_path, as_json=False)  # JSON or SARIF only describe a spec
     hosts: int | None = None
     try:
-        compiled = compile_file(spec_path, strict=strict)
+        compiled = compile_file(spec_path, strict=strict, self_contained=self_contained)
         diags, hosts = compiled.diagnostics, len(compiled.plan.hosts)
     except CompileError as exc:
         diags = exc.diagnostics
@@ -239,6 +243,7 @@ def plan(spec_path: Path, host_names: tuple[str, ...], as_json: bool) -> None:
 @click.option("-o", "--out", "out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (default: build/<site>).")
 @STRICT
+@SELF_CONTAINED
 @click.option("--replace-machine-limits", is_flag=True,
               help="Write MachineAccess/LaunchRestriction into the .reg as complete values "
                    "(Windows' default + the spec's additions) instead of merging on the PC.")
@@ -246,8 +251,8 @@ def plan(spec_path: Path, host_names: tuple[str, ...], as_json: bool) -> None:
               "still written).")
 @click.option("--product-version", default="1.0.0", show_default=True,
               help="ProductVersion of the MSIs; raise it so that a major upgrade re-applies.")
-def build(spec_path: Path, out: Path | None, strict: bool, replace_machine_limits: bool,
-          no_msi: bool, product_version: str) -> None:
+def build(spec_path: Path, out: Path | None, strict: bool, self_contained: bool,
+          replace_machine_limits: bool, no_msi: bool, product_version: str) -> None:
     """Compile SPEC into a per-host bundle of artifacts (atomically; nothing on error)."""
     from dcomc.emit import bundle
     from dcomc_targets import msi
@@ -261,11 +266,14 @@ def build(spec_path: Path, out: Path | None, strict: bool, replace_machine_limit
         _fail(_unwritable(bundle, out, exc), writes=True)
     if refusal.has_errors:
         _fail(refusal, writes=True)
-    options = Options(strict=strict, replace_machine_limits=replace_machine_limits,
+    options = Options(self_contained=self_contained, replace_machine_limits=replace_machine_limits,
                       product_version=_product_version(product_version))
     errors = Diagnostics()
-    if strict:  # every reason to refuse, at once: lint warnings and what the PC must resolve
-        lint.report(compiled.findings, errors, strict=True)
+    # every reason to refuse, at once: lint warnings and what only the PC can resolve
+    judged = compiled.findings if strict else lint.Findings([], [])
+    if self_contained and isinstance(compiled.findings, lint.Findings):
+        judged = lint.Findings(list(judged), compiled.findings.pending)
+    lint.report(judged, errors, strict=strict, self_contained=self_contained)
     missing = _missing_msi_tools(no_msi)
     refused = errors.has_errors or missing is not None
     request = None if no_msi or refused else bundle.MsiRequest(options.product_version)

@@ -29,11 +29,13 @@ class Compiled:
     findings: list[lint_stage.Finding]
 
 
-def compile_file(path: Path, *, strict: bool = False) -> Compiled:
+def compile_file(path: Path, *, strict: bool = False,
+                 self_contained: bool = False) -> Compiled:
     """Compile a spec file to its plan and lint it; raises CompileError carrying every error
-    found (with `strict`, lint warnings count as errors)."""
+    found (with `strict`, lint warnings count as errors; with `self_contained`, what an
+    artifact cannot carry ahead of time, E401)."""
     with _collector_paused():
-        return _compile_file(path, strict=strict)
+        return _compile_file(path, strict=strict, self_contained=self_contained)
 
 
 @contextmanager
@@ -50,7 +52,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _compile_file(path: Path, *, strict: bool) -> Compiled:
+def _compile_file(path: Path, *, strict: bool, self_contained: bool) -> Compiled:
     diags = Diagnostics()
     loaded = load_file(path, diags)
     spec = spec_stage.parse(loaded, diags) if loaded is not None else None
@@ -61,7 +63,7 @@ def _compile_file(path: Path, *, strict: bool) -> Compiled:
         raise CompileError(diags)
     plan = lower_stage.lower(spec, loaded)
     findings = lint_stage.lint(spec, plan)
-    lint_stage.report(findings, diags, strict=strict)
+    lint_stage.report(findings, diags, strict=strict, self_contained=self_contained)
     if diags.has_errors:
         raise CompileError(diags)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -26,8 +26,8 @@ class Artifact:
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    # Refuse a build that leaves anything for the target PC to resolve (see NotCompiled).
-    strict: bool = False
+    # Refuse a build that leaves anything for the target PC to resolve (E401, --self-contained).
+    self_contained: bool = False
     # Write MachineAccess/LaunchRestriction into the .reg as complete values (default + additions).
     replace_machine_limits: bool = False
     # ProductVersion of the MSIs (major upgrades need a higher one).
@@ -57,9 +57,9 @@ class EmitContext:
     def not_compiled(self, host: HostPlan, target: str, resource: Resource, why: str) -> str:
         """Record a resource this target leaves to the PowerShell engine; returns the line."""
         line = f"{resource.id}: {why}"
-        # --strict refuses what lint.pending names already (check --strict runs it too, with
+        # --self-contained refuses what lint.pending names already (check runs it too, with
         # the fix); only what build alone knows (--replace-machine-limits) is refused here.
-        if self.options.strict and lint.pending(resource) is None:
+        if self.options.self_contained and lint.pending(resource) is None:
             span = resource.prov.span
             self.diagnostics.error(span, "E401", f"{host.name}: {target} cannot compile {line}")
         return line

@@ -233,11 +233,11 @@ def test_refuses_to_replace_a_folder_dcomc_did_not_write(tmp_path: Path) -> None
     assert (precious / "thesis.tex").read_text() == "years of work"
 
 
-def test_strict_build_writes_nothing(tmp_path: Path) -> None:
+def test_self_contained_build_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    code, output = build(out, "--strict")
+    code, output = build(out, "--self-contained")
     assert code == 2
-    assert "reg cannot compile appid_permission:kepware/launch" in output
+    assert "the .reg cannot carry appid_permission:kepware/launch" in output
     assert "nothing written" in output
     assert not out.exists()
 
@@ -344,11 +344,12 @@ def test_a_wixl_that_cannot_start_is_an_msi_error(tmp_path: Path,
     assert "E403" not in output and not (tmp_path / "out").exists()
 
 
-def test_strict_refusal_builds_no_msi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_self_contained_refusal_builds_no_msi(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[str] = []
     monkeypatch.setattr(msi, "missing_tools", lambda: [])
     monkeypatch.setattr(msi, "run_wixl", lambda *args: started.append(args[1]))
-    code, output = build(tmp_path / "out", "--strict")
+    code, output = build(tmp_path / "out", "--self-contained")
     assert code == 2 and "nothing written" in output
     assert started == []  # the lint refusals are known first: emission runs in memory only
     assert list(tmp_path.iterdir()) == []

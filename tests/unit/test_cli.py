@@ -339,12 +339,12 @@ def test_build_without_wixl_fails_unless_no_msi(tmp_path: Path,
     assert built.exit_code == 0 and built.stdout == f"wrote {out}: 3 hosts, 30 artifacts\n"
 
 
-def test_build_without_wixl_lists_the_strict_errors_too(tmp_path: Path,
+def test_build_without_wixl_lists_the_e401_errors_too(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from dcomc_targets import msi
 
     monkeypatch.setattr(msi, "missing_tools", lambda: ["wixl"])
-    result = run("build", PLANT7, "-o", tmp_path / "out", "--strict")
+    result = run("build", PLANT7, "-o", tmp_path / "out", "--self-contained")
     lines = result.stderr.splitlines()
     assert result.exit_code == 2 and lines[-2].startswith("error: wixl not found")
     count = sum(1 for line in lines if ": error: " in line)

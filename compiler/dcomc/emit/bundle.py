@@ -1,9 +1,10 @@
 """Stage 5, emit: every target for every host, written as one bundle — atomically.
 
-All artifacts are produced in memory first; a failure (or a --strict refusal) writes nothing.
-The bundle is then written into a temporary folder beside OUT and swapped into place, so an
-interrupted build never leaves a half-written bundle, and the previous OUT survives any
-failure. A folder that is not a dcomc bundle is never replaced: `-o ~` must not wipe a home.
+All artifacts are produced in memory first; a failure (or a --strict or --self-contained
+refusal) writes nothing. The bundle is then written into a temporary folder beside OUT and
+swapped into place, so an interrupted build never leaves a half-written bundle, and the
+previous OUT survives any failure. A folder that is not a dcomc bundle is never replaced: `-o
+~` must not wipe a home.
 
 The swap, for a reader of OUT (see `_swap`): on Linux the staged folder and the previous OUT
 are exchanged in one step (renameat2 RENAME_EXCHANGE), so OUT is at every moment the complete
@@ -12,7 +13,8 @@ not offered (another OS; a file system that refuses it, e.g. some network or FUS
 systems) the old OUT is renamed aside and the new one renamed in: between those two renames
 there is no OUT. A build killed in that window leaves the previous bundle as `.OUT.old-*`
 beside it, and the next build of OUT that gets to write puts it back before anything else
-(`_sweep`; a build refused before writing, by errors or --strict, leaves it as it is).
+(`_sweep`; a build refused before writing, by errors, --strict or --self-contained, leaves it
+as it is).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ class Bundle:
 
 
 def emit(compiled: Compiled, options: Options, spec_name: str) -> Bundle:
-    """Run every target on every host, in memory; raises CompileError if --strict found
+    """Run every target on every host, in memory; raises CompileError if --self-contained found
     something."""
     result, ctx = _emit(compiled, options, spec_name, None)
     _add_reports(result, compiled, ctx, msis_built=False)

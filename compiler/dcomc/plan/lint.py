@@ -1,15 +1,18 @@
 """Security lints over the plan: what catches the insecure "just make it work" recipes.
 
 Each lint has a stable code and a severity (errors always fail a build; warnings fail it only
-with --strict). They run on the lowered plan, so they judge what will really be applied —
-defaults and per-host overrides included — and point at the spec line that caused it.
+with --strict, a compiler's warnings-as-errors). They run on the lowered plan, so they judge
+what will really be applied — defaults and per-host overrides included — and point at the spec
+line that caused it.
 Sources: KB5004442 (docs/windows.md#kb5004442), the guide, and the field reports in
 docs/windows.md#field-reports (items 1 and 4).
 
-E401 is the one rule that only `--strict` applies: a resource an artifact cannot carry ahead
-of time (an AppID or SID known only on the PC, a firewall rule naming a service for WiX). The
-targets list such resources in their headers and leave them to the engine; `check --strict`
-and `build --strict` refuse them through this one rule (`pending`), each with its fix.
+E401 is the one rule that only `--self-contained` applies: a resource an artifact cannot carry
+ahead of time (an AppID or SID known only on the PC, a firewall rule naming a service for WiX).
+The targets list such resources in their headers and leave them to the engine, which is the
+normal case (a workgroup's local accounts get their SIDs on each PC); a site that deploys the
+.reg or .inf alone asks `check --self-contained` and `build --self-contained` to refuse them
+through this one rule (`pending`), each with its fix.
 """
 
 from __future__ import annotations
@@ -74,7 +77,8 @@ LINTS: dict[str, Lint] = {lint.code: lint for lint in (
     Lint("W616", Severity.WARNING, "machine launch-limit edit where Distributed COM Users "
          "membership would do"),
     Lint("W617", Severity.WARNING, "account a workgroup cannot share across PCs"),
-    Lint("E401", Severity.ERROR, "--strict: a value an artifact cannot carry ahead of time"),
+    Lint("E401", Severity.ERROR,
+         "--self-contained: a value an artifact cannot carry ahead of time"),
 )}  # fmt: skip
 
 
@@ -92,7 +96,7 @@ class Finding:
 
 class Findings(list[Finding]):
     """The lint findings, and beside them (not among them: reports list lints, and these are
-    no security finding) what --strict refuses as E401."""
+    no security finding) what --self-contained refuses as E401."""
 
     pending: list[Finding]
 
@@ -120,15 +124,16 @@ def _merged(found: Iterable[Finding]) -> list[Finding]:
     return sorted(merged, key=lambda f: (f.span or Span("", 0, 0), f.code, f.message))
 
 
-def report(findings: list[Finding], diags: Diagnostics, *, strict: bool) -> None:
-    """Findings as diagnostics; with strict, warnings become errors and what an artifact
-    cannot carry (E401) is refused too."""
+def report(findings: list[Finding], diags: Diagnostics, *, strict: bool,
+           self_contained: bool = False) -> None:
+    """Findings as diagnostics; with strict, warnings become errors; with self_contained,
+    what an artifact cannot carry (E401) is refused."""
     for f in findings:
         if f.lint.severity is Severity.ERROR or strict:
             diags.error(f.span, f.code, f.message)
         else:
             diags.warning(f.span, f.code, f.message)
-    if strict and isinstance(findings, Findings):
+    if self_contained and isinstance(findings, Findings):
         for f in findings.pending:
             diags.error(f.span, f.code, f.message)
 
@@ -362,7 +367,7 @@ def _join_dcom_users(spec: Spec, name: str) -> str:
             "site users to it, through member_of)")
 
 
-# --- E401: what an artifact cannot carry (--strict only) --------------------------------------
+# --- E401: what an artifact cannot carry (--self-contained only) ------------------------------
 
 
 def _pending(spec: Spec, plan: SitePlan) -> Iterator[Finding]:
@@ -373,7 +378,8 @@ def _pending(spec: Spec, plan: SitePlan) -> Iterator[Finding]:
                 artifact, why = found
                 yield _finding("E401", host, r, (
                     f"{artifact} cannot carry {r.id}: {why}: {_fix(spec, r)}; or build "
-                    "without --strict and let Invoke-DcomConfig.ps1 resolve it on the PC"))
+                    "without --self-contained and let Invoke-DcomConfig.ps1 resolve it on the "
+                    "PC"))
 
 
 def pending(resource: Resource) -> tuple[str, str] | None:
