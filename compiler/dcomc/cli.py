@@ -585,23 +585,41 @@ def _show(as_json: bool, data: Any, text: str,
         _echo_lines(text.removesuffix("\n").split("\n"), style)
 
 
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), default="site.yaml")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+def init(path: Path, force: bool) -> None:
+    """Write a commented starter spec (default site.yaml) that passes `dcomc check`."""
+    from dcomc.front.init import init_text
+
+    if path.exists() and not force:
+        _input_error(f"{path} exists; pass --force to replace it")
+    try:
+        path.write_text(init_text(), encoding="utf-8", newline="\n")
+    except OSError as exc:
+        _input_error(f"cannot write {path}: {exc.strerror or exc}")
+    click.echo(f"wrote {escaped(str(path))}: edit it, then run `dcomc check "
+               f"{escaped(str(path))}`")
+
+
 @main.command("drift")
 @click.argument("spec_path", metavar="SPEC", type=READ_PATH)
-@click.argument("report_path", metavar="REPORT.json", type=READ_PATH)
+@click.argument("report_paths", metavar="REPORT...", nargs=-1, required=True, type=READ_PATH)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def drift_cmd(spec_path: Path, report_path: Path, as_json: bool) -> None:
+def drift_cmd(spec_path: Path, report_paths: tuple[Path, ...], as_json: bool) -> None:
     """Compare a PC's report (`Invoke-DcomConfig.ps1 -Mode Report -Path x.json`) with its
-    host's plan: drifted, missing and extra resources, and a stale bundle. Exit 0 when there
-    is no drift, 1 when there is, 2 on bad input."""
+    host's plan: drifted, missing and extra resources, and a stale bundle. A folder of reports
+    (or several report files), one per PC, is the whole site: each host in sync, drifted or
+    without a report, matched by the computer name in each report, and reports of computers
+    the spec does not have. Exit 0 when there is no drift, 1 when there is, 2 on bad input."""
     from dcomc.readback import compare, drift
 
     with _comparing("the spec", as_json=as_json):
-        report = drift.load_report(report_path)
         compare.require_regular(spec_path, "the spec")  # a FIFO would block the loader
         compiled = compile_file(spec_path)
-        result = drift.drift(compiled, spec_path, report)
-    _show(as_json, drift.drift_json(result), drift.drift_text(result))
-    sys.exit(1 if result.has_drift else 0)
+        outcome = drift.drift_reports(compiled, spec_path, report_paths)
+    _show(as_json, outcome.data, outcome.text)
+    sys.exit(1 if outcome.has_drift else 0)
 
 
 @main.command("explain", context_settings={"ignore_unknown_options": True})

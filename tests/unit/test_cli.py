@@ -397,3 +397,28 @@ def test_bash_completion_script_and_readme() -> None:
     assert "plain,check" in proc.stdout.splitlines()
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "_DCOMC_COMPLETE=bash_source dcomc" in readme
+
+
+# --- init and a site's drift ---------------------------------------------------------------
+
+
+def test_init_writes_a_starter_that_checks(tmp_path: Path) -> None:
+    target = tmp_path / "site.yaml"
+    result = run("init", target)
+    assert result.exit_code == 0, result.stderr
+    assert run("check", "--strict", target).exit_code == 0
+    again = run("init", target)
+    assert again.exit_code == 2 and "exists; pass --force" in again.stderr
+    target.write_text("mine", encoding="utf-8")
+    assert run("init", "--force", target).exit_code == 0
+    assert target.read_text(encoding="utf-8") != "mine"
+
+
+def test_drift_of_a_folder_of_reports_is_the_site() -> None:
+    reports = ROOT / "examples" / "reports"
+    result = run("drift", PLANT7, reports, "--json")
+    assert result.exit_code == 1, result.stderr  # the sample HMI02 drifted after Apply
+    data = json.loads(result.stdout)
+    assert data["diagnostics"] == []
+    one = run("drift", PLANT7, reports / "HMI01.json")
+    assert one.exit_code == 0, one.stdout + one.stderr

@@ -483,7 +483,8 @@ def test_diff_prints_hostile_bundle_text_escaped(copy: Path, bundle: Path,
 def test_a_missing_path_is_one_line(bundle: Path, tmp_path: Path, args: tuple[str, ...]) -> None:
     """Class (long fuzz run): click's own check of a path printed its usage text (four
     lines); the commands now say it in one."""
-    names = {"missing": tmp_path / "missing", "bundle": bundle, "folder": tmp_path,
+    (tmp_path / "empty").mkdir()  # a folder of reports is the site; an empty one is refused
+    names = {"missing": tmp_path / "missing", "bundle": bundle, "folder": tmp_path / "empty",
              "report": write(tmp_path / "r.json", json.dumps(report()))}
     refused(run(*(str(a).format(**names) for a in args)))
 
