@@ -53,6 +53,7 @@ from dcomc_targets.quoting import (
     wix_preprocessor,
     wix_undefine,
     wix_unpreprocessed,
+    xml_comment,
 )
 
 WIX_NS = "http://schemas.microsoft.com/wix/2006/wi"
@@ -272,10 +273,8 @@ class _Wxs:
 
     def __init__(self, comments: list[str]) -> None:
         self.root = etree.Element(f"{{{WIX_NS}}}Wix", nsmap={None: WIX_NS})  # type: ignore[dict-item]
-        for line in comments:
-            while "--" in line:  # an XML comment cannot hold "--" (a site named "a---b")
-                line = line.replace("--", "- -")
-            self.root.append(etree.Comment(" " + line + " "))
+        for line in comments:  # read back by quoting.xml_uncomment (a site named "a---b")
+            self.root.append(etree.Comment(f" {xml_comment(line)} "))
         self._defines: dict[str, str] = {}  # value -> variable name
 
     def literal(self, value: str) -> str:

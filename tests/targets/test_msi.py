@@ -21,11 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from dcomc.emit import bundle
 from dcomc.pipeline import compile_file
 from dcomc_targets import Options, msi
-from dcomc_targets.quoting import msi_formatted
+from dcomc_targets.quoting import msi_formatted, xml_uncomment
 from dcomc_targets.wix import (
     ROLLBACK_TYPE,
     SECURE_DONOR,
@@ -233,13 +234,17 @@ def test_spec_values_reach_the_msi_literally(tmp_path: Path,
 
 
 def test_a_site_name_with_dashes_makes_valid_comments(tmp_path: Path) -> None:
-    """`---` is a valid site name; an XML comment may not hold `--` (it was a traceback)."""
+    """`---` is a valid site name; an XML comment may not hold `--` (it was a traceback), and
+    the comment reads back as the name (quoting.xml_comment, not a lossy `- -`)."""
     spec = tmp_path / "dashes.yaml"
     spec.write_text(PLANT9.read_text(encoding="utf-8").replace(
         "name: plant9-utilities", "name: plant9---x"), encoding="utf-8")
     files = bundle.emit(compile_file(spec), Options(), spec.name).files
     product = files["UTIL-SRV1/wix/UTIL-SRV1.wxs"]
-    assert b"plant9- - -x" in product and WixTarget().read(product).accounts == ()
+    assert b"plant9-~-~-x" in product and WixTarget().read(product).accounts == ()
+    comments = [xml_uncomment(str(c.text)[1:-1]) for c in etree.fromstring(product)
+                if isinstance(c, etree._Comment)]
+    assert any(c.startswith("Site plant9---x, host UTIL-SRV1 ") for c in comments)
 
 
 def test_upgrade_table_and_codes(tmp_path: Path, plant7: Path) -> None:
