@@ -68,7 +68,30 @@ def _tool_version(command: list[str]) -> str:
     return found.group() if found else "(version unknown)"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Cli(click.Group):
+    """The command group, with click's usage errors in dcomc's one-line form: click prints
+    usage, a hint and the error on three lines, which a CI log or a wrapper script reading
+    `error:` lines would take for three problems (issue 17: one diagnostic, one line)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            exc.show()  # plain `dcomc`: the help, as click shows it, exit 2
+            sys.exit(EXIT_INPUT)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "dcomc"
+            _input_error(f"{exc.format_message().rstrip('.')} (see `{where} --help`)")
+        except click.ClickException as exc:
+            _input_error(exc.format_message())
+        except click.Abort:
+            _echo("aborted", err=True, fg="red")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_versions,
               help="Show the versions of dcomc, Python, wixl and msitools, and exit.")
 def main() -> None:

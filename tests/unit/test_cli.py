@@ -422,3 +422,15 @@ def test_drift_of_a_folder_of_reports_is_the_site() -> None:
     assert data["diagnostics"] == []
     one = run("drift", PLANT7, reports / "HMI01.json")
     assert one.exit_code == 0, one.stdout + one.stderr
+
+
+@pytest.mark.parametrize("args", [("build",), ("check", "--format", "xml", "x"), ("nope",),
+                                  ("sd", "decode"), ("plan", "--host")])
+def test_usage_errors_are_one_line(args: tuple[str, ...]) -> None:
+    """Click's own usage errors (a missing argument, a bad choice, an unknown command) are one
+    `error:` line naming the help to read, exit 2 — not click's three lines."""
+    result = run(*args)
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "--help`)" in lines[0] and result.stdout == ""
