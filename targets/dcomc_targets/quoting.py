@@ -224,16 +224,28 @@ def xml_uncomment(body: str) -> str:
 # --- WiX source text (candle's preprocessor, light's binder) -------------------------------------
 
 # WiX v3 expands `$(var.X)`, `$(env.X)`, `$(sys.X)` and `$(fun(...))` in every attribute and text
-# while preprocessing, where `$$` always stands for one `$` (PreprocessorCore.PreprocessString);
-# light then resolves `!(loc.X)`, `!(wix.X)`, `!(bind.X)` and the deprecated `$(loc.X)`, whose
-# `!!` escape it undoes once per pass (WixVariableResolver), so no escape of them is exact.
+# while preprocessing, where `$$` always stands for one `$` and a lone `$` stays
+# (PreprocessorCore.PreprocessString); light then resolves `!(loc.X)`, `!(wix.X)`, `!(bind.X)`
+# and the deprecated `$(loc.X)`, whose `!!` escape it undoes once per pass
+# (WixVariableResolver), so no escape of them is exact.
+#
+# Two escapes, one per preprocessor, because candle and wixl read `$` differently and no
+# spelling suits both: wix_text (here) for candle, which the firewall fragment is written for
+# (wixl does not know the Firewall extension), and wix_preprocessor (below) for wixl, which builds
+# the product .wxs and the payload fragment into dcomc's MSIs. m `$` written in a row are
+# ceil(m/2) `$` to candle (pairs) and m - 1 to wixl (measured on wixl 0.101: `a$$$$b` is
+# `a$$$b`), so a run of three or more `$` has no spelling both read alike; and `$(` is `$$(` to
+# candle, which wixl expands, while a `<?define?>`, verbatim to wixl, is preprocessed by candle.
+# (The payload fragment holds only site and host names, GUIDs and file names: never a `$`, so
+# candle reads it as wixl does.)
 _WIX_BINDER = re.compile(r"[!$]\((?:loc|wix|bind|bindpath)\.")
 
 
 def wix_text(value: str) -> str:
-    """Literal text for an attribute or element of a WiX v3 source: every `$` doubled, so that
-    the preprocessor gives back exactly `value`; a binder variable reference (`!(wix.X)`,
-    `$(loc.X)`...) cannot be kept literal and is refused."""
+    """Literal text for an attribute or element of a WiX v3 source read by candle: every `$`
+    doubled, so that candle's preprocessor gives back exactly `value` (`$(` too, as `$$(`); a
+    binder variable reference (`!(wix.X)`, `$(loc.X)`...) cannot be kept literal and is
+    refused. Not for wixl, which reads `$$$$` as `$$$` (see wix_preprocessor)."""
     _refuse_controls(value, "WiX")
     if "$" not in value and "!" not in value:  # most values: nothing to double or refuse
         return value
@@ -287,9 +299,10 @@ def wix_id(prefix: str, *parts: str) -> str:
 def wix_preprocessor(value: str) -> str:
     """A literal for an attribute value or text of a .wxs that wixl's preprocessor hands on
     unchanged: each run of n `$` is written as n + 1 (wixl: `$$` → `$`, then the second `$`
-    is read again and, followed by neither `$` nor `(`, dropped; candle reads `$$` as `$` and
-    keeps a lone `$`, so both read the same). Refuses a `$` right before `(`, which wixl has no
-    escape for (put the value in a define: `wix_define`), and control characters."""
+    is read again and, followed by neither `$` nor `(`, dropped). Refuses a `$` right before
+    `(`, which wixl has no escape for (put the value in a define: `wix_define`), and control
+    characters. For wixl only: candle reads a run of n + 1 `$` as ceil((n + 1) / 2), the same
+    only for n <= 2 (a .wxs for candle goes through wix_text; why not one escape: above it)."""
     _refuse_controls(value, "WiX")
     if "$" not in value:
         return value
@@ -301,8 +314,9 @@ def wix_preprocessor(value: str) -> str:
 def wix_define(name: str, value: str) -> str:
     """The text of a `<?define name = "value"?>` processing instruction. wixl takes the value
     verbatim (no expansion, one pair of surrounding quotes removed), so it carries any literal,
-    `$(` included, to an attribute that says `$(var.name)`. Refuses what a processing
-    instruction cannot hold (`?>`, control characters) and a name that is not an identifier."""
+    `$(` included, to an attribute that says `$(var.name)` (candle would expand a `$(` in it:
+    a define is for wixl). Refuses what a processing instruction cannot hold (`?>`, control
+    characters) and a name that is not an identifier."""
     _refuse_controls(value, "WiX define")
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) is None:
         raise QuoteError(f"WiX define: {name!r} is not an identifier")

@@ -25,7 +25,8 @@ changes.
 
 Every value reaches the .wxs through the WiX preprocessor's escape (`quoting.wix_preprocessor`),
 or, if it holds `$(` (which wixl cannot escape), through a `<?define?>`: an account `opcuser$`
-or `$(env.HOME)` arrives in the MSI as written.
+or `$(env.HOME)` arrives in the MSI as written. Both are wixl's: candle would read a run of
+three or more `$`, and a `$(` in a define, otherwise (quoting.py says why no escape suits both).
 
 wixl 0.101 quirks handled here (wixl-notes): explicit sequence numbers, `Win64="yes"` on
 every component with `-a x64`, relative `Source` paths (wixl runs in the host folder),
