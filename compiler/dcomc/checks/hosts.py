@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dcomc.checks.context import Context
+from dcomc.diagnostics import did_you_mean
 from dcomc.front import catalog
 from dcomc.front.load import NodePath
 from dcomc.front.spec import Spec
@@ -31,7 +32,8 @@ def servers(ctx: Context) -> None:
         product = catalog.product(server.product) if server.product else None
         if server.product and product is None:
             names = ", ".join(catalog.products())
-            ctx.error((*path, "product"), "E110", f"unknown product '{server.product}' "
+            hint = did_you_mean(server.product, catalog.products())
+            ctx.error((*path, "product"), "E110", f"unknown product '{server.product}'{hint} "
                       f"(known: {names}; or give progid/clsid instead)")
         elif product is None and not (server.progid or server.clsid or server.appid):
             ctx.error(path, "E111", f"server '{key}' needs `product` or at least one of "
@@ -161,8 +163,9 @@ def hosts(ctx: Context) -> None:
 def _refs(ctx: Context, path: NodePath, names: list[str], known: dict[str, Any], what: str) -> None:
     for i, name in enumerate(names):
         if name not in known:
-            hint = ", ".join(known) or "none defined"
-            ctx.error((*path, i), "E101", f"undefined {what} '{name}' (defined: {hint})")
+            defined = ", ".join(known) or "none defined"
+            ctx.error((*path, i), "E101", f"undefined {what} '{name}'"
+                      f"{did_you_mean(name, known)} (defined: {defined})")
 
 
 # An IPv6 zone (`fe80::1%12`) names the interface: its index, or a name without spaces, commas,
