@@ -25,7 +25,8 @@ ERRORS_MD = ROOT / "docs" / "errors.md"
 SOURCES = (ROOT / "compiler" / "dcomc", ROOT / "targets" / "dcomc_targets")
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 CODE_IN_SOURCE = re.compile(r"""["'](E\d{3})["']""")
-CODE_ROW = re.compile(r"^\|\s*`?(E\d{3})`?\s*\|", re.MULTILINE)
+# A row starts with its anchor (SARIF's helpUri and messages link docs/errors.md#E102).
+CODE_ROW = re.compile(r'^\|\s*<a id="(E\d{3})"></a>\1\s*\|', re.MULTILINE)
 
 
 def spec_models() -> list[type[BaseModel]]:
@@ -235,3 +236,10 @@ def test_errors_md_rows_are_unique_and_sorted() -> None:
         if CODE_ROW.match(line):
             cells = re.split(r"(?<!\\)\|", line)[1:-1]
             assert len(cells) == 5 and all(c.strip() for c in cells), line
+
+
+def test_every_code_row_has_its_anchor() -> None:
+    text = ERRORS_MD.read_text("utf-8")
+    rows = re.findall(r"(?m)^\|\s*(?:<a[^>]*></a>)?`?([EW]\d{3})", text)
+    anchored = re.findall(r'(?m)^\|\s*<a id="([EW]\d{3})"></a>\1\s*\|', text)
+    assert rows and rows == anchored
