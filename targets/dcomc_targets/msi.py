@@ -45,7 +45,6 @@ CABINET_FIRST, CABINET_LAST = 315532800, 4354819199  # 1980-01-01 .. 2107-12-31 
 DEFAULT_EPOCH = 946684800  # 2000-01-01T00:00:00Z: fixed, so builds match without SOURCE_DATE_EPOCH
 # wixl as strict as it goes: a GLib warning (a row wixl would drop silently) aborts the run
 _WIXL_ENV = {**os.environ, "G_DEBUG": "fatal-warnings"}
-INSTALL_HINT = "wixl not found: MSIs skipped (apt-get install wixl msitools)"
 
 
 class MsiError(RuntimeError):

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from dcomc import __version__
-from dcomc.diagnostics import escaped
+from dcomc.diagnostics import escaped, plural
 from dcomc.emit.bundle import MANIFEST
 from dcomc.pipeline import Compiled, compile_file
 from dcomc.windows import sd
@@ -627,8 +627,8 @@ _TAMPERED = {
 def diff_text(result: Diff) -> str:
     lines = [f"old: {result.old.label()}", f"new: {result.new.label()}", ""]
     if result.identical:
-        lines.append(f"No differences: {result.identical_hosts} hosts, "
-                     f"{result.identical_resources} resources identical.")
+        lines.append(f"No differences: {plural(result.identical_hosts, 'host')}, "
+                     f"{plural(result.identical_resources, 'resource')} identical.")
         return "\n".join(escaped(line) for line in lines) + "\n"
     for which, side in (("old", result.old), ("new", result.new)):
         lines += [f"! {which} bundle: {rel} {_TAMPERED[problem]}" for rel, problem in side.tampered]
