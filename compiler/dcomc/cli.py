@@ -24,6 +24,7 @@ import click
 from dcomc import __version__
 from dcomc.diagnostics import (
     CONTROL_CHARS,
+    MAX_MESSAGE,
     NONCHARACTERS,
     CompileError,
     Diagnostics,
@@ -416,7 +417,6 @@ def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
 # What `inspect` recognises; a file of a bundle folder that is none of them is listed as unknown
 KNOWN_ARTIFACTS = ("a .reg, secedit .inf, netsh script, WiX .wxs, PowerShell .psd1/.psm1/.ps1, "
                    ".msi or manifest.json")
-MAX_MESSAGE = 500  # characters of an error line; a message may quote a huge input
 
 
 def _input_error(message: str, prefix: str = "error: ", *, as_json: bool = False) -> NoReturn:

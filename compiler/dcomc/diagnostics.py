@@ -30,6 +30,7 @@ NONCHARACTERS = r"\ud800-\udfff\ufdd0-\ufdef" + "".join(
     rf"\U{plane:04x}fffe\U{plane:04x}ffff" for plane in range(17))
 _UNSAFE = re.compile(f"[{CONTROL_CHARS}{NONCHARACTERS}]")
 MAX_VALUE = 80  # an echoed value longer than this is cut
+MAX_MESSAGE = 500  # a message longer than this (values cut) is cut too
 MAX_SHOWN = 200  # diagnostics printed at most; a last line counts the rest
 
 
@@ -94,10 +95,13 @@ class Diagnostic:
         return f"{where}{severity}: {escaped(self.short_message())} [{self.code}]"
 
     def short_message(self) -> str:
-        """The message with long quoted values cut (not escaped: each format escapes)."""
+        """The message with long quoted values cut, and the whole cut after MAX_MESSAGE
+        characters: a value echoed without quotes (a list of names, a path) must not make a
+        line of megabytes either (not escaped: each format escapes)."""
         if len(self.message) <= MAX_VALUE:
             return self.message
-        return _LONG_QUOTED.sub(lambda m: f"'{m.group(1)[: MAX_VALUE - 3]}...'", self.message)
+        message = _LONG_QUOTED.sub(lambda m: f"'{m.group(1)[: MAX_VALUE - 3]}...'", self.message)
+        return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
 
     def json(self) -> dict[str, Any]:
         """The machine-readable form every `--json` output and `check --format json` carry."""

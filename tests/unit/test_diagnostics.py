@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dcomc.diagnostics import MAX_SHOWN, Diagnostics, Span, escaped, shown
+from dcomc.diagnostics import MAX_SHOWN, Diagnostic, Diagnostics, Severity, Span, escaped, shown
 
 HEAD = ("dcomc: 1\nsite:\n  name: plant7\naccounts:\n  users:\n    u:\n      password: prompt\n"
         "clients:\n  hmi:\n    executable: 'C:\\x\\hmi.exe'\n    run_as: u\nhosts:\n")
@@ -69,3 +69,14 @@ def test_collecting_many_is_linear_and_still_deduplicates() -> None:
         diags.error(Span("f", i, 1), "E220", "x")
         diags.error(Span("f", i, 1), "E220", "x")
     assert len(diags) == 20_000
+
+
+def test_a_long_unquoted_echo_is_cut_too() -> None:
+    """A value echoed without quotes (a list of defined names, say) is not a quoted value the
+    per-value cut sees; the message as a whole is cut, so a line stays readable."""
+    names = ", ".join(f"server{i}" for i in range(5000))
+    diag = Diagnostic(Span("s.yaml", 1, 1), Severity.ERROR, f"undefined server 'x' (defined: "
+                      f"{names})", "E101")
+    line = str(diag)
+    assert len(line) < 600 and line.endswith("... [E101]")
+    assert diag.json()["message"].endswith("...")
