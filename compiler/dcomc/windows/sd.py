@@ -12,8 +12,15 @@ Why things are the way they are:
   and an ACL is either all "old format" (EXECUTE only) or all "new format" — never mixed
   (docs/windows.md#com-rights). `validate_com` enforces exactly that; the codec stays generic.
 * SIDs stay string SIDs; SDDL aliases are `sids`' (docs/windows.md#well-known-sids). Aliases
-  that stand for machine- or domain-relative accounts (LA, LG, DA, ...) are refused: turning them
-  into a SID would need the target machine, so any answer here would be a guess.
+  that stand for machine- or domain-relative accounts (LA, LG, DA, ...) are refused unless the
+  caller gives the domain (or machine) SID: turning them into a SID needs it, so any answer
+  without it would be a guess.
+* Two readers: `parse_sddl` (and `sdbinary.from_binary`) read only what COM launch/access
+  descriptors hold and what dcomc writes; `read_sddl` (and `sdbinary.read_binary`) read every
+  descriptor Windows writes, so that `dcomc inspect` and `sd decode` can show a live PC's value
+  as it is: SACLs (mandatory labels `S:(ML;;NX;;;LW)` on Windows' own AppIDs, audit and alarm
+  ACEs), object and callback ACEs, scoped policy ACEs. Conditional expressions and resource
+  attributes are refused with a message, never misread.
 * Every invalid input raises `SDError` with a message a human can act on; nothing is repaired
   silently, because a wrong ACL is a security hole or an outage on the OPC server.
 """
@@ -59,8 +66,11 @@ ACCESS_RIGHTS: dict[str, int] = {
 SE_DACL_PRESENT = 0x0004
 SE_SACL_PRESENT = 0x0010
 SE_DACL_AUTO_INHERIT_REQ = 0x0100
+SE_SACL_AUTO_INHERIT_REQ = 0x0200
 SE_DACL_AUTO_INHERITED = 0x0400
+SE_SACL_AUTO_INHERITED = 0x0800
 SE_DACL_PROTECTED = 0x1000
+SE_SACL_PROTECTED = 0x2000
 SE_SELF_RELATIVE = 0x8000
 
 # SDDL right letters (learn: secauthz/ace-strings; samba sddl.c). CC..RP are the COM bits.
@@ -90,7 +100,55 @@ _DACL_FLAGS: tuple[tuple[str, int], ...] = (
     ("AI", SE_DACL_AUTO_INHERITED),
 )
 
-# Aliases whose SID depends on the machine or domain (learn: secauthz/sid-strings): refused.
+# SACL flags after "S:", in the same order.
+_SACL_FLAGS: tuple[tuple[str, int], ...] = (
+    ("P", SE_SACL_PROTECTED),
+    ("AR", SE_SACL_AUTO_INHERIT_REQ),
+    ("AI", SE_SACL_AUTO_INHERITED),
+)
+
+# ACE types by SDDL letters (learn: secauthz/ace-strings; MS-DTYP 2.4.4.1). RA (resource
+# attribute) needs its attribute data, which this reader does not model: refused.
+ACE_TYPES: dict[str, int] = {
+    "A": 0, "D": 1, "AU": 2, "AL": 3, "OA": 5, "OD": 6, "OU": 7, "OL": 8, "XA": 9, "XD": 10,
+    "ZA": 11, "XU": 13, "ML": 17, "SP": 19,
+}
+ACE_LETTERS: dict[int, str] = {value: key for key, value in ACE_TYPES.items()}
+OBJECT_TYPES = frozenset({5, 6, 7, 8, 11, 12, 15, 16})
+CALLBACK_TYPES = frozenset({9, 10, 11, 12, 13, 15, 16})
+ALLOW_TYPES = frozenset({0, 5, 9, 11})
+ACE_TYPE_NAMES: dict[int, str] = {
+    0: "allow", 1: "deny", 2: "audit", 3: "alarm", 5: "allow object", 6: "deny object",
+    7: "audit object", 8: "alarm object", 9: "allow callback", 10: "deny callback",
+    11: "allow callback object", 12: "deny callback object", 13: "audit callback",
+    15: "audit callback object", 16: "alarm callback object", 17: "mandatory label",
+    18: "resource attribute", 19: "scoped policy",
+}
+# A mandatory label's mask: the policy bits (learn: SYSTEM_MANDATORY_LABEL_ACE).
+_LABEL_LETTERS: tuple[tuple[str, int], ...] = (("NW", 0x1), ("NR", 0x2), ("NX", 0x4))
+_GUID_RE = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+# Fixed aliases Windows knows beyond `sids`' table (learn: secauthz/sid-strings), read always;
+# only the integrity labels are written as aliases (so dcomc's own SDDL does not change).
+_MORE_ALIASES: dict[str, str] = {
+    "LW": "S-1-16-4096", "ME": "S-1-16-8192", "MP": "S-1-16-8448", "HI": "S-1-16-12288",
+    "SI": "S-1-16-16384", "AA": "S-1-5-32-579", "RM": "S-1-5-32-580", "HA": "S-1-5-32-578",
+    "RA": "S-1-5-32-575", "ES": "S-1-5-32-576", "MS": "S-1-5-32-577", "CY": "S-1-5-32-569",
+    "UD": "S-1-5-84-0-0-0-0-0", "AS": "S-1-18-1", "SS": "S-1-18-2",
+}
+_LABEL_NAMES = {"S-1-16-4096": "Low Mandatory Level", "S-1-16-8192": "Medium Mandatory Level",
+                "S-1-16-8448": "Medium Plus Mandatory Level",
+                "S-1-16-12288": "High Mandatory Level", "S-1-16-16384": "System Mandatory Level"}
+_LABEL_ALIASES = {sid: alias for alias, sid in _MORE_ALIASES.items() if sid.startswith("S-1-16-")}
+# RIDs of the domain- (and machine-) relative aliases, resolved under a given domain SID.
+_RELATIVE_RIDS: dict[str, int] = {
+    "LA": 500, "LG": 501, "DA": 512, "DU": 513, "DG": 514, "DC": 515, "DD": 516, "CA": 517,
+    "SA": 518, "EA": 519, "PA": 520, "RO": 498, "CN": 522, "AP": 525, "KA": 526, "EK": 527,
+    "RS": 553,
+}
+
+# Aliases whose SID depends on the machine or domain (learn: secauthz/sid-strings): refused
+# without a domain SID.
 _RELATIVE_ALIASES: dict[str, str] = {
     "LA": "local Administrator account",
     "LG": "local Guest account",
@@ -108,6 +166,7 @@ _RELATIVE_ALIASES: dict[str, str] = {
     "AP": "Protected Users",
     "KA": "Key Admins",
     "EK": "Enterprise Key Admins",
+    "RS": "RAS and IAS Servers",
 }
 
 
@@ -127,12 +186,18 @@ def _canonical_sid(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Ace:
-    """One allow or deny ACE. `sid` is a string SID, never an SDDL alias."""
+    """One ACE. `sid` is a string SID, never an SDDL alias. `kind` None is a plain allow or deny
+    ACE (by `allow`); any other ACE type (audit, label, object, callback) is its type number,
+    with the object GUIDs and callback data it carries (`data`: the bytes after the SID)."""
 
     sid: str
     mask: int
     allow: bool = True
     flags: int = 0
+    kind: int | None = None
+    object_type: str | None = None
+    inherited_object_type: str | None = None
+    data: bytes = b""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sid", _canonical_sid(self.sid))
@@ -142,35 +207,64 @@ class Ace:
             raise SDError(f"ACE flags {self.flags!r} do not fit in one byte")
         if not isinstance(self.allow, bool):
             raise SDError(f"ACE allow must be True or False, not {self.allow!r}")
+        _check_kind(self)
+
+
+def _check_kind(ace: Ace) -> None:
+    """Normalise the type (0 and 1 are `allow`) and check what the type carries."""
+    if ace.kind in (0, 1):
+        object.__setattr__(ace, "allow", ace.kind == 0)
+        object.__setattr__(ace, "kind", None)
+    if ace.kind is None:
+        if ace.object_type or ace.inherited_object_type or ace.data:
+            raise SDError("a plain allow/deny ACE carries no object GUIDs or data")
+        return
+    if ace.kind not in ACE_TYPE_NAMES or ace.kind in (4, 14):
+        raise SDError(f"ACE type {ace.kind!r} is not one this reader knows")
+    object.__setattr__(ace, "allow", ace.kind in ALLOW_TYPES)
+    for name in ("object_type", "inherited_object_type"):
+        guid = getattr(ace, name)
+        if guid is not None:
+            if ace.kind not in OBJECT_TYPES or not _GUID_RE.fullmatch(guid):
+                raise SDError(f"ACE {name} {guid!r}: a GUID, on object ACEs only")
+            object.__setattr__(ace, name, guid.lower())
+    if ace.data and (ace.kind not in CALLBACK_TYPES | {18} or len(ace.data) % 4):
+        raise SDError("ACE data belongs to callback ACEs only, in whole 4-byte units")
 
 
 @dataclass(frozen=True, slots=True)
 class SecurityDescriptor:
-    """A self-relative security descriptor without SACL (COM ACLs never carry one, §3.2).
+    """A self-relative security descriptor. COM launch/access ACLs never carry a SACL (§3.2),
+    but Windows' own AppIDs carry a mandatory label there, so the model has one.
 
-    `dacl` None means "no DACL present". `control` keeps the bits read from the input, but
-    SE_SELF_RELATIVE is always set and SE_DACL_PRESENT always follows `dacl`, so that equal
-    descriptors compare equal however they were built.
+    `dacl`/`sacl` None means "not present". `control` keeps the bits read from the input, but
+    SE_SELF_RELATIVE is always set and SE_DACL_PRESENT / SE_SACL_PRESENT always follow `dacl`
+    and `sacl`, so that equal descriptors compare equal however they were built.
     """
 
     owner: str | None
     group: str | None
     dacl: tuple[Ace, ...] | None
     control: int = SE_SELF_RELATIVE | SE_DACL_PRESENT
+    sacl: tuple[Ace, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("owner", "group"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _canonical_sid(value))
-        if self.dacl is not None:
-            dacl = tuple(self.dacl)
-            if not all(isinstance(ace, Ace) for ace in dacl):
-                raise SDError("dacl must contain only Ace objects")
-            object.__setattr__(self, "dacl", dacl)
+        for name in ("dacl", "sacl"):
+            acl = getattr(self, name)
+            if acl is not None:
+                acl = tuple(acl)
+                if not all(isinstance(ace, Ace) for ace in acl):
+                    raise SDError(f"{name} must contain only Ace objects")
+                object.__setattr__(self, name, acl)
         if not isinstance(self.control, int) or not 0 <= self.control <= 0xFFFF:
             raise SDError(f"control {self.control!r} does not fit in 16 bits")
         control = (self.control | SE_SELF_RELATIVE) & ~SE_DACL_PRESENT
+        if self.sacl is not None:  # a SACL bit read without a SACL stays, for COM to refuse
+            control |= SE_SACL_PRESENT
         object.__setattr__(
             self, "control", control | (SE_DACL_PRESENT if self.dacl is not None else 0)
         )
@@ -238,16 +332,22 @@ _DACL_FLAG_RE = re.compile(r"AI|AR|P")
 _HEX_MASK_RE = re.compile(r"0[xX][0-9a-fA-F]{1,8}")
 
 
-def _sid_from_sddl(token: str) -> str:
-    """A string SID for an SDDL SID field: a literal S-1-... or a fixed well-known alias."""
+def _sid_from_sddl(token: str, domain: str | None = None, general: bool = False) -> str:
+    """A string SID for an SDDL SID field: a literal S-1-..., a fixed well-known alias, or
+    (given the domain or machine SID) a domain-relative alias."""
     if token.startswith("S-"):
         return _canonical_sid(token)
     if token in SDDL_ALIAS_TO_SID:
         return SDDL_ALIAS_TO_SID[token]
+    if general and token in _MORE_ALIASES:
+        return _MORE_ALIASES[token]
+    if token in _RELATIVE_ALIASES and domain is not None:
+        return f"{domain}-{_RELATIVE_RIDS[token]}"
     if token in _RELATIVE_ALIASES:
         raise SDError(
             f"SDDL alias {token!r} ({_RELATIVE_ALIASES[token]}) is machine- or domain-relative: "
-            "its SID differs per machine, so write the literal SID (S-1-5-21-...) instead"
+            "its SID differs per machine, so write the literal SID (S-1-5-21-...) instead, "
+            "or give the domain SID"
         )
     known = ", ".join(sorted(SDDL_ALIAS_TO_SID))
     raise SDError(f"unknown SDDL alias {token!r}: use a literal SID (S-1-...) or one of {known}")
@@ -274,8 +374,10 @@ def _parse_rights(field: str) -> int:
     return _letters(field, _RIGHT_LETTERS, "SDDL right")
 
 
-def _parse_ace(body: str) -> Ace:
+def _parse_ace(body: str, domain: str | None = None, general: bool = False) -> Ace:
     """One ACE string without parentheses: type;flags;rights;object;inherit_object;sid."""
+    if general:
+        return _parse_any_ace(body, domain)
     fields = [f.strip() for f in body.split(";")]
     if len(fields) != 6:
         raise SDError(
@@ -292,19 +394,52 @@ def _parse_ace(body: str) -> Ace:
     if not sid:
         raise SDError(f"ACE ({body}) has no SID")
     return Ace(
-        sid=_sid_from_sddl(sid),
+        sid=_sid_from_sddl(sid, domain),
         mask=_parse_rights(rights),
         allow=ace_type == "A",
         flags=_letters(flags, _FLAG_BY_LETTERS, "ACE flag"),
     )
 
 
+def _parse_any_ace(body: str, domain: str | None) -> Ace:
+    """Any ACE Windows writes as SDDL, but conditional expressions and resource attributes."""
+    fields = [f.strip() for f in body.split(";")]
+    if len(fields) != 6:
+        raise SDError(
+            f"ACE ({body}) has {len(fields)} fields, expected 6 "
+            "(type;flags;rights;object_guid;inherit_object_guid;sid)"
+        )
+    ace_type, flags, rights, guid, inherit_guid, sid = fields
+    if ace_type not in ACE_TYPES:
+        raise SDError(f"ACE type {ace_type!r} in ({body}) is not supported: expected one of "
+                      f"{', '.join(ACE_TYPES)}")
+    kind = ACE_TYPES[ace_type]
+    if not sid:
+        raise SDError(f"ACE ({body}) has no SID")
+    try:
+        return Ace(_sid_from_sddl(sid, domain, general=True), _parse_any_rights(rights, kind),
+                   flags=_letters(flags, _FLAG_BY_LETTERS, "ACE flag"), kind=kind,
+                   object_type=guid or None, inherited_object_type=inherit_guid or None)
+    except SDError as exc:
+        raise SDError(f"ACE ({body}): {exc}") from None
+
+
+def _parse_any_rights(field: str, kind: int) -> int:
+    if kind == 17 and field and not field.startswith(("0x", "0X")):
+        return _letters(field, {**_RIGHT_LETTERS, **dict(_LABEL_LETTERS)}, "SDDL right")
+    if kind == 19 and not field:  # a scoped policy ACE has no rights
+        return 0
+    return _parse_rights(field)
+
+
 class _SddlParser:
     """Recursive-descent reader for O:, G:, D: sections (docs/windows.md#com-rights)."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, domain: str | None = None, general: bool = False) -> None:
         self.text = text
         self.pos = 0
+        self.domain = domain
+        self.general = general
 
     def _skip_ws(self) -> None:
         while self.pos < len(self.text) and self.text[self.pos].isspace():
@@ -322,6 +457,7 @@ class _SddlParser:
         owner: str | None = None
         group: str | None = None
         dacl: tuple[Ace, ...] | None = None
+        sacl: tuple[Ace, ...] | None = None
         control, seen = SE_SELF_RELATIVE, set()
         while not self._at_end():
             key = self._section()
@@ -332,16 +468,19 @@ class _SddlParser:
                 owner = self._sid()
             elif key == "G":
                 group = self._sid()
-            else:
+            elif key == "D":
                 flags, dacl = self._dacl()
                 control |= flags
-        return SecurityDescriptor(owner, group, dacl, control)
+            else:
+                flags, sacl = self._dacl(_SACL_FLAGS)
+                control |= flags
+        return SecurityDescriptor(owner, group, dacl, control, sacl)
 
     def _section(self) -> str:
         match = _SECTION_RE.match(self.text, self.pos)
         if not match:
             raise self._unexpected("O:, G:, D: or the end of the string")
-        if match.group(1) == "S":
+        if match.group(1) == "S" and not self.general:
             raise SDError("SACL not supported: COM launch/access descriptors never carry one")
         self.pos = match.end()
         return match.group(1)
@@ -352,15 +491,19 @@ class _SddlParser:
         if not match:
             raise self._unexpected("a SID or SDDL alias")
         self.pos = match.end()
-        return _sid_from_sddl(match.group(0))
+        return _sid_from_sddl(match.group(0), self.domain, self.general)
 
-    def _dacl(self) -> tuple[int, tuple[Ace, ...]]:
+    def _dacl(
+        self, names: tuple[tuple[str, int], ...] = _DACL_FLAGS
+    ) -> tuple[int, tuple[Ace, ...]]:
         self._skip_ws()
         if self.text.startswith("NO_ACCESS_CONTROL", self.pos):
-            raise SDError("NULL DACL (D:NO_ACCESS_CONTROL) grants everyone everything; refused")
+            raise SDError("NULL ACL (NO_ACCESS_CONTROL) is not supported (a NULL DACL grants "
+                          "everyone everything)" if self.general else
+                          "NULL DACL (D:NO_ACCESS_CONTROL) grants everyone everything; refused")
         control = 0
         while match := _DACL_FLAG_RE.match(self.text, self.pos):
-            control |= dict(_DACL_FLAGS)[match.group(0)]
+            control |= dict(names)[match.group(0)]
             self.pos = match.end()
         aces: list[Ace] = []
         while not self._at_end() and self.text[self.pos] == "(":
@@ -379,26 +522,44 @@ class _SddlParser:
                 "(conditional ACEs are not supported)"
             )
         self.pos = close + 1
-        return _parse_ace(self.text[start + 1 : close])
+        return _parse_ace(self.text[start + 1 : close], self.domain, self.general)
 
 
-def parse_sddl(text: str) -> SecurityDescriptor:
+def parse_sddl(text: str, domain_sid: str | None = None) -> SecurityDescriptor:
     """Parse an SDDL string with O:, G: and D: sections (no SACL) into a descriptor.
 
     As in Windows, "" is the empty descriptor (no owner, group or DACL); validate_com refuses it.
+    `domain_sid` resolves the domain-relative aliases (DA, DU, LA, ...), refused without it.
     """
     if not isinstance(text, str):
         raise SDError(f"SDDL must be a string, not {type(text).__name__}")
-    return _SddlParser(text).parse()
+    return _SddlParser(text, _domain(domain_sid)).parse()
+
+
+def read_sddl(text: str, domain_sid: str | None = None) -> SecurityDescriptor:
+    """Parse any SDDL Windows writes: O:, G:, D: and S: (SACL: audit, alarm, mandatory label,
+    scoped policy ACEs), object and callback ACEs, every fixed alias, and the domain-relative
+    aliases given `domain_sid`."""
+    if not isinstance(text, str):
+        raise SDError(f"SDDL must be a string, not {type(text).__name__}")
+    return _SddlParser(text, _domain(domain_sid), general=True).parse()
+
+
+def _domain(domain_sid: str | None) -> str | None:
+    return None if domain_sid is None else _canonical_sid(domain_sid)
 
 
 # --------------------------------------------------------------------------------------------
 # Descriptor -> SDDL text
 
 
-def _sid_to_sddl(sid: str) -> str:
+def _sid_to_sddl(sid: str, domain: str | None = None) -> str:
     # Windows writes an alias where one exists; 562 has none (docs/windows.md#well-known-sids).
-    return SID_TO_SDDL_ALIAS.get(sid, sid)
+    alias = SID_TO_SDDL_ALIAS.get(sid) or _LABEL_ALIASES.get(sid)
+    if alias is None and domain is not None and sid.startswith(domain + "-"):
+        rid = sid[len(domain) + 1 :]
+        alias = next((a for a, r in _RELATIVE_RIDS.items() if str(r) == rid), None)
+    return alias or sid
 
 
 def _rights_to_sddl(mask: int) -> str:
@@ -416,24 +577,43 @@ def _flags_to_sddl(flags: int) -> str:
     return "".join(code for code, bit in _FLAG_LETTERS if flags & bit)
 
 
-def _ace_to_sddl(ace: Ace) -> str:
-    kind = "A" if ace.allow else "D"
-    flags, rights = _flags_to_sddl(ace.flags), _rights_to_sddl(ace.mask)
-    return f"({kind};{flags};{rights};;;{_sid_to_sddl(ace.sid)})"
+def _ace_to_sddl(ace: Ace, domain: str | None = None) -> str:
+    if ace.kind is None:
+        kind = "A" if ace.allow else "D"
+        flags, rights = _flags_to_sddl(ace.flags), _rights_to_sddl(ace.mask)
+        return f"({kind};{flags};{rights};;;{_sid_to_sddl(ace.sid, domain)})"
+    if ace.kind not in ACE_LETTERS or ace.data:
+        what = ACE_TYPE_NAMES.get(ace.kind, "unknown")
+        raise SDError(f"a {what} ACE{' with a condition or attribute data' if ace.data else ''}"
+                      " cannot be written as SDDL here")
+    rights = _label_rights(ace.mask) if ace.kind == 17 else (
+        "" if ace.kind == 19 and not ace.mask else _rights_to_sddl(ace.mask))
+    guids = f"{ace.object_type or ''};{ace.inherited_object_type or ''}"
+    return (f"({ACE_LETTERS[ace.kind]};{_flags_to_sddl(ace.flags)};{rights};{guids};"
+            f"{_sid_to_sddl(ace.sid, domain)})")
 
 
-def to_sddl(sd: SecurityDescriptor) -> str:
-    """Canonical SDDL: aliases where sids knows one, COM letters CC DC LC SW RP, else hex."""
-    if sd.control & SE_SACL_PRESENT:
+def _label_rights(mask: int) -> str:
+    if mask == 0 or mask & ~0x7:
+        return f"0x{mask:x}"
+    return "".join(code for code, bit in _LABEL_LETTERS if mask & bit)
+
+
+def to_sddl(sd: SecurityDescriptor, domain_sid: str | None = None) -> str:
+    """Canonical SDDL: aliases where sids knows one, COM letters CC DC LC SW RP, else hex; the
+    SACL (S:) last, as Windows writes it. With `domain_sid`, its accounts as their aliases."""
+    if sd.control & SE_SACL_PRESENT and sd.sacl is None:
         raise SDError("SACL not supported: COM launch/access descriptors never carry one")
+    domain = _domain(domain_sid)
     parts: list[str] = []
     if sd.owner is not None:
-        parts.append("O:" + _sid_to_sddl(sd.owner))
+        parts.append("O:" + _sid_to_sddl(sd.owner, domain))
     if sd.group is not None:
-        parts.append("G:" + _sid_to_sddl(sd.group))
-    if sd.dacl is not None:
-        flags = "".join(code for code, bit in _DACL_FLAGS if sd.control & bit)
-        parts.append("D:" + flags + "".join(_ace_to_sddl(ace) for ace in sd.dacl))
+        parts.append("G:" + _sid_to_sddl(sd.group, domain))
+    for letter, acl, names in (("D", sd.dacl, _DACL_FLAGS), ("S", sd.sacl, _SACL_FLAGS)):
+        if acl is not None:
+            flags = "".join(code for code, bit in names if sd.control & bit)
+            parts.append(f"{letter}:" + flags + "".join(_ace_to_sddl(a, domain) for a in acl))
     return "".join(parts)
 
 
@@ -453,6 +633,9 @@ def validate_com(sd: SecurityDescriptor) -> None:
     if sd.dacl is None:
         raise SDError("descriptor has no DACL: COM needs one listing who is allowed")
     for ace in sd.dacl:
+        if ace.kind is not None:
+            raise SDError(f"{ACE_TYPE_NAMES[ace.kind]} ACE for {_principal(ace.sid)}: COM ACLs "
+                          "contain only allow and deny ACEs")
         _check_com_mask(ace.mask, f"ACE for {_principal(ace.sid)}: mask")
     old = [ace for ace in sd.dacl if ace.mask == COM_RIGHTS_EXECUTE]
     if old and len(old) != len(sd.dacl):
@@ -463,8 +646,45 @@ def validate_com(sd: SecurityDescriptor) -> None:
         )
 
 
+def dacl_is_com(sd: SecurityDescriptor) -> bool:
+    """Whether the DACL alone is a launch/access ACL COM reads (a SACL beside it aside)."""
+    return is_com(replace(sd, sacl=None, control=sd.control & ~SE_SACL_PRESENT))
+
+
+def is_com(sd: SecurityDescriptor) -> bool:
+    """Whether COM reads the descriptor as dcomc writes them (validate_com passes)."""
+    try:
+        validate_com(sd)
+    except SDError:
+        return False
+    return True
+
+
 # --------------------------------------------------------------------------------------------
 # Views and edits
+
+
+def describe(sd: SecurityDescriptor, kind: RightsKind) -> list[dict[str, object]]:
+    """Every ACE of both ACLs as people read it (for descriptors COM's rules do not cover):
+    the ACL, the ACE type, the principal, flags, mask, and its COM rights or label policy."""
+    out: list[dict[str, object]] = []
+    for acl_name, acl in (("DACL", sd.dacl), ("SACL", sd.sacl)):
+        for ace in acl or ():
+            type_name = ACE_TYPE_NAMES[ace.kind] if ace.kind is not None else (
+                "allow" if ace.allow else "deny")
+            item: dict[str, object] = {
+                "acl": acl_name, "type": type_name,
+                "principal": _LABEL_NAMES.get(ace.sid) or display_name(ace.sid),
+                "flags": "".join(c for c, b in _FLAG_LETTERS if ace.flags & b),
+                "mask": f"0x{ace.mask:x}"}
+            if ace.kind == 17:
+                item["policy"] = [c for c, b in _LABEL_LETTERS if ace.mask & b]
+            elif ace.kind is None and not ace.mask & ~_COM_ALL_BITS and ace.mask & 1:
+                item["rights"] = list(mask_to_rights(kind, ace.mask))
+            if ace.object_type or ace.inherited_object_type:
+                item["object"] = [ace.object_type, ace.inherited_object_type]
+            out.append(item)
+    return out
 
 
 def rights_table(
