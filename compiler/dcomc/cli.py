@@ -7,6 +7,7 @@ an error adds one summary line on stderr, with the same exit code.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -262,6 +263,37 @@ def plan(spec_path: Path, host_names: tuple[str, ...], as_json: bool) -> None:
         click.echo(plan_text(compiled.plan, hosts), nl=False)
 
 
+def _sign_option(name: str, env: str, help_text: str, **kwargs: Any) -> Any:
+    return click.option(name, envvar=env, show_envvar=True, help=help_text, **kwargs)
+
+
+_SIGNING = (  # outermost first; each also from its DCOMC_SIGN_* variable, for CI
+    _sign_option("--sign", "DCOMC_SIGN", "Sign with this certificate: a PKCS#12 (.pfx) file, "
+                 "or a PEM certificate (its chain may follow) with --sign-key.",
+                 metavar="CERT", type=click.Path(dir_okay=False, path_type=Path)),
+    _sign_option("--sign-key", "DCOMC_SIGN_KEY", "The PEM key of a PEM certificate, or with "
+                 "--pkcs11-module the key's id or pkcs11: URI on the token.", metavar="KEY"),
+    _sign_option("--sign-chain", "DCOMC_SIGN_CHAIN", "PEM intermediate certificates to "
+                 "include in the signatures.", metavar="FILE",
+                 type=click.Path(dir_okay=False, path_type=Path)),
+    _sign_option("--sign-pass-env", "DCOMC_SIGN_PASS_ENV", "The name of the environment "
+                 "variable holding the key's password or token PIN (else it is asked for "
+                 "when needed); never the password itself.", metavar="VAR"),
+    _sign_option("--timestamp", "DCOMC_SIGN_TIMESTAMP", "RFC 3161 timestamp server URL; "
+                 "without it the signatures are reproducible.", metavar="URL"),
+    _sign_option("--pkcs11-module", "DCOMC_SIGN_PKCS11_MODULE", "PKCS#11 module of a "
+                 "hardware token (osslsigncode -pkcs11module).", metavar="MODULE"),
+    _sign_option("--pkcs11-engine", "DCOMC_SIGN_PKCS11_ENGINE", "OpenSSL engine for the "
+                 "token (osslsigncode -pkcs11engine).", metavar="ENGINE"),
+)
+
+
+def SIGN_OPTIONS(function: Any) -> Any:  # noqa: N802  (a decorator, named like the others)
+    for option in reversed(_SIGNING):
+        function = option(function)
+    return function
+
+
 @main.command()
 @SPEC_ARG
 @click.option("-o", "--out", "out", type=click.Path(file_okay=False, path_type=Path),
@@ -275,8 +307,10 @@ def plan(spec_path: Path, host_names: tuple[str, ...], as_json: bool) -> None:
               "still written).")
 @click.option("--product-version", default="1.0.0", show_default=True,
               help="ProductVersion of the MSIs; raise it so that a major upgrade re-applies.")
+@SIGN_OPTIONS
 def build(spec_path: Path, out: Path | None, strict: bool, self_contained: bool,
-          replace_machine_limits: bool, no_msi: bool, product_version: str) -> None:
+          replace_machine_limits: bool, no_msi: bool, product_version: str,
+          **signing: Any) -> None:
     """Compile SPEC into a per-host bundle of artifacts (atomically; nothing on error)."""
     from dcomc.emit import bundle
     from dcomc_targets import msi
@@ -302,11 +336,14 @@ def build(spec_path: Path, out: Path | None, strict: bool, self_contained: bool,
     refused = errors.has_errors or missing is not None
     request = None if no_msi or refused else bundle.MsiRequest(options.product_version)
     _check_epoch(msi_dates=request is not None)
+    settings = None if refused else _sign_settings(**signing)
     try:
         if refused:  # emit in memory only, for the rest of the list
             result = bundle.emit(compiled, options, spec_path.name)
         else:
-            result = _build_with_progress(bundle, compiled, options, spec_path.name, out, request)
+            with _signer(settings) as signer:
+                result = _build_with_progress(bundle, compiled, options, spec_path.name, out,
+                                              request, signer)
     except CompileError as exc:
         errors.extend(exc.diagnostics)
     except OSError as exc:  # the output folder cannot be written (the previous one is intact)
@@ -365,16 +402,69 @@ def _product_version(text: str) -> str:
 
 
 def _build_with_progress(bundle: Any, compiled: Any, options: Options, spec_name: str,
-                         out: Path, request: Any) -> Any:
+                         out: Path, request: Any, signer: Any = None) -> Any:
     from rich.progress import Progress
 
     if request is None:
-        return bundle.build(compiled, options, spec_name, out)
+        return bundle.build(compiled, options, spec_name, out, signer=signer)
     hosts = len(compiled.plan.hosts)
     with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("building MSIs", total=hosts)
         request = bundle.MsiRequest(request.version, lambda _host: progress.advance(task))
-        return bundle.build(compiled, options, spec_name, out, request)
+        return bundle.build(compiled, options, spec_name, out, request, signer)
+
+
+# --- signing (issue 14): build --sign, sign, verify --------------------------------------------
+
+
+def _sign_settings(sign: Path | None, sign_key: str | None, sign_chain: Path | None,
+                   sign_pass_env: str | None, timestamp: str | None,
+                   pkcs11_module: str | None, pkcs11_engine: str | None) -> Any:
+    """The signing settings, with the password from the variable named or asked for; None
+    without --sign. The password never comes from the command line."""
+    from dcomc.emit import sign as signing
+
+    if sign is None:
+        if sign_key or sign_chain or timestamp or pkcs11_module:
+            _input_error("--sign-key, --sign-chain, --timestamp and --pkcs11-* need --sign CERT")
+        return None
+    settings = signing.SignSettings(sign, sign_key, sign_chain, None, timestamp,
+                                    pkcs11_module, pkcs11_engine)
+    if pkcs11_module and not sign_key:
+        _input_error("--pkcs11-module needs --sign-key: the key's id or pkcs11: URI")
+    if sign_pass_env:
+        password = os.environ.get(sign_pass_env)
+        if password is None:
+            _input_error(f"--sign-pass-env {sign_pass_env}: that environment variable is not "
+                         "set [E410]")
+        return dataclasses.replace(settings, password=password)
+    try:
+        needed = signing.needs_password(settings)
+    except signing.SignError as exc:
+        _input_error(f"{exc} [{exc.code}]")
+    if not needed:
+        return settings
+    if not sys.stdin.isatty():
+        _input_error("the signing key is protected: name the environment variable holding its "
+                     "password with --sign-pass-env [E410]")
+    return dataclasses.replace(settings, password=click.prompt(
+        "Password of the signing key", hide_input=True, err=True))
+
+
+@contextmanager
+def _signer(settings: Any) -> Iterator[Any]:
+    """A Signer for `settings` (None: None); a signing error is one line, exit 2."""
+    from dcomc.emit import sign as signing
+
+    if settings is None:
+        yield None
+        return
+    try:
+        with signing.Signer(settings) as signer:
+            yield signer
+    except signing.SignError as exc:
+        _echo(escaped(f"error: {exc} [{exc.code}]; nothing written"), err=True, fg="red")
+        sys.exit(EXIT_INPUT)
 
 
 # The read-back commands check their paths themselves (one line, exit 2, also for a missing
@@ -678,3 +768,53 @@ def _unknown_code(code: str, known: list[str], as_json: bool) -> NoReturn:
         for entry in known:
             click.echo(f"  {entry}", err=True)
     sys.exit(EXIT_INPUT)
+
+
+@main.command("sign")
+@click.argument("bundle_path", metavar="BUNDLE", type=READ_PATH)
+@click.option("--spec", "spec_path", required=True, type=click.Path(path_type=Path),
+              help="The spec the bundle was built from (its review is rendered again).")
+@SIGN_OPTIONS
+def sign_cmd(bundle_path: Path, spec_path: Path, **signing: Any) -> None:
+    """Sign a bundle built earlier without --sign: the same bytes as `build --sign`."""
+    from dcomc.emit import bundle
+
+    if signing.get("sign") is None:
+        _input_error("dcomc sign needs --sign CERT (or DCOMC_SIGN)")
+    if bundle.check_out(bundle_path).has_errors or not (bundle_path / bundle.MANIFEST).is_file():
+        _input_error(f"{bundle_path}: not a dcomc bundle (no {bundle.MANIFEST})")
+    compiled = _compile(spec_path, writes=True)
+    with _signer(_sign_settings(**signing)) as signer:
+        result = bundle.sign_existing(bundle_path, compiled, signer)
+    count = sum(len(h["artifacts"]) for h in result.manifest["hosts"].values())
+    _echo(f"signed {escaped(str(bundle_path))}: {plural(count, 'artifact')}, by "
+          f"{escaped(signer.info.subject)} (sha256 {signer.info.sha256})", fg="green")
+
+
+@main.command("verify")
+@click.argument("bundle_path", metavar="BUNDLE", type=READ_PATH)
+@click.option("--ca", type=READ_PATH, help="Trust the roots in this PEM file (default: the "
+              "system's certificate store).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def verify_cmd(bundle_path: Path, ca: Path | None, as_json: bool) -> None:
+    """Check a signed bundle before installing it: every file listed and unchanged, every
+    signature valid and by one code-signing certificate that chains to --ca. Exit 0 when all
+    hold, 1 when a check fails (each named), 2 on bad input."""
+    from dcomc.emit.sign import SignError
+    from dcomc.readback import compare, verify
+
+    with _comparing("the bundle", as_json=as_json):
+        if ca is not None:
+            compare.require_regular(ca, "the CA file")
+        try:
+            result = verify.verify(bundle_path, ca)
+        except SignError as exc:
+            _input_error(f"{exc} [{exc.code}]", as_json=as_json)
+    _show(as_json, result.json(), result.text(), _verify_colour)
+    sys.exit(0 if result.ok else 1)
+
+
+def _verify_colour(line: str) -> str | None:
+    if line.startswith("FAIL") or line.endswith("do not install this bundle"):
+        return "red"
+    return "green" if line.startswith("ok:") else None

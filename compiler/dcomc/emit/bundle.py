@@ -39,7 +39,7 @@ from typing import Any
 
 from dcomc import __version__
 from dcomc.diagnostics import CompileError, Diagnostics, Span
-from dcomc.emit import review
+from dcomc.emit import review, sign
 from dcomc.epoch import source_date_epoch
 from dcomc.pipeline import Compiled
 from dcomc_targets import TARGETS, EmitContext, Options, msi
@@ -70,14 +70,18 @@ def emit(compiled: Compiled, options: Options, spec_name: str) -> Bundle:
     return result
 
 
-def _emit(compiled: Compiled, options: Options, spec_name: str,
-          land: Callable[[str, dict[str, bytes], bool], None] | None,
+Land = Callable[[str, dict[str, bytes], bool], dict[str, bytes]]
+
+
+def _emit(compiled: Compiled, options: Options, spec_name: str, land: Land | None,
           ) -> tuple[Bundle, EmitContext]:
     """Emit host by host; `land(host, files, ok)` gets each host's files as soon as they exist
     (`ok` is False once an error is known: nothing may be built from them), so that writing
-    and MSI building overlap with the emission of the next hosts. The manifest is left to the
-    caller to serialize (once, when it is complete), and the review reports to the caller
-    too: they come last, when the hashes they list (the MSIs' among them) are known."""
+    and MSI building overlap with the emission of the next hosts; it returns the files as
+    they are in the bundle (the scripts signed), which the manifest lists. The manifest is
+    left to the caller to serialize (once, when it is complete), and the review reports to
+    the caller too: they come last, when the hashes they list (the MSIs' among them) are
+    known."""
     with _collector_paused():
         return _emit_all(compiled, options, spec_name, land)
 
@@ -96,8 +100,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _emit_all(compiled: Compiled, options: Options, spec_name: str,
-              land: Callable[[str, dict[str, bytes], bool], None] | None,
+def _emit_all(compiled: Compiled, options: Options, spec_name: str, land: Land | None,
               ) -> tuple[Bundle, EmitContext]:
     ctx = EmitContext(compiled.plan, options, spec_name, compiled.sha256)
     files: dict[str, bytes] = {}
@@ -106,26 +109,27 @@ def _emit_all(compiled: Compiled, options: Options, spec_name: str,
     for host in compiled.plan.hosts:
         own = {f"{host.name}/{art.path}": art for target in TARGETS
                for art in target.emit(host, ctx)}
+        data = {path: art.data for path, art in own.items()}
+        if land is not None:
+            data = land(host.name, data, not ctx.diagnostics.has_errors)
         hosts[host.name] = {"address": host.address, "roles": list(host.roles),
                             "artifacts": [{"kind": art.kind, "path": path,
-                                           "sha256": _digest(art.data, digests)}
+                                           "sha256": _digest(data[path], digests)}
                                           for path, art in own.items()]}
-        files.update((path, art.data) for path, art in own.items())
-        if land is not None:
-            land(host.name, {path: art.data for path, art in own.items()},
-                 not ctx.diagnostics.has_errors)
+        files.update(data)
     if ctx.diagnostics.has_errors:
         raise CompileError(ctx.diagnostics)
     return Bundle(files, _manifest(compiled, spec_name, hosts)), ctx
 
 
 def _add_reports(result: Bundle, compiled: Compiled, ctx: EmitContext, *,
-                 msis_built: bool) -> dict[str, bytes]:
+                 msis_built: bool, signer: sign.CertInfo | None = None) -> dict[str, bytes]:
     """Render the review reports from the manifest as it stands (with the MSIs' hashes when
-    they were built) and list them in it: the approved document pins every other file."""
+    they were built, the signed files' when signed) and list them in it: the approved
+    document pins every other file, and names the signer."""
     listed = {name: entry["artifacts"] for name, entry in result.manifest["hosts"].items()}
     reports = review.render(review.build_view(compiled.plan, ctx, compiled.findings, listed,
-                                              msis_built=msis_built))
+                                              msis_built=msis_built, signer=signer))
     result.files.update(reports)
     result.manifest["review"] = [{"kind": "review", "path": name, "sha256": _sha256(data)}
                                  for name, data in sorted(reports.items())]
@@ -206,30 +210,135 @@ def write(bundle: Bundle, out: Path) -> None:
 
 
 def build(compiled: Compiled, options: Options, spec_name: str, out: Path,
-          msis: MsiRequest | None = None) -> Bundle:
+          msis: MsiRequest | None = None, signer: sign.Signer | None = None) -> Bundle:
     """Emit and write the bundle to OUT atomically; with `msis`, each host's MSI is built as
     soon as its files are written, in parallel with the emission of the next hosts (wixl runs
-    are most of a build's time). Raises CompileError (nothing written) like `emit`."""
+    are most of a build's time). With `signer`, in this order (issue 14): each host's scripts
+    are signed before they are written, its MSI is built from the signed files, the MSIs are
+    signed, then the reports and the manifest pin the signed bytes and the manifest is signed.
+    Raises CompileError (nothing written) like `emit`, SignError too."""
     with _staging(out) as tmp, ExitStack() as stack:
         builds = None if msis is None else stack.enter_context(msi.Builds(
             tmp, compiled.plan.site, msis.version, compiled.sha256, msis.progress))
 
-        def land(host: str, files: dict[str, bytes], ok: bool) -> None:
+        def land(host: str, files: dict[str, bytes], ok: bool) -> dict[str, bytes]:
+            if signer is not None and ok:
+                files = signer.sign_scripts(files)
             _write_files(tmp, files)
             if builds is not None and ok:
                 builds.submit(host)
+            return files
 
         result, ctx = _emit(compiled, options, spec_name, land)
         if builds is not None:
-            for host, built in builds.results().items():
+            for host, built in _signed_msis(builds.results(), signer).items():
                 result.manifest["hosts"][host]["artifacts"].append({
                     "kind": "msi", "path": f"{host}/{built.path.name}", "sha256": built.sha256})
         # the reports after the MSIs: they list the MSIs' hashes (still inside the staging
         # folder, so the swap below puts the whole approved bundle in place at once)
-        _write_files(tmp, _add_reports(result, compiled, ctx, msis_built=builds is not None))
-        result.files[MANIFEST] = _manifest_bytes(result.manifest)
-        (tmp / MANIFEST).write_bytes(result.files[MANIFEST])
+        _finish(tmp, result, compiled, ctx, msis_built=builds is not None, signer=signer)
     return result
+
+
+def _signed_msis(built: dict[str, msi.Built], signer: sign.Signer | None,
+                 ) -> dict[str, msi.Built]:
+    """The MSIs, signed in place when there is a signer (one osslsigncode per core)."""
+    if signer is None:
+        return built
+    signed = signer.sign_files([b.path for b in built.values()], msi.workers())
+    return {host: msi.Built(b.path, _sha256(signed[b.path])) for host, b in built.items()}
+
+
+def _finish(tmp: Path, result: Bundle, compiled: Compiled, ctx: EmitContext, *,
+            msis_built: bool, signer: sign.Signer | None) -> None:
+    """Write the reports, the manifest and, when signing, its detached signature."""
+    info = None if signer is None else signer.info
+    _write_files(tmp, _add_reports(result, compiled, ctx, msis_built=msis_built, signer=info))
+    if signer is not None:
+        result.manifest["signature"] = {"file": sign.SIGNATURE, "subject": signer.info.subject,
+                                        "sha256": signer.info.sha256}
+    result.files[MANIFEST] = _manifest_bytes(result.manifest)
+    (tmp / MANIFEST).write_bytes(result.files[MANIFEST])
+    if signer is not None:
+        result.files[sign.SIGNATURE] = signer.sign_manifest(result.files[MANIFEST])
+        (tmp / sign.SIGNATURE).write_bytes(result.files[sign.SIGNATURE])
+
+
+def sign_existing(folder: Path, compiled: Compiled, signer: sign.Signer) -> Bundle:
+    """`dcomc sign`: sign a bundle built earlier (unsigned, untouched, of `compiled`) in the
+    order of a signed build, giving the same bytes: the scripts, the MSIs built again from
+    them (wixl is reproducible), the MSIs, the reports and the manifest. Atomic like a build.
+    Raises sign.SignError when the bundle cannot be signed."""
+    manifest = sign_precheck(folder, compiled)
+    spec_name = manifest["spec"]["name"]
+    ctx = EmitContext(compiled.plan, Options(), spec_name, compiled.sha256)
+    hosts = manifest["hosts"]
+    with _staging(folder) as tmp:
+        files: dict[str, bytes] = {}
+        for entry in hosts.values():
+            kept = {a["path"]: (folder / a["path"]).read_bytes() for a in entry["artifacts"]
+                    if a["kind"] != "msi"}
+            files.update(signer.sign_scripts(kept))
+        _write_files(tmp, files)
+        msis = {host: a for host, entry in hosts.items() for a in entry["artifacts"]
+                if a["kind"] == "msi"}
+        built = _rebuild_msis(tmp, compiled, list(msis), signer)
+        for entry in hosts.values():
+            for a in entry["artifacts"]:
+                a["sha256"] = _sha256(files[a["path"]]) if a["kind"] != "msi" else \
+                    built[a["path"].partition("/")[0]].sha256
+        result = Bundle(files, manifest)
+        _finish(tmp, result, compiled, ctx, msis_built=bool(msis), signer=signer)
+    return result
+
+
+def _rebuild_msis(tmp: Path, compiled: Compiled, hosts: list[str], signer: sign.Signer,
+                  ) -> dict[str, msi.Built]:
+    if not hosts:
+        return {}
+    version = _product_version(tmp / hosts[0] / "wix" / f"{hosts[0]}.wxs")
+    with msi.Builds(tmp, compiled.plan.site, version, compiled.sha256) as builds:
+        for host in hosts:
+            builds.submit(host)
+        return _signed_msis(builds.results(), signer)
+
+
+def _product_version(wxs: Path) -> str:
+    """The MSIs' ProductVersion, as the build wrote it into the product .wxs (every host's is
+    the same): the MSI built again must be the one built before."""
+    from lxml import etree
+
+    product = etree.fromstring(wxs.read_bytes()).find(".//{*}Product")
+    version = None if product is None else product.get("Version")
+    if not version:
+        raise sign.SignError("E412", f"{wxs}: no Product Version to build the MSI again with")
+    return version
+
+
+def sign_precheck(folder: Path, compiled: Compiled) -> dict[str, Any]:
+    """The manifest of a bundle `dcomc sign` may sign: written by this dcomc from this spec,
+    every file as the manifest lists it, not signed yet; SignError (E412) otherwise."""
+    from dcomc.readback import compare
+
+    try:
+        listed = compare.read_manifest(folder)
+        tampered = compare.tampered(folder, listed)
+    except compare.InputError as exc:
+        raise sign.SignError("E412", str(exc)) from None
+    manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_bytes())
+    if (folder / sign.SIGNATURE).exists() or "signature" in manifest:
+        problem = "is signed already (build it again to sign it with another certificate)"
+    elif tampered:
+        rel, what = tampered[0]
+        problem = f"is not as dcomc wrote it: {rel} {what} (build it again)"
+    elif manifest.get("dcomc") != __version__:
+        problem = (f"was built by dcomc {manifest.get('dcomc')}, this is {__version__}: the "
+                   "review would differ (build it again, or sign with that version)")
+    elif listed.spec_sha256 != compiled.sha256:
+        problem = "was built from another spec (its sha256 differs): give the spec it lists"
+    else:
+        return manifest
+    raise sign.SignError("E412", f"{folder}: the bundle {problem}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,9 +104,10 @@ class ClassView:
 
 def build_view(plan: SitePlan, ctx: EmitContext, findings: list[Finding],
                artifacts: dict[str, list[dict[str, str]]], *,
-               msis_built: bool = False) -> dict[str, Any]:
+               msis_built: bool = False, signer: Any = None) -> dict[str, Any]:
     """The report's data; `artifacts` are the manifest's entries (kind, path, sha256) per host,
-    the MSIs among them when `msis_built`."""
+    the MSIs among them when `msis_built`; `signer` the signing certificate (sign.CertInfo)
+    when the bundle is signed, so that the approval names it."""
     files = _artifacts(plan, artifacts)
     classes = [_class(c, plan, ctx, findings, files) for c in host_classes(plan)]
     del files["_per_host"]  # now in the classes' rows
@@ -117,6 +118,7 @@ def build_view(plan: SitePlan, ctx: EmitContext, findings: list[Finding],
         "host_count": len(plan.hosts), "lints": _site_lints(findings, ctx.spec_name),
         "resources": sum(len(h.resources) for h in plan.hosts),
         "diagram": _diagram(classes), "msis_built": msis_built, **files,
+        "signer": None if signer is None else signer.json(),
         "install_dir": f"%ProgramFiles%\\dcomc\\{plan.site}\\",  # where the MSI puts the engine
     }  # fmt: skip
 

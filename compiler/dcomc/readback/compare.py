@@ -34,6 +34,7 @@ from typing import IO, Any, Literal
 from dcomc import __version__
 from dcomc.diagnostics import escaped, plural
 from dcomc.emit.bundle import MANIFEST
+from dcomc.emit.sign import SIGNATURE
 from dcomc.pipeline import Compiled, compile_file
 from dcomc.windows import sd
 from dcomc_targets import EmitContext, Options
@@ -273,7 +274,23 @@ def load_bundle(folder: Path) -> Side:
              for name, rel in manifest.psd1.items()}
     version = manifest.version
     return Side(folder, "bundle", manifest.site, manifest.spec_name, manifest.spec_sha256,
-                f"dcomc {version}" if version else None, hosts, _tampered(folder, manifest))
+                f"dcomc {version}" if version else None, hosts,
+                _tampered(folder, manifest) + _signatures(folder))
+
+
+def _signatures(folder: Path) -> tuple[tuple[str, str], ...]:
+    """A signed bundle's signatures that do not hold (dcomc verify without the trust checks:
+    diff has no CA to judge the chain by), as tampered files."""
+    from dcomc.readback import verify
+
+    if not os.path.lexists(folder / SIGNATURE):
+        return ()
+    return tuple((f.path or MANIFEST, "signature") for f in verify.integrity(folder))
+
+
+def tampered(folder: Path, manifest: Manifest) -> tuple[tuple[str, str], ...]:
+    """Files that differ from the manifest (see `_tampered`)."""
+    return _tampered(folder, manifest)
 
 
 def read_manifest(folder: Path) -> Manifest:
@@ -364,7 +381,8 @@ def _tampered(folder: Path, manifest: Manifest) -> tuple[tuple[str, str], ...]:
         on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
     except OSError as exc:
         raise InputError(f"{folder}: cannot list the bundle: {_reason(exc)}") from None
-    found += [(rel, "unlisted") for rel in sorted(on_disk - set(manifest.listed) - {MANIFEST})]
+    own = {MANIFEST, SIGNATURE}  # the manifest and its signature list the others
+    found += [(rel, "unlisted") for rel in sorted(on_disk - set(manifest.listed) - own)]
     return tuple(found)
 
 
@@ -621,6 +639,7 @@ _TAMPERED = {
     "edited": "was changed after dcomc wrote it (its sha256 is not the manifest's)",
     "missing": "is listed in the manifest but missing",
     "unlisted": "is not listed in the manifest (dcomc did not write it)",
+    "signature": "has a signature that does not hold (see `dcomc verify`)",
 }
 
 

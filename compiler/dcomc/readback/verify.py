@@ -1,0 +1,252 @@
+"""`dcomc verify BUNDLE [--ca FILE]`: is this the bundle that was signed, by a certificate the
+site trusts for code signing? Every check runs and every failure is named (docs/errors.md
+E420-E430); the bundle passes only when there is none.
+
+- files: every file the manifest lists is there with its sha256, and no other file is;
+- the manifest's detached CMS signature (manifest.json.p7s) holds; its signer is *the*
+  certificate of the bundle;
+- every PowerShell file and MSI the manifest lists has an Authenticode signature that holds
+  and is by that certificate (osslsigncode verify -require-leaf-hash);
+- that certificate chains to --ca (else the system's store), names Code Signing in its
+  extended key usage, and is valid now.
+
+The tools are the real ones: openssl for the CMS signature and the chain, osslsigncode for
+Authenticode. A chain failure is reported once, for the certificate, not for every file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dcomc.emit.bundle import MANIFEST
+from dcomc.emit.sign import (
+    SIGNATURE,
+    SIGNED_SUFFIXES,
+    TOOL_SECONDS,
+    CertInfo,
+    SignError,
+    cert_info,
+    last_error,
+    missing_tools,
+    split_pem,
+)
+from dcomc.readback import compare
+from dcomc_targets.msi import workers
+
+SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")  # osslsigncode's own default
+_FILE_CODES = {"edited": ("E420", "its sha256 is not the manifest's: changed after signing"),
+               "missing": ("E421", "is listed in the manifest but missing"),
+               "unlisted": ("E422", "is not listed in the manifest: added after signing")}
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    code: str
+    check: str
+    path: str | None
+    message: str
+
+    def json(self) -> dict[str, Any]:
+        return {"code": self.code, "check": self.check, "path": self.path,
+                "message": self.message}
+
+    def text(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"FAIL {where}{self.message} [{self.code}]"
+
+
+@dataclass(slots=True)
+class Result:
+    folder: Path
+    signer: CertInfo | None = None
+    files: int = 0
+    signatures: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def json(self) -> dict[str, Any]:
+        return {"bundle": str(self.folder), "ok": self.ok, "files": self.files,
+                "authenticode_signatures": self.signatures,
+                "signer": None if self.signer is None else self.signer.json(),
+                "failures": [f.json() for f in self.failures]}
+
+    def text(self) -> str:
+        lines = [f"bundle {self.folder}: {self.files} files listed, "
+                 f"{self.signatures} Authenticode signatures checked"]
+        if self.signer is not None:
+            lines.append(f"signer: {self.signer.subject}, certificate sha256 "
+                         f"{self.signer.sha256}")
+        lines += [f.text() for f in self.failures]
+        lines.append("ok: every check holds" if self.ok else
+                     f"{len(self.failures)} check(s) failed: do not install this bundle")
+        return "\n".join(lines) + "\n"
+
+
+def verify(folder: Path, ca: Path | None) -> Result:
+    """Every check of the bundle `folder`. InputError when it is not a readable bundle,
+    SignError (E410) when a tool is missing."""
+    manifest = compare.read_manifest(folder)
+    result = Result(folder, files=len(manifest.listed))
+    result.failures += [Failure(_FILE_CODES[what][0], what, rel, _FILE_CODES[what][1])
+                        for rel, what in compare.tampered(folder, manifest)]
+    with _Workspace() as work:
+        certs = _manifest_signer(folder, work, result)
+        if certs is not None:
+            result.signer = cert_info(certs[0])
+            result.failures += _certificate(result.signer, certs, ca, work)
+        anchors = _ca_file(ca)
+        result.failures += _authenticode(folder, manifest, result, anchors)
+    return result
+
+
+def integrity(folder: Path) -> list[Failure]:
+    """The signatures' part of `verify` without trusting anyone (what `dcomc diff` adds to a
+    signed bundle's tampered files): the manifest signature holds, and every Authenticode
+    signature covers its file and is by the manifest's signer. Chain and validity aside."""
+    manifest = compare.read_manifest(folder)
+    result = Result(folder)
+    with _Workspace() as work:
+        certs = _manifest_signer(folder, work, result)
+        if certs is not None:
+            result.signer = cert_info(certs[0])
+        anchors = work.write("anchors.pem", b"".join(certs or []) + _system_ca())
+        return result.failures + _authenticode(folder, manifest, result, anchors)
+
+
+class _Workspace:
+    """A private temporary folder for the tools' files."""
+
+    def __enter__(self) -> _Workspace:
+        if missing_tools():
+            raise SignError("E410", f"{', '.join(missing_tools())} not found: cannot verify "
+                                    "signatures (apt-get install osslsigncode openssl)")
+        self.dir = Path(tempfile.mkdtemp(prefix="dcomc-verify-"))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def write(self, name: str, data: bytes) -> Path:
+        path = self.dir / name
+        path.write_bytes(data)
+        return path
+
+
+def _tool(args: list[str]) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(args, capture_output=True, timeout=TOOL_SECONDS, check=False,
+                          stdin=subprocess.DEVNULL)
+
+
+def _manifest_signer(folder: Path, work: _Workspace, result: Result) -> list[bytes] | None:
+    """The manifest signature's certificates, the signer first, when the signature holds
+    (integrity only: the chain is judged by `_certificate`); else a failure, and None."""
+    p7s = folder / SIGNATURE
+    if not p7s.is_file():
+        result.failures.append(Failure("E423", "unsigned", SIGNATURE, "missing: the bundle "
+                                       "is not signed (dcomc build --sign, or dcomc sign)"))
+        return None
+    signer = work.dir / "signer.pem"
+    proc = _tool(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-noverify",
+                  "-in", str(p7s), "-content", str(folder / MANIFEST), "-signer", str(signer),
+                  "-out", "/dev/null"])
+    if proc.returncode != 0 or not signer.is_file():
+        result.failures.append(Failure("E424", "manifest-signature", MANIFEST,
+                                       "its signature (manifest.json.p7s) does not hold: the "
+                                       f"manifest was changed after signing ({last_error(proc)})"))
+        return None
+    leaf = split_pem(signer.read_bytes())[:1]
+    every = _tool(["openssl", "pkcs7", "-inform", "DER", "-in", str(p7s), "-print_certs"])
+    return leaf + [c for c in split_pem(every.stdout) if c not in leaf]
+
+
+def _certificate(info: CertInfo, certs: list[bytes], ca: Path | None,
+                 work: _Workspace) -> list[Failure]:
+    """Code signing, validity now, and the chain to the trusted roots."""
+    found: list[Failure] = []
+    if not info.code_signing:
+        found.append(Failure("E429", "not-code-signing", None, f"the certificate of "
+                             f"{info.subject} does not name Code Signing in its extended key "
+                             "usage: Windows refuses it for Authenticode"))
+    now = int(time.time())
+    if not info.not_before <= now <= info.not_after:
+        state = "expired on" if now > info.not_after else "not valid before"
+        when = time.strftime("%Y-%m-%d", time.gmtime(
+            info.not_after if now > info.not_after else info.not_before))
+        found.append(Failure("E430", "validity", None,
+                             f"the certificate of {info.subject} {state} {when}"))
+    args = ["openssl", "verify", "-purpose", "any"]
+    if found and found[-1].code == "E430":
+        args.append("-no_check_time")  # its validity is E430's: judge the chain alone
+    if ca is not None:
+        args += ["-CAfile", str(ca), "-no-CApath"]
+    if len(certs) > 1:
+        args += ["-untrusted", str(work.write("untrusted.pem", b"".join(certs[1:])))]
+    proc = _tool([*args, str(work.write("leaf.pem", certs[0]))])
+    if proc.returncode != 0:
+        trusted = f"the CA file {ca}" if ca is not None else "the system's certificate store"
+        found.append(Failure("E428", "chain", None, f"the certificate of {info.subject} does "
+                             f"not chain to {trusted}: {last_error(proc)}"))
+    return found
+
+
+def _ca_file(ca: Path | None) -> Path:
+    return ca if ca is not None else SYSTEM_CA
+
+
+def _system_ca() -> bytes:
+    try:
+        return SYSTEM_CA.read_bytes()
+    except OSError:
+        return b""
+
+
+def _authenticode(folder: Path, manifest: compare.Manifest, result: Result,
+                  anchors: Path) -> list[Failure]:
+    """Each listed PowerShell file and MSI, once per distinct content (the engine is the same
+    on every host), in parallel."""
+    paths = [rel for rel in sorted(manifest.listed) if rel.lower().endswith(SIGNED_SUFFIXES)
+             and (folder / rel).is_file()]
+    by_content: dict[str, list[str]] = {}
+    for rel in paths:
+        by_content.setdefault(hashlib.sha256((folder / rel).read_bytes()).hexdigest(),
+                              []).append(rel)
+    leaf = None if result.signer is None else result.signer.sha256
+    firsts = [rels[0] for rels in by_content.values()]
+    with ThreadPoolExecutor(max_workers=workers()) as pool:
+        answers = list(pool.map(lambda rel: _one(folder / rel, anchors, leaf), firsts))
+    result.signatures = len(paths)
+    return [Failure(code, check, rel, message)
+            for rels, answer in zip(by_content.values(), answers, strict=True)
+            if answer is not None for rel in rels for code, check, message in [answer]]
+
+
+def _one(path: Path, anchors: Path, leaf: str | None) -> tuple[str, str, str] | None:
+    """One file's Authenticode signature: None when it holds (its chain aside), else the
+    failure's code, check and message."""
+    args = ["osslsigncode", "verify", "-CAfile", str(anchors), "-in", str(path)]
+    if leaf is not None:
+        args += ["-require-leaf-hash", f"sha256:{leaf}"]
+    proc = _tool(args)
+    out = (proc.stdout + proc.stderr).decode(errors="replace")
+    if proc.returncode == 0:
+        return None
+    if "No signature found" in out:
+        return "E425", "unsigned-file", "has no Authenticode signature"
+    if "MISMATCH" in out:
+        return "E426", "signature", "was changed after it was signed (its digest differs)"
+    if "Leaf hash match: failed" in out:
+        return "E427", "other-signer", "is signed by another certificate than the manifest"
+    if "Failed signing certificate chain" in out or "certificate purpose" in out:
+        return None  # the certificate's matter: reported once, for it (E428, E429, E430)
+    return "E426", "signature", f"its Authenticode signature does not hold: {last_error(proc)}"
