@@ -178,17 +178,22 @@ def inf_principal(sid: str) -> str:
 
 
 _FORMATTED_SPECIAL = "[]{}"
+_FORMATTED_RE = re.compile(r"[\[\]{}]")
 
 
 def msi_formatted(value: str) -> str:
     """Escape a literal for a Formatted field: `[x]` is a property reference, so each of
     `[ ] { }` becomes `[\\c]` (the documented escape), and the value stays literal."""
     _refuse_controls(value, "MSI formatted")
+    if _FORMATTED_RE.search(value) is None:  # most values (names, addresses): nothing to escape
+        return value
     return "".join(f"[\\{c}]" if c in _FORMATTED_SPECIAL else c for c in value)
 
 
 def msi_unformatted(value: str) -> str:
     """Inverse of msi_formatted."""
+    if _FORMATTED_RE.search(value) is None:
+        return value
     out: list[str] = []
     i = 0
     while i < len(value):

@@ -4,6 +4,8 @@ back, through the preprocessor's own rules, as exactly itself."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from dcomc.diagnostics import CompileError
 from dcomc.pipeline import compile_file
 from dcomc_targets import TARGETS, EmitContext, Options
 from dcomc_targets.quoting import QuoteError, wix_text, wix_untext, xml_comment, xml_uncomment
+from dcomc_targets.wixfirewall import FIRE_NS
 
 ROOT = Path(__file__).resolve().parents[2]
 WIX = next(t for t in TARGETS if t.name == "wixfirewall")
@@ -120,3 +123,22 @@ def test_xml_comment_reads_back_exactly(value: str) -> None:
     assert "--" not in body and not body.endswith("-")
     etree.Comment(f" {body} ")  # lxml accepts it
     assert xml_uncomment(body) == value
+
+
+def test_every_formatted_column_stays_literal(tmp_path: Path) -> None:
+    """The firewall custom action formats every column it reads (name, remote addresses, port,
+    program, description), Windows Installer the registry key, name and value: a `[...]` or
+    `{...}` in any of them is escaped, not a property reference, and reads back as written."""
+    _, host, ctx = build(tmp_path, "D:\\HMI\\hmi.exe")
+    rule = next(r for r in host.resources if r.kind == "firewall_rule" and r.program)  # type: ignore[attr-defined]
+    odd = dataclasses.replace(rule, name="dcomc-[ComputerName]-{x}",
+                              description="[ProgramFilesFolder] {[%PATH]} $(env.HOME)",
+                              remote=("10.0.0.1", "[IP]"))
+    host = dataclasses.replace(host, resources=(odd,))
+    (artifact,) = WIX.emit(host, ctx)  # type: ignore[arg-type]
+    root = etree.fromstring(artifact.data)
+    written = [e.get(a) or "" for e in root.iter() for a in ("Name", "Description", "Program")]
+    written += [e.text or "" for e in root.iter(f"{{{FIRE_NS}}}RemoteAddress")]
+    assert "[\\[]IP[\\]]" in written
+    assert not [v for v in written if set(re.sub(r"\[\\.\]", "", v)) & set("[]{}")]
+    assert WIX.read(artifact.data) == WIX.expected(host, ctx)  # type: ignore[arg-type]
