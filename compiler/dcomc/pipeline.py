@@ -1,4 +1,5 @@
-"""The stages in order: load → spec → check → lower. One entry point for every command."""
+"""The stages in order: load → spec → check → lower → lint → verify (the flows). One entry
+point for every command."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from dcomc.front.load import Loaded, load_file
 from dcomc.front.spec import Spec
 from dcomc.plan import lint as lint_stage
 from dcomc.plan import lower as lower_stage
+from dcomc.plan import verify as verify_stage
 from dcomc.plan.model import SitePlan
 
 
@@ -27,15 +29,19 @@ class Compiled:
     sha256: str
     diagnostics: Diagnostics
     findings: list[lint_stage.Finding]
+    verified: tuple[verify_stage.Finding, ...] = ()  # the flow verifier's findings
 
 
-def compile_file(path: Path, *, strict: bool = False,
-                 self_contained: bool = False) -> Compiled:
-    """Compile a spec file to its plan and lint it; raises CompileError carrying every error
-    found (with `strict`, lint warnings count as errors; with `self_contained`, what an
-    artifact cannot carry ahead of time, E401)."""
+def compile_file(path: Path, *, strict: bool = False, self_contained: bool = False,
+                 flow_errors: bool = True) -> Compiled:
+    """Compile a spec file to its plan, lint it and verify its flows; raises CompileError
+    carrying every error found (with `strict`, warnings count as errors; with
+    `self_contained`, what an artifact cannot carry ahead of time, E401). Without
+    `flow_errors` the verifier's findings are only kept in `Compiled.verified`, for `dcomc
+    explain`, which explains exactly the failures they predict."""
     with _collector_paused():
-        return _compile_file(path, strict=strict, self_contained=self_contained)
+        return _compile_file(path, strict=strict, self_contained=self_contained,
+                             flow_errors=flow_errors)
 
 
 @contextmanager
@@ -52,7 +58,8 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _compile_file(path: Path, *, strict: bool, self_contained: bool) -> Compiled:
+def _compile_file(path: Path, *, strict: bool, self_contained: bool,
+                  flow_errors: bool) -> Compiled:
     diags = Diagnostics()
     loaded = load_file(path, diags)
     spec = spec_stage.parse(loaded, diags) if loaded is not None else None
@@ -64,7 +71,10 @@ def _compile_file(path: Path, *, strict: bool, self_contained: bool) -> Compiled
     plan = lower_stage.lower(spec, loaded)
     findings = lint_stage.lint(spec, plan)
     lint_stage.report(findings, diags, strict=strict, self_contained=self_contained)
+    verified = verify_stage.verify(spec, loaded, plan)
+    if flow_errors:
+        verify_stage.report(verified, diags, strict=strict)
     if diags.has_errors:
         raise CompileError(diags)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return Compiled(spec, loaded, plan, digest, diags, findings)
+    return Compiled(spec, loaded, plan, digest, diags, findings, tuple(verified))

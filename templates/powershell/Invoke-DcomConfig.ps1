@@ -22,13 +22,21 @@
     Passwords are never read from the command line: pass SecureStrings with -Passwords or
     answer the prompts; nothing is ever written to a file or a log.
 
+    Signed bundles: under AllSigned Windows checks this script and the engine before running
+    them, but not the data file, which is read as data. When the engine is signed, Apply and
+    Rollback take only a data file signed with the same certificate (a mixed bundle has been
+    tampered with), unless -AllowUnsigned; a file changed after it was signed is always
+    refused. With an unsigned engine the data file's signature is not required (the log says
+    so). Test and Report only warn.
+
     Exit codes:
       0  compliant (Test), done (Apply, Report, Rollback; a Rollback whose only leftovers are
          manual steps logs them as warnings)
       1  drifted: at least one resource is not compliant (Test)
       2  Apply failed; the changes of this run were rolled back
-      3  nothing was changed: not elevated, data file missing or for another PC, password
-         missing, bad parameters, an untrusted backup folder, any unexpected error
+      3  nothing was changed: not elevated, data file missing or for another PC, a data file
+         not signed by the engine's signer or changed after signing (Apply, Rollback),
+         password missing, bad parameters, an untrusted backup folder, any unexpected error
       4  a rollback failed or left a manual step: the PC needs attention (see the log)
 
 .PARAMETER Mode
@@ -62,6 +70,11 @@
 .PARAMETER Force
     Use a data file made for another computer (refused without it).
 
+.PARAMETER AllowUnsigned
+    Apply or Rollback although the engine is signed and the data file is not signed by the same
+    certificate (or a signature cannot be verified on this PC): for sites that do not sign
+    their data files. A file changed after it was signed is refused even so.
+
 .EXAMPLE
     .\Invoke-DcomConfig.ps1
     Tests this PC against its plan.
@@ -81,7 +94,8 @@ param(
     [switch] $ResetPasswords,
     [string] $BackupName,
     [switch] $PasswordsFromStdin,
-    [switch] $Force
+    [switch] $Force,
+    [switch] $AllowUnsigned
 )
 
 Set-StrictMode -Version 3.0

@@ -1977,6 +1977,91 @@ function Export-DcomcOsSystemBackup {
     return , @($script:Sim.BackupWarnings)
 }
 
+# --- Authenticode signatures (Get-AuthenticodeSignature): real files, simulated signatures --------
+# A test marks a file as signed (Set-SimFileSignature): by a certificate's thumbprint, with the
+# status Windows would report for it on this PC (Valid; NotTrusted when the chain ends in a root
+# this PC does not trust; UnknownError, e.g. an expired certificate without a timestamp, as
+# MshSignature.cs maps WinVerifyTrust's errors to SignatureStatus). The mark keeps the file's
+# SHA-256: a file whose bytes changed after it was marked reports HashMismatch, as Windows does
+# when the content no longer matches its signature. A file never marked is NotSigned, unless it
+# carries a real signature block, which this simulation cannot verify: refused (STRICT). The
+# marks live in $script:Sim.Signatures (full path -> mark), so Reset-SimWindows forgets them.
+
+$script:SimOperations += 'Get-DcomcOsFileSignature'
+
+function Get-SimFileSha256 {
+    param([Parameter(Mandatory = $true)] [string] $FullPath)
+    $sha = [Security.Cryptography.SHA256]::Create()
+    try {
+        return [BitConverter]::ToString($sha.ComputeHash([IO.File]::ReadAllBytes($FullPath))).Replace('-', '')
+    }
+    finally {
+        $sha.Dispose()
+    }
+}
+
+function Get-SimSignatureMarks {
+    if (-not $script:Sim.ContainsKey('Signatures')) {
+        $script:Sim['Signatures'] = New-SimMap
+    }
+    return , $script:Sim['Signatures']
+}
+
+function Set-SimFileSignature {
+    <# Marks an existing file as signed by -Thumbprint (40 hex digits, -Subject its certificate's
+       subject) with the -Status Windows reports here (Valid by default; HashMismatch: the file
+       was changed after signing). -Status NotSigned removes the mark. #>
+    param(
+        [Parameter(Mandatory = $true)] [string] $Path,
+        [ValidateSet('Valid', 'NotSigned', 'HashMismatch', 'NotTrusted', 'UnknownError')] [string] $Status = 'Valid',
+        [string] $Thumbprint,
+        [string] $Subject = 'CN=dcomc test signer'
+    )
+    $full = Get-SimFullPath -Path $Path
+    if (-not [IO.File]::Exists($full)) {
+        throw ('sim: no file {0} to mark as signed' -f $full)
+    }
+    $marks = Get-SimSignatureMarks
+    if ($Status -eq 'NotSigned') {
+        $marks.Remove($full)
+        return
+    }
+    if ($Thumbprint -notmatch '^[0-9A-Fa-f]{40}$') {
+        throw ('sim: a signature has a signer: -Thumbprint is 40 hex digits (SHA-1), not {0}' -f $Thumbprint)
+    }
+    $marks[$full] = @{ Status = $Status; Thumbprint = $Thumbprint.ToUpperInvariant(); Subject = $Subject; Sha256 = (Get-SimFileSha256 -FullPath $full) }
+}
+
+function Get-DcomcOsFileSignature {
+    <# The file's mark, HashMismatch when its bytes changed since; NotSigned without a mark. A
+       missing file throws as Get-AuthenticodeSignature -ErrorAction Stop does (path not found). #>
+    param([Parameter(Mandatory = $true)] [string] $Path)
+    Invoke-SimGate -Operation 'Get-DcomcOsFileSignature'
+    $full = Get-SimFullPath -Path $Path
+    Assert-SimFileAccess -FullPath $full
+    if (-not [IO.File]::Exists($full)) {
+        throw [System.Management.Automation.ItemNotFoundException]::new(("Cannot find path '{0}' because it does not exist." -f $full))
+    }
+    $mark = (Get-SimSignatureMarks)[$full]
+    if ($null -eq $mark) {
+        if ([IO.File]::ReadAllText($full).Contains('# SIG # Begin signature block')) {
+            throw ('sim: {0} carries a real signature block, which the simulation cannot verify: mark it with Set-SimFileSignature' -f $full)
+        }
+        return @{ Status = 'NotSigned'; SignerThumbprint = $null; Subject = $null; StatusMessage = 'The file is not digitally signed.' }
+    }
+    $status = $mark.Status
+    if ((Get-SimFileSha256 -FullPath $full) -ne $mark.Sha256) {
+        $status = 'HashMismatch'
+    }
+    $messages = @{
+        Valid        = 'Signature verified.'
+        HashMismatch = 'The contents of the file might have been changed by an unauthorized user or process, because the hash of the file does not match the hash stored in the digital signature.'
+        NotTrusted   = 'A certificate chain processed, but terminated in a root certificate which is not trusted by the trust provider.'
+        UnknownError = 'A required certificate is not within its validity period when verifying against the current system clock or the timestamp in the signed file.'
+    }
+    return @{ Status = $status; SignerThumbprint = $mark.Thumbprint; Subject = $mark.Subject; StatusMessage = $messages[$status] }
+}
+
 # --- internal helpers of 10-System.ps1: never called with the simulation loaded ---------------------
 
 function Open-DcomcOsRegistryKey { throw 'sim: Open-DcomcOsRegistryKey is internal to 10-System.ps1' }

@@ -93,7 +93,7 @@ Describe 'the system layer' {
         $parsed = Get-Ast -Path (@(Get-TestBundle)[0].Engine)
         $functions = @($parsed.Ast.FindAll({ param($n) $n -is [System.Management.Automation.Language.FunctionDefinitionAst] }, $true))
         # Commands and .NET types that reach the OS: allowed only in *-DcomcOs* functions.
-        $script:OsCommands = '^(Get|Set|New|Remove|Invoke|Enable|Disable|Start|Stop|Restart)-(CimInstance|CimMethod|NetFirewall\w*|Service|Item|Acl|ItemProperty|LocalUser|LocalGroup\w*|WmiObject|Content|ChildItem)$|^(Read-Host|Add-Content|Test-Path|Copy-Item|Move-Item|Rename-Item|Out-File|Export-Csv)$|\.exe$|^(secedit|netsh|reg|icacls|sc|net)$'
+        $script:OsCommands = '^(Get|Set|New|Remove|Invoke|Enable|Disable|Start|Stop|Restart)-(CimInstance|CimMethod|NetFirewall\w*|Service|Item|Acl|ItemProperty|LocalUser|LocalGroup\w*|WmiObject|Content|ChildItem|AuthenticodeSignature)$|^(Read-Host|Add-Content|Test-Path|Copy-Item|Move-Item|Rename-Item|Out-File|Export-Csv)$|\.exe$|^(secedit|netsh|reg|icacls|sc|net)$'
         $script:OsTypes = '^(Microsoft\.Win32\.|ADSI|adsi|System\.DirectoryServices|DirectoryServices|System\.Security\.AccessControl|Security\.AccessControl|System\.Security\.Principal|Security\.Principal|IO\.File|System\.IO\.File|IO\.Directory|System\.IO\.Directory|Console|System\.Console|Environment|System\.Environment|wmi|WMI)'
         function Find-OsAccess {
             param($Function)

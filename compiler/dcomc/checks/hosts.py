@@ -16,6 +16,7 @@ from dcomc.diagnostics import did_you_mean
 from dcomc.front import catalog
 from dcomc.front.load import NodePath
 from dcomc.front.spec import Spec
+from dcomc.plan.flows import expand_hosts
 
 _GUID_RE = re.compile(r"^\{[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}\}$")
 # ProgID rules (docs/windows.md#appid): ≤ 39 chars, letters/digits/dots only, no leading digit.
@@ -139,6 +140,61 @@ def clients(ctx: Context) -> None:
             principal = ctx.principal((*path, "run_as"), client.run_as)
             if principal is not None and not ctx.res.is_user(principal):
                 ctx.error((*path, "run_as"), "E119", f"run_as '{client.run_as}' is not a user")
+        _calls(ctx, (*path, "calls"), key, client.calls)
+
+
+def _calls(ctx: Context, path: NodePath, key: str,
+           calls: list[str] | dict[str, list[str]] | None) -> None:
+    """A client's `calls`: defined servers (E103), and hosts of the site that run them
+    (E104); a flow to nothing would silently configure nothing."""
+    if calls is None:
+        return
+    servers = ctx.spec.servers
+    for i, server in enumerate(calls):
+        where = (*path, server) if isinstance(calls, dict) else (*path, i)
+        if server not in servers:
+            defined = ", ".join(servers) or "none defined"
+            ctx.error(where, "E103", f"client '{key}' calls undefined server '{server}'"
+                      f"{did_you_mean(server, servers)} (defined: {defined})",
+                      key=isinstance(calls, dict))
+        elif isinstance(calls, dict):
+            _called_hosts(ctx, where, server, calls[server])
+
+
+def _called_hosts(ctx: Context, path: NodePath, server: str, names: list[str]) -> None:
+    running = [h for h, host in ctx.spec.hosts.items() if server in host.servers]
+    for i, name in enumerate(names):
+        hosts = _host_refs(ctx, (*path, i), name)
+        if hosts is None:
+            continue
+        strays = [h for h in hosts if h not in running]
+        if strays:
+            ctx.error((*path, i), "E104", f"host '{name}' does not run server '{server}' "
+                      f"(it runs on: {', '.join(running) or 'no host'})")
+
+
+def _host_refs(ctx: Context, path: NodePath, name: str) -> list[str] | None:
+    """The hosts a computer name or host range key stands for; None with E105 when it names
+    no host of the site."""
+    hosts = expand_hosts(ctx.spec, ctx.loaded, [name])
+    if not hosts:
+        written = sorted({*ctx.loaded.host_ranges.values(),
+                          *(h for h in ctx.spec.hosts if h not in ctx.loaded.host_ranges)})
+        ctx.error(path, "E105", f"unknown host '{name}'{did_you_mean(name, written)}: not a "
+                  "host or host range key of the site")
+        return None
+    return hosts
+
+
+def account_hosts(ctx: Context) -> None:
+    """An account's `hosts:` names hosts of the site (E105)."""
+    accounts = ctx.spec.accounts
+    for section, items in (("users", accounts.users), ("groups", accounts.groups)):
+        for name, account in items.items():
+            for i, host in enumerate(account.hosts or []):
+                _host_refs(ctx, ("accounts", section, name, "hosts", i), host)
+
+
 
 
 def hosts(ctx: Context) -> None:
@@ -158,6 +214,7 @@ def hosts(ctx: Context) -> None:
             ctx.error(path, "E310", f"host '{name}' has neither servers nor clients", key=True)
         _refs(ctx, (*path, "servers"), host.servers, ctx.spec.servers, "server")
         _refs(ctx, (*path, "clients"), host.clients, ctx.spec.clients, "client")
+    account_hosts(ctx)
 
 
 def _refs(ctx: Context, path: NodePath, names: list[str], known: dict[str, Any], what: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from dcomc.emit.render import describe, principal_text, to_jsonable
 from dcomc.explain.knowledge import Cause, LookAt
 from dcomc.pipeline import Compiled
+from dcomc.plan.flows import SiteFlows
 from dcomc.plan.model import (
     AppIdAuthLevel,
     AppIdPermission,
@@ -32,19 +33,17 @@ from dcomc.plan.model import (
     ServiceLogon,
 )
 from dcomc.plan.principals import Resolver
+from dcomc.plan.verify import (
+    DEFAULT_LAUNCH_LIMIT,
+    LEGACY_AUTH_DEFAULT,
+    PKT_INTEGRITY,
+    Grant,
+    granted,
+    same,
+)
 from dcomc.windows import sd
 
 Status = Literal["info", "ok", "problem", "unknown"]
-PKT_INTEGRITY = 5  # RPC_C_AUTHN_LEVEL_PKT_INTEGRITY (docs/windows.md#authentication-levels)
-LEGACY_AUTH_DEFAULT = 2  # LegacyAuthenticationLevel when absent (docs/windows.md#machine-defaults)
-# Who passes the machine launch limit out of the box, remotely (docs/windows.md#machine-limits).
-DEFAULT_LAUNCH_LIMIT = (
-    Principal("Administrators", PrincipalKind.WELL_KNOWN, "S-1-5-32-544"),
-    Principal("Distributed COM Users", PrincipalKind.WELL_KNOWN, "S-1-5-32-562"),
-    Principal("Performance Log Users", PrincipalKind.WELL_KNOWN, "S-1-5-32-559"),
-)
-# Groups every authenticated account is in.
-IMPLICIT_GROUPS = frozenset({"S-1-1-0", "S-1-5-11"})  # Everyone, Authenticated Users
 
 @dataclass(frozen=True, slots=True)
 class Finding:
@@ -104,45 +103,7 @@ def _matches(value: Any, want: str) -> bool:
     return str(value).casefold() == want.casefold()
 
 
-def _same(a: Principal, b: Principal) -> bool:
-    if a.sid and b.sid:
-        return a.sid.upper() == b.sid.upper()
-    return a.name.casefold() == b.name.casefold()
-
-
-def _groups_of(principal: Principal, host: HostPlan) -> list[tuple[Principal, str]]:
-    """Groups the plan makes the principal a member of on this host, with the resource id."""
-    return [(m.group, m.id) for m in host.of_kind(GroupMember) if _same(m.member, principal)]
-
-
-@dataclass(frozen=True, slots=True)
-class _Grant:
-    status: Status
-    via: str
-    mask: int | None = None
-    label: str | None = None  # the holder's label: "ACE", a resource id, a default
-
-
-def _granted(principal: Principal, holders: list[tuple[Principal, int | None, str]],
-             host: HostPlan) -> _Grant:
-    """Does a holder (principal, mask, label) name the principal, directly or via a group the
-    plan puts it in on this host, or a group every authenticated account is in?"""
-    for holder, mask, label in holders:
-        if _same(holder, principal):
-            return _Grant("ok", f"directly ({label})", mask, label)
-    groups = _groups_of(principal, host)
-    for holder, mask, label in holders:
-        for group, member_id in groups:
-            if _same(holder, group):
-                return _Grant("ok", f"via {group.name} ({member_id}; {label})", mask, label)
-    for holder, mask, label in holders:
-        if holder.sid in IMPLICIT_GROUPS:
-            return _Grant("ok", f"via {holder.name}, which every authenticated account is in "
-                                f"({label})", mask, label)
-    if principal.kind is PrincipalKind.DOMAIN or any(
-            h.kind in (PrincipalKind.DOMAIN, PrincipalKind.SID) for h, _, _ in holders):
-        return _Grant("unknown", "not named; membership of domain groups is not in the plan")
-    return _Grant("problem", "not granted")
+# The grant logic is the flow verifier's (plan/verify.py): explain and check judge alike.
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +112,16 @@ class _ClientIdentity:
     client: str
     run_as: str
     principal: Principal | None
+    servers: frozenset[str]  # the hosts (folded) whose servers this client calls
 
 
 def _client_identities(compiled: Compiled) -> list[_ClientIdentity]:
+    """Each client on each host, with its identity and the server hosts its flows reach."""
     resolver = Resolver(compiled.spec)
+    calls: dict[tuple[str, str], set[str]] = {}
+    for flow in compiled.plan.flows:
+        calls.setdefault((flow.client_host.casefold(), flow.client), set()).add(
+            flow.server_host.casefold())
     out: list[_ClientIdentity] = []
     for host in _hosts(compiled, ["client"]):
         spec_host = _spec_host(compiled, host.name)
@@ -162,7 +129,9 @@ def _client_identities(compiled: Compiled) -> list[_ClientIdentity]:
             client = compiled.spec.clients.get(key)
             if client is None or not client.run_as:
                 continue
-            out.append(_ClientIdentity(host, key, client.run_as, resolver.resolve(client.run_as)))
+            servers = frozenset(calls.get((host.name.casefold(), key), set()))
+            out.append(_ClientIdentity(host, key, client.run_as,
+                                       resolver.resolve(client.run_as), servers))
     return out
 
 
@@ -188,6 +157,8 @@ def _client_identity(compiled: Compiled) -> Iterator[Finding]:
     for server in _hosts(compiled, ["server"]):
         for perm in server.of_kind(AppIdPermission):
             for ident in identities:
+                if server.name.casefold() not in ident.servers:
+                    continue  # no flow: this client does not call this PC
                 who = (f"{ident.host.name} client {ident.client} runs as {ident.run_as}: "
                        f"{perm.which} on {perm.app.key}")
                 if ident.principal is None:
@@ -195,13 +166,13 @@ def _client_identity(compiled: Compiled) -> Iterator[Finding]:
                                   "the site", "unknown")
                     continue
                 holders = [(a.principal, a.mask, "ACE") for a in perm.aces]
-                grant = _granted(ident.principal, holders, server)
+                grant = granted(ident.principal, holders, server)
                 yield Finding(server.name, perm.id, _grant_text(who, perm.which, grant),
                               _remote_status(perm.which, grant),
                               _identity_data(ident, grant, perm.which, app=perm.app.key))
 
 
-def _identity_data(ident: _ClientIdentity, grant: _Grant, which: sd.RightsKind,
+def _identity_data(ident: _ClientIdentity, grant: Grant, which: sd.RightsKind,
                    **about: str) -> dict[str, Any]:
     rights = _rights_text(which, grant.mask)
     return {"client_host": ident.host.name, "client": ident.client, "run_as": ident.run_as,
@@ -209,7 +180,7 @@ def _identity_data(ident: _ClientIdentity, grant: _Grant, which: sd.RightsKind,
                 grant.status), "via": grant.via, "rights": rights.split(", ") if rights else []}
 
 
-def _grant_text(who: str, which: sd.RightsKind, grant: _Grant) -> str:
+def _grant_text(who: str, which: sd.RightsKind, grant: Grant) -> str:
     if grant.status != "ok":
         return f"{who}: {grant.via}"
     rights = _rights_text(which, grant.mask)
@@ -219,7 +190,7 @@ def _grant_text(who: str, which: sd.RightsKind, grant: _Grant) -> str:
     return text
 
 
-def _remote_status(which: sd.RightsKind, grant: _Grant) -> Status:
+def _remote_status(which: sd.RightsKind, grant: Grant) -> Status:
     if grant.status != "ok" or grant.mask is None:
         return grant.status
     needed = "remote_activation" if which == "launch" else "remote_access"
@@ -237,13 +208,15 @@ def _launch_limit(compiled: Compiled) -> Iterator[Finding]:
         holders += [(m.principal, m.mask, m.id) for m in server.of_kind(MachineLimitAddition)
                     if m.which == "launch"]
         for ident in identities:
+            if server.name.casefold() not in ident.servers:
+                continue
             who = (f"{ident.host.name} client {ident.client} runs as {ident.run_as}: "
                    "MachineLaunchRestriction")
             if ident.principal is None:
                 yield Finding(server.name, None, f"{who}: the account is not known to the site",
                               "unknown")
                 continue
-            grant = _granted(ident.principal, holders, server)
+            grant = granted(ident.principal, holders, server)
             added = grant.label is not None and grant.label.startswith(MachineLimitAddition.kind)
             rid = grant.label if added else None
             yield Finding(server.name, rid, _grant_text(who, "launch", grant),
@@ -307,14 +280,18 @@ def _workgroup_accounts(compiled: Compiled) -> Iterator[Finding]:
         for host in hosts:
             needed_on.setdefault(key, {}).setdefault(host.name, host)
 
+    flows = SiteFlows(compiled.plan.flows)
     for ident in _client_identities(compiled):
         if ident.principal is not None and ident.principal.kind is PrincipalKind.LOCAL:
-            need(ident.principal, f"run_as of client {ident.client}", [ident.host, *servers])
+            called = [s for s in servers if s.name.casefold() in ident.servers]
+            need(ident.principal, f"run_as of client {ident.client}", [ident.host, *called])
     for server in servers:
+        back = flows.called_back_by  # the client hosts a server's callbacks reach
         for logon in server.of_kind(ServiceLogon):
             if logon.account.kind is PrincipalKind.LOCAL:
+                reached = [c for c in clients if server.name in back(c.name)]
                 need(logon.account, f"Log On account of service {logon.service}",
-                     [server, *clients])
+                     [server, *reached])
     for key in sorted(names):
         why = "; ".join(uses[key])
         for host in needed_on[key].values():
@@ -330,9 +307,12 @@ def _workgroup_accounts(compiled: Compiled) -> Iterator[Finding]:
 
 
 def _callback_identity(compiled: Compiled) -> Iterator[Finding]:
-    """Each server service's Log On account on every client host (workgroup: a local copy)."""
-    clients = _hosts(compiled, ["client"])
+    """Each server service's Log On account on the client hosts it calls back (workgroup: a
+    local copy)."""
+    flows = SiteFlows(compiled.plan.flows)
     for server in _hosts(compiled, ["server"]):
+        clients = [c for c in _hosts(compiled, ["client"])
+                   if server.name in flows.called_back_by(c.name)]
         for logon in server.of_kind(ServiceLogon):
             account = logon.account
             who = f"{server.name} service {logon.service} logs on as {principal_text(account)}"
@@ -353,7 +333,7 @@ def _callback_identity(compiled: Compiled) -> Iterator[Finding]:
                                   f"{account.name!r} on {client.name} (guide §2.1)", "problem")
                     continue
                 admin = [m.id for m in client.of_kind(GroupMember)
-                         if _same(m.member, account) and m.group.sid == "S-1-5-32-544"]
+                         if same(m.member, account) and m.group.sid == "S-1-5-32-544"]
                 note = (f"; it is a local administrator there ({admin[0]}): remote UAC "
                         "filtering applies (docs/windows.md#security-options)") if admin else ""
                 yield Finding(client.name, user.id, f"{who}: exists on {client.name}{note}",
@@ -361,12 +341,10 @@ def _callback_identity(compiled: Compiled) -> Iterator[Finding]:
 
 
 def _peers(compiled: Compiled, host: HostPlan) -> list[HostPlan]:
-    wanted: set[str] = set()
-    if "server" in host.roles:
-        wanted.add("client")
-    if "client" in host.roles:
-        wanted.add("server")
-    return [h for h in _hosts(compiled, wanted) if h.name != host.name]
+    """The hosts whose flows reach `host`: its servers' callers, its clients' servers."""
+    flows = SiteFlows(compiled.plan.flows)
+    names = {n.casefold() for n in (flows.callers(host.name) | flows.called_back_by(host.name))}
+    return [h for h in compiled.plan.hosts if h.name.casefold() in names]
 
 
 def _firewall_scope(compiled: Compiled) -> Iterator[Finding]:

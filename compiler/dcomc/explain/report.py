@@ -17,6 +17,7 @@ from typing import Any, Literal
 from dcomc.explain.analyses import cause_findings
 from dcomc.explain.knowledge import Entry, LookAt, knowledge
 from dcomc.pipeline import Compiled
+from dcomc.plan.verify import Finding as FlowFinding
 
 _HEX8 = re.compile(r"[0-9a-f]{8}")
 
@@ -103,7 +104,21 @@ def explain_json(code: Code, entry: Entry, compiled: Compiled | None = None,
         "meaning": entry.meaning, "meaning_source": entry.meaning_source,
         "seen_as": [s.model_dump() for s in entry.seen_as],
         "spec": spec, "causes": causes,
-    }
+    } | ({"flows": [_flow_json(f) for f in predicted(compiled, code)]} if compiled else {})
+
+
+def predicted(compiled: Compiled, code: Code) -> list[FlowFinding]:
+    """The flow verifier's findings (the same walk `dcomc check` reports) that predict `code`."""
+    return [f for f in compiled.verified if code.key in f.rule.windows]
+
+
+def _flow_json(f: FlowFinding) -> dict[str, Any]:
+    span = f.span
+    return {"code": f.code, "severity": str(f.rule.severity), "message": f.message,
+            "file": span.file if span else None, "line": span.line if span else None,
+            "col": span.col if span else None,
+            "flows": [{"client": x.client, "client_host": x.client_host, "server": x.server,
+                       "server_host": x.server_host} for x in f.flows]}
 
 
 _MARK: dict[str, str] = {"info": "  ", "ok": "ok", "problem": "!!", "unknown": "??"}
@@ -145,7 +160,21 @@ def explain_text(code: Code, entry: Entry, compiled: Compiled | None = None,
             for f in found:
                 where = f"{f.host} {f.resource}" if f.resource else f.host
                 lines += _wrap(f"{_MARK[f.status]} {where}: {f.value}", "     ", "   ")
+    if compiled is not None:
+        lines += _flow_text(predicted(compiled, code), code, spec)
     return "\n".join(lines) + "\n"
+
+
+def _flow_text(found: list[FlowFinding], code: Code, spec: str | None) -> list[str]:
+    """The flow verifier's walk of every flow, as `dcomc check` reports it."""
+    lines = ["", f"Flows of {spec} that will fail with {code.key} (the verifier's walk of "
+             "what Windows checks, as `dcomc check` reports it):"]
+    if not found:
+        return [*lines, "   none"]
+    for f in found:
+        where = f"{f.span}: " if f.span else ""
+        lines += _wrap(f"{where}{f.rule.severity}: {f.message} [{f.code}]", "   ", "  ")
+    return lines
 
 
 def _look_text(look: LookAt) -> str:

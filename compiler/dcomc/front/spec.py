@@ -150,6 +150,8 @@ AccessRights = Annotated[list[AccessRight], SchemaOnly(minItems=1)]
 
 
 def doc(description: str, guide: str | None = None, default: Any = None, **kw: Any) -> Any:
+HostNames = Annotated[list[str], SchemaOnly(minItems=1)]
+AccountHosts = Annotated[list[str], SchemaOnly(minItems=1)]
     """A pydantic Field whose description also names the guide section it automates."""
     extra: dict[str, Any] | None = {"guide": guide} if guide else None
     if "default_factory" in kw:
@@ -213,7 +215,9 @@ class User(_Model):
         default=True,
     )
     member_of: list[str] = doc(
-        "Groups (site groups or well-known groups such as Administrators) this user joins.",
+        "Groups (site groups or well-known groups such as Administrators) this user joins. "
+        "`Administrators` of a server's service account is applied only on the hosts where "
+        "its service runs (see Account placement).",
         "§2.4",
         default_factory=list,
     )
@@ -222,6 +226,12 @@ class User(_Model):
 class Group(_Model):
     model_config = ConfigDict(json_schema_extra={  # E127, E208
         "if": {"required": ["existing"], "properties": {"existing": {"const": True}}},
+    hosts: AccountHosts | None = doc(
+        "The hosts this account is created on (and its memberships applied there), by "
+        "computer name or host range key. Default: where a flow, a service or an ACL needs it "
+        "(see Account placement).",
+        "§2.1",
+    )
         "then": {"properties": {"members": {"maxItems": 0}}},
         "else": _absent("sid"),
     })
@@ -236,6 +246,11 @@ class Group(_Model):
 class Accounts(_Model):
     users: Annotated[dict[str, User], _names(account_pattern(20))] = doc(
         "Users by account name.", "§2.2", default_factory=dict)
+    hosts: AccountHosts | None = doc(
+        "The hosts this group is created on, by computer name or host range key. Default: "
+        "where an ACL or a limit names it, or a placed user joins it (see Account placement).",
+        "§2.3",
+    )
     groups: Annotated[dict[str, Group], _names(account_pattern(256))] = doc(
         "Groups by name.", "§2.3", default_factory=dict)
 
@@ -337,6 +352,14 @@ class Dcom(_Model):
         "\"Edit Limits\" on Access: principal → rights, ADDED to what Windows already allows. "
         "Default: ANONYMOUS LOGON local and remote access (OPCEnum, callbacks).",
         "§4.2 steps 9-12",
+    calls: list[str] | dict[str, HostNames] | None = doc(
+        "The servers this client calls (its DCOM flows): a list of server keys, or a map "
+        "server key → the hosts running it that this client calls (computer names or host "
+        "range keys). Absent: every server of the site, on every host (lint W618). The flows "
+        "decide where accounts exist, whom the firewall admits and where callbacks need the "
+        "anonymous fallback, and each is verified (E5xx, W5xx).",
+        "§2.1, §5",
+    )
     )
     launch_limits: dict[str, LaunchRights] | None = doc(
         "\"Edit Limits\" on Launch and Activation: principal → rights, ADDED to the limit. "
@@ -362,7 +385,8 @@ class Firewall(_Model):
     )
     remote: Literal["site", "any"] | Annotated[list[Annotated[str, _string(
             "address or network", NETWORK_PATTERN)]], SchemaOnly(minItems=1)] | None = doc(
-        "Remote addresses allowed: `site` (the addresses of this site's hosts), `any`, or a "
+        "Remote addresses allowed: `site` (the addresses of the site's hosts whose flows "
+        "need the rule: a server's callers, a client's calling-back servers), `any`, or a "
         "list of addresses and networks (10.9.0.0/24).",
         "§5",
     )

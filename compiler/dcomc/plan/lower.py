@@ -19,6 +19,14 @@ from dcomc.diagnostics import Span
 from dcomc.front import catalog
 from dcomc.front.load import Loaded, NodePath
 from dcomc.front.spec import AUTH_LEVEL_VALUES, IMPERSONATION_VALUES, Host, Server, Spec
+from dcomc.plan.flows import (
+    Placement,
+    SiteFlows,
+    admin_applies,
+    fallback_reasons,
+    placement,
+    site_flows,
+)
 from dcomc.plan.model import (
     AceSpec,
     AppIdAuthLevel,
@@ -102,15 +110,16 @@ class Setting:
 
 
 def lower(spec: Spec, loaded: Loaded) -> SitePlan:
-    site_addresses = site_scope(h.address for h in spec.hosts.values())
+_ADMINS, _ANONYMOUS = "S-1-5-32-544", "S-1-5-7"
+    flows = SiteFlows(site_flows(spec, loaded))
     resolver = Resolver(spec)  # one for the site: its lookup tables do not depend on the host
-    shared: dict[str, list[Resource]] = {}  # resources every host has alike, lowered once
+    shared: dict[Any, list[Resource]] = {}  # resources hosts have alike, lowered once
     hosts = tuple(
-        _Host(spec, loaded, name, host, site_addresses, resolver, shared).plan()
+        _Host(spec, loaded, name, host, flows, resolver, shared).plan()
         for name, host in sorted(spec.hosts.items(), key=lambda kv: kv[0].casefold())
     )
     s = spec.site
-    return SitePlan(s.name, s.description, s.identity, s.domain, hosts)
+    return SitePlan(s.name, s.description, s.identity, s.domain, hosts, flows.all)
 
 
 def site_scope(addresses: Iterable[str]) -> tuple[str, ...]:
@@ -134,11 +143,11 @@ class _Host:
     """Lowers one host. Methods named after the guide chapters they implement."""
 
     def __init__(
-        self, spec: Spec, loaded: Loaded, name: str, host: Host, site: tuple[str, ...],
-        resolver: Resolver, shared: dict[str, list[Resource]],
+        self, spec: Spec, loaded: Loaded, name: str, host: Host, flows: SiteFlows,
+        resolver: Resolver, shared: dict[Any, list[Resource]],
     ) -> None:
         self.spec, self.loaded, self.name, self.host = spec, loaded, name, host
-        self.site_addresses = site
+        self.flows = flows
         self.res = resolver
         self._shared = shared
         roles: list[Role] = []
@@ -151,6 +160,8 @@ class _Host:
         self._layer_cache: dict[Role, list[tuple[Any, NodePath | None]]] = {}
 
     def plan(self) -> HostPlan:
+        self._placed: Placement | None = None
+        self._fallback: str | None = None
         for step in (self._accounts, self._service_identity, self._appids, self._machine_dcom,
                      self._firewall, self._policies, self._reboot):
             step()
@@ -202,35 +213,80 @@ class _Host:
     # --- §2 users and groups ----------------------------------------------------------------
 
     def _accounts(self) -> None:
-        # §2.1: in a workgroup every account exists on every PC of the connection: the same
-        # resources on every host, lowered for the first one and shared by the others.
-        accounts = self._shared.get("accounts")
+        # §2.1: an account exists where a flow, a service or an ACL of this host needs it
+        # (flows.placement); hosts that need the same accounts share one lowering.
+        placed = self.placed()
+        admins = frozenset(self._admin_members())
+        accounts = self._shared.get((placed, admins))
         if accounts is None:
-            accounts = self._shared["accounts"] = self._lower_accounts()
+            accounts = self._shared[(placed, admins)] = self._lower_accounts(placed, admins)
         self.out.extend(accounts)
 
-    def _lower_accounts(self) -> list[Resource]:
+    def _admin_members(self) -> Iterator[str]:
+        """Users whose `member_of: [Administrators]` applies on this host (flows.admin_applies:
+        a service account's only where its service runs)."""
+        for name, user in self.spec.accounts.users.items():
+            member = self.principal(name)
+            for group in user.member_of:
+                if not admin_applies(self.spec, self.res, self.principal(group), member,
+                                     self.name):
+                    yield name
+
+    def _lower_accounts(self, placed: Placement, not_admin: frozenset[str]) -> list[Resource]:
         out: list[Resource] = []
         for name, user in self.spec.accounts.users.items():
+    def placed(self) -> Placement:
+        """The site accounts this host needs (flows.placement), worked out once."""
+        if self._placed is None:
+            self._placed = placement(self.spec, self.loaded, self.res, self.flows, self.name,
+                                     self._acl_names())
+        return self._placed
+
+    def _acl_names(self) -> list[str]:
+        """Every principal this host's AppID ACLs and machine limits name."""
+        names = [n for k in self.host.servers for n in (*self.spec.servers[k].launch,
+                                                       *self.spec.servers[k].access)]
+        for role in self.roles:
+            for which in ("access_limits", "launch_limits"):
+                names += list(self.setting(role, "dcom", which).value or {})
+        return names
+
+    def fallback_note(self) -> str:
+        """Why this host's callbacks need the anonymous fallback (guide §4.2 steps 10-12,
+        §7.2), as provenance text; "" when every server calling back authenticates here."""
+        if self._fallback is None:
+            reasons = fallback_reasons(self.spec, self.res, self.flows, self.name,
+                                       self.placed()) if "client" in self.roles else []
+            self._fallback = ("; anonymous callback fallback: " + "; ".join(reasons)
+                              if reasons else "")
+        return self._fallback
+
             path: NodePath = ("accounts", "users", name)
             if not user.existing:
                 out.append(LocalUser(f"local_user:{name}", self.prov(path, "§2.2"), name,
                                      user.description or "", user.password_never_expires))
             out += [self._member(group, name, (*path, "member_of", i))
-                    for i, group in enumerate(user.member_of)]
+                    for i, group in enumerate(user.member_of)
+                    if not (name in not_admin and self.principal(group).sid == _ADMINS)]
         for name, group_def in self.spec.accounts.groups.items():
             gpath: NodePath = ("accounts", "groups", name)
             if not group_def.existing:
                 out.append(LocalGroup(f"local_group:{name}", self.prov(gpath, "§2.3"), name,
                                       group_def.description or ""))
             out += [self._member(name, member, (*gpath, "members", i))
-                    for i, member in enumerate(group_def.members)]
-        return out
+            if not placed.has(self.principal(name), self.res):
+                continue
+                    for i, member in enumerate(group_def.members)
+                    if placed.has(self.principal(member), self.res)]
+        return [r for r in out if not isinstance(r, GroupMember)
+                or placed.has(r.group, self.res)]
 
     def _member(self, group: str, member: str, path: NodePath) -> GroupMember:
         g, m = self.principal(group), self.principal(member)
         return GroupMember(f"group_member:{g.name}/{m.name}", self.prov(path, "§2.4"), g, m)
 
+            if not placed.has(self.principal(name), self.res):
+                continue
     # --- §3 server runtime: service identity ------------------------------------------------
 
     def _service_identity(self) -> None:
@@ -332,7 +388,8 @@ class _Host:
                 masks[principal] = (old_mask | mask, old_path or path)
         for principal, (mask, path) in masks.items():
             rid = f"machine_limit_addition:{which}/{principal.sid or principal.name}"
-            self.out.append(MachineLimitAddition(rid, self.prov(path, guide), which,
+            note = self.fallback_note() if path is None and principal.sid == _ANONYMOUS else ""
+            self.out.append(MachineLimitAddition(rid, self.prov(path, guide + note), which,
                                                  principal, mask))
 
     def _role_limits(self, role: Role, which: Literal["access", "launch"]
@@ -358,6 +415,8 @@ class _Host:
 
     # --- §7 local security policy, §4.3 reboot ----------------------------------------------
 
+        if role == "client" and setting.path is None and not self.fallback_note():
+            return  # the anonymous callback fallback, only where callbacks need it
     def _policies(self) -> None:
         sharing = [s for s in self.combined("security_policy", "sharing_model") if s.value]
         if sharing:
@@ -368,12 +427,13 @@ class _Host:
                 LSA_KEY, "ForceGuest", 0 if classic else 1,
                 "Network access: Sharing and security model for local accounts"))
         anon = [s for s in self.combined("security_policy", "everyone_includes_anonymous")
-                if s.value is not None]
+                if s.value is not None and (s.path is not None or self.fallback_note())]
         if anon:
             on = any(s.value for s in anon)
             chosen = next(s for s in anon if bool(s.value) == on)
             self.out.append(SecurityOption(
-                "security_option:EveryoneIncludesAnonymous", self.prov(chosen.path, "§7.2"),
+                "security_option:EveryoneIncludesAnonymous",
+                self.prov(chosen.path, "§7.2" + note),
                 "EveryoneIncludesAnonymous", LSA_KEY, "EveryoneIncludesAnonymous", int(on),
                 "Network access: Let Everyone permissions apply to anonymous users"))
 
@@ -406,6 +466,7 @@ class _Firewall:
         h = self.h
         on = h.setting("server", "firewall", "opcenum")
         if on.value and h.setting("server", "opcenum").value:
+            note = self.fallback_note() if chosen.path is None else ""
             exe = catalog.products()[catalog.OPCENUM].executable
             self._rule("opcenum", "OPCEnum (OpcEnum.exe)", ["server"], on, "§5.1 step 4",
                        program=exe)
@@ -417,7 +478,7 @@ class _Firewall:
             if exe:
                 path = Setting(True, ("servers", key))
                 self._rule(f"server-{key}", f"OPC server {key}", ["server"], path,
-                           "§5.1 step 5", program=exe)
+                           "§5.1 step 5", program=exe, peers=h.flows.callers(h.name, key))
 
     def _client_rules(self) -> None:
         h = self.h
@@ -431,14 +492,17 @@ class _Firewall:
             program, service = (client.executable, None) if client.executable else (
                 None, client.service)
             self._rule(f"client-{key}", f"OPC client {key}", ["client"], path, "§5.2 step 4",
-                       program=program, service=service)
+                       program=program, service=service,
+                       peers=h.flows.called_back_by(h.name, key))
 
     def _rule(self, key: str, title: str, roles: list[Role], origin: Setting, guide: str,
               *, local_port: str | None = None, program: str | None = None,
-              service: str | None = None) -> None:
+              service: str | None = None, peers: set[str] | None = None) -> None:
         profiles = sorted({p for r in roles
                            for p in self.h.setting(r, "firewall", "profiles").value})
-        remote = self._remote(roles)
+        remote = self._remote(roles, peers)
+        if not remote:
+            return  # no flow needs it: a rule without remote addresses would admit everyone
         name = f"dcomc-{self.site}-{key}"
         desc = f"dcomc site {self.site}: {title}, inbound (DCOM guide {guide})"
         self.h.out.append(FirewallRule(
@@ -446,13 +510,20 @@ class _Firewall:
             f"dcomc {self.site}: {title}", desc, "TCP", local_port, program, service,
             tuple(profiles), remote))
 
-    def _remote(self, roles: list[Role]) -> tuple[str, ...]:
+    def _remote(self, roles: list[Role], peers: set[str] | None) -> tuple[str, ...]:
+        """`any`, the spec's addresses, or for `site` the addresses of the hosts whose flows
+        need the rule: `peers`, by default a server's callers and a client's calling-back
+        servers."""
         found: set[str] = set()
         for role in roles:
             value = self.h.setting(role, "firewall", "remote").value
             if value == "any":
                 return ("any",)
-            found.update(self.h.site_addresses if value == "site" else value)
+            if value != "site":
+                found.update(value)
+                continue
+            hosts = peers if peers is not None else self._peers(role)
+            found.update(site_scope(self.h.spec.hosts[p].address for p in hosts))
         return tuple(sorted(found))
 
     def _network_discovery(self) -> None:
@@ -510,6 +581,10 @@ def _level_or_delete(level: str, table: dict[str, int]) -> int | None:
 
 
 def _process_mode(server: Server) -> str:
+    def _peers(self, role: Role) -> set[str]:
+        flows, name = self.h.flows, self.h.name
+        return flows.callers(name) if role == "server" else flows.called_back_by(name)
+
     return server.process_mode or ("service" if server.service_account else "interactive")
 
 

@@ -288,3 +288,27 @@ class SitePlan:
 
 def sort_key(resource: Resource) -> tuple[int, str]:
     return (resource.phase, resource.id)
+@dataclass(frozen=True, slots=True, order=True)
+class Flow:
+    """One DCOM flow: a client on a host calls a server on a host (and the server calls the
+    client back). `declared`: written in the client's `calls`, not the implicit "every client
+    calls every server" of a spec without it. `span` is where the flow is written (the
+    `calls` entry, else the client's key)."""
+
+    client: str
+    client_host: str
+    server: str
+    server_host: str
+    declared: bool = field(compare=False)
+    span: Span | None = field(compare=False)
+
+    @property
+    def local(self) -> bool:
+        """Client and server on one PC: no network, no firewall, local rights."""
+        return self.client_host.casefold() == self.server_host.casefold()
+
+    def text(self) -> str:
+        return f"{self.client} on {self.client_host} → {self.server} on {self.server_host}"
+
+
+    flows: tuple[Flow, ...] = ()

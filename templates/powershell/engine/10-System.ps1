@@ -618,6 +618,26 @@ function Rename-DcomcOsFolder {
     [IO.Directory]::Move($Path, (Join-Path -Path (Split-Path -Path $Path -Parent) -ChildPath $NewName))
 }
 
+# --- Authenticode: the signature of a bundle file as Windows verifies it on this PC ------------------
+# Windows checks the signature of what it executes (entry script and module, under AllSigned);
+# the data file is only read, so no execution policy looks at it: the engine asks here.
+
+function Get-DcomcOsFileSignature {
+    <# @{ Status; SignerThumbprint; Subject; StatusMessage }: Status is the SignatureStatus name
+       (Valid, NotSigned, HashMismatch, NotTrusted, UnknownError, NotSupportedFileFormat,
+       Incompatible); the signer's fields are $null when the signature names no certificate. A
+       missing file throws. #>
+    param([Parameter(Mandatory = $true)] [string] $Path)
+    $signature = Get-AuthenticodeSignature -LiteralPath $Path -ErrorAction Stop
+    $thumbprint = $null
+    $subject = $null
+    if ($null -ne $signature.SignerCertificate) {
+        $thumbprint = [string] $signature.SignerCertificate.Thumbprint
+        $subject = [string] $signature.SignerCertificate.Subject
+    }
+    return @{ Status = [string] $signature.Status; SignerThumbprint = $thumbprint; Subject = $subject; StatusMessage = [string] $signature.StatusMessage }
+}
+
 function Export-DcomcOsSystemBackup {
     <# Human-usable copies of what Apply may touch, for an administrator (Rollback uses the
        machine-readable changes.json): returns one warning per copy that failed. #>

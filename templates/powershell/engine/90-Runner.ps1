@@ -81,6 +81,91 @@ function Import-DcomcData {
     return $data
 }
 
+# --- the bundle's signature: a signed engine takes only a data file of the same signer -------------
+# Under AllSigned Windows checks the entry script and this module before running them, but the
+# data file is read as data, which no execution policy covers, and it decides what Apply writes
+# as SYSTEM. A signed engine beside an unsigned data file, or one signed by another certificate,
+# is a bundle put together from different sources: tampered, until someone says otherwise
+# (-AllowUnsigned, for sites that sign only the scripts Windows runs). A file changed after it
+# was signed (HashMismatch) is tampered whatever anyone says. An unsigned engine vouches for
+# nothing: its data file is not checked (a replaced engine would not check it either).
+
+function Get-DcomcSignatureVerdict {
+    <# Pure: @{ Refusal (why Apply and Rollback must not run, or $null); Waivable (whether
+       -AllowUnsigned lifts the refusal); Notes (@{ Level; Message } for the log) } from the
+       signatures (Get-DcomcOsFileSignature) of the engine and of the data file. #>
+    param([Parameter(Mandatory = $true)] $Engine, [Parameter(Mandatory = $true)] $Data, [Parameter(Mandatory = $true)] [string] $DataFile)
+    $use = 'use the bundle as it was released'
+    if ([string] $Engine.Status -eq 'HashMismatch') {
+        return @{ Refusal = ('The engine DcomConfig.psm1 was changed after it was signed (its signature: HashMismatch): this copy of the bundle has been tampered with; {0}' -f $use); Waivable = $false; Notes = @() }
+    }
+    if ([string] $Data.Status -eq 'HashMismatch') {
+        return @{ Refusal = ('The data file {0} was changed after it was signed (its signature: HashMismatch): this copy of the bundle has been tampered with; {1}' -f $DataFile, $use); Waivable = $false; Notes = @() }
+    }
+    $engineSigner = '{0} (thumbprint {1})' -f $Engine.Subject, $Engine.SignerThumbprint
+    $dataSigner = '{0} (thumbprint {1})' -f $Data.Subject, $Data.SignerThumbprint
+    if ([string] $Engine.Status -eq 'NotSigned') {
+        $notes = @(@{ Level = 'INFO'; Message = ('the engine is not signed: the signature of the data file is not required (it is {0})' -f $Data.Status) })
+        if ([string] $Data.Status -ne 'NotSigned') {
+            $notes += @{ Level = 'WARN'; Message = ('the data file {0} is signed ({1}, by {2}) but the engine is not: the engine is not the one released with it' -f $DataFile, $Data.Status, $dataSigner) }
+        }
+        return @{ Refusal = $null; Waivable = $true; Notes = $notes }
+    }
+    if ([string] $Engine.Status -ne 'Valid') {
+        # NotTrusted, UnknownError (an expired certificate without a timestamp), ...: the engine
+        # is signed, but by whom cannot be established here, so neither can the data file's.
+        return @{ Refusal = ('The engine''s own signature is {0} on this PC ({1}): the signer of the data file cannot be checked against it. Make the signing certificate trusted on this PC, or run with -AllowUnsigned if you trust this copy of the bundle' -f $Engine.Status, $Engine.StatusMessage); Waivable = $true; Notes = @() }
+    }
+    $engineThumbprint = [string] $Engine.SignerThumbprint
+    if ([string] $Data.Status -eq 'Valid' -and $engineThumbprint -and $engineThumbprint -ieq [string] $Data.SignerThumbprint) {
+        return @{ Refusal = $null; Waivable = $true; Notes = @(@{ Level = 'INFO'; Message = ('the engine and the data file are signed by {0}' -f $engineSigner) }) }
+    }
+    if ([string] $Data.Status -eq 'NotSigned') {
+        $why = 'it is not signed'
+    }
+    elseif ([string] $Data.Status -eq 'Valid') {
+        $why = 'it is signed by another certificate: {0}' -f $dataSigner
+    }
+    else {
+        $why = 'its signature is {0} on this PC ({1})' -f $Data.Status, $Data.StatusMessage
+    }
+    return @{ Refusal = ('The engine is signed by {0}, but the data file {1} is not: {2}. A bundle whose files are not all signed by one certificate has been tampered with; {3}, or run with -AllowUnsigned if this site does not sign its data files' -f $engineSigner, $DataFile, $why, $use); Waivable = $true; Notes = @() }
+}
+
+function Test-DcomcBundleSignature {
+    <# Checks the data file against the engine's signer, before the data file is read or
+       anything is changed. Apply and Rollback throw when the verdict refuses (exit 3, nothing
+       changed); Test and Report only read, and go on with a warning. Returns the log notes
+       (the log starts later: its folder is named by the data file). #>
+    param([Parameter(Mandatory = $true)] [string] $DataFile, [Parameter(Mandatory = $true)] [string] $Mode, [switch] $AllowUnsigned)
+    if (-not (Test-DcomcOsPath -Path $DataFile)) {
+        return , @()   # Import-DcomcData says which file is missing
+    }
+    $engine = Get-DcomcOsFileSignature -Path (Join-Path -Path $script:ModuleFolder -ChildPath 'DcomConfig.psm1')
+    $signature = Get-DcomcOsFileSignature -Path $DataFile
+    $verdict = Get-DcomcSignatureVerdict -Engine $engine -Data $signature -DataFile $DataFile
+    $notes = @($verdict.Notes)
+    if ($verdict.Refusal) {
+        $changes = ($Mode -eq 'Apply' -or $Mode -eq 'Rollback')
+        if ($changes -and -not ($AllowUnsigned -and $verdict.Waivable)) {
+            throw ('{0} refused before any change: {1}' -f $Mode, $verdict.Refusal)
+        }
+        if ($changes) {
+            $message = '-AllowUnsigned: going on although {0}' -f $verdict.Refusal
+        }
+        else {
+            $message = '{0} changes nothing and goes on, but Apply and Rollback would refuse: {1}' -f $Mode, $verdict.Refusal
+        }
+        $notes += @{ Level = 'WARN'; Message = $message }
+    }
+    foreach ($note in $notes) {
+        if ($note.Level -eq 'WARN') {
+            Write-Warning -Message $note.Message
+        }
+    }
+    return , $notes
+}
+
 function Get-DcomcNeededPassword {
     <# Accounts whose password Apply will need, asked for BEFORE anything changes. #>
     param([Parameter(Mandatory = $true)] [AllowEmptyCollection()] [object[]] $Todo)
@@ -499,6 +584,10 @@ function Invoke-DcomcConfiguration {
         each, both UTF-16LE (the MSI's route: never on a command line, any code page).
     .PARAMETER Force
         Use a data file made for another computer.
+    .PARAMETER AllowUnsigned
+        Apply and Rollback with a signed engine whose data file is unsigned, signed by another
+        certificate, or not verifiable here (or with an engine whose signature does not verify
+        on this PC). A file changed after it was signed (HashMismatch) is refused even so.
     #>
     [CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'Medium')]
     param(
@@ -510,10 +599,12 @@ function Invoke-DcomcConfiguration {
         [switch] $ResetPasswords,
         [string] $BackupName,
         [switch] $PasswordsFromStdin,
-        [switch] $Force
+        [switch] $Force,
+        [switch] $AllowUnsigned
     )
     try {
         Initialize-DcomcRun -Passwords $Passwords -ResetPasswords:$ResetPasswords -PasswordsFromStdin:$PasswordsFromStdin
+        $signatureNotes = Test-DcomcBundleSignature -DataFile $DataFile -Mode $Mode -AllowUnsigned:$AllowUnsigned
         $data = Import-DcomcData -DataFile $DataFile -Force:$Force
         if (($Mode -eq 'Apply' -or $Mode -eq 'Rollback') -and -not (Test-DcomcOsElevated)) {
             throw ('{0} needs an elevated PowerShell (Run as administrator)' -f $Mode)
@@ -524,6 +615,9 @@ function Invoke-DcomcConfiguration {
         }
         Start-DcomcLog -Data $data -Mode $Mode
         Write-DcomcLog -Message ('{0} on {1} with {2} ({3})' -f $Mode, (Get-DcomcOsComputerName), $DataFile, $data.Generator)
+        foreach ($note in $signatureNotes) {
+            Write-DcomcLog -Level $note.Level -Message ('signature: {0}' -f $note.Message)
+        }
         if ($Mode -eq 'Rollback') {
             $code = Invoke-DcomcRollback -Data $data -Backup $Backup -BackupName $BackupName -Cmdlet $PSCmdlet
             $script:RebootNeeded = $true
