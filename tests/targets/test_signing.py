@@ -1,0 +1,276 @@
+"""Signed bundles end to end (issue 14), with the real tools: wixl builds the MSIs from the
+signed scripts, osslsigncode signs and checks every script and MSI against the throw-away CA,
+openssl the manifest's signature, Wine's msiexec installs and removes a signed MSI, and
+`dcomc verify` names each way a bundle can be spoilt. Missing tools skip locally and fail in
+CI (DCOMC_REQUIRE_TOOLS=1)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from test_msi import computer, installed_dir, msiexec, wine, winpath  # noqa: F401 (fixture)
+
+from dcomc.cli import main
+from dcomc.emit import bundle, sign
+from dcomc.pipeline import compile_file
+from dcomc_targets import Options, msi
+from tools import require
+from unit.test_sign import Pki, make_pki, osslsigncode_verify
+
+ROOT = Path(__file__).resolve().parents[2]
+PLANT7 = ROOT / "examples" / "plant7-workgroup.yaml"
+PLANT9 = ROOT / "examples" / "plant9-domain.yaml"
+EPOCH = "1700000000"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def signed_build(spec: Path, out: Path, pki: Pki, name: str = "signer", msis: bool = True
+                 ) -> Path:
+    """`dcomc build` of `spec` into `out`, signed by the certificate `name` of `pki`."""
+    if msis:
+        require(not msi.missing_tools(), "wixl/msitools")
+    settings = sign.SignSettings(pki.cert(name), str(pki.key(name)))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+        with sign.Signer(settings) as signer:
+            bundle.build(compile_file(spec), Options(), spec.name, out,
+                         bundle.MsiRequest("1.0.0") if msis else None, signer)
+    return out
+
+
+@pytest.fixture(scope="module")
+def plant7(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Path:
+    return signed_build(PLANT7, tmp_path_factory.mktemp("signed") / "plant7", pki)
+
+
+def signed_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix in sign.SIGNED_SUFFIXES)
+
+
+def verify(folder: Path, pki: Pki | None, *extra: str) -> tuple[int, dict[str, object]]:
+    args = ["verify", str(folder), "--json", *extra]
+    if pki is not None:
+        args += ["--ca", str(pki.ca)]
+    result = CliRunner().invoke(main, args)
+    return result.exit_code, json.loads(result.stdout)
+
+
+def codes(report: dict[str, object]) -> set[tuple[str, str | None]]:
+    failures = report["failures"]
+    assert isinstance(failures, list)
+    return {(f["code"], f["path"]) for f in failures}
+
+
+# --- every script and MSI, checked by osslsigncode ---------------------------------------------
+
+
+def test_every_script_and_msi_verifies_against_the_ca(plant7: Path, pki: Pki) -> None:
+    files = signed_files(plant7)
+    assert {p.suffix for p in files} == {".ps1", ".psm1", ".psd1", ".msi"}
+    assert len(files) == 12  # 3 hosts x (entry, engine, data, MSI)
+    for path in files:
+        assert "Signature verification: ok" in osslsigncode_verify(pki, path), path
+
+
+def test_the_msis_carry_the_signed_scripts(plant7: Path) -> None:
+    """Order of work: the MSI is built from the signed files (sizes as the proxy, as in
+    test_msi), so an AllSigned PC can run what the MSI installs."""
+    for host in ("SCADA01", "HMI01"):
+        rows = msi.read_tables(plant7 / host / f"{host}.msi", ["File"])["File"]
+        sizes = {r["FileName"]: int(r["FileSize"]) for r in rows}
+        for name in ("DcomConfig.psm1", "Invoke-DcomConfig.ps1", f"{host}.psd1"):
+            on_disk = plant7 / host / "powershell" / name
+            assert b"# SIG # Begin signature block" in on_disk.read_bytes()
+            assert sizes[name] == on_disk.stat().st_size, name
+
+
+def test_the_manifest_pins_the_signed_bytes_and_the_review_names_the_signer(
+        plant7: Path, pki: Pki) -> None:
+    manifest = json.loads((plant7 / bundle.MANIFEST).read_text())
+    for entry in manifest["hosts"].values():
+        for art in entry["artifacts"]:
+            data = (plant7 / art["path"]).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == art["sha256"], art["path"]
+    fingerprint = sign.fingerprint(pki.cert("signer").read_bytes())
+    assert manifest["signature"]["sha256"] == fingerprint
+    for report in ("review.html", "REVIEW.md"):
+        text = (plant7 / report).read_text()
+        assert fingerprint in text and "dcomc test signer" in text
+    check = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in",
+                            str(plant7 / sign.SIGNATURE), "-content", str(plant7 / "manifest.json"),
+                            "-CAfile", str(pki.ca), "-purpose", "any", "-out", "/dev/null"],
+                           capture_output=True, check=False)
+    assert check.returncode == 0, check.stderr
+
+
+# --- reproducible, and `dcomc sign` gives the bytes of `build --sign` ---------------------------
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_signing_twice_gives_identical_bytes(plant7: Path, pki: Pki, tmp_path: Path) -> None:
+    again = signed_build(PLANT7, tmp_path / "again", pki)
+    assert tree(again) == tree(plant7)
+
+
+def test_sign_command_gives_the_bytes_of_a_signed_build(plant7: Path, pki: Pki, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    require(not msi.missing_tools(), "wixl/msitools")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    out = tmp_path / "later"
+    runner = CliRunner()
+    built = runner.invoke(main, ["build", str(PLANT7), "-o", str(out)])
+    assert built.exit_code == 0, built.output
+    signing = ["--sign", str(pki.cert("signer")), "--sign-key", str(pki.key("signer"))]
+    signed = runner.invoke(main, ["sign", str(out), "--spec", str(PLANT7), *signing])
+    assert signed.exit_code == 0, signed.output
+    assert tree(out) == tree(plant7)
+    again = runner.invoke(main, ["sign", str(out), "--spec", str(PLANT7), *signing])
+    assert again.exit_code == 2 and "signed already" in again.stderr and "[E412]" in again.stderr
+
+
+def test_sign_refuses_a_bundle_edited_since_its_build(pki: Pki, tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    runner = CliRunner()
+    assert runner.invoke(main, ["build", str(PLANT7), "-o", str(out), "--no-msi"]).exit_code == 0
+    (out / "HMI01" / "reg" / "HMI01.reg").write_bytes(b"edited")
+    result = runner.invoke(main, ["sign", str(out), "--spec", str(PLANT7), "--sign",
+                                  str(pki.cert("signer")), "--sign-key", str(pki.key("signer"))])
+    assert result.exit_code == 2 and "HMI01/reg/HMI01.reg edited" in result.stderr
+
+
+# --- a signed MSI still installs and uninstalls -------------------------------------------------
+
+
+def test_a_signed_msi_installs_and_uninstalls_under_wine(
+        wine: dict[str, str], pki: Pki, tmp_path: Path) -> None:  # noqa: F811
+    plant9 = signed_build(PLANT9, tmp_path / "plant9", pki)
+    package = plant9 / "UTIL-SRV1" / "UTIL-SRV1.msi"
+    osslsigncode_verify(pki, package)
+    computer(wine, "UTIL-SRV1")
+    code, _ = msiexec(wine, "/i", winpath(package), "/qn")
+    assert code == 0
+    target = installed_dir(wine, "plant9-utilities")
+    installed = target / "UTIL-SRV1.psd1"
+    assert installed.read_bytes() == (plant9 / "UTIL-SRV1/powershell/UTIL-SRV1.psd1").read_bytes()
+    assert b"# SIG # Begin signature block" in installed.read_bytes()
+    code, _ = msiexec(wine, "/x", winpath(package), "/qn")
+    assert code == 0
+    assert not target.exists() or not any(target.iterdir())
+
+
+# --- dcomc verify: passes, and names each failure -----------------------------------------------
+
+
+def test_verify_passes_a_signed_bundle(plant7: Path, pki: Pki) -> None:
+    code, report = verify(plant7, pki)
+    assert code == 0 and report["ok"] is True and report["failures"] == []
+    assert report["authenticode_signatures"] == 12
+
+
+def test_verify_without_the_ca_does_not_trust_a_private_ca(plant7: Path) -> None:
+    code, report = verify(plant7, None)
+    assert code == 1 and codes(report) == {("E428", None)}
+
+
+@pytest.fixture
+def copy(plant7: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(plant7, tmp_path / "copy"))
+
+
+def test_verify_catches_a_changed_byte_in_a_script(copy: Path, pki: Pki) -> None:
+    script = copy / "HMI02" / "powershell" / "HMI02.psd1"
+    data = bytearray(script.read_bytes())
+    data[40] ^= 0x01
+    script.write_bytes(bytes(data))
+    code, report = verify(copy, pki)
+    rel = "HMI02/powershell/HMI02.psd1"
+    assert code == 1 and codes(report) == {("E420", rel), ("E426", rel)}
+
+
+def test_verify_catches_a_script_signed_by_another_certificate(copy: Path, pki: Pki) -> None:
+    script = copy / "SCADA01" / "powershell" / "SCADA01.psd1"
+    with sign.Signer(sign.SignSettings(pki.cert("other"), str(pki.key("other")))) as other:
+        unsigned = script.read_bytes().split(b"# SIG # Begin signature block")[0]
+        script.write_bytes(other.sign_bytes(unsigned, script.name))
+    osslsigncode_verify(pki, script)  # a valid signature, by the same CA: only its signer differs
+    code, report = verify(copy, pki)
+    rel = "SCADA01/powershell/SCADA01.psd1"
+    assert code == 1 and codes(report) == {("E420", rel), ("E427", rel)}
+
+
+def test_verify_catches_an_unsigned_file_added(copy: Path, pki: Pki) -> None:
+    (copy / "HMI01" / "powershell" / "Extra.ps1").write_text("Write-Host hi\r\n")
+    code, report = verify(copy, pki)
+    assert code == 1 and codes(report) == {("E422", "HMI01/powershell/Extra.ps1")}
+
+
+def test_verify_catches_a_file_removed(copy: Path, pki: Pki) -> None:
+    (copy / "HMI01" / "HMI01.msi").unlink()
+    code, report = verify(copy, pki)
+    assert code == 1 and codes(report) == {("E421", "HMI01/HMI01.msi")}
+
+
+def test_verify_catches_an_edited_manifest(copy: Path, pki: Pki) -> None:
+    """Whoever edits a file and its hash in the manifest still cannot sign the manifest."""
+    script = copy / "HMI01" / "powershell" / "HMI01.psd1"
+    script.write_bytes(script.read_bytes().replace(b"plant7-line3", b"plant7-line4", 1))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    for art in manifest["hosts"]["HMI01"]["artifacts"]:
+        if art["path"] == "HMI01/powershell/HMI01.psd1":
+            art["sha256"] = hashlib.sha256(script.read_bytes()).hexdigest()
+    (copy / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    code, report = verify(copy, pki)
+    assert code == 1 and ("E424", "manifest.json") in codes(report)
+    assert ("E426", "HMI01/powershell/HMI01.psd1") in codes(report)
+
+
+def test_verify_catches_an_expired_certificate(pki: Pki, tmp_path: Path) -> None:
+    out = signed_build(PLANT7, tmp_path / "expired", pki, "expired", msis=False)
+    code, report = verify(out, pki)
+    assert code == 1 and codes(report) == {("E430", None)}
+
+
+def test_verify_catches_a_certificate_not_for_code_signing(pki: Pki, tmp_path: Path) -> None:
+    out = signed_build(PLANT7, tmp_path / "tls", pki, "tls", msis=False)
+    code, report = verify(out, pki)
+    assert code == 1 and codes(report) == {("E429", None)}
+
+
+def test_verify_of_an_unsigned_bundle_fails(tmp_path: Path, pki: Pki) -> None:
+    out = tmp_path / "b"
+    assert CliRunner().invoke(main, ["build", str(PLANT7), "-o", str(out), "--no-msi"]
+                              ).exit_code == 0
+    code, report = verify(out, pki)
+    assert code == 1 and ("E423", sign.SIGNATURE) in codes(report)
+    assert ("E425", "HMI01/powershell/HMI01.psd1") in codes(report)
+
+
+def test_verify_text_names_each_failure_on_its_line(copy: Path, pki: Pki) -> None:
+    (copy / "HMI01" / "HMI01.msi").unlink()
+    result = CliRunner().invoke(main, ["verify", str(copy), "--ca", str(pki.ca)])
+    assert result.exit_code == 1
+    assert "FAIL HMI01/HMI01.msi: is listed in the manifest but missing [E421]" in result.stdout
+
+
+def test_diff_reports_a_broken_signature(copy: Path, plant7: Path, pki: Pki) -> None:
+    script = copy / "HMI01" / "powershell" / "HMI01.psd1"
+    with sign.Signer(sign.SignSettings(pki.cert("other"), str(pki.key("other")))) as other:
+        unsigned = script.read_bytes().split(b"# SIG # Begin signature block")[0]
+        script.write_bytes(other.sign_bytes(unsigned, script.name))
+    result = CliRunner().invoke(main, ["diff", str(plant7), str(copy)])
+    assert "HMI01/powershell/HMI01.psd1 has a signature that does not hold" in result.stdout
+    assert "manifest.json.p7s" not in result.stdout  # the signature is not an unlisted file
