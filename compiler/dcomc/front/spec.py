@@ -145,13 +145,13 @@ Guid = Annotated[str, _string("GUID in braces", GUID_PATTERN)]
 Executable = Annotated[str, _string("full path of an .exe", EXECUTABLE_PATTERN)]
 ServiceName = Annotated[str, _string("service name", SERVICE_PATTERN)]
 Sid = Annotated[str, _string("SID", SID_PATTERN)]
+HostNames = Annotated[list[str], SchemaOnly(minItems=1)]
+AccountHosts = Annotated[list[str], SchemaOnly(minItems=1)]
 LaunchRights = Annotated[list[LaunchRight], SchemaOnly(minItems=1)]
 AccessRights = Annotated[list[AccessRight], SchemaOnly(minItems=1)]
 
 
 def doc(description: str, guide: str | None = None, default: Any = None, **kw: Any) -> Any:
-HostNames = Annotated[list[str], SchemaOnly(minItems=1)]
-AccountHosts = Annotated[list[str], SchemaOnly(minItems=1)]
     """A pydantic Field whose description also names the guide section it automates."""
     extra: dict[str, Any] | None = {"guide": guide} if guide else None
     if "default_factory" in kw:
@@ -221,17 +221,17 @@ class User(_Model):
         "§2.4",
         default_factory=list,
     )
-
-
-class Group(_Model):
-    model_config = ConfigDict(json_schema_extra={  # E127, E208
-        "if": {"required": ["existing"], "properties": {"existing": {"const": True}}},
     hosts: AccountHosts | None = doc(
         "The hosts this account is created on (and its memberships applied there), by "
         "computer name or host range key. Default: where a flow, a service or an ACL needs it "
         "(see Account placement).",
         "§2.1",
     )
+
+
+class Group(_Model):
+    model_config = ConfigDict(json_schema_extra={  # E127, E208
+        "if": {"required": ["existing"], "properties": {"existing": {"const": True}}},
         "then": {"properties": {"members": {"maxItems": 0}}},
         "else": _absent("sid"),
     })
@@ -241,16 +241,16 @@ class Group(_Model):
     existing: bool = doc("The group already exists: reference it, never create it.", "§2.1",
                          default=False)
     sid: Sid | None = doc("The group's SID when known.")
-
-
-class Accounts(_Model):
-    users: Annotated[dict[str, User], _names(account_pattern(20))] = doc(
-        "Users by account name.", "§2.2", default_factory=dict)
     hosts: AccountHosts | None = doc(
         "The hosts this group is created on, by computer name or host range key. Default: "
         "where an ACL or a limit names it, or a placed user joins it (see Account placement).",
         "§2.3",
     )
+
+
+class Accounts(_Model):
+    users: Annotated[dict[str, User], _names(account_pattern(20))] = doc(
+        "Users by account name.", "§2.2", default_factory=dict)
     groups: Annotated[dict[str, Group], _names(account_pattern(256))] = doc(
         "Groups by name.", "§2.3", default_factory=dict)
 
@@ -337,6 +337,14 @@ class Client(_Model):
         "DOMAIN\\name account.",
         "§2.1 note",
     )
+    calls: list[str] | dict[str, HostNames] | None = doc(
+        "The servers this client calls (its DCOM flows): a list of server keys, or a map "
+        "server key → the hosts running it that this client calls (computer names or host "
+        "range keys). Absent: every server of the site, on every host (lint W618). The flows "
+        "decide where accounts exist, whom the firewall admits and where callbacks need the "
+        "anonymous fallback, and each is verified (E5xx, W5xx).",
+        "§2.1, §5",
+    )
 
 
 class Dcom(_Model):
@@ -352,14 +360,6 @@ class Dcom(_Model):
         "\"Edit Limits\" on Access: principal → rights, ADDED to what Windows already allows. "
         "Default: ANONYMOUS LOGON local and remote access (OPCEnum, callbacks).",
         "§4.2 steps 9-12",
-    calls: list[str] | dict[str, HostNames] | None = doc(
-        "The servers this client calls (its DCOM flows): a list of server keys, or a map "
-        "server key → the hosts running it that this client calls (computer names or host "
-        "range keys). Absent: every server of the site, on every host (lint W618). The flows "
-        "decide where accounts exist, whom the firewall admits and where callbacks need the "
-        "anonymous fallback, and each is verified (E5xx, W5xx).",
-        "§2.1, §5",
-    )
     )
     launch_limits: dict[str, LaunchRights] | None = doc(
         "\"Edit Limits\" on Launch and Activation: principal → rights, ADDED to the limit. "

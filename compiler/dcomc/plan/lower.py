@@ -99,6 +99,7 @@ NETWORK_DISCOVERY_SERVICES: tuple[tuple[str, Literal["auto", "manual"]], ...] = 
     ("fdPHost", "auto"), ("FDResPub", "auto"), ("SSDPSRV", "auto"), ("upnphost", "manual"),
 )
 LSA_KEY = "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\Lsa"
+_ADMINS, _ANONYMOUS = "S-1-5-32-544", "S-1-5-7"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,6 @@ class Setting:
 
 
 def lower(spec: Spec, loaded: Loaded) -> SitePlan:
-_ADMINS, _ANONYMOUS = "S-1-5-32-544", "S-1-5-7"
     flows = SiteFlows(site_flows(spec, loaded))
     resolver = Resolver(spec)  # one for the site: its lookup tables do not depend on the host
     shared: dict[Any, list[Resource]] = {}  # resources hosts have alike, lowered once
@@ -149,6 +149,8 @@ class _Host:
         self.spec, self.loaded, self.name, self.host = spec, loaded, name, host
         self.flows = flows
         self.res = resolver
+        self._placed: Placement | None = None
+        self._fallback: str | None = None
         self._shared = shared
         roles: list[Role] = []
         if host.servers:
@@ -160,8 +162,6 @@ class _Host:
         self._layer_cache: dict[Role, list[tuple[Any, NodePath | None]]] = {}
 
     def plan(self) -> HostPlan:
-        self._placed: Placement | None = None
-        self._fallback: str | None = None
         for step in (self._accounts, self._service_identity, self._appids, self._machine_dcom,
                      self._firewall, self._policies, self._reboot):
             step()
@@ -212,29 +212,6 @@ class _Host:
 
     # --- §2 users and groups ----------------------------------------------------------------
 
-    def _accounts(self) -> None:
-        # §2.1: an account exists where a flow, a service or an ACL of this host needs it
-        # (flows.placement); hosts that need the same accounts share one lowering.
-        placed = self.placed()
-        admins = frozenset(self._admin_members())
-        accounts = self._shared.get((placed, admins))
-        if accounts is None:
-            accounts = self._shared[(placed, admins)] = self._lower_accounts(placed, admins)
-        self.out.extend(accounts)
-
-    def _admin_members(self) -> Iterator[str]:
-        """Users whose `member_of: [Administrators]` applies on this host (flows.admin_applies:
-        a service account's only where its service runs)."""
-        for name, user in self.spec.accounts.users.items():
-            member = self.principal(name)
-            for group in user.member_of:
-                if not admin_applies(self.spec, self.res, self.principal(group), member,
-                                     self.name):
-                    yield name
-
-    def _lower_accounts(self, placed: Placement, not_admin: frozenset[str]) -> list[Resource]:
-        out: list[Resource] = []
-        for name, user in self.spec.accounts.users.items():
     def placed(self) -> Placement:
         """The site accounts this host needs (flows.placement), worked out once."""
         if self._placed is None:
@@ -261,7 +238,32 @@ class _Host:
                               if reasons else "")
         return self._fallback
 
+    def _accounts(self) -> None:
+        # §2.1: an account exists where a flow, a service or an ACL of this host needs it
+        # (flows.placement); hosts that need the same accounts share one lowering.
+        placed = self.placed()
+        admins = frozenset(self._admin_members())
+        accounts = self._shared.get((placed, admins))
+        if accounts is None:
+            accounts = self._shared[(placed, admins)] = self._lower_accounts(placed, admins)
+        self.out.extend(accounts)
+
+    def _admin_members(self) -> Iterator[str]:
+        """Users whose `member_of: [Administrators]` applies on this host (flows.admin_applies:
+        a service account's only where its service runs)."""
+        for name, user in self.spec.accounts.users.items():
+            member = self.principal(name)
+            for group in user.member_of:
+                if not admin_applies(self.spec, self.res, self.principal(group), member,
+                                     self.name):
+                    yield name
+
+    def _lower_accounts(self, placed: Placement, not_admin: frozenset[str]) -> list[Resource]:
+        out: list[Resource] = []
+        for name, user in self.spec.accounts.users.items():
             path: NodePath = ("accounts", "users", name)
+            if not placed.has(self.principal(name), self.res):
+                continue
             if not user.existing:
                 out.append(LocalUser(f"local_user:{name}", self.prov(path, "§2.2"), name,
                                      user.description or "", user.password_never_expires))
@@ -270,12 +272,12 @@ class _Host:
                     if not (name in not_admin and self.principal(group).sid == _ADMINS)]
         for name, group_def in self.spec.accounts.groups.items():
             gpath: NodePath = ("accounts", "groups", name)
+            if not placed.has(self.principal(name), self.res):
+                continue
             if not group_def.existing:
                 out.append(LocalGroup(f"local_group:{name}", self.prov(gpath, "§2.3"), name,
                                       group_def.description or ""))
             out += [self._member(name, member, (*gpath, "members", i))
-            if not placed.has(self.principal(name), self.res):
-                continue
                     for i, member in enumerate(group_def.members)
                     if placed.has(self.principal(member), self.res)]
         return [r for r in out if not isinstance(r, GroupMember)
@@ -285,8 +287,6 @@ class _Host:
         g, m = self.principal(group), self.principal(member)
         return GroupMember(f"group_member:{g.name}/{m.name}", self.prov(path, "§2.4"), g, m)
 
-            if not placed.has(self.principal(name), self.res):
-                continue
     # --- §3 server runtime: service identity ------------------------------------------------
 
     def _service_identity(self) -> None:
@@ -395,6 +395,8 @@ class _Host:
     def _role_limits(self, role: Role, which: Literal["access", "launch"]
                      ) -> Iterator[tuple[Principal, int, NodePath | None]]:
         setting = self.setting(role, "dcom", f"{which}_limits")
+        if role == "client" and setting.path is None and not self.fallback_note():
+            return  # the anonymous callback fallback, only where callbacks need it
         if setting.value is None and which == "launch" and role == "server":
             # §4.2 steps 13-21 add "the user or group" of §4.1 to the launch limit: by default
             # every principal that may launch one of this host's servers.
@@ -415,8 +417,6 @@ class _Host:
 
     # --- §7 local security policy, §4.3 reboot ----------------------------------------------
 
-        if role == "client" and setting.path is None and not self.fallback_note():
-            return  # the anonymous callback fallback, only where callbacks need it
     def _policies(self) -> None:
         sharing = [s for s in self.combined("security_policy", "sharing_model") if s.value]
         if sharing:
@@ -431,6 +431,7 @@ class _Host:
         if anon:
             on = any(s.value for s in anon)
             chosen = next(s for s in anon if bool(s.value) == on)
+            note = self.fallback_note() if chosen.path is None else ""
             self.out.append(SecurityOption(
                 "security_option:EveryoneIncludesAnonymous",
                 self.prov(chosen.path, "§7.2" + note),
@@ -466,7 +467,6 @@ class _Firewall:
         h = self.h
         on = h.setting("server", "firewall", "opcenum")
         if on.value and h.setting("server", "opcenum").value:
-            note = self.fallback_note() if chosen.path is None else ""
             exe = catalog.products()[catalog.OPCENUM].executable
             self._rule("opcenum", "OPCEnum (OpcEnum.exe)", ["server"], on, "§5.1 step 4",
                        program=exe)
@@ -526,6 +526,10 @@ class _Firewall:
             found.update(site_scope(self.h.spec.hosts[p].address for p in hosts))
         return tuple(sorted(found))
 
+    def _peers(self, role: Role) -> set[str]:
+        flows, name = self.h.flows, self.h.name
+        return flows.callers(name) if role == "server" else flows.called_back_by(name)
+
     def _network_discovery(self) -> None:
         h = self.h
         wanted = [s for s in h.combined("network_discovery") if s.value]
@@ -581,10 +585,6 @@ def _level_or_delete(level: str, table: dict[str, int]) -> int | None:
 
 
 def _process_mode(server: Server) -> str:
-    def _peers(self, role: Role) -> set[str]:
-        flows, name = self.h.flows, self.h.name
-        return flows.callers(name) if role == "server" else flows.called_back_by(name)
-
     return server.process_mode or ("service" if server.service_account else "interactive")
 
 

@@ -271,23 +271,6 @@ class HostPlan:
         return [r for r in self.resources if isinstance(r, cls)]
 
 
-@dataclass(frozen=True, slots=True)
-class SitePlan:
-    site: str
-    description: str | None
-    identity: str
-    domain: str | None
-    hosts: tuple[HostPlan, ...]
-
-    def host(self, name: str) -> HostPlan:
-        for host in self.hosts:
-            if host.name.casefold() == name.casefold():
-                return host
-        raise KeyError(name)
-
-
-def sort_key(resource: Resource) -> tuple[int, str]:
-    return (resource.phase, resource.id)
 @dataclass(frozen=True, slots=True, order=True)
 class Flow:
     """One DCOM flow: a client on a host calls a server on a host (and the server calls the
@@ -311,4 +294,21 @@ class Flow:
         return f"{self.client} on {self.client_host} → {self.server} on {self.server_host}"
 
 
+@dataclass(frozen=True, slots=True)
+class SitePlan:
+    site: str
+    description: str | None
+    identity: str
+    domain: str | None
+    hosts: tuple[HostPlan, ...]
     flows: tuple[Flow, ...] = ()
+
+    def host(self, name: str) -> HostPlan:
+        for host in self.hosts:
+            if host.name.casefold() == name.casefold():
+                return host
+        raise KeyError(name)
+
+
+def sort_key(resource: Resource) -> tuple[int, str]:
+    return (resource.phase, resource.id)
