@@ -16,6 +16,9 @@
       Rollback  restores a backup taken by Apply (the latest Apply run unless -Backup or
                 -BackupName names one) and retires it; a backup anyone but SYSTEM and
                 Administrators could have changed is refused.
+      Capture   (read-only, no data file, no elevation needed) writes what this PC has
+                today as JSON (-Path): its OPC servers, DCOM settings, accounts and firewall
+                rules, the input of `dcomc import` (docs/capture.md). No password material.
 
     Logs and backups: %ProgramData%\dcomc\<site>\logs and ...\backups, created with an ACL
     that lets only SYSTEM and Administrators change them (a non-elevated Test writes no log).
@@ -40,10 +43,10 @@
       4  a rollback failed or left a manual step: the PC needs attention (see the log)
 
 .PARAMETER Mode
-    Test, Apply, Report or Rollback.
+    Test, Apply, Report, Rollback or Capture.
 
 .PARAMETER Path
-    Report mode: the JSON file to write.
+    Report and Capture modes: the JSON file to write.
 
 .PARAMETER Backup
     Rollback mode: the backup folder to restore (default: the latest Apply run's).
@@ -85,7 +88,7 @@
 #>
 [CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'Medium')]
 param(
-    [ValidateSet('Test', 'Apply', 'Report', 'Rollback')]
+    [ValidateSet('Test', 'Apply', 'Report', 'Rollback', 'Capture')]
     [string] $Mode = 'Test',
     [string] $Path,
     [string] $Backup,
@@ -106,7 +109,7 @@ $ErrorActionPreference = 'Stop'
 try {
     $here = Split-Path -Parent $MyInvocation.MyCommand.Path
     Import-Module -Name (Join-Path -Path $here -ChildPath 'DcomConfig.psm1') -Force
-    if (-not $DataFile) {
+    if (-not $DataFile -and $Mode -ne 'Capture') {
         $DataFile = Join-Path -Path $here -ChildPath ($env:COMPUTERNAME + '.psd1')
     }
     $arguments = @{}

@@ -2479,6 +2479,121 @@ function Add-SimPlantedItem {
     [void] $script:Sim.Untrusted.Add($full)
 }
 
+# --- capture (-Mode Capture): the read-only enumerations and a brownfield PC's state -----------------
+
+$script:SimOperations += @('Get-DcomcOsRegistrySubKeyName', 'Get-DcomcOsLocalAccountName', 'Get-DcomcOsServiceList', 'Get-DcomcOsFirewallRuleList', 'Get-DcomcOsSystemInfo')
+# "Win32_OperatingSystem" of the simulated PC: Windows 10 22H2, 64-bit.
+$script:SimOs = @{ OsCaption = 'Microsoft Windows 10 Pro'; OsVersion = '10.0.19045'; OsBuild = '19045' }
+
+function Get-DcomcOsRegistrySubKeyName {
+    <# RegistryKey.GetSubKeyNames of a key in a view (names as created); a missing key: none. #>
+    param([Parameter(Mandatory = $true)] [string] $Path, [string] $View = 'Registry64')
+    Invoke-SimGate -Operation 'Get-DcomcOsRegistrySubKeyName'
+    $node = Get-SimRegistryNode -Names (Resolve-SimRegistryPath -Path $Path -View $View)
+    if ($null -eq $node) {
+        return , @()
+    }
+    return , (Get-SimSortedKeys -Keys @($node.Keys.Values | ForEach-Object -Process { [string] $_.Name }))
+}
+
+function Get-DcomcOsLocalAccountName {
+    <# The SAM's users or groups (builtin groups by their localized names, as WinNT lists them). #>
+    param([Parameter(Mandatory = $true)] [ValidateSet('user', 'group')] [string] $Class)
+    Invoke-SimGate -Operation 'Get-DcomcOsLocalAccountName'
+    $table = $script:Sim.Users
+    if ($Class -eq 'group') { $table = $script:Sim.Groups }
+    return , (Get-SimSortedKeys -Keys @($table.Values | ForEach-Object -Process { [string] $_.Name }))
+}
+
+function Get-DcomcOsServiceList {
+    <# Win32_Service for every service; PathName as Set-SimServicePath gave it, else svchost's. #>
+    Invoke-SimGate -Operation 'Get-DcomcOsServiceList'
+    return , @(foreach ($name in (Get-SimSortedKeys -Keys @($script:Sim.Services.Keys))) {
+            $service = $script:Sim.Services[$name]
+            $path = 'C:\Windows\system32\svchost.exe -k LocalService'
+            if ($service.ContainsKey('PathName')) { $path = [string] $service.PathName }
+            @{ Name = [string] $service.Name; DisplayName = [string] $service.DisplayName; PathName = $path; StartName = [string] $service.StartName; State = [string] $service.State; StartMode = [string] $service.StartMode }
+        })
+}
+
+function Get-DcomcOsFirewallRuleList {
+    <# Every inbound rule, as Get-DcomcOsFirewallRule shows it, with its Group. #>
+    Invoke-SimGate -Operation 'Get-DcomcOsFirewallRuleList'
+    return , @(foreach ($name in (Get-SimSortedKeys -Keys @($script:Sim.Firewall.Keys))) {
+            $rule = $script:Sim.Firewall[$name]
+            if ($rule.Direction -ne 'Inbound') { continue }
+            @{
+                Name = [string] $rule.Name; DisplayName = [string] $rule.DisplayName; Group = [string] $rule.Group
+                Enabled = [bool] $rule.Enabled; Direction = [string] $rule.Direction; Action = [string] $rule.Action
+                Profile = [string] $rule.Profile; Protocol = [string] $rule.Protocol; LocalPort = @($rule.LocalPort)
+                Program = [string] $rule.Program; Service = [string] $rule.Service; RemoteAddress = @($rule.RemoteAddress)
+            }
+        })
+}
+
+function Get-DcomcOsSystemInfo {
+    <# The simulated PC: Windows 10 64-bit in its locale, in WORKGROUP unless Set-SimNetwork. #>
+    Invoke-SimGate -Operation 'Get-DcomcOsSystemInfo'
+    $network = @{ Addresses = @(); Domain = 'WORKGROUP'; PartOfDomain = $false }
+    if ($script:Sim.ContainsKey('Network')) { $network = $script:Sim.Network }
+    return @{
+        OsCaption = $script:SimOs.OsCaption; OsVersion = $script:SimOs.OsVersion; OsBuild = $script:SimOs.OsBuild; Is64Bit = $true
+        InstallLanguage = [string] $script:Sim.Locale; UserLocale = [string] $script:Sim.Locale
+        Domain = [string] $network.Domain; PartOfDomain = [bool] $network.PartOfDomain; Addresses = @($network.Addresses)
+    }
+}
+
+function Set-SimNetwork {
+    <# The PC's addresses and its workgroup or domain (Win32_ComputerSystem.Domain). #>
+    param([string[]] $Address = @(), [string] $Domain = 'WORKGROUP', [switch] $PartOfDomain)
+    $script:Sim.Network = @{ Addresses = @($Address); Domain = $Domain; PartOfDomain = [bool] $PartOfDomain }
+}
+
+function Set-SimServicePath {
+    param([Parameter(Mandatory = $true)] [string] $Name, [Parameter(Mandatory = $true)] [string] $PathName)
+    (Get-SimServiceRequired -Name $Name).PathName = $PathName
+}
+
+function Add-SimImplementedCategory {
+    <# What an OPC server's installer registers: CLSID\{clsid}\Implemented Categories\{catid} in
+       the view of its bitness (DA1, DA2, DA3 or a GUID). #>
+    param([Parameter(Mandatory = $true)] [string] $Clsid, [Parameter(Mandatory = $true)] [string[]] $Category, [ValidateSet(32, 64)] [int] $Bitness = 32)
+    $catids = @{ 'DA1' = '{63D5F430-CFE4-11D1-B2C8-0060083BA1FB}'; 'DA2' = '{63D5F432-CFE4-11D1-B2C8-0060083BA1FB}'; 'DA3' = '{CC603642-66D7-48F1-B69A-B625E73652D7}' }
+    $view = @{ 32 = 'Registry32'; 64 = 'Registry64' }[$Bitness]
+    foreach ($each in $Category) {
+        $catid = $each
+        if ($catids.ContainsKey($each)) { $catid = $catids[$each] }
+        Assert-SimGuid -Guid $catid -What 'Category'
+        $names = Resolve-SimRegistryPath -Path ('SOFTWARE\Classes\CLSID\{0}\Implemented Categories\{1}' -f $Clsid, $catid) -View $view
+        $null = Get-SimRegistryNode -Names $names -Create
+    }
+}
+
+function Install-SimOpcServer {
+    <# An OPC DA server as its vendor's installer leaves it: the COM registration
+       (Install-SimComServer), its categories, and with -Service a service running its
+       executable (the AppID's LocalService names it unless -NoLocalService). #>
+    param(
+        [Parameter(Mandatory = $true)] [string] $ProgId, [Parameter(Mandatory = $true)] [string] $Clsid, [string] $AppId,
+        [ValidateSet(32, 64)] [int] $Bitness = 32, [hashtable] $AppIdValues = @{}, [string[]] $Category = @('DA2'),
+        [string] $LocalServer32 = 'C:\Program Files (x86)\Vendor\OpcServer.exe', [string] $Service, [string] $StartName = 'LocalSystem',
+        [System.Security.SecureString] $Password, [switch] $NoLocalService
+    )
+    $values = @{} + $AppIdValues
+    if ($Service -and -not $NoLocalService) { $values['LocalService'] = $Service }
+    $arguments = @{ ProgId = $ProgId; Clsid = $Clsid; Bitness = $Bitness; AppIdValues = $values; LocalServer32 = $LocalServer32 }
+    if ($AppId) { $arguments.AppId = $AppId }
+    Install-SimComServer @arguments
+    Add-SimImplementedCategory -Clsid $Clsid -Category $Category -Bitness $Bitness
+    if ($Service) {
+        $install = @{ Name = $Service; StartName = $StartName }
+        if ($PSBoundParameters.ContainsKey('Password')) { $install.Password = $Password }
+        Install-SimService @install
+        # The service's command line quotes the executable and keeps the arguments after it.
+        Set-SimServicePath -Name $Service -PathName ($LocalServer32 -replace '^(.*?\.exe)', '"$1"')
+    }
+}
+
 # --- snapshots ------------------------------------------------------------------------------------------
 
 function Get-SimSortedKeys {

@@ -656,3 +656,79 @@ function Export-DcomcOsSystemBackup {
     if ($LASTEXITCODE -ne 0) { $warnings += ('netsh advfirewall export failed with exit code {0}' -f $LASTEXITCODE) }
     return , $warnings
 }
+
+# --- capture (-Mode Capture): read-only enumerations, each readable without elevation ----------------
+# Reading HKLM\SOFTWARE\Classes, the SAM through WinNT, Win32_Service and the firewall's rules
+# is allowed to standard users; nothing here reads a password, a hash or an LSA secret.
+
+function Get-DcomcOsRegistrySubKeyName {
+    <# The names of a key's subkeys in a view; an empty list when the key does not exist. #>
+    param([Parameter(Mandatory = $true)] [string] $Path, [string] $View = 'Registry64')
+    $key = Open-DcomcOsRegistryKey -Path $Path -View $View
+    if ($null -eq $key) {
+        return , @()
+    }
+    try {
+        return , @($key.GetSubKeyNames())
+    }
+    finally {
+        $key.Close()
+    }
+}
+
+function Get-DcomcOsLocalAccountName {
+    <# The names of this PC's local users or groups (the WinNT children of that class). #>
+    param([Parameter(Mandatory = $true)] [ValidateSet('user', 'group')] [string] $Class)
+    $computer = [ADSI] ('WinNT://{0},computer' -f $env:COMPUTERNAME)
+    $names = foreach ($child in $computer.psbase.Children) {
+        if ([string] $child.SchemaClassName -eq $Class) { [string] $child.Name }
+    }
+    return , @($names)
+}
+
+function Get-DcomcOsServiceList {
+    <# Every service: @{ Name; DisplayName; PathName; StartName; State; StartMode }. #>
+    $services = @(Get-CimInstance -ClassName Win32_Service)
+    return , @(foreach ($service in $services) {
+            @{ Name = [string] $service.Name; DisplayName = [string] $service.DisplayName; PathName = [string] $service.PathName; StartName = [string] $service.StartName; State = [string] $service.State; StartMode = [string] $service.StartMode }
+        })
+}
+
+function Get-DcomcOsFirewallRuleList {
+    <# Every inbound rule as Get-DcomcOsFirewallRule shows one, plus its Group. The filters are
+       read once for all rules (one query per rule takes minutes on a PC with 500 rules). #>
+    $rules = @(Get-NetFirewallRule -Direction Inbound -ErrorAction SilentlyContinue)
+    $filters = @{ Port = @{}; Application = @{}; Service = @{}; Address = @{} }
+    foreach ($filter in @(Get-NetFirewallPortFilter -All)) { $filters.Port[[string] $filter.InstanceID] = $filter }
+    foreach ($filter in @(Get-NetFirewallApplicationFilter -All)) { $filters.Application[[string] $filter.InstanceID] = $filter }
+    foreach ($filter in @(Get-NetFirewallServiceFilter -All)) { $filters.Service[[string] $filter.InstanceID] = $filter }
+    foreach ($filter in @(Get-NetFirewallAddressFilter -All)) { $filters.Address[[string] $filter.InstanceID] = $filter }
+    return , @(foreach ($rule in $rules) {
+            $id = [string] $rule.InstanceID
+            $ports = $filters.Port[$id]
+            @{
+                Name = [string] $rule.Name; DisplayName = [string] $rule.DisplayName; Group = [string] $rule.Group
+                Enabled = ([string] $rule.Enabled -eq 'True'); Direction = [string] $rule.Direction; Action = [string] $rule.Action
+                Profile = [string] $rule.Profile; Protocol = [string] $ports.Protocol
+                LocalPort = @($ports.LocalPort | ForEach-Object -Process { [string] $_ })
+                Program = [string] $filters.Application[$id].Program; Service = [string] $filters.Service[$id].Service
+                RemoteAddress = @($filters.Address[$id].RemoteAddress | ForEach-Object -Process { [string] $_ })
+            }
+        })
+}
+
+function Get-DcomcOsSystemInfo {
+    <# @{ OsCaption; OsVersion; OsBuild; Is64Bit; InstallLanguage (the language of the
+       built-in account names); UserLocale; Domain; PartOfDomain; Addresses (IPv4 and IPv6 of
+       the enabled adapters) }. #>
+    $os = Get-CimInstance -ClassName Win32_OperatingSystem
+    $system = Get-CimInstance -ClassName Win32_ComputerSystem
+    $adapters = @(Get-CimInstance -ClassName Win32_NetworkAdapterConfiguration -Filter 'IPEnabled = TRUE')
+    $addresses = @(foreach ($adapter in $adapters) { foreach ($address in @($adapter.IPAddress)) { if ($address) { [string] $address } } })
+    return @{
+        OsCaption = [string] $os.Caption; OsVersion = [string] $os.Version; OsBuild = [string] $os.BuildNumber
+        Is64Bit = [Environment]::Is64BitOperatingSystem; InstallLanguage = [Globalization.CultureInfo]::InstalledUICulture.Name
+        UserLocale = [Globalization.CultureInfo]::CurrentCulture.Name; Domain = [string] $system.Domain
+        PartOfDomain = [bool] $system.PartOfDomain; Addresses = $addresses
+    }
+}

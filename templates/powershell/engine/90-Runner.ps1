@@ -565,11 +565,11 @@ function Invoke-DcomcConfiguration {
         ExitCode, Results, RebootRequired and LogFile. Every error it does not handle itself is
         exit code 3, never 1 (1 means drifted).
     .PARAMETER Mode
-        Test, Apply, Report or Rollback.
+        Test, Apply, Report, Rollback or Capture (docs/capture.md: no data file needed).
     .PARAMETER DataFile
         The host data file (.psd1).
     .PARAMETER Path
-        Report mode: the JSON file to write (relative to the current location).
+        Report and Capture modes: the JSON file to write (relative to the current location).
     .PARAMETER Backup
         Rollback mode: the backup folder (default: the latest backup of an Apply run).
     .PARAMETER Passwords
@@ -591,8 +591,8 @@ function Invoke-DcomcConfiguration {
     #>
     [CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'Medium')]
     param(
-        [ValidateSet('Test', 'Apply', 'Report', 'Rollback')] [string] $Mode = 'Test',
-        [Parameter(Mandatory = $true)] [string] $DataFile,
+        [ValidateSet('Test', 'Apply', 'Report', 'Rollback', 'Capture')] [string] $Mode = 'Test',
+        [string] $DataFile,
         [string] $Path,
         [string] $Backup,
         [System.Collections.Hashtable] $Passwords,
@@ -603,6 +603,11 @@ function Invoke-DcomcConfiguration {
         [switch] $AllowUnsigned
     )
     try {
+        if ($Mode -eq 'Capture') {
+            # No data file: a capture reads a PC that may have no bundle yet (docs/capture.md).
+            return New-DcomcOutcome -ExitCode (Invoke-DcomcCapture -Path $Path -Cmdlet $PSCmdlet)
+        }
+        if (-not $DataFile) { throw 'No -DataFile' }
         Initialize-DcomcRun -Passwords $Passwords -ResetPasswords:$ResetPasswords -PasswordsFromStdin:$PasswordsFromStdin
         $signatureNotes = Test-DcomcBundleSignature -DataFile $DataFile -Mode $Mode -AllowUnsigned:$AllowUnsigned
         $data = Import-DcomcData -DataFile $DataFile -Force:$Force
@@ -648,4 +653,4 @@ function Invoke-DcomcConfiguration {
     }
 }
 
-Export-ModuleMember -Function 'Invoke-DcomcConfiguration', 'Test-DcomcResource', 'Import-DcomcData'
+Export-ModuleMember -Function 'Invoke-DcomcConfiguration', 'Test-DcomcResource', 'Import-DcomcData', 'Get-DcomcCapture'

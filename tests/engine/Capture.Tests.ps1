@@ -1,0 +1,171 @@
+# -Mode Capture (docs/capture.md) on simulated brownfield PCs: what it finds, what it leaves out
+# (password material, parts a standard user may not read), and that it changes nothing.
+
+BeforeAll {
+    . (Join-Path -Path $PSScriptRoot -ChildPath 'Harness.ps1')
+    $bundles = @(Get-TestBundle)
+    $scada = $bundles | Where-Object -FilterScript { $_.Name -eq 'plant7-workgroup/SCADA01' }
+    $script:Secret = 'Lsa$ecret-Kennw0rt!'
+    $script:VendorClsid = '{0B1C2D3E-4F50-4617-8293-A4B5C6D7E8F9}'
+    $script:WideClsid = '{9A8B7C6D-5E4F-4A3B-8C2D-1E0F9A8B7C6D}'
+
+    function New-BrownfieldPc {
+        <# A German PC set up by hand years ago: a 32-bit vendor server the catalog lacks, run as
+           a local account by its service, a 64-bit server started on demand, OPCEnum, a local
+           group, DCOM lowered to CONNECT, a firewall rule for 135 open to any address, and
+           password material where Windows keeps it (SAM hashes, service and autologon
+           passwords, an LSA-secret-like value beside the values the capture reads). #>
+        $module = Import-SimEngine -Engine $scada.Engine
+        & $module {
+            param($secret, $vendor, $wide)
+            Reset-SimWindows -Locale 'de-DE' -ComputerName 'ALTPC7'
+            Set-SimNetwork -Address @('10.7.3.50', 'fe80::1')
+            $password = ConvertTo-SecureString -String $secret -AsPlainText -Force
+            New-DcomcOsLocalUser -Name 'opcdienst' -Password $password -Description 'OPC Dienstkonto' -Flags 0x10201
+            New-DcomcOsLocalGroup -Name 'OPC-Bediener' -Description 'OPC clients'
+            Add-DcomcOsLocalGroupMember -Group 'OPC-Bediener' -MemberSid (ConvertTo-DcomcOsSid -Name 'ALTPC7\opcdienst')
+            Grant-DcomcOsUserRight -Right 'SeServiceLogonRight' -Sid (ConvertTo-DcomcOsSid -Name 'ALTPC7\opcdienst')
+            $group = ConvertTo-DcomcOsSid -Name 'ALTPC7\OPC-Bediener'
+            $launch = ConvertTo-SimSdBinary -Sddl ('O:BAG:BAD:(A;;CCDCLCSWRP;;;BA)(A;;CCDCLCSWRP;;;{0})(A;;CCDCLCSWRP;;;WD)' -f $group)
+            Install-SimOpcServer -ProgId 'Vendor.Mill.2' -Clsid $vendor -LocalServer32 'C:\Program Files (x86)\Mill\millsrv.exe -service' -Service 'MillOPC' -StartName '.\opcdienst' -Password $password -NoLocalService -AppIdValues @{ AuthenticationLevel = 2; LaunchPermission = $launch }
+            Install-SimOpcServer -ProgId 'Wide.Opc.1' -Clsid $wide -Bitness 64 -LocalServer32 'C:\Program Files\Wide\wide.exe' -Category @('DA3') -AppIdValues @{ RunAs = 'Interactive User' }
+            Install-SimComServer -ProgId 'OPC.ServerList.1' -Clsid '{13486D51-4821-11D2-A494-3CB306C10000}' -AppId '{13486D44-4821-11D2-A494-3CB306C10000}' -LocalServer32 'C:\Windows\SysWOW64\OpcEnum.exe'
+            Install-SimComServer -ProgId 'Not.Opc.1' -Clsid '{22222222-3333-4444-5555-666666666666}'
+            Set-SimRegistryValue -Path 'SOFTWARE\Microsoft\Ole' -Name 'LegacyAuthenticationLevel' -Type 'DWord' -Data 2
+            Set-SimRegistryValue -Path 'SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon' -Name 'DefaultPassword' -Type 'String' -Data $secret
+            Set-SimRegistryValue -Path 'SYSTEM\CurrentControlSet\Control\Lsa' -Name 'SecretOfTest' -Type 'String' -Data $secret
+            New-DcomcOsFirewallRule -Rule @{ Name = 'RPC-135'; DisplayName = 'RPC'; Description = ''; Protocol = 'TCP'; LocalPort = '135'; Profile = @('Any'); RemoteAddress = @('Any') }
+            New-DcomcOsFirewallRule -Rule @{ Name = 'Mill'; DisplayName = 'Mill server'; Description = ''; Protocol = 'TCP'; Program = 'C:\Program Files (x86)\Mill\millsrv.exe'; Profile = @('Domain', 'Private'); RemoteAddress = @('10.7.3.0/24') }
+            Set-DcomcOsFirewallRuleEnabled -Name 'NETDIS-FDPHOST-In-UDP-Active' -Enabled $true
+        } $script:Secret $script:VendorClsid $script:WideClsid
+        return $module
+    }
+
+    function Invoke-Capture {
+        param([Parameter(Mandatory = $true)] $Module, [string] $Name = 'capture.json')
+        $path = Join-Path -Path $env:DCOMC_WORK -ChildPath $Name
+        $outcome = & $Module { param($p) Invoke-DcomcConfiguration -Mode Capture -Path $p 3>$null 6>$null } $path
+        $outcome.ExitCode | Should -Be 0
+        return @{ Path = $path; Text = [IO.File]::ReadAllText($path); Json = (Get-Content -LiteralPath $path -Raw | ConvertFrom-Json) }
+    }
+}
+
+Describe 'Capture on a brownfield PC' {
+    BeforeAll {
+        $module = New-BrownfieldPc
+        $before = & $module { Get-SimSnapshot }
+        & $module { Reset-SimCalls }
+        $capture = Invoke-Capture -Module $module
+        $calls = & $module { Get-SimCall }
+        $servers = @($capture.Json.Servers)
+    }
+
+    It 'changes nothing on the PC (no state-changing call, the snapshot equal) and needs no data file' {
+        (& $module { Get-SimSnapshot }) | Should -BeExactly $before
+        @($calls | Where-Object -FilterScript { $_ -match '^(Set|New|Remove|Add|Grant|Revoke|Start|Stop|Restart|Rename|Copy|Export)-DcomcOs' }) | Should -BeNullOrEmpty
+        $capture.Json.Format | Should -Be 'dcomc-capture'
+        $capture.Json.FormatVersion | Should -Be 1
+    }
+
+    It 'finds the OPC DA servers of both views by category, and nothing else' {
+        @($servers | ForEach-Object -Process { $_.Clsid }) | Should -Be @($script:VendorClsid, $script:WideClsid)
+        $mill = $servers[0]
+        $mill.View | Should -Be 'Registry32'
+        $mill.Bitness | Should -Be 32
+        $mill.ProgId | Should -Be 'Vendor.Mill.2'
+        $mill.Executable | Should -Be 'C:\Program Files (x86)\Mill\millsrv.exe'
+        @($mill.Categories) | Should -Be @('DA2')
+        $servers[1].Bitness | Should -Be 64
+        @($servers[1].Categories) | Should -Be @('DA3')
+        $servers[1].AppIdKey.RunAs | Should -Be 'Interactive User'
+        $servers[1].Service | Should -BeNullOrEmpty
+    }
+
+    It 'finds the service by its executable and its Log On account, and the AppID settings with SDDL' {
+        $mill = $servers[0]
+        $mill.Service.Name | Should -Be 'MillOPC'
+        $mill.Service.FoundBy | Should -Be 'executable'
+        $mill.Service.StartName | Should -Be '.\opcdienst'
+        $mill.AppIdKey.AuthenticationLevel | Should -Be 2
+        $group = @($capture.Json.Accounts.Groups | Where-Object -FilterScript { $_.Name -eq 'OPC-Bediener' })[0]
+        $mill.AppIdKey.LaunchPermission.Sddl | Should -BeExactly ('O:S-1-5-32-544G:S-1-5-32-544D:(A;;0x1f;;;S-1-5-32-544)(A;;0x1f;;;{0})(A;;0x1f;;;S-1-1-0)' -f $group.Sid)
+        $mill.AppIdKey.LaunchPermission.Data | Should -Match '^01000480[0-9a-f]+$'
+        $mill.AppIdKey.AccessPermission.Exists | Should -BeFalse
+    }
+
+    It 'captures OPCEnum, the machine values, the Lsa options, users and groups with SIDs, in German' {
+        $capture.Json.OpcEnum.AppId | Should -Be '{13486D44-4821-11D2-A494-3CB306C10000}'
+        $capture.Json.Machine.Ole.LegacyAuthenticationLevel.Data | Should -Be 2
+        $capture.Json.Machine.Ole.MachineAccessRestriction.Sddl | Should -Match '\(A;;0x3;;;S-1-5-7\)'
+        $capture.Json.Machine.Lsa.ForceGuest.Data | Should -Be 0
+        $capture.Json.Computer.InstallLanguage | Should -Be 'de-DE'
+        @($capture.Json.Computer.Addresses) | Should -Be @('10.7.3.50', 'fe80::1')
+        $user = @($capture.Json.Accounts.Users | Where-Object -FilterScript { $_.Name -eq 'opcdienst' })[0]
+        $user.PasswordNeverExpires | Should -BeTrue
+        $group = @($capture.Json.Accounts.Groups | Where-Object -FilterScript { $_.Name -eq 'OPC-Bediener' })[0]
+        @($group.Members) | Should -Be @($user.Sid)
+        $capture.Json.Names.'S-1-5-32-544' | Should -Be 'VORDEFINIERT\Administratoren'
+        @($capture.Json.Rights.SeServiceLogonRight) | Should -Contain $user.Sid
+    }
+
+    It 'keeps the firewall rules for 135 and the server executables, and network discovery' {
+        $rules = @($capture.Json.Firewall.Rules)
+        @($rules | ForEach-Object -Process { '{0}={1}' -f $_.Name, $_.Why }) | Should -Be @('Mill=server_executable', 'RPC-135=rpc_endpoint_mapper')
+        $capture.Json.NetworkDiscovery.EnabledRules | Should -Be 1
+        @($capture.Json.NetworkDiscovery.EnabledProfiles) | Should -Be @('private')
+    }
+
+    It 'holds no password material: not the password, not a hash of it, not the planted secrets' {
+        $hashes = & $module { @($script:Sim.Users.Values | ForEach-Object -Process { $_.PasswordHash }) + @($script:Sim.Services.Values | ForEach-Object -Process { $_.PasswordHash }) | Where-Object -FilterScript { $_ } }
+        @($hashes).Count | Should -BeGreaterThan 1
+        $capture.Text.Contains($script:Secret) | Should -BeFalse
+        foreach ($hash in $hashes) { $capture.Text.Contains([string] $hash) | Should -BeFalse }
+        $capture.Text | Should -Not -Match '(?i)password"\s*:\s*"|DefaultPassword|SecretOfTest'
+    }
+}
+
+Describe 'Capture without elevation' {
+    It 'captures what a standard user may read and says what it skipped (the user rights)' {
+        $module = New-BrownfieldPc
+        & $module { Set-SimElevated -Elevated $false }
+        $before = & $module { Get-SimSnapshot }
+        $capture = Invoke-Capture -Module $module -Name 'standard-user.json'
+        $capture.Json.Elevated | Should -BeFalse
+        @($capture.Json.Skipped | ForEach-Object -Process { $_.Part }) | Should -Be @('Rights')
+        $capture.Json.Skipped[0].Reason | Should -Match '^not elevated: .*as administrator'
+        $capture.Json.Rights | Should -BeNullOrEmpty
+        @($capture.Json.Servers).Count | Should -Be 2
+        (& $module { Get-SimSnapshot }) | Should -BeExactly $before
+    }
+
+    It 'records a part that fails for an administrator too, and still writes the rest' {
+        $module = New-BrownfieldPc
+        & $module { Add-SimFault -Operation 'Get-DcomcOsFirewallRuleList' -Message 'RPC server unavailable' }
+        $capture = Invoke-Capture -Module $module -Name 'fault.json'
+        @($capture.Json.Skipped | ForEach-Object -Process { '{0}: {1}' -f $_.Part, $_.Reason }) | Should -Be @('Firewall: RPC server unavailable')
+        @($capture.Json.Servers).Count | Should -Be 2
+    }
+
+    It 'refuses a capture without -Path (exit 3, nothing written)' {
+        $module = New-BrownfieldPc
+        $outcome = & $module { Invoke-DcomcConfiguration -Mode Capture 2>$null 3>$null 6>$null }
+        $outcome.ExitCode | Should -Be 3
+    }
+}
+
+Describe 'Capture after an Apply of the engine' {
+    It 'sees the plan''s server, its service account, its ACLs and the firewall rules dcomc made' {
+        $module = Import-SimEngine -Engine $scada.Engine
+        $data = Initialize-SimPc -Module $module -Bundle $scada -Locale 'de-DE'
+        $app = @($data.Resources | Where-Object -FilterScript { $_.ContainsKey('App') })[0].App
+        $clsid = $app.Clsid
+        & $module { param($c) Add-SimImplementedCategory -Clsid $c -Category @('DA2') } $clsid
+        (Invoke-Engine -Bundle $scada -Data $data -With @{ Mode = 'Apply' }).ExitCode | Should -Be 0
+        $capture = Invoke-Capture -Module $module -Name 'applied.json'
+        $server = @($capture.Json.Servers)[0]
+        $server.Clsid | Should -Be $clsid
+        $server.AppIdKey.LaunchPermission.Exists | Should -BeTrue
+        @($capture.Json.Firewall.Rules | Where-Object -FilterScript { $_.Why -eq 'rpc_endpoint_mapper' }).Count | Should -Be 1
+        $capture.Json.Machine.Ole.LegacyAuthenticationLevel.Data | Should -Be 5
+    }
+}
