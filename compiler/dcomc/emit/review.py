@@ -117,7 +117,8 @@ def build_view(plan: SitePlan, ctx: EmitContext, findings: list[Finding],
         "spec": ctx.spec_name, "spec_sha256": ctx.spec_sha256, "classes": classes,
         "host_count": len(plan.hosts), "lints": _site_lints(findings, ctx.spec_name),
         "resources": sum(len(h.resources) for h in plan.hosts),
-        "diagram": _diagram(classes), "msis_built": msis_built, **files,
+        "diagram": _diagram(classes, plan), "flows": _class_flows(classes, plan),
+        "msis_built": msis_built, **files,
         "signer": None if signer is None else signer.json(),
         "install_dir": f"%ProgramFiles%\\dcomc\\{plan.site}\\",  # where the MSI puts the engine
     }  # fmt: skip
@@ -313,7 +314,25 @@ def _site_lints(findings: list[Finding], spec_name: str) -> list[dict[str, str]]
     return rows
 
 
-def _diagram(classes: list[ClassView]) -> dict[str, Any]:
+def _flow_pairs(classes: list[ClassView], plan: SitePlan) -> list[tuple[ClassView, ClassView]]:
+    """(client class, server class) of every flow of the plan between two PCs, once each, in
+    class order: the flows the spec declares (or, without `calls`, every client to every
+    server), never a pair no flow joins."""
+    of_host = {h.casefold(): c for c in classes for h in c.hosts}
+    found = {(of_host[f.client_host.casefold()].number, of_host[f.server_host.casefold()].number)
+             for f in plan.flows if not f.local}
+    by_number = {c.number: c for c in classes}
+    return [(by_number[a], by_number[b]) for a, b in sorted(found)]
+
+
+def _class_flows(classes: list[ClassView], plan: SitePlan) -> list[dict[str, Any]]:
+    """The flows between host classes, for the text of the report."""
+    return [{"client": c.title, "client_anchor": c.anchor, "client_hosts": c.hosts_short,
+             "server": s.title, "server_anchor": s.anchor, "server_hosts": s.hosts_short}
+            for c, s in _flow_pairs(classes, plan)]
+
+
+def _diagram(classes: list[ClassView], plan: SitePlan) -> dict[str, Any]:
     """Boxes of the host classes and arrows of their DCOM flows (clients → servers, callbacks
     back): a class is one box however many PCs it has, so 300 hosts draw like 3."""
     clients = [c for c in classes if "client" in c.roles]
@@ -322,11 +341,11 @@ def _diagram(classes: list[ClassView]) -> dict[str, Any]:
     height = top + row * max(len(clients), len(servers), 1) + 10
     boxes = [_box(c, 20, top + i * row, "client") for i, c in enumerate(clients)]
     boxes += [_box(c, 440, top + i * row, "server") for i, c in enumerate(servers)]
-    pairs = [(i, j) for i, c in enumerate(clients) for j, s in enumerate(servers)
-             if c is not s or len(c.hosts) > 1]
+    pairs = [(clients.index(c), servers.index(s)) for c, s in _flow_pairs(classes, plan)]
     mid = box // 2
     if len(pairs) <= MAX_PAIR_ARROWS:
-        flows = [{"x1": 240, "y1": top + i * row + mid, "x2": 440, "y2": top + j * row + mid}
+        flows = [{"x1": 240, "y1": top + i * row + mid, "x2": 440, "y2": top + j * row + mid,
+                  "client": clients[i].number, "server": servers[j].number}
                  for i, j in pairs]
         return {"width": 660, "height": height, "boxes": boxes, "flows": flows, "bus": None}
     # Many classes: one arrow per class to a shared bus, so the drawing grows linearly.

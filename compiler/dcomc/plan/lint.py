@@ -77,6 +77,7 @@ LINTS: dict[str, Lint] = {lint.code: lint for lint in (
     Lint("W616", Severity.WARNING, "machine launch-limit edit where Distributed COM Users "
          "membership would do"),
     Lint("W617", Severity.WARNING, "account a workgroup cannot share across PCs"),
+    Lint("W618", Severity.WARNING, "client without `calls`: taken to call every server"),
     Lint("E401", Severity.ERROR,
          "--self-contained: a value an artifact cannot carry ahead of time"),
 )}  # fmt: skip
@@ -109,6 +110,7 @@ def lint(spec: Spec, plan: SitePlan) -> Findings:
     """Every finding; one per code, message and spec place, naming all the hosts it hits."""
     found = [*(f for h in plan.hosts for rule in _HOST_RULES for f in rule(h)),
              *_accounts(spec, plan), *_launch_limits(spec, plan)]
+    found += _implicit_flows(spec, plan)
     return Findings(_merged(found), _merged(_pending(spec, plan)))
 
 
@@ -277,6 +279,28 @@ def _service_account(spec: Spec, host: HostPlan, r: ServiceLogon) -> Iterator[Fi
         yield _finding("W617", host, r, (
             f"{account.name} is an existing local account: dcomc cannot make its password the "
             "same on every PC, which a workgroup needs (guide §2.1)"))
+
+
+def _implicit_flows(spec: Spec, plan: SitePlan) -> Iterator[Finding]:
+    """W618: a client without `calls` is taken to call every server on every host, which then
+    decides its accounts, firewall openings and callbacks; said once per client, and only
+    where there is a choice (several servers, or a server on several hosts)."""
+    if len(plan.flows) == len({(f.client, f.client_host) for f in plan.flows}):
+        return  # one server on one host: every client calls it anyway
+    clients: dict[str, list[str]] = {}
+    spans: dict[str, Span | None] = {}
+    for flow in plan.flows:
+        if not flow.declared:
+            targets = clients.setdefault(flow.client, [])
+            if flow.server not in targets:
+                targets.append(flow.server)
+            spans.setdefault(flow.client, flow.span)
+    for client, servers in clients.items():
+        yield Finding("W618", None, (
+            f"client '{client}' has no `calls`, so it is taken to call every server of the "
+            f"site on every host ({', '.join(servers)}): list the servers it calls (and "
+            "optionally their hosts) so that accounts, firewall openings and callbacks follow "
+            "the real flows"), spans[client])
 
 
 def plan_is_workgroup(spec: Spec) -> bool:
