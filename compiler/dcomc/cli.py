@@ -480,28 +480,46 @@ def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     SDDL and principal x rights, INF sections, firewall rules."""
     from dcomc.readback.compare import InputError
     from dcomc.readback.inspect import files_of, inspect_file, render_text
+    from dcomc_targets.readerror import ReadError
 
     named = {path for path in paths if not path.is_dir()}
     results: dict[str, Any] = {}
+    failed: list[str] = []  # one line each; every file is read before any is reported
     for path in files_of(list(paths)):
         try:
             results[str(path)] = inspect_file(path)
         except InputError as exc:  # names the file itself
-            _input_error(str(exc), as_json=as_json)
+            failed.append(f"error: {exc}")
+        except ReadError as exc:  # knows its line and column
+            failed.append(exc.located(str(path)))
         except ValueError as exc:  # UnicodeDecodeError, SDError, QuoteError... are ValueErrors
-            _input_error(f"{path}: error: {exc}", prefix="", as_json=as_json)
-        if path in named and results[str(path)].get("kind") == "unknown":
-            _input_error(f"{path}: not an artifact dcomc reads ({KNOWN_ARTIFACTS})",
-                         as_json=as_json)
+            failed.append(f"{path}: error: {exc}")
+        else:
+            if path in named and results[str(path)].get("kind") == "unknown":
+                del results[str(path)]
+                failed.append(f"error: {path}: not an artifact dcomc reads ({KNOWN_ARTIFACTS})")
     if as_json:
-        _echo_json({"files": results}, [])
-        return
-    lines: list[str] = []
-    for name, content in results.items():
-        lines.append(f"== {name} ({content.get('kind')})")
-        rest = {k: v for k, v in content.items() if k != "kind"}
-        lines += render_text(rest, 1)
-    _echo_lines(lines)
+        _echo_json({"files": results}, [_message_json(_cut(line)) for line in failed])
+    else:
+        lines: list[str] = []
+        for name, content in results.items():
+            lines.append(f"== {name} ({content.get('kind')})")
+            rest = {k: v for k, v in content.items() if k != "kind"}
+            lines += render_text(rest, 1)
+        if lines:
+            _echo_lines(lines)
+    for line in failed:
+        _echo(escaped(_cut(line)), err=True, fg="red")
+    if len(failed) + len(results) > 1 and failed:  # one file: its line says it all
+        _echo(f"error: {plural(len(failed), 'file')} of {len(results) + len(failed)} not read",
+              err=True, fg="red")
+    if failed:
+        sys.exit(EXIT_INPUT)
+
+
+def _cut(message: str) -> str:
+    """A message cut to MAX_MESSAGE characters: it may quote a huge input."""
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
 
 
 # What `inspect` recognises; a file of a bundle folder that is none of them is listed as unknown
@@ -603,8 +621,10 @@ def sd() -> None:
 def sd_decode(value: str, kind: str | None) -> None:
     """Print the SDDL and a principal x COM rights table of a binary descriptor.
 
-    VALUE is hex, or the `hex:` data of a `reg export` (continuation lines included), given
-    inline, from @FILE, or from standard input with -.
+    VALUE is hex, the `hex:` value of a `reg export` (continuation lines included, or the
+    whole exported file), or a `reg query` output line (`Name  REG_BINARY  0100...`), given
+    inline, from @FILE, or from standard input with -. Descriptors with a SACL or ACEs COM
+    does not use are shown ACE by ACE.
     """
     from dcomc.readback.compare import InputError
 
@@ -612,10 +632,10 @@ def sd_decode(value: str, kind: str | None) -> None:
         ["launch"] if kind == "launch" else ["access"])
     try:
         data = sdbinary.read_hex_input(_read_value(value))
-        desc = sdbinary.from_binary(data)
-        sdcodec.validate_com(desc)
+        desc = sdbinary.read_binary(data)  # any descriptor: a SACL, every ACE type
         sddl = sdcodec.to_sddl(desc)
-        tables = [(k, sdcodec.rights_table(desc, k)) for k in kinds]
+        com = sdcodec.dacl_is_com(desc)
+        tables = [(k, sdcodec.rights_table(desc, k)) for k in kinds] if com else []
     except (sdcodec.SDError, InputError) as exc:
         _input_error(str(exc))
     lines = [sddl]
@@ -623,7 +643,19 @@ def sd_decode(value: str, kind: str | None) -> None:
         lines += ["", f"{k} rights:"]
         lines += [f"  {allow:<5} {principal:<40} {', '.join(rights)}"
                   for principal, allow, rights in table]
+    # a SACL, or a DACL beyond COM's rules: every such ACE as it is, none left out
+    items = [i for i in sdcodec.describe(desc, kinds[0]) if not com or i["acl"] == "SACL"]
+    if items:
+        lines += ["", "SACL:" if com else "ACEs (not a launch/access ACL as COM reads it):"]
+        lines += [_ace_line(item) for item in items]
     _echo_lines(lines)
+
+
+def _ace_line(item: dict[str, Any]) -> str:
+    detail = item.get("rights") or item.get("policy") or []
+    return (f"  {item['acl']} {item['type']:<16} {item['principal']:<40} {item['mask']}"
+            f"{' ' + item['flags'] if item['flags'] else ''}"
+            f"{' (' + ', '.join(detail) + ')' if detail else ''}")
 
 
 def _read_value(value: str) -> str:
