@@ -283,9 +283,12 @@ def _service_account(spec: Spec, host: HostPlan, r: ServiceLogon) -> Iterator[Fi
 
 def _implicit_flows(spec: Spec, plan: SitePlan) -> Iterator[Finding]:
     """W618: a client without `calls` is taken to call every server on every host, which then
-    decides its accounts, firewall openings and callbacks; said once per client, and only
-    where there is a choice (several servers, or a server on several hosts)."""
-    if len(plan.flows) == len({(f.client, f.client_host) for f in plan.flows}):
+    decides its accounts, firewall openings and callbacks; said once per client, only where
+    there is a choice (several servers, or a server on several hosts), and only where local
+    accounts follow the flows: in a domain site they are domain accounts, and the flows
+    decide only firewall scopes, which the site's `site` scope bounded before `calls`."""
+    if plan.identity == "domain" or len(plan.flows) == len(
+            {(f.client, f.client_host) for f in plan.flows}):
         return  # one server on one host: every client calls it anyway
     clients: dict[str, list[str]] = {}
     spans: dict[str, Span | None] = {}
