@@ -20,11 +20,13 @@ from typing import Any
 from dcomc.plan.model import (
     AppIdAuthLevel,
     AppIdPermission,
+    AppIdRunAs,
     AppIdRunLocation,
     HostPlan,
     MachineDcomValue,
     MachineLimitAddition,
     Resource,
+    RpcPortRange,
     SecurityOption,
 )
 from dcomc.windows import sd, sdbinary
@@ -42,6 +44,7 @@ from dcomc_targets.readerror import ReadError
 HEADER = "Windows Registry Editor Version 5.00"
 OLE_KEY = "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Ole"
 APPID_ROOT = "HKEY_LOCAL_MACHINE\\SOFTWARE\\Classes\\AppID"
+RPC_INTERNET_KEY = "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Rpc\\Internet"
 MAX_HEX_CHARS = 77  # regedit/Wine export wrap width, counted from the start of the line
 # The provenance comment dcomc's header starts with (EmitContext.header_lines): a .reg without
 # it is read as a generic .reg.
@@ -107,12 +110,15 @@ def _plan_ops(host: HostPlan, ctx: EmitContext) -> _Planned:
     return out
 
 
-def _appid_key(resource: AppIdAuthLevel | AppIdRunLocation | AppIdPermission) -> str | None:
+_AppResource = AppIdAuthLevel | AppIdRunLocation | AppIdPermission | AppIdRunAs
+
+
+def _appid_key(resource: _AppResource) -> str | None:
     return f"{APPID_ROOT}\\{resource.app.appid}" if resource.app.appid else None
 
 
 def _one(resource: Resource, out: _Planned) -> None:
-    if isinstance(resource, AppIdAuthLevel | AppIdRunLocation | AppIdPermission):
+    if isinstance(resource, _AppResource):
         key = _appid_key(resource)
         if key is None:
             via = resource.app.progid or resource.app.clsid
@@ -127,6 +133,17 @@ def _one(resource: Resource, out: _Planned) -> None:
     elif isinstance(resource, SecurityOption):
         out.ops.append((resource, RegOp(resource.key, resource.value_name, "REG_DWORD",
                                         resource.value)))
+    elif isinstance(resource, RpcPortRange):
+        out.ops += [(resource, op) for op in rpc_ops(resource)]
+
+
+def rpc_ops(resource: RpcPortRange) -> list[RegOp]:
+    """The RPC Internet values (docs/windows.md#rpc-ports); Ports is a REG_MULTI_SZ, carried as
+    the hex(7) bytes a .reg holds (UTF-16LE strings, each NUL-terminated, then a NUL)."""
+    multi = "".join(f"{p}\0" for p in resource.ports) + "\0"
+    return [RegOp(RPC_INTERNET_KEY, "Ports", "hex(7)", multi.encode("utf-16-le").hex()),
+            RegOp(RPC_INTERNET_KEY, "PortsInternetAvailable", "REG_SZ", "Y"),
+            RegOp(RPC_INTERNET_KEY, "UseInternetPorts", "REG_SZ", "Y")]
 
 
 def _appid_ops(resource: Resource, key: str, out: _Planned) -> Iterator[RegOp]:
@@ -138,6 +155,9 @@ def _appid_ops(resource: Resource, key: str, out: _Planned) -> Iterator[RegOp]:
     elif isinstance(resource, AppIdRunLocation):
         yield RegOp(key, "RemoteServerName", "DELETE", None)
         yield RegOp(key, "ActivateAtStorage", "DELETE", None)
+    elif isinstance(resource, AppIdRunAs):
+        yield (RegOp(key, "RunAs", "REG_SZ", resource.value) if resource.value is not None
+               else RegOp(key, "RunAs", "DELETE", None))
     elif isinstance(resource, AppIdPermission):
         unknown = [a.principal.name for a in resource.aces if not a.principal.static]
         if unknown:
@@ -307,6 +327,9 @@ def _value_lines(op: RegOp) -> list[str]:
     if op.type == "REG_SZ":
         assert isinstance(op.data, str)
         return [prefix + reg_string(op.data)]
+    if op.type.startswith("hex("):  # other types as raw bytes, as the reader reads them back
+        assert isinstance(op.data, str)
+        return wrap_hex(f"{prefix}{op.type}:", bytes.fromhex(op.data))
     assert isinstance(op.data, str)
     return wrap_hex(prefix + "hex:", sdbinary.sddl_to_binary(op.data))
 

@@ -15,6 +15,7 @@ from dcomc.pipeline import compile_file
 from dcomc.plan.lint import LINTS
 
 ROOT = Path(__file__).resolve().parents[2]
+EXE = "C:\\Program Files\\Example\\opc.exe"
 BASE = yaml.safe_load((ROOT / "examples" / "plant7-workgroup.yaml").read_text())
 Change = Callable[[dict[str, Any]], None]
 
@@ -223,3 +224,102 @@ def test_the_examples_pass_strict(name: str, tmp_path: Path) -> None:
                  ["build", "--strict", "--no-msi", "-o", str(tmp_path / "out"), spec]):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
+
+
+# --- issue 12 items 5, 7: RunAs and the RPC port range (lints W621-W623, checks E231, E232, E320)
+
+
+def opc(name: str, **keys: Any) -> dict[str, Any]:
+    """An OPC server entry with a ProgID and an executable, plus `keys`."""
+    return {"progid": f"Example.{name}OPC.1", "executable": EXE, **keys}
+
+
+def add_panel(run_as: str) -> Change:
+    """An interactive server `panel` on SCADA01 with the given run_as (HMI01/02 call it)."""
+    def change(s: dict[str, Any]) -> None:
+        s["servers"]["panel"] = opc("Panel", process_mode="interactive", run_as=run_as,
+                                    launch={"OPC Users": ["local_launch"]})
+        s["hosts"]["SCADA01"]["servers"].append("panel")
+    return change
+
+
+def findings(change: Change, tmp_path: Path, code: str) -> list[Any]:
+    return [f for f in compile_changed(change, tmp_path).findings if f.code == code]
+
+
+def errors(change: Change, tmp_path: Path) -> list[Any]:
+    with pytest.raises(CompileError) as info:
+        compile_changed(change, tmp_path)
+    return list(info.value.diagnostics)
+
+
+def test_w621_launching_user_with_remote_clients(tmp_path: Path) -> None:
+    [finding] = findings(add_panel("launching_user"), tmp_path, "W621")
+    assert finding.host == "SCADA01"
+    assert "panel" in finding.message and "for each client account" in finding.message
+    assert "run_as: interactive_user" in finding.message
+    assert finding.span is not None  # at the run_as line
+
+
+def test_w621_silent_for_the_interactive_user_and_for_local_clients_only(tmp_path: Path) -> None:
+    assert findings(add_panel("interactive_user"), tmp_path, "W621") == []
+
+    def local_only(s: dict[str, Any]) -> None:
+        add_panel("launching_user")(s)
+        for name in ("HMI01", "HMI02"):
+            s["hosts"].pop(name)
+        s["hosts"]["SCADA01"]["clients"] = ["hmi"]
+    assert findings(local_only, tmp_path, "W621") == []
+
+
+def test_w622_run_as_on_a_service(tmp_path: Path) -> None:
+    [finding] = findings(lambda s: server(s).update(run_as="interactive_user"), tmp_path, "W622")
+    assert "kepware" in finding.message and "ignores RunAs" in finding.message
+    assert findings(add_panel("interactive_user"), tmp_path, "W622") == []
+
+
+@pytest.mark.parametrize(("ports", "size", "fires"), [
+    ("5000-5050", 51, True), ("5000-5100", 101, True), ("5000-5101", 102, False)])
+def test_w623_range_smaller_than_100_plus_processes(ports: str, size: int, fires: bool,
+                                                    tmp_path: Path) -> None:
+    # SCADA01 runs kepware and OPCEnum: 100 + 2 ports.
+    found = findings(lambda s: role(s, "server").update(rpc_ports=ports), tmp_path, "W623")
+    assert bool(found) is fires
+    if found:
+        assert found[0].host == "SCADA01"
+        assert f"has {size} ports" in found[0].message and "at least 102" in found[0].message
+
+
+def test_e231_run_as_account_is_refused_with_why(tmp_path: Path) -> None:
+    [diag] = [d for d in errors(add_panel("opcuser"), tmp_path) if d.code == "E231"]
+    assert "LSA secret" in diag.message and "interactive_user or launching_user" in diag.message
+    assert diag.span is not None and diag.span.line > 1
+    [typo] = [d for d in errors(add_panel("interactive"), tmp_path) if d.code == "E231"]
+    assert "did you mean 'interactive_user'" in typo.message
+
+
+@pytest.mark.parametrize("ports", ["500-600", "6000-5000", "5000-70000", "5000", "a-b"])
+def test_e232_bad_port_range(ports: str, tmp_path: Path) -> None:
+    diags = errors(lambda s: role(s, "client").update(rpc_ports=ports), tmp_path)
+    [diag] = [d for d in diags if d.code == "E232"]
+    assert f"invalid rpc_ports '{ports}'" in diag.message and "1024 <= lo <= hi <= 65535" in (
+        diag.message)
+
+
+def test_e320_open_rpc_ports_without_a_range(tmp_path: Path) -> None:
+    found = [d for d in errors(lambda s: role(s, "client")["firewall"].update(open="rpc_ports"),
+                               tmp_path) if d.code == "E320"]
+    assert sorted(d.message.split("'")[1] for d in found) == ["HMI01", "HMI02"]
+    assert "add `rpc_ports: 5000-5100` to machine.client" in found[0].message
+    # A host's own range satisfies it.
+    def with_range(s: dict[str, Any]) -> None:
+        role(s, "client")["firewall"]["open"] = "rpc_ports"
+        for name in ("HMI01", "HMI02"):
+            s["hosts"][name]["machine"] = {"rpc_ports": "5000-5200"}
+    compile_changed(with_range, tmp_path)
+
+
+def test_run_as_appid_resolved_on_the_pc_is_pending_for_self_contained(tmp_path: Path) -> None:
+    compiled = compile_changed(add_panel("interactive_user"), tmp_path)
+    assert any(f.code == "E401" and "appid_run_as:panel" in f.message
+               for f in compiled.findings.pending)

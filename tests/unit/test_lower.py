@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from dcomc.diagnostics import CompileError
 from dcomc.emit.render import plan_json, plan_text
@@ -13,6 +15,7 @@ from dcomc.pipeline import Compiled, compile_file
 from dcomc.plan.model import (
     AppIdAuthLevel,
     AppIdPermission,
+    AppIdRunAs,
     AppIdRunLocation,
     FirewallRule,
     FirewallRuleGroup,
@@ -24,6 +27,7 @@ from dcomc.plan.model import (
     MachineLimitAddition,
     PrincipalKind,
     RebootNotice,
+    RpcPortRange,
     SecurityOption,
     ServiceLogon,
     ServiceStartMode,
@@ -32,6 +36,7 @@ from dcomc.plan.model import (
 from dcomc.windows import sd
 
 ROOT = Path(__file__).resolve().parents[2]
+EXE = "C:\\Program Files\\Example\\opc.exe"
 ALL_LAUNCH = 0x1F
 LOCAL_REMOTE_ACCESS = 0x07
 
@@ -110,7 +115,9 @@ def test_plant7_machine_dcom(plant7: Compiled) -> None:
 
 
 def test_plant7_firewall(plant7: Compiled) -> None:
-    site = ("10.7.3.10", "10.7.3.21", "10.7.3.22")
+    # `remote: site` is the hosts whose flows need the rule: the HMIs on the server PC,
+    # the server PC on the HMIs (callbacks), never the PC itself (issue 12)
+    site = ("10.7.3.21", "10.7.3.22")
     server = {r.name: r for r in plant7.plan.host("SCADA01").of_kind(FirewallRule)}
     assert set(server) == {"dcomc-plant7-line3-rpc-epmap", "dcomc-plant7-line3-opcenum",
                            "dcomc-plant7-line3-server-kepware"}
@@ -123,6 +130,7 @@ def test_plant7_firewall(plant7: Compiled) -> None:
     client = {r.name: r for r in plant7.plan.host("HMI01").of_kind(FirewallRule)}
     assert set(client) == {"dcomc-plant7-line3-rpc-epmap", "dcomc-plant7-line3-client-hmi"}
     assert client["dcomc-plant7-line3-client-hmi"].program.endswith("\\hmi.exe")
+    assert {r.remote for r in client.values()} == {("10.7.3.10",)}
     assert not plant7.plan.host("HMI01").of_kind(FirewallRuleGroup)  # network_discovery: false
 
 
@@ -175,8 +183,8 @@ def test_plant9_host_override(plant9: Compiled) -> None:
     eng = plant9.plan.host("ENG-WS1")
     assert {r.remote for r in eng.of_kind(FirewallRule)} == {("10.9.0.0/24",)}
     srv = plant9.plan.host("UTIL-SRV1")
-    assert {r.remote for r in srv.of_kind(FirewallRule)} == {("10.9.0.5", "10.9.0.6",
-                                                               "10.9.8.40")}
+    # without `calls` every client calls every server: UTIL-SRV1 admits both client PCs
+    assert {r.remote for r in srv.of_kind(FirewallRule)} == {("10.9.0.6", "10.9.8.40")}
     assert {r.profiles for r in srv.of_kind(FirewallRule)} == {("domain",)}
 
 
@@ -205,3 +213,121 @@ def test_compile_error_carries_all(tmp_path: Path) -> None:
         compile_file(spec)
     codes = sorted(d.code for d in info.value.diagnostics)
     assert codes == ["E101", "E220", "E310"]
+
+
+# --- issue 12 items 5-7: RunAs, bitness, a fixed RPC port range --------------------------------
+
+
+def opc(name: str, **keys: Any) -> dict[str, Any]:
+    """An OPC server entry with a ProgID and an executable, plus `keys`."""
+    return {"progid": f"Example.{name}OPC.1", "executable": EXE, **keys}
+
+
+def derived(tmp_path: Path, change: Any) -> Compiled:
+    spec = yaml.safe_load((ROOT / "examples" / "plant7-workgroup.yaml").read_text())
+    change(spec)
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    return compile_file(path)
+
+
+def test_run_as_lowers_to_the_appid_value(tmp_path: Path) -> None:
+    def change(s: dict[str, Any]) -> None:
+        s["servers"]["panel"] = opc("Panel", run_as="interactive_user")
+        s["servers"]["trend"] = opc("Trend", run_as="launching_user")
+        s["hosts"]["SCADA01"]["servers"] += ["panel", "trend"]
+    host = derived(tmp_path, change).plan.host("SCADA01")
+    runs = {r.app.key: r for r in host.of_kind(AppIdRunAs)}
+    assert set(runs) == {"panel", "trend"}  # kepware says nothing: its RunAs is left alone
+    assert (runs["panel"].identity, runs["panel"].value) == ("interactive_user", "Interactive User")
+    assert (runs["trend"].identity, runs["trend"].value) == ("launching_user", None)
+    assert runs["panel"].prov.guide == "§3, §4.1" and runs["panel"].prov.span is not None
+    # after the AppID's permissions, before the machine-wide values
+    order = [r.kind for r in host.resources]
+    assert order.index("appid_permission") < order.index("appid_run_as") < order.index(
+        "machine_dcom_value")
+
+
+def test_bitness_is_unknown_unless_spec_or_catalog_say(tmp_path: Path) -> None:
+    def change(s: dict[str, Any]) -> None:
+        s["servers"]["panel"] = {"progid": "Example.PanelOPC.1", "executable": EXE}
+        s["servers"]["wide"] = opc("Wide", bitness=64)
+        s["hosts"]["SCADA01"]["servers"] += ["panel", "wide"]
+    host = derived(tmp_path, change).plan.host("SCADA01")
+    bits = {r.app.key: r.app.bitness for r in host.of_kind(AppIdAuthLevel)}
+    assert bits == {"panel": None, "wide": 64, "kepware": 32, "opcenum": 32}
+
+
+def test_rpc_ports_lower_to_values_a_port_rule_and_a_reboot(tmp_path: Path) -> None:
+    def change(s: dict[str, Any]) -> None:
+        s["machine"]["server"]["rpc_ports"] = "5000-5200"
+        s["machine"]["server"]["firewall"]["open"] = "rpc_ports"
+    plan = derived(tmp_path, change).plan
+    scada = plan.host("SCADA01")
+    [ports] = scada.of_kind(RpcPortRange)
+    assert ports.ports == ("5000-5200",) and ports.prov.span is not None
+    rules = {r.name: r for r in scada.of_kind(FirewallRule)}
+    assert set(rules) == {"dcomc-plant7-line3-rpc-epmap", "dcomc-plant7-line3-rpc-ports"}
+    assert rules["dcomc-plant7-line3-rpc-ports"].local_port == "5000-5200"
+    assert rules["dcomc-plant7-line3-rpc-ports"].program is None
+    [reboot] = scada.of_kind(RebootNotice)
+    assert "RPC port range" in reboot.reason
+    hmi = plan.host("HMI01")  # the client role keeps Windows' range and its program rule
+    assert hmi.of_kind(RpcPortRange) == []
+    assert any(r.program for r in hmi.of_kind(FirewallRule))
+    assert "RPC port range" not in hmi.of_kind(RebootNotice)[0].reason
+
+
+def test_a_dual_role_host_uses_both_ranges(tmp_path: Path) -> None:
+    def change(s: dict[str, Any]) -> None:
+        s["machine"]["server"]["rpc_ports"] = "6000-6100"
+        s["machine"]["server"]["firewall"]["open"] = "rpc_ports"
+        s["machine"]["client"]["rpc_ports"] = "5000-5100"
+        s["hosts"]["SCADA01"]["clients"] = ["hmi"]
+    scada = derived(tmp_path, change).plan.host("SCADA01")
+    [ports] = scada.of_kind(RpcPortRange)
+    assert ports.ports == ("5000-5100", "6000-6100")  # numeric order
+    rules = {r.name: r for r in scada.of_kind(FirewallRule)}
+    # the server role's programs (kepware, OPCEnum) become the range, open to its callers
+    rule = rules["dcomc-plant7-line3-rpc-ports"]
+    assert rule.local_port == "5000-5100,6000-6100"
+    assert set(rule.remote) == {"10.7.3.21", "10.7.3.22"}
+    assert not any(r.program for r in rules.values())
+
+
+def test_rpc_ports_in_plan_text_and_json(tmp_path: Path) -> None:
+    def change(s: dict[str, Any]) -> None:
+        s["machine"]["server"]["rpc_ports"] = "5000-5200"
+        s["servers"]["panel"] = opc("Panel", run_as="interactive_user")
+        s["hosts"]["SCADA01"]["servers"] += ["panel"]
+    compiled = derived(tmp_path, change)
+    text = plan_text(compiled.plan, list(compiled.plan.hosts))
+    assert "Rpc\\Internet Ports = 5000-5200" in text
+    assert "RunAs = 'Interactive User' (interactive_user)" in text
+    data = json.loads(plan_json(compiled.plan, list(compiled.plan.hosts)))
+    assert "rpc_port_range" in json.dumps(data)
+
+
+def test_the_reg_carries_run_as_and_the_rpc_values(tmp_path: Path) -> None:
+    from dcomc_targets.base import EmitContext, Options
+    from dcomc_targets.regfile import RPC_INTERNET_KEY, RegOp, RegTarget
+
+    def change(s: dict[str, Any]) -> None:
+        s["machine"]["server"]["rpc_ports"] = "5000-5200"
+        s["servers"]["panel"] = opc("Panel", run_as="interactive_user",
+                                    appid="{6F1C2A7E-3B9D-4E5F-8A21-0C4D7E9B1F36}")
+        s["hosts"]["SCADA01"]["servers"] += ["panel"]
+    compiled = derived(tmp_path, change)
+    host = compiled.plan.host("SCADA01")
+    ctx = EmitContext(compiled.plan, Options(), "site.yaml", compiled.sha256)
+    target = RegTarget()
+    [artifact] = target.emit(host, ctx)
+    read = target.read(artifact.data)
+    assert read == target.expected(host, ctx)
+    ops = {(op.key, op.name): op for op in read.ops}
+    multi = "5000-5200\0\0".encode("utf-16-le").hex()
+    assert ops[(RPC_INTERNET_KEY, "Ports")] == RegOp(RPC_INTERNET_KEY, "Ports", "hex(7)", multi)
+    assert ops[(RPC_INTERNET_KEY, "UseInternetPorts")].data == "Y"
+    assert ops[(RPC_INTERNET_KEY, "PortsInternetAvailable")].data == "Y"
+    key = "HKEY_LOCAL_MACHINE\\SOFTWARE\\Classes\\AppID\\{6F1C2A7E-3B9D-4E5F-8A21-0C4D7E9B1F36}"
+    assert ops[(key, "RunAs")].data == "Interactive User"

@@ -15,7 +15,7 @@ from dcomc.checks.context import Context
 from dcomc.diagnostics import did_you_mean
 from dcomc.front import catalog
 from dcomc.front.load import NodePath
-from dcomc.front.spec import Spec
+from dcomc.front.spec import RUN_AS_VALUES, Spec
 from dcomc.plan.flows import expand_hosts
 
 _GUID_RE = re.compile(r"^\{[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}\}$")
@@ -43,6 +43,8 @@ def servers(ctx: Context) -> None:
         _service_identity(ctx, path, key, server, product)
         if server.service is not None:
             _check_service_name(ctx, (*path, "service"), server.service)
+        if server.run_as is not None and server.run_as not in RUN_AS_VALUES:
+            _run_as_account(ctx, (*path, "run_as"), server.run_as)
 
 
 def _formats(ctx: Context, path: NodePath, progid: str | None, clsid: str | None,
@@ -83,6 +85,19 @@ def _check_service_name(ctx: Context, path: NodePath, name: str) -> None:
     else:
         return
     ctx.error(path, "E217", f"invalid service name '{name}': it {problem}")
+
+
+def _run_as_account(ctx: Context, path: NodePath, value: str) -> None:
+    """"This user" (an account) on the Identity tab is refused: Windows keeps its password as an
+    LSA secret that only the COM configuration tools write, through an interface Microsoft does
+    not document for it (docs/windows.md#runas), and dcomc puts no password in a file or on a
+    command line."""
+    hint = did_you_mean(value, RUN_AS_VALUES)
+    ctx.error(path, "E231", f"run_as '{value}'{hint}: an account (\"This user\") cannot be "
+              "configured by dcomc: Windows keeps its password as an LSA secret that only "
+              "dcomcnfg writes, and dcomc never puts a password in a file or on a command "
+              "line; use interactive_user or launching_user, or a service with "
+              "service_account (process_mode: service)")
 
 
 def _service_identity(ctx: Context, path: NodePath, key: str, server: Any, product: Any) -> None:
@@ -214,7 +229,36 @@ def hosts(ctx: Context) -> None:
             ctx.error(path, "E310", f"host '{name}' has neither servers nor clients", key=True)
         _refs(ctx, (*path, "servers"), host.servers, ctx.spec.servers, "server")
         _refs(ctx, (*path, "clients"), host.clients, ctx.spec.clients, "client")
+        _port_range_needed(ctx, name, host)
     account_hosts(ctx)
+
+
+def _port_range_needed(ctx: Context, name: str, host: Any) -> None:
+    """E320: `firewall.open: rpc_ports` on a host whose roles give no `rpc_ports`: the rule
+    would open no port, and the servers would listen on Windows' whole dynamic range."""
+    roles = [r for r, on in (("server", host.servers), ("client", host.clients)) if on]
+    if any(_effective(ctx.spec, name, role, "rpc_ports")[0] for role in roles):
+        return
+    for role in roles:
+        value, where = _effective(ctx.spec, name, role, "firewall", "open")
+        if value == "rpc_ports" and where is not None:
+            ctx.error(where, "E320", f"firewall.open is rpc_ports on host '{name}', but no "
+                      f"rpc_ports range is set for it: add `rpc_ports: 5000-5100` to "
+                      f"machine.{role} (or the host's machine), or open programs")
+
+
+def _effective(spec: Spec, host: str, role: str, *keys: str) -> tuple[Any, NodePath | None]:
+    """A machine setting of a host's role as lowering layers it (the host's own `machine`,
+    then `machine.<role>`; the built-in defaults have no range and open programs)."""
+    layers: list[tuple[NodePath, Any]] = [(("hosts", host, "machine"), spec.hosts[host].machine),
+                                          (("machine", role), getattr(spec.machine, role))]
+    for base, layer in layers:
+        node = layer
+        for key in keys:
+            node = getattr(node, key, None) if node is not None else None
+        if node is not None:
+            return node, (*base, *keys)
+    return None, None
 
 
 def _refs(ctx: Context, path: NodePath, names: list[str], known: dict[str, Any], what: str) -> None:
@@ -261,6 +305,8 @@ def address_problem(text: str, *, allow_network: bool) -> str | None:
 
 def firewall_remote(ctx: Context) -> None:
     for base, layer in _machine_layers(ctx.spec):
+        if layer.rpc_ports is not None:
+            _rpc_ports(ctx, (*base, "rpc_ports"), layer.rpc_ports)
         if layer.firewall is None:
             continue
         if layer.firewall.profiles == []:
@@ -280,6 +326,19 @@ def firewall_remote(ctx: Context) -> None:
                 else "remote address"
             ctx.error((*base, "firewall", "remote", i), "E220", f"invalid {what} '{entry}': "
                       f"{problem}")
+
+
+# Dynamic ports are taken from 1024 up: the ports below belong to well-known services, and the
+# documented per-server Endpoints range is 1024-65535 (docs/windows.md#rpc-ports).
+_RPC_PORTS_RE = re.compile(r"([0-9]{1,5})-([0-9]{1,5})")
+
+
+def _rpc_ports(ctx: Context, path: NodePath, text: str) -> None:
+    found = _RPC_PORTS_RE.fullmatch(text)
+    low, high = (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+    if not 1024 <= low <= high <= 65535:
+        ctx.error(path, "E232", f"invalid rpc_ports '{text}': expected a range lo-hi with "
+                  "1024 <= lo <= hi <= 65535, e.g. 5000-5100")
 
 
 def _machine_layers(spec: Spec) -> Iterator[tuple[NodePath, Any]]:

@@ -12,6 +12,7 @@ from dcomc.plan.model import (
     AceSpec,
     AppIdAuthLevel,
     AppIdPermission,
+    AppIdRunAs,
     AppIdRunLocation,
     AppRef,
     FirewallRule,
@@ -25,6 +26,7 @@ from dcomc.plan.model import (
     Principal,
     RebootNotice,
     Resource,
+    RpcPortRange,
     SecurityOption,
     ServiceLogon,
     ServiceStartMode,
@@ -117,6 +119,10 @@ _DESCRIBE: dict[type[Resource], Callable[[Any], str]] = {
     AppIdPermission: lambda r: f"{app_text(r.app)}: {r.which.title()}Permission "
     + ("+= " if r.mode == "add" else "= ") + acl_text(r.which, r.aces)
     + (" (added to the AppID's ACL)" if r.mode == "add" else " (replaces the ACL)"),
+    AppIdRunAs: lambda r: f"{app_text(r.app)}: RunAs = "
+    + (f"{r.value!r} ({r.identity})" if r.value else f"(deleted: {r.identity})"),
+    RpcPortRange: lambda r: f"Rpc\\Internet Ports = {','.join(r.ports)}, "
+    "PortsInternetAvailable = 'Y', UseInternetPorts = 'Y' (after a reboot)",
     MachineDcomValue: lambda r: f"Ole\\{r.name} = "
     + (repr(r.data) if r.data is not None else "(deleted)"),
     MachineLimitAddition: lambda r: f"Machine{r.which.title()}Restriction += "

@@ -37,6 +37,11 @@ AUTH_LEVEL_VALUES: dict[str, int] = {
 IMPERSONATION_VALUES: dict[str, int] = {
     "default": 0, "anonymous": 1, "identify": 2, "impersonate": 3, "delegate": 4,
 }
+# servers.<s>.run_as → the AppID RunAs value (None: no value, "the launching user").
+RUN_AS_VALUES: dict[str, str | None] = {
+    "interactive_user": "Interactive User", "launching_user": None,
+}
+RPC_PORTS_PATTERN = r"^[0-9]{1,5}-[0-9]{1,5}$"
 
 
 # --- what the JSON Schema says beyond the models ----------------------------------------------
@@ -317,6 +322,16 @@ class Server(_Model):
         "§4.1 steps 10-28",
         default="add",
     )
+    run_as: Annotated[str, SchemaOnly("`interactive_user` or `launching_user`", enum=list(
+            RUN_AS_VALUES))] | None = doc(
+        "The Identity tab: `interactive_user` (AppID RunAs \"Interactive User\": the server "
+        "runs in the desktop session of whoever is logged on, one process for all clients) or "
+        "`launching_user` (RunAs absent: a process per caller, under the caller's identity). "
+        "Left out, RunAs stays as it is. \"This user\" (an account) is refused (E231): its "
+        "password would have to reach the LSA secret the SCM reads. Ignored by a service-mode "
+        "server (W622).",
+        "§3, §4.1",
+    )
 
 
 class Client(_Model):
@@ -370,6 +385,13 @@ class Dcom(_Model):
 
 
 class Firewall(_Model):
+    open: Literal["programs", "rpc_ports"] | None = doc(
+        "How the DCOM servers of the host (its servers, OPCEnum, callback-receiving clients) "
+        "are let in: `programs` (a rule per executable, any port) or `rpc_ports` (one rule for "
+        "the TCP range of `rpc_ports`, which then must be set: E320). TCP 135 keeps its own "
+        "rule.",
+        "§5",
+    )
     rpc_endpoint_mapper: bool | None = doc("Allow TCP 135 inbound.", "§5.1 step 3, §5.2 step 3")
     opcenum: bool | None = doc(
         "Allow OpcEnum.exe inbound (server hosts with OPCEnum).", "§5.1 step 4"
@@ -413,6 +435,13 @@ class RoleMachine(_Model):
     firewall: Firewall | None = doc("Firewall exceptions.", "§5")
     network_discovery: bool | None = doc(
         "Turn on network discovery (rule group and services); false leaves it as it is.", "§6"
+    )
+    rpc_ports: Annotated[str, _string("port range lo-hi", RPC_PORTS_PATTERN)] | None = doc(
+        "A fixed RPC dynamic port range `lo-hi` (1024-65535), e.g. `5000-5100`, for zone "
+        "firewalls between plant network levels: the RPC `Internet` values (Ports, "
+        "PortsInternetAvailable, UseInternetPorts), effective after a reboot. Left out, RPC "
+        "keeps Windows' range (49152-65535). On a host with both roles, both ranges are used.",
+        "§5",
     )
     security_policy: SecurityPolicy | None = doc("Local security policies.", "§7")
 

@@ -28,6 +28,7 @@ from dcomc.front.spec import Spec
 from dcomc.plan.model import (
     AppIdAuthLevel,
     AppIdPermission,
+    AppIdRunAs,
     AppIdRunLocation,
     FirewallRule,
     HostPlan,
@@ -35,6 +36,7 @@ from dcomc.plan.model import (
     MachineLimitAddition,
     PrincipalKind,
     Resource,
+    RpcPortRange,
     SecurityOption,
     ServiceLogon,
     SitePlan,
@@ -78,6 +80,12 @@ LINTS: dict[str, Lint] = {lint.code: lint for lint in (
          "membership would do"),
     Lint("W617", Severity.WARNING, "account a workgroup cannot share across PCs"),
     Lint("W618", Severity.WARNING, "client without `calls`: taken to call every server"),
+    Lint("W621", Severity.WARNING, "interactive server as the launching user with remote "
+         "clients: a server process per client account"),
+    Lint("W622", Severity.WARNING, "RunAs on a server that runs as a service, which ignores "
+         "it"),
+    Lint("W623", Severity.WARNING, "RPC port range smaller than the guidance for the host's "
+         "DCOM servers"),
     Lint("E401", Severity.ERROR,
          "--self-contained: a value an artifact cannot carry ahead of time"),
 )}  # fmt: skip
@@ -109,7 +117,8 @@ class Findings(list[Finding]):
 def lint(spec: Spec, plan: SitePlan) -> Findings:
     """Every finding; one per code, message and spec place, naming all the hosts it hits."""
     found = [*(f for h in plan.hosts for rule in _HOST_RULES for f in rule(h)),
-             *_accounts(spec, plan), *_launch_limits(spec, plan)]
+             *_accounts(spec, plan), *_launch_limits(spec, plan), *_run_as(spec, plan),
+             *_rpc_ports(spec, plan)]
     found += _implicit_flows(spec, plan)
     return Findings(_merged(found), _merged(_pending(spec, plan)))
 
@@ -394,6 +403,62 @@ def _join_dcom_users(spec: Spec, name: str) -> str:
             "site users to it, through member_of)")
 
 
+# --- W621, W622: the Identity tab (RunAs) -----------------------------------------------------
+
+
+def _run_as(spec: Spec, plan: SitePlan) -> Iterator[Finding]:
+    client_hosts = {h.name for h in plan.hosts if "client" in h.roles}
+    for host in plan.hosts:
+        for r in host.of_kind(AppIdRunAs):
+            server = spec.servers.get(r.app.key)
+            if server is None:
+                continue
+            if _service_mode(server.process_mode, server.service_account):
+                yield _finding("W622", host, r, (
+                    f"{r.app.key} runs as a Windows service, whose Log On account is its "
+                    "identity: COM ignores RunAs for it; remove run_as "
+                    f"({WINDOWS_MD}#runas)"))
+            elif r.identity == "launching_user" and client_hosts - {host.name}:
+                yield _finding("W621", host, r, (
+                    f"{r.app.key} runs interactively as the launching user: Windows starts "
+                    "a server process for each client account, under its identity, so remote "
+                    "clients do not share one server; use run_as: interactive_user "
+                    f"({WINDOWS_MD}#runas)"))
+
+
+def _service_mode(mode: str | None, service_account: str | None) -> bool:
+    return (mode or ("service" if service_account else "interactive")) == "service"
+
+
+# --- W623: a fixed RPC port range -------------------------------------------------------------
+
+# Microsoft suggests at least 100 ports for a restricted RPC range (docs/windows.md#rpc-ports);
+# that is for the PC's own RPC services. dcomc's rule: 100 plus one port for each DCOM server
+# process of the host (its servers, OPCEnum, each client that receives callbacks).
+RPC_PORTS_BASE = 100
+
+
+def _rpc_ports(spec: Spec, plan: SitePlan) -> Iterator[Finding]:
+    for host in plan.hosts:
+        for r in host.of_kind(RpcPortRange):
+            have = sum(_range_size(text) for text in r.ports)
+            own = spec.hosts[host.name]
+            opcenum = any(a.app.key == "opcenum" for a in host.of_kind(AppIdAuthLevel))
+            processes = len(own.servers) + len(own.clients) + int(opcenum)
+            need = RPC_PORTS_BASE + processes
+            if have < need:
+                yield _finding("W623", host, r, (
+                    f"the RPC port range {','.join(r.ports)} has {have} ports; Microsoft "
+                    f"suggests at least {RPC_PORTS_BASE} for the PC's own RPC services, and "
+                    f"this host's {processes} DCOM server processes need one each: give at "
+                    f"least {need} ({WINDOWS_MD}#rpc-ports)"))
+
+
+def _range_size(text: str) -> int:
+    low, _, high = text.partition("-")
+    return int(high or low) - int(low) + 1
+
+
 # --- E401: what an artifact cannot carry (--self-contained only) ------------------------------
 
 
@@ -413,7 +478,7 @@ def pending(resource: Resource) -> tuple[str, str] | None:
     """(artifact, why) when an artifact can only list `resource` for the engine to apply on the
     PC, else None. The targets leave exactly these out (a test compares the two); the one case
     they add, a machine limit with --replace-machine-limits, only build knows."""
-    if isinstance(resource, AppIdAuthLevel | AppIdRunLocation | AppIdPermission):
+    if isinstance(resource, AppIdAuthLevel | AppIdRunLocation | AppIdPermission | AppIdRunAs):
         if not resource.app.appid:
             via = resource.app.progid or resource.app.clsid
             return "the .reg", f"the AppID is resolved on the PC from {via}"
@@ -431,7 +496,8 @@ def pending(resource: Resource) -> tuple[str, str] | None:
 
 def _fix(spec: Spec, r: Resource) -> str:
     """How the spec makes `r` compilable."""
-    if isinstance(r, AppIdAuthLevel | AppIdRunLocation | AppIdPermission) and not r.app.appid:
+    if isinstance(r, AppIdAuthLevel | AppIdRunLocation | AppIdPermission | AppIdRunAs) and (
+            not r.app.appid):
         return (f"give `servers.{r.app.key}.appid` (the AppID value under HKCR\\CLSID\\{{CLSID}} "
                 "on a PC where the server is installed)")
     if isinstance(r, FirewallRule):

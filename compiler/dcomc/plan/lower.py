@@ -18,7 +18,14 @@ from typing import Any, Literal
 from dcomc.diagnostics import Span
 from dcomc.front import catalog
 from dcomc.front.load import Loaded, NodePath
-from dcomc.front.spec import AUTH_LEVEL_VALUES, IMPERSONATION_VALUES, Host, Server, Spec
+from dcomc.front.spec import (
+    AUTH_LEVEL_VALUES,
+    IMPERSONATION_VALUES,
+    RUN_AS_VALUES,
+    Host,
+    Server,
+    Spec,
+)
 from dcomc.plan.flows import (
     Placement,
     SiteFlows,
@@ -31,6 +38,7 @@ from dcomc.plan.model import (
     AceSpec,
     AppIdAuthLevel,
     AppIdPermission,
+    AppIdRunAs,
     AppIdRunLocation,
     AppRef,
     FirewallRule,
@@ -45,6 +53,7 @@ from dcomc.plan.model import (
     Provenance,
     RebootNotice,
     Resource,
+    RpcPortRange,
     SecurityOption,
     ServiceLogon,
     ServiceStartMode,
@@ -69,8 +78,9 @@ ROLE_DEFAULTS: dict[Role, dict[str, Any]] = {
             # launch_limits: no fixed default; see _launch_limits (§4.2 steps 13-21).
         },
         "firewall": {
-            "rpc_endpoint_mapper": True, "opcenum": True, "server_executables": True,
-            "client_executables": False, "profiles": ["domain", "private"], "remote": "site",
+            "open": "programs", "rpc_endpoint_mapper": True, "opcenum": True,
+            "server_executables": True, "client_executables": False,
+            "profiles": ["domain", "private"], "remote": "site",
         },
         "network_discovery": False,
         "security_policy": {"sharing_model": "classic"},  # §7.1: server side only
@@ -85,8 +95,9 @@ ROLE_DEFAULTS: dict[Role, dict[str, Any]] = {
             "launch_limits": {},
         },
         "firewall": {
-            "rpc_endpoint_mapper": True, "opcenum": False, "server_executables": False,
-            "client_executables": True, "profiles": ["domain", "private"], "remote": "site",
+            "open": "programs", "rpc_endpoint_mapper": True, "opcenum": False,
+            "server_executables": False, "client_executables": True,
+            "profiles": ["domain", "private"], "remote": "site",
         },
         "network_discovery": False,
         "security_policy": {"everyone_includes_anonymous": True},  # §7.2: client side only
@@ -163,7 +174,7 @@ class _Host:
 
     def plan(self) -> HostPlan:
         for step in (self._accounts, self._service_identity, self._appids, self._machine_dcom,
-                     self._firewall, self._policies, self._reboot):
+                     self._rpc_ports, self._firewall, self._policies, self._reboot):
             step()
         unique: dict[str, Resource] = {}
         for resource in self.out:  # the first cause of a resource is its provenance
@@ -320,6 +331,8 @@ class _Host:
             level = server.authentication_level
             self._appid(app, level, base, _aces(self, server.launch, "launch"),
                         _aces(self, server.access, "access"), server.permissions)
+            if server.run_as is not None:
+                self._run_as(app, server.run_as, (*base, "run_as"))
         if "server" in self.roles and self.setting("server", "opcenum").value:
             self._opcenum()
 
@@ -341,6 +354,13 @@ class _Host:
                                                 self.prov((*base, which), guide),
                                                 app, which, aces,  # type: ignore[arg-type]
                                                 mode))
+
+    def _run_as(self, app: AppRef, identity: str, path: NodePath) -> None:
+        # The Identity tab (guide §3, §4.1); an account ("this user") is refused by check.
+        choice: Literal["interactive_user", "launching_user"] = (
+            "interactive_user" if identity == "interactive_user" else "launching_user")
+        self.out.append(AppIdRunAs(f"appid_run_as:{app.key}", self.prov(path, "§3, §4.1"),
+                                   app, choice, RUN_AS_VALUES[choice]))
 
     def _opcenum(self) -> None:
         # OPCEnum registers itself with Everyone allowed and AuthenticationLevel None
@@ -410,6 +430,20 @@ class _Host:
             path = (*setting.path, name) if setting.path else None
             yield self.principal(name), mask, path
 
+    # --- §5 a fixed RPC port range ----------------------------------------------------------
+
+    def rpc_ranges(self) -> tuple[tuple[str, ...], NodePath | None]:
+        """The host's RPC port ranges (each role's, for a host with both) and where the first
+        comes from; () when RPC keeps Windows' dynamic range."""
+        found = [s for s in self.combined("rpc_ports") if s.value]
+        ranges = tuple(sorted({str(s.value) for s in found}, key=_range_start))
+        return ranges, found[0].path if found else None
+
+    def _rpc_ports(self) -> None:
+        ranges, path = self.rpc_ranges()
+        if ranges:
+            self.out.append(RpcPortRange("rpc_port_range", self.prov(path, "§5"), ranges))
+
     # --- §5 firewall, §6 network discovery --------------------------------------------------
 
     def _firewall(self) -> None:
@@ -439,9 +473,10 @@ class _Host:
                 "Network access: Let Everyone permissions apply to anonymous users"))
 
     def _reboot(self) -> None:
-        self.out.append(RebootNotice("reboot", self.prov(None, "§4.3"),
-                                     "DCOM machine settings may only take effect after a "
-                                     "reboot (guide §4.3)"))
+        reason = "DCOM machine settings may only take effect after a reboot (guide §4.3)"
+        if self.rpc_ranges()[0]:  # RPC reads its port range when it starts
+            reason += "; the RPC port range takes effect only after a reboot"
+        self.out.append(RebootNotice("reboot", self.prov(None, "§4.3"), reason))
 
 
 class _Firewall:
@@ -457,11 +492,31 @@ class _Firewall:
         if epmap:
             self._rule("rpc-epmap", "RPC endpoint mapper (TCP 135)", list(h.roles), epmap[0],
                        "§5.1 step 3, §5.2 step 3", local_port="135")
-        if "server" in h.roles:
+        # `open: rpc_ports`: the role's program rules become one rule for the port range.
+        by_ports = [r for r in h.roles if h.setting(r, "firewall", "open").value == "rpc_ports"]
+        if "server" in h.roles and "server" not in by_ports:
             self._server_rules()
-        if "client" in h.roles:
+        if "client" in h.roles and "client" not in by_ports:
             self._client_rules()
+        self._port_rule([r for r in by_ports if self._opens_programs(r)])
         self._network_discovery()
+
+    def _opens_programs(self, role: Role) -> bool:
+        """Whether the role's settings would open any program (what the port range replaces)."""
+        h = self.h
+        if role == "client":
+            return bool(h.setting("client", "firewall", "client_executables").value)
+        opcenum = h.setting("server", "firewall", "opcenum").value and h.setting(
+            "server", "opcenum").value
+        return bool(opcenum or h.setting("server", "firewall", "server_executables").value)
+
+    def _port_rule(self, roles: list[Role]) -> None:
+        ranges, _ = self.h.rpc_ranges()
+        if not roles or not ranges:  # check refuses open: rpc_ports without a range (E320)
+            return
+        origin = self.h.setting(roles[0], "firewall", "open")
+        self._rule("rpc-ports", f"RPC dynamic ports {','.join(ranges)}", roles, origin,
+                   "§5", local_port=",".join(ranges))
 
     def _server_rules(self) -> None:
         h = self.h
@@ -575,6 +630,10 @@ def _union(acls: Iterable[tuple[AceSpec, ...]]) -> tuple[AceSpec, ...]:
     return tuple(AceSpec(p, m) for p, m in sorted(masks.items()))
 
 
+def _range_start(text: str) -> int:
+    return int(text.split("-")[0])
+
+
 def _first_set(settings: list[Setting]) -> Setting:
     return next((s for s in settings if s.path is not None), settings[0])
 
@@ -606,5 +665,5 @@ def _app_ref(key: str, server: Server) -> AppRef:
         progid=server.progid or (product.progid if product else None),
         clsid=server.clsid or (product.clsid if product else None),
         appid=server.appid or (product.appid if product else None),
-        bitness=server.bitness or (product.bitness if product else 32),
+        bitness=server.bitness or (product.bitness if product else None),
     )

@@ -61,7 +61,9 @@ class AppRef:
     progid: str | None
     clsid: str | None
     appid: str | None
-    bitness: Literal[32, 64]
+    # None: neither the spec nor the catalog says; the engine uses the one registry view the
+    # CLSID is registered in, and refuses a CLSID registered in both (docs/windows.md#wow64).
+    bitness: Literal[32, 64] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +170,18 @@ class AppIdPermission(Resource):
 
 
 @dataclass(frozen=True, slots=True)
+class AppIdRunAs(Resource):
+    """The AppID's RunAs value (the Identity tab): "Interactive User", or value None, absent,
+    which is "the launching user" (docs/windows.md#runas)."""
+
+    kind: ClassVar[str] = "appid_run_as"
+    phase: ClassVar[int] = 33
+    app: AppRef
+    identity: Literal["interactive_user", "launching_user"]
+    value: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class MachineDcomValue(Resource):
     """A value under HKLM\\SOFTWARE\\Microsoft\\Ole; data None deletes it."""
 
@@ -187,6 +201,17 @@ class MachineLimitAddition(Resource):
     which: Literal["access", "launch"]
     principal: Principal
     mask: int
+
+
+@dataclass(frozen=True, slots=True)
+class RpcPortRange(Resource):
+    """The RPC dynamic ports restricted to `ports` (HKLM\\SOFTWARE\\Microsoft\\Rpc\\Internet:
+    Ports, PortsInternetAvailable Y, UseInternetPorts Y); effective after a reboot
+    (docs/windows.md#rpc-ports)."""
+
+    kind: ClassVar[str] = "rpc_port_range"
+    phase: ClassVar[int] = 42
+    ports: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,8 +270,9 @@ class RebootNotice(Resource):
 
 RESOURCE_KINDS: tuple[type[Resource], ...] = (
     LocalUser, LocalGroup, GroupMember, UserRight, ServiceLogon, AppIdAuthLevel,
-    AppIdRunLocation, AppIdPermission, MachineDcomValue, MachineLimitAddition, FirewallRule,
-    FirewallRuleGroup, ServiceStartMode, SecurityOption, RebootNotice,
+    AppIdRunLocation, AppIdPermission, AppIdRunAs, MachineDcomValue, MachineLimitAddition,
+    RpcPortRange, FirewallRule, FirewallRuleGroup, ServiceStartMode, SecurityOption,
+    RebootNotice,
 )
 
 

@@ -32,8 +32,10 @@ $script:Kinds = @{
     'appid_auth_level'       = 'AppIdAuthLevel'
     'appid_run_location'     = 'AppIdRunLocation'
     'appid_permission'       = 'AppIdPermission'
+    'appid_run_as'           = 'AppIdRunAs'
     'machine_dcom_value'     = 'MachineDcomValue'
     'machine_limit_addition' = 'MachineLimitAddition'
+    'rpc_port_range'         = 'RpcPortRange'
     'firewall_rule'          = 'FirewallRule'
     'firewall_rule_group'    = 'FirewallRuleGroup'
     'service_start_mode'     = 'ServiceStartMode'
@@ -43,6 +45,9 @@ $script:Kinds = @{
 $script:OleKey = 'SOFTWARE\Microsoft\Ole'
 $script:PolicyKey = 'SOFTWARE\Policies\Microsoft\Windows NT\DCOM'
 $script:AppIdRoot = 'SOFTWARE\Classes\AppID'
+# The RPC dynamic port range (shared by both registry views); read by RPC when it starts.
+$script:RpcInternetKey = 'SOFTWARE\Microsoft\Rpc\Internet'
+$script:RpcInternetFlags = @('PortsInternetAvailable', 'UseInternetPorts')
 $script:LimitValue = @{ 'launch' = 'MachineLaunchRestriction'; 'access' = 'MachineAccessRestriction' }
 # The Windows 10/11 default machine limits (DCOM guide's reference: the observed default,
 # with the lpacCom capability ACE), as self-relative descriptors. Used only when the value is

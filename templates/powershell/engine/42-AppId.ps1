@@ -1,11 +1,15 @@
-# ==== AppID security: appid_auth_level, appid_run_location, appid_permission (guide §4.1) =======
+# ==== AppID security: appid_auth_level, appid_run_location, appid_permission, appid_run_as =====
+# ==== (guide §3, §4.1) ===========================================================================
 
 # --- ProgID -> CLSID (the server's own registry view) -> AppID ---------------------------------
 
 function Get-DcomcClass {
     <# The CLSID of an application (given, or through its ProgID) and the registry view its class
-       is registered in: 32-bit servers register in the 32-bit view, but a spec may not know the
-       bitness, so the other view is tried too (and logged); $null when it does not resolve. #>
+       is registered in; $null when it does not resolve. Without a bitness (neither the spec nor
+       the catalog gives one) the class must be registered in exactly one view: registered in
+       both, which of the two servers COM starts depends on the caller, so it is an error naming
+       both. With a bitness its own view wins; the other one is used (and logged) when only it
+       has the class. #>
     param([Parameter(Mandatory = $true)] $App)
     $clsid = [string] $App.Clsid
     if (-not $clsid -and $App.Progid) {
@@ -17,19 +21,25 @@ function Get-DcomcClass {
     if (-not $clsid) {
         return $null
     }
-    $views = @('Registry32', 'Registry64')
-    if ([int] $App.Bitness -eq 64) {
-        $views = @('Registry64', 'Registry32')
+    $path = 'SOFTWARE\Classes\CLSID\{0}' -f $clsid
+    $found = @(foreach ($view in @('Registry32', 'Registry64')) {
+            if ($null -ne (Get-DcomcOsRegistryKey -Path $path -View $view)) { $view }
+        })
+    if ($found.Count -eq 0) {
+        return $null
     }
-    foreach ($view in $views) {
-        if ($null -ne (Get-DcomcOsRegistryKey -Path ('SOFTWARE\Classes\CLSID\{0}' -f $clsid) -View $view)) {
-            if ($view -ne $views[0]) {
-                Write-DcomcLog -Level 'WARN' -Message ('CLSID {0} of {1} is registered in the {2} view, not the one its bitness says' -f $clsid, $App.Key, $view)
-            }
-            return @{ Clsid = $clsid; View = $view }
+    if (-not $App.Bitness) {
+        if ($found.Count -gt 1) {
+            throw ('CLSID {0} of {1} is registered in both registry views (32-bit: HKLM\SOFTWARE\Classes\Wow6432Node\CLSID\{0}; 64-bit: HKLM\SOFTWARE\Classes\CLSID\{0}): give servers.{1}.bitness (32 or 64)' -f $clsid, $App.Key)
         }
+        return @{ Clsid = $clsid; View = $found[0] }
     }
-    return $null
+    $own = 'Registry{0}' -f [int] $App.Bitness
+    if ($found -notcontains $own) {
+        Write-DcomcLog -Level 'WARN' -Message ('CLSID {0} of {1} is registered in the {2} view, not the one its bitness says' -f $clsid, $App.Key, $found[0])
+        return @{ Clsid = $clsid; View = $found[0] }
+    }
+    return @{ Clsid = $clsid; View = $own }
 }
 
 function Resolve-DcomcAppId {
@@ -353,4 +363,46 @@ function Set-DcomcAppIdPermission {
 function Restore-DcomcAppIdPermission {
     param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $Before)
     Restore-DcomcAppValue -App $Resource.App -Name (Get-DcomcPermissionName -Resource $Resource) -Before $Before
+}
+
+# --- appid_run_as (guide §3, §4.1: the Identity tab) --------------------------------------------
+# "Interactive User" runs one server in the desktop session of the user logged on; no RunAs
+# value is "the launching user", a server process per caller. An account ("This user") is never
+# written: its password lives in an LSA secret that dcomc does not write (check refuses it).
+
+function Get-DcomcAppIdRunAs {
+    param([Parameter(Mandatory = $true)] $Resource)
+    return Get-DcomcAppValueState -App $Resource.App -Name 'RunAs'
+}
+
+function Test-DcomcAppIdRunAs {
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $State)
+    $missing = Test-DcomcAppRegistered -Resource $Resource -State $State
+    if ($missing) { return $missing }
+    $current = $State.Value
+    if ($null -eq $Resource.Value) {
+        if ($current.Exists) {
+            return @{ Compliant = $false; Reason = ('RunAs is {0}, should be absent (the launching user)' -f $current.Data) }
+        }
+        return @{ Compliant = $true; Reason = 'the launching user (no RunAs)' }
+    }
+    if ($current.Exists -and $current.Type -eq 'String' -and [string] $current.Data -eq [string] $Resource.Value) {
+        return @{ Compliant = $true; Reason = ('RunAs {0}' -f $Resource.Value) }
+    }
+    return @{ Compliant = $false; Reason = ('RunAs should be {0}' -f $Resource.Value) }
+}
+
+function Set-DcomcAppIdRunAs {
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $State)
+    $path = Get-DcomcAppIdPath -App $Resource.App -Create
+    if ($null -eq $Resource.Value) {
+        Remove-DcomcOsRegistryValue -Path $path -Name 'RunAs'
+        return
+    }
+    Set-DcomcOsRegistryValue -Path $path -Name 'RunAs' -Type 'String' -Data ([string] $Resource.Value)
+}
+
+function Restore-DcomcAppIdRunAs {
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $Before)
+    Restore-DcomcAppValue -App $Resource.App -Name 'RunAs' -Before $Before
 }

@@ -1,5 +1,5 @@
 # ==== Machine-wide settings: machine_dcom_value, machine_limit_addition (guide §4.2),
-# ==== security_option (guide §7), reboot (guide §4.3) ============================================
+# ==== rpc_port_range (guide §5), security_option (guide §7), reboot (guide §4.3) =================
 
 # --- machine_dcom_value (guide §4.2 steps 5-7) ----------------------------------------------------
 
@@ -112,6 +112,57 @@ function Set-DcomcMachineLimitAddition {
 function Restore-DcomcMachineLimitAddition {
     param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $Before)
     Restore-DcomcRegistryState -Path $script:OleKey -Name $script:LimitValue[[string] $Resource.Which] -Before $Before.Value
+}
+
+# --- rpc_port_range (guide §5): RPC's dynamic ports restricted to a fixed range ----------------
+# Ports (REG_MULTI_SZ, the ranges), PortsInternetAvailable and UseInternetPorts (REG_SZ Y) under
+# Rpc\Internet: the servers then listen in that range only, after a reboot.
+
+function Get-DcomcRpcPortRange {
+    param([Parameter(Mandatory = $true)] $Resource)
+    # Windows has no Internet key until a range is set: Restore removes the one Set created.
+    $state = @{ KeyExists = ($null -ne (Get-DcomcOsRegistryKey -Path $script:RpcInternetKey)); Ports = (Get-DcomcRegistryState -Path $script:RpcInternetKey -Name 'Ports') }
+    foreach ($name in $script:RpcInternetFlags) {
+        $state[$name] = Get-DcomcRegistryState -Path $script:RpcInternetKey -Name $name
+    }
+    return $state
+}
+
+function Test-DcomcRpcPortRange {
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $State)
+    $want = @($Resource.Ports) -join ','
+    $ports = $State.Ports
+    if (-not $ports.Exists -or $ports.Type -ne 'MultiString' -or (@($ports.Data) -join ',') -ne $want) {
+        return @{ Compliant = $false; Reason = ('Ports should be {0}' -f $want) }
+    }
+    foreach ($name in $script:RpcInternetFlags) {
+        $value = $State.$name
+        if (-not $value.Exists -or $value.Type -ne 'String' -or [string] $value.Data -ne 'Y') {
+            return @{ Compliant = $false; Reason = ('{0} should be Y' -f $name) }
+        }
+    }
+    return @{ Compliant = $true; Reason = ('RPC ports {0}' -f $want) }
+}
+
+function Set-DcomcRpcPortRange {
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $State)
+    $ports = [string[]] @($Resource.Ports | ForEach-Object -Process { [string] $_ })
+    Set-DcomcOsRegistryValue -Path $script:RpcInternetKey -Name 'Ports' -Type 'MultiString' -Data $ports
+    foreach ($name in $script:RpcInternetFlags) {
+        Set-DcomcOsRegistryValue -Path $script:RpcInternetKey -Name $name -Type 'String' -Data 'Y'
+    }
+    $script:RebootNeeded = $true
+}
+
+function Restore-DcomcRpcPortRange {
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $Before)
+    foreach ($name in @('Ports') + $script:RpcInternetFlags) {
+        Restore-DcomcRegistryState -Path $script:RpcInternetKey -Name $name -Before $Before.$name
+    }
+    $key = Get-DcomcOsRegistryKey -Path $script:RpcInternetKey
+    if (-not $Before.KeyExists -and $null -ne $key -and $key.ValueCount -eq 0 -and $key.SubKeyCount -eq 0) {
+        Remove-DcomcOsRegistryKey -Path $script:RpcInternetKey
+    }
 }
 
 # --- security_option (guide §7): registry-backed security options -------------------------------
