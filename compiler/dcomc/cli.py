@@ -850,3 +850,46 @@ def _verify_colour(line: str) -> str | None:
     if line.startswith("FAIL") or line.endswith("do not install this bundle"):
         return "red"
     return "green" if line.startswith("ok:") else None
+
+
+# --- import (issue 16): captures of brownfield PCs -> a starting spec -----------------------------
+
+@main.command("import")
+@click.argument("capture_paths", metavar="CAPTURE...", nargs=-1, required=True, type=READ_PATH)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the spec to this file (default: standard output).")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+def import_cmd(capture_paths: tuple[Path, ...], output: Path | None, force: bool) -> None:
+    """Write a commented site spec reproducing what the captures of brownfield PCs show
+    (`Invoke-DcomConfig.ps1 -Mode Capture -Path x.json`, docs/capture.md), then check it: its
+    lints say at once what is insecure in the running site. Exit 2 on a bad capture."""
+    import tempfile
+
+    from dcomc.front.importer import import_text
+    from dcomc.readback.capture import load_capture
+
+    with _comparing("the imported spec"):
+        captures = [load_capture(path) for path in capture_paths]
+        seen: dict[str, Path] = {}
+        for capture in captures:
+            if capture.computer.upper() in seen:
+                _input_error(f"{capture.path}: a second capture of {capture.computer} "
+                             f"(also {seen[capture.computer.upper()]}): give one per PC")
+            seen[capture.computer.upper()] = capture.path
+    text = import_text(captures)
+    if output is not None and output.exists() and not force:
+        _input_error(f"{output} exists; pass --force to replace it")
+    with tempfile.TemporaryDirectory() as folder:
+        target = output or Path(folder) / "imported.yaml"
+        try:
+            target.write_text(text, encoding="utf-8", newline="\n")
+        except OSError as exc:
+            _input_error(f"cannot write {target}: {exc.strerror or exc}")
+        if output is None:
+            click.echo(text, nl=False)
+        compiled = _compile(target)
+    found = len(compiled.diagnostics)
+    where = escaped(str(output)) if output else "the spec"
+    _echo(f"{where}: {plural(len(compiled.plan.hosts), 'host')} imported, passes check"
+          + (f" with {plural(found, 'warning')}" if found else ""), err=output is None,
+          fg="green")

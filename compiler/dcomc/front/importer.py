@@ -1,0 +1,423 @@
+"""`dcomc import`: captures of brownfield PCs (docs/capture.md) -> a commented site spec that
+reproduces what they show, as far as a spec can say it and `dcomc check` accepts it.
+
+The rules (docs/capture.md#import): every PC is a host (its first IPv4 address); every OPC
+server is a server (a catalog product when its CLSID is known, else its own identifiers); a
+program the firewall lets in that is no server is a client (a guess, commented); local users
+and groups found on several PCs, or that a server, an ACL or a group needs, are site accounts
+(no password is ever captured: `prompt`); ACEs name site accounts and well-known principals by
+name, other accounts by the DOMAIN\\name the PC resolved, and a SID nobody resolved stays a SID
+with a comment. Machine values are written only where they differ from what dcomc plans by
+default, and a value `check` refuses as insecure (authentication below packet integrity) is
+left to dcomc's default with a comment saying what the PC has.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dcomc.front.catalog import products
+from dcomc.readback.capture import Capture, as_list
+from dcomc.windows.sd import ACCESS_RIGHTS, LAUNCH_RIGHTS
+from dcomc.windows.sdbinary import from_binary
+from dcomc.windows.sids import SPEC_ALIASES
+
+AUTH_LEVELS = {1: "none", 2: "connect", 3: "call", 4: "packet", 5: "packet_integrity",
+               6: "packet_privacy"}
+IMPERSONATION = {1: "anonymous", 2: "identify", 3: "impersonate", 4: "delegate"}
+WELL_KNOWN = {w.sid: w.name for w in SPEC_ALIASES}
+LOCAL_RID = re.compile(r"^S-1-5-21-\d+-\d+-\d+-(\d+)$")
+BUILTIN_LOGONS = {"localsystem", ".\\localsystem", "nt authority\\localservice",
+                  "nt authority\\networkservice", "nt authority\\local service",
+                  "nt authority\\network service"}
+
+
+def quote(text: str) -> str:
+    """A YAML single-quoted scalar: the only escape is '' for '."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def slug(text: str) -> str:
+    """A spec key from a ProgID or file name: lower case letters, digits and -."""
+    value = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return value[:40] or "server"
+
+
+@dataclass
+class Account:
+    """A local user or group seen on the PCs, by name (case-insensitive)."""
+
+    name: str
+    group: bool
+    description: str = ""
+    never_expires: bool = False
+    pcs: set[str] = field(default_factory=set)
+    members: set[str] = field(default_factory=set)
+    member_of: set[str] = field(default_factory=set)
+    needed: bool = False
+
+
+@dataclass
+class Site:
+    """What the import collects before it writes the spec."""
+
+    accounts: dict[str, Account] = field(default_factory=dict)
+    domain_accounts: dict[str, str] = field(default_factory=dict)  # DOMAIN\name -> SID
+    servers: dict[str, list[str]] = field(default_factory=dict)   # key -> lines
+    clsid_keys: dict[str, str] = field(default_factory=dict)
+    clients: dict[str, list[str]] = field(default_factory=dict)
+    hosts: list[list[str]] = field(default_factory=list)
+    captures: Sequence[Capture] = ()
+
+
+class Principals:
+    """SIDs of one capture -> spec principal names (marking the site accounts they need)."""
+
+    def __init__(self, capture: Capture, site: Site) -> None:
+        self.capture, self.site = capture, site
+        self.names = capture.names()
+        self.computer = capture.computer.upper()
+
+    def local(self, sid: str) -> Account | None:
+        full = self.names.get(sid) or ""
+        domain, _, name = full.rpartition("\\")
+        if domain.upper() != self.computer or not LOCAL_RID.match(sid):
+            return None
+        return self.site.accounts.get(name.lower())
+
+    def name(self, sid: str) -> tuple[str, str | None]:
+        """The principal's spec name and a comment when it had to guess."""
+        if sid in WELL_KNOWN:
+            return WELL_KNOWN[sid], None
+        account = self.local(sid)
+        if account is not None:
+            account.needed = True
+            return account.name, None
+        full = self.names.get(sid)
+        if full and "\\" in full and LOCAL_RID.match(sid):
+            self.site.domain_accounts[full] = sid
+            return full, None
+        comment = f"not resolved on {self.capture.computer}" if not full else f"{full} there"
+        return sid, comment
+
+
+def _collect_accounts(captures: Sequence[Capture], site: Site) -> None:
+    for capture in captures:
+        accounts = capture.part("Accounts")
+        for user in as_list(accounts.get("Users")):
+            _add_account(site, capture, user, group=False)
+        for group in as_list(accounts.get("Groups")):
+            _add_account(site, capture, group, group=True)
+
+
+def _add_account(site: Site, capture: Capture, entry: dict[str, Any], group: bool) -> None:
+    match = LOCAL_RID.match(str(entry.get("Sid", "")))
+    if not match or int(match.group(1)) < 1000 or entry.get("Disabled"):
+        return  # built-in accounts and groups exist on every PC: never site accounts
+    name = str(entry.get("Name", ""))
+    account = site.accounts.setdefault(name.lower(), Account(name, group))
+    account.pcs.add(capture.computer.upper())
+    account.description = account.description or str(entry.get("Description") or "")
+    account.never_expires = account.never_expires or bool(entry.get("PasswordNeverExpires"))
+
+
+def _collect_memberships(captures: Sequence[Capture], site: Site) -> None:
+    for capture in captures:
+        principals = Principals(capture, site)
+        for group in as_list(capture.part("Accounts").get("Groups")):
+            sid = str(group.get("Sid", ""))
+            target = principals.local(sid) if not sid.startswith("S-1-5-32-") else None
+            for member in as_list(group.get("Members")):
+                _add_membership(principals, sid, target, str(member))
+
+
+def _add_membership(principals: Principals, group_sid: str, target: Account | None,
+                    member: str) -> None:
+    user = principals.local(member)
+    if target is not None:
+        name, _ = principals.name(member)
+        target.members.add(name)
+        target.needed = True
+    elif user is not None and group_sid in WELL_KNOWN and group_sid != "S-1-5-32-545":
+        user.member_of.add(WELL_KNOWN[group_sid])  # Users holds every user: not written
+
+
+def _acl_lines(hexdata: Any, rights: dict[str, int], principals: Principals) -> list[str]:
+    """The ACL of a captured descriptor as spec lines (`principal: [rights]`)."""
+    try:
+        descriptor = from_binary(bytes.fromhex(str(hexdata)))
+    except ValueError as exc:
+        return [f"# the descriptor on the PC does not decode ({exc}): not imported"]
+    lines: list[str] = []
+    for ace in descriptor.dacl or ():
+        name, comment = principals.name(ace.sid)
+        granted = [right for right, bit in rights.items() if ace.mask & bit]
+        if not ace.allow or ace.kind is not None or not granted:
+            lines.append(f"# {'deny' if not ace.allow else 'an'} ACE for {name} "
+                         f"(0x{ace.mask:x}) is not imported")
+            continue
+        tail = f"   # {comment}" if comment else ""
+        lines.append(f"{quote(name)}: [{', '.join(granted)}]{tail}")
+    return lines
+
+
+def _server_key(server: dict[str, Any], site: Site) -> tuple[str, str | None]:
+    clsid = str(server["Clsid"]).upper()
+    for key, product in products().items():
+        if product.clsid and product.clsid.upper() == clsid:
+            return key, key
+    base = slug(str(server.get("ProgId") or server.get("Name") or "server"))
+    key, n = base, 2
+    while key in site.servers:
+        key, n = f"{base}-{n}", n + 1
+    return key, None
+
+
+def _service_lines(server: dict[str, Any], principals: Principals) -> list[str]:
+    service = server.get("Service")
+    if not isinstance(service, dict):
+        return ["process_mode: interactive      # no service runs it on the PC"]
+    lines = ["process_mode: service"]
+    start = str(service.get("StartName") or "")
+    domain, _, name = start.rpartition("\\")
+    if start.lower() in BUILTIN_LOGONS or not name:
+        lines.append(f"# its service {service.get('Name')} logs on as {start}: the guide "
+                     "(§3.2) wants a dedicated account; add service_account to set one")
+        return lines
+    account = principals.site.accounts.get(name.lower())
+    if domain in (".", principals.computer) and account is not None:
+        account.needed = True
+        lines.append(f"service_account: {quote(account.name)}")
+    else:
+        lines.append(f"service_account: {quote(start)}")
+        principals.site.domain_accounts.setdefault(start, "")
+    return lines
+
+
+def _identity_lines(server: dict[str, Any], product: str | None) -> list[str]:
+    if product:
+        return [f"product: {product}              # known to the catalog by its CLSID"]
+    lines = ["# not in dcomc's catalog: its identifiers as the PC registers them"]
+    if server.get("ProgId"):
+        lines.append(f"progid: {quote(str(server['ProgId']))}")
+    lines.append(f"clsid: {quote(str(server['Clsid']).upper())}")
+    if server.get("AppId"):
+        lines.append(f"appid: {quote(str(server['AppId']).upper())}")
+    if server.get("Executable"):
+        lines.append(f"executable: {quote(str(server['Executable']))}")
+    service = server.get("Service")
+    if isinstance(service, dict) and service.get("Name"):
+        lines.append(f"service: {quote(str(service['Name']))}")
+    lines.append(f"bitness: {int(server.get('Bitness') or 32)}")
+    return lines
+
+
+def _auth_lines(appid: dict[str, Any]) -> list[str]:
+    level = appid.get("AuthenticationLevel")
+    if not isinstance(level, int) or level not in AUTH_LEVELS:
+        return ["authentication_level: default"]
+    if level < 5:
+        return [f"# the PC's AppID has AuthenticationLevel {level} ({AUTH_LEVELS[level]}): "
+                "below packet integrity, refused by Windows since KB5004442; dcomc leaves "
+                "the machine default (packet_integrity)", "authentication_level: default"]
+    return [f"authentication_level: {AUTH_LEVELS[level]}"]
+
+
+def _permission_lines(appid: dict[str, Any], principals: Principals) -> list[str]:
+    lines: list[str] = []
+    for which, rights in (("Launch", LAUNCH_RIGHTS), ("Access", ACCESS_RIGHTS)):
+        value = appid.get(f"{which}Permission")
+        if not isinstance(value, dict) or not value.get("Exists"):
+            lines.append(f"# no {which}Permission on the PC: Windows' default applies")
+            continue
+        lines.append(f"{which.lower()}:")
+        lines += ["  " + line for line in _acl_lines(value.get("Data"), rights, principals)]
+    if any(line.endswith(":") for line in lines):
+        lines.append("permissions: exact             # the ACLs as the PC has them")
+    return lines
+
+
+def _server_lines(server: dict[str, Any], product: str | None,
+                  principals: Principals) -> list[str]:
+    appid = server.get("AppIdKey") if isinstance(server.get("AppIdKey"), dict) else {}
+    assert isinstance(appid, dict)
+    lines = _identity_lines(server, product) + _service_lines(server, principals)
+    lines += _auth_lines(appid) + _permission_lines(appid, principals)
+    if appid.get("RunAs"):
+        lines.append(f"# RunAs on the PC: {appid['RunAs']} (not managed by dcomc)")
+    return lines
+
+
+def _collect_servers(capture: Capture, site: Site) -> list[str]:
+    keys: list[str] = []
+    principals = Principals(capture, site)
+    for server in capture.servers():
+        clsid = str(server["Clsid"]).upper()
+        if clsid not in site.clsid_keys:
+            key, product = _server_key(server, site)
+            site.clsid_keys[clsid] = key
+            site.servers[key] = _server_lines(server, product, principals)
+        keys.append(site.clsid_keys[clsid])
+    return sorted(set(keys))
+
+
+def _run_as(capture: Capture, site: Site) -> list[str]:
+    """A guess at the account a client runs as: a site user of its PC that logs on no
+    service (a capture cannot see who runs a program)."""
+    services = {str((s.get("Service") or {}).get("StartName") or "").rpartition("\\")[2].lower()
+                for c in site.captures for s in c.servers() if isinstance(s.get("Service"), dict)}
+    users = sorted((a for a in site.accounts.values() if not a.group
+                    and capture.computer.upper() in a.pcs), key=lambda a: a.name.lower())
+    for user in sorted(users, key=lambda a: a.name.lower() in services):
+        user.needed = True
+        return [f"run_as: {quote(user.name)}            # guessed: a user of that PC who runs "
+                "no service; set the account the client really runs as"]
+    return ["# run_as: the account the client runs as (no local user found on the PC)"]
+
+
+def _collect_clients(capture: Capture, site: Site) -> list[str]:
+    keys: list[str] = []
+    for rule in as_list(capture.part("Firewall").get("Rules")):
+        program = str(rule.get("Program") or "")
+        if rule.get("Why") != "program" or not rule.get("Enabled") or not program:
+            continue
+        key = "client-" + slug(program.rsplit("\\", 1)[-1].removesuffix(".exe"))
+        site.clients.setdefault(key, [
+            f"# guessed: {capture.computer}'s firewall lets {program} in (rule "
+            f"{rule.get('Name')}); remove this client if it is no OPC client",
+            f"executable: {quote(program)}", *_run_as(capture, site)])
+        keys.append(key)
+    return sorted(set(keys))
+
+
+def _address(capture: Capture) -> tuple[str, str | None]:
+    addresses = [str(a) for a in as_list(capture.part("Computer").get("Addresses"))]
+    ipv4 = [a for a in addresses if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", a)]
+    if ipv4:
+        return ipv4[0], None if len(ipv4) == 1 else f"also {', '.join(ipv4[1:])}"
+    return "192.0.2.1", "no IPv4 address captured: put the PC's address here"
+
+
+def _machine_lines(capture: Capture) -> list[str]:
+    machine = capture.part("Machine")
+    ole, lsa = machine.get("Ole") or {}, machine.get("Lsa") or {}
+    lines: list[str] = []
+    legacy = (ole.get("LegacyAuthenticationLevel") or {}).get("Data")
+    if legacy is None or (isinstance(legacy, int) and legacy < 5):
+        lines.append(f"# DCOM default authentication on the PC: {AUTH_LEVELS.get(legacy or 2)}"
+                     " (below packet integrity): dcomc raises it to packet_integrity")
+    enable = (ole.get("EnableDCOM") or {}).get("Data")
+    if isinstance(enable, str) and enable.upper() == "N":
+        lines.append("# DCOM is disabled on the PC (EnableDCOM N): dcomc enables it")
+    guest = (lsa.get("ForceGuest") or {}).get("Data") == 1
+    anonymous = (lsa.get("EveryoneIncludesAnonymous") or {}).get("Data") == 1
+    discovery = capture.part("NetworkDiscovery").get("EnabledRules")
+    body: list[str] = []
+    if isinstance(discovery, int) and discovery > 0:
+        body.append("network_discovery: true      # some of its rules are enabled on the PC")
+    if guest or anonymous:
+        body.append("security_policy:")
+        if guest:
+            body.append("  sharing_model: guest_only   # ForceGuest 1 on the PC")
+        if anonymous:
+            body.append("  everyone_includes_anonymous: true   # as on the PC")
+    return lines + (["machine:"] + ["  " + line for line in body] if body else [])
+
+
+def _collect_host(capture: Capture, site: Site) -> None:
+    address, note = _address(capture)
+    servers, clients = _collect_servers(capture, site), _collect_clients(capture, site)
+    computer = capture.part("Computer")
+    lines = [f"{capture.computer.upper()}:",
+             f"  # {computer.get('OsCaption')} {computer.get('OsVersion')}, "
+             f"{computer.get('InstallLanguage')}, captured {capture.data.get('Time')}",
+             f"  address: {quote(address)}" + (f"   # {note}" if note else "")]
+    if servers:
+        lines.append(f"  servers: [{', '.join(servers)}]")
+    if clients:
+        lines.append(f"  clients: [{', '.join(clients)}]")
+    skipped = [str(s.get("Part")) for s in as_list(capture.data.get("Skipped"))]
+    if skipped:
+        lines.append(f"  # not captured there: {', '.join(skipped)}")
+    lines += ["  " + line for line in _machine_lines(capture)]
+    site.hosts.append(lines)
+
+
+def _account_lines(site: Site, several: int) -> list[str]:
+    users = [a for a in site.accounts.values() if not a.group and _keep(a, several)]
+    groups = [a for a in site.accounts.values() if a.group and _keep(a, several)]
+    lines = ["accounts:", "  users:"] if users or site.domain_accounts else ["accounts:"]
+    for user in sorted(users, key=lambda a: a.name.lower()):
+        lines += [f"    {quote(user.name)}:", *_pcs_comment(user, several),
+                  "      password: prompt          # never captured: asked at install time"]
+        if user.description:
+            lines.append(f"      description: {quote(user.description[:48])}")
+        if user.never_expires:
+            lines.append("      password_never_expires: true")
+        if user.member_of:
+            lines.append(f"      member_of: [{', '.join(sorted(map(quote, user.member_of)))}]")
+    for name, sid in sorted(site.domain_accounts.items()):
+        lines += [f"    {quote(name)}:", "      existing: true"]
+        lines.append(f"      sid: {sid}" if sid else "      # its SID was not captured")
+    if groups:
+        lines.append("  groups:")
+    for group in sorted(groups, key=lambda a: a.name.lower()):
+        lines += [f"    {quote(group.name)}:", *_pcs_comment(group, several)]
+        if group.description:
+            lines.append(f"      description: {quote(group.description)}")
+        members = sorted(m for m in group.members if m.lower() in site.accounts or "\\" in m)
+        lines.append(f"      members: [{', '.join(map(quote, members))}]")
+    return lines
+
+
+def _keep(account: Account, several: int) -> bool:
+    return account.needed or len(account.pcs) >= min(several, 2)
+
+
+def _pcs_comment(account: Account, several: int) -> list[str]:
+    if len(account.pcs) >= 2 or several < 2:
+        return []
+    return [f"      # found on {', '.join(sorted(account.pcs))} only: needed there"]
+
+
+def _section(title: str, entries: dict[str, list[str]]) -> list[str]:
+    if not entries:
+        return []
+    lines = [f"{title}:"]
+    for key in sorted(entries):
+        lines += [f"  {key}:"] + ["    " + line for line in entries[key]]
+    return lines
+
+
+def _site_lines(captures: Sequence[Capture]) -> list[str]:
+    joined = [bool(c.part("Computer").get("PartOfDomain")) for c in captures]
+    identity = "domain" if all(joined) else "mixed" if any(joined) else "workgroup"
+    lines = ["site:", "  name: imported-site                # rename it",
+             f"  identity: {identity}"]
+    domains = {str(c.part("Computer").get("Domain") or "") for c, j in zip(captures, joined,
+                                                                          strict=True) if j}
+    if domains:
+        netbios = re.sub(r"[^A-Z0-9-]", "", sorted(domains)[0].split(".")[0].upper())[:15]
+        guessed = ", ".join(sorted(domains))
+        lines.append(f"  domain: {netbios or 'DOMAIN'}   # guessed from {guessed}")
+    return lines
+
+
+def import_text(captures: Sequence[Capture]) -> str:
+    """The spec text reproducing the captures (PCs in the order given, each once)."""
+    site = Site(captures=captures)
+    _collect_accounts(captures, site)
+    _collect_memberships(captures, site)
+    for capture in captures:
+        _collect_host(capture, site)
+    header = ["# Imported by `dcomc import` from captures of "
+              + ", ".join(c.computer.upper() for c in captures) + " (docs/capture.md).",
+              "# Review every comment: they mark what the import had to guess.",
+              "dcomc: 1", ""]
+    body = (_site_lines(captures) + [""] + _account_lines(site, len(captures)) + [""]
+            + _section("servers", site.servers) + _section("clients", site.clients)
+            + ["", "hosts:"] + ["  " + line for host in site.hosts for line in host])
+    return "\n".join(header + body) + "\n"
