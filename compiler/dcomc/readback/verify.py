@@ -196,8 +196,16 @@ def _certificate(info: CertInfo, certs: list[bytes], ca: Path | None,
     if proc.returncode != 0:
         trusted = f"the CA file {ca}" if ca is not None else "the system's certificate store"
         found.append(Failure("E428", "chain", None, f"the certificate of {info.subject} does "
-                             f"not chain to {trusted}: {last_error(proc)}"))
+                             f"not chain to {trusted}: {_chain_error(proc)}"))
     return found
+
+
+def _chain_error(proc: subprocess.CompletedProcess[bytes]) -> str:
+    """openssl verify's reason ("unable to get local issuer certificate"), without the
+    temporary file's name its last line carries."""
+    text = (proc.stdout + proc.stderr).decode(errors="replace")
+    reasons = [line.partition(" lookup: ")[2] for line in text.splitlines() if " lookup: " in line]
+    return reasons[0].strip() if reasons else last_error(proc)
 
 
 def _ca_file(ca: Path | None) -> Path:
