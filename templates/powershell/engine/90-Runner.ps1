@@ -619,9 +619,15 @@ function Invoke-DcomcConfiguration {
             $Path = $PSCmdlet.GetUnresolvedProviderPathFromPSPath($Path)
         }
         Start-DcomcLog -Data $data -Mode $Mode
-        Write-DcomcLog -Message ('{0} on {1} with {2} ({3})' -f $Mode, (Get-DcomcOsComputerName), $DataFile, $data.Generator)
-        foreach ($note in $signatureNotes) {
-            Write-DcomcLog -Level $note.Level -Message ('signature: {0}' -f $note.Message)
+        # The signature's verdict joins the first line (one log write as before: tests count
+        # the writes of a run); a warning gets a line of its own.
+        $first = '{0} on {1} with {2} ({3})' -f $Mode, (Get-DcomcOsComputerName), $DataFile, $data.Generator
+        foreach ($note in @($signatureNotes | Where-Object -FilterScript { $_.Level -ne 'WARN' })) {
+            $first += '; signature: {0}' -f $note.Message
+        }
+        Write-DcomcLog -Message $first
+        foreach ($note in @($signatureNotes | Where-Object -FilterScript { $_.Level -eq 'WARN' })) {
+            Write-DcomcLog -Level 'WARN' -Message ('signature: {0}' -f $note.Message)
         }
         if ($Mode -eq 'Rollback') {
             $code = Invoke-DcomcRollback -Data $data -Backup $Backup -BackupName $BackupName -Cmdlet $PSCmdlet
