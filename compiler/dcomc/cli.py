@@ -810,6 +810,7 @@ def _unknown_code(code: str, known: list[str], as_json: bool) -> NoReturn:
 def sign_cmd(bundle_path: Path, spec_path: Path, **signing: Any) -> None:
     """Sign a bundle built earlier without --sign: the same bytes as `build --sign`."""
     from dcomc.emit import bundle
+    from dcomc_targets import msi
 
     if signing.get("sign") is None:
         _input_error("dcomc sign needs --sign CERT (or DCOMC_SIGN)")
@@ -817,7 +818,11 @@ def sign_cmd(bundle_path: Path, spec_path: Path, **signing: Any) -> None:
         _input_error(f"{bundle_path}: not a dcomc bundle (no {bundle.MANIFEST})")
     compiled = _compile(spec_path, writes=True)
     with _signer(_sign_settings(**signing)) as signer:
-        result = bundle.sign_existing(bundle_path, compiled, signer)
+        try:
+            result = bundle.sign_existing(bundle_path, compiled, signer)
+        except msi.MsiError as exc:  # the MSIs are built again from the signed scripts
+            _echo(f"error: {exc}; nothing written", err=True, fg="red")
+            sys.exit(1)
     count = sum(len(h["artifacts"]) for h in result.manifest["hosts"].values())
     _echo(f"signed {escaped(str(bundle_path))}: {plural(count, 'artifact')}, by "
           f"{escaped(signer.info.subject)} (sha256 {signer.info.sha256})", fg="green")
