@@ -195,8 +195,8 @@ def _host_refs(ctx: Context, path: NodePath, name: str) -> list[str] | None:
     if not hosts:
         written = sorted({*ctx.loaded.host_ranges.values(),
                           *(h for h in ctx.spec.hosts if h not in ctx.loaded.host_ranges)})
-        ctx.error(path, "E105", f"unknown host '{name}'{did_you_mean(name, written)}: not a "
-                  "host or host range key of the site")
+        ctx.error(path, "E105", f"unknown host '{name}': not a host or host range key of "
+                  f"the site{did_you_mean(name, written)}")
         return None
     return hosts
 

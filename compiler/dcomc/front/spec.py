@@ -221,15 +221,18 @@ class User(_Model):
     )
     member_of: list[str] = doc(
         "Groups (site groups or well-known groups such as Administrators) this user joins. "
-        "`Administrators` of a server's service account is applied only on the hosts where "
-        "its service runs (see Account placement).",
+        "`Administrators` of a server's service account applies only on the hosts where its "
+        "service runs.",
         "§2.4",
         default_factory=list,
     )
     hosts: AccountHosts | None = doc(
         "The hosts this account is created on (and its memberships applied there), by "
-        "computer name or host range key. Default: where a flow, a service or an ACL needs it "
-        "(see Account placement).",
+        "computer name or host range key. Default: where a flow, a service or an ACL needs it: "
+        "a client's `run_as` on the client's hosts and on the server hosts it calls; a service "
+        "account on its server's hosts and on the client hosts the server calls back; an "
+        "account that an ACL or machine limit of the host names, with the members of such a "
+        "group.",
         "§2.1",
     )
 
@@ -248,7 +251,7 @@ class Group(_Model):
     sid: Sid | None = doc("The group's SID when known.")
     hosts: AccountHosts | None = doc(
         "The hosts this group is created on, by computer name or host range key. Default: "
-        "where an ACL or a limit names it, or a placed user joins it (see Account placement).",
+        "where an AppID ACL or a machine limit of the host names it.",
         "§2.3",
     )
 
