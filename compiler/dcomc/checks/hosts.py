@@ -210,8 +210,6 @@ def account_hosts(ctx: Context) -> None:
                 _host_refs(ctx, ("accounts", section, name, "hosts", i), host)
 
 
-
-
 def hosts(ctx: Context) -> None:
     addresses: dict[str, str] = {}
     for name, host in ctx.spec.hosts.items():
