@@ -1,5 +1,6 @@
-"""Run by Debian's /usr/bin/python3 (which has python3-samba): parse an INF security template
-with Samba's own parser (samba.gp_parse.gp_inf) and print what it read as JSON."""
+"""Run by Debian's /usr/bin/python3 (which has python3-samba): parse INF security templates
+with Samba's own parser (samba.gp_parse.gp_inf) and print what it read as JSON, one line per
+file named on the command line (one process for a batch)."""
 
 import json
 import sys
@@ -9,9 +10,9 @@ from pathlib import Path
 from samba.gp_parse.gp_inf import GptTmplInfParser
 
 
-def main() -> None:
+def read(path: str) -> dict:
     parser = GptTmplInfParser()
-    parser.parse(Path(sys.argv[1]).read_bytes())
+    parser.parse(Path(path).read_bytes())
     out = {}
     for name, section in parser.sections.items():
         root = ET.Element("s")
@@ -23,7 +24,12 @@ def main() -> None:
             params.append({"key": key.text if key is not None else None, "values": values})
         if params:
             out[name] = params
-    json.dump(out, sys.stdout)
+    return out
+
+
+def main() -> None:
+    for path in sys.argv[1:]:
+        sys.stdout.write(json.dumps(read(path)) + "\n")
 
 
 main()
