@@ -406,14 +406,14 @@ def inspect_generic(reg: regread.RegFile) -> dict[str, Any]:
         keys.append({"key": key.path, "deleted": key.deleted, "values": values})
         by_key[key.path] = values  # a key given twice: its later values go to the later entry
     for value in reg.values:
-        by_key[value.key].append(_generic_value(value, reg.version))
+        by_key[value.key].append(_generic_value(value, reg.encoding))
     return {"kind": "generic .reg", "format": reg.version, "encoding": reg.encoding,
             "keys": keys, "ignored": list(reg.ignored)}
 
 
-def _generic_value(value: regread.RegValue, version: str) -> dict[str, Any]:
+def _generic_value(value: regread.RegValue, encoding: str) -> dict[str, Any]:
     item: dict[str, Any] = {"name": value.name or "@", "type": regread.type_name(value.type),
-                            "data": regread.shown(value, version)}
+                            "data": regread.shown(value, encoding)}
     if value.type == regread.REG_BINARY and isinstance(value.data, bytes) and _is_sd(value.name):
         try:
             desc = sdbinary.read_binary(value.data)

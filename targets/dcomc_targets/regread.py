@@ -238,7 +238,7 @@ def _data(value: RegValue, data: str, col: int) -> RegValue:
         text, tail = unquote(data, number, col)
         if tail.strip():
             raise ReadError(f"text after the closing quote: {tail.strip()[:30]!r}", number,
-                            col + len(data) - len(tail))
+                            col + len(data) - len(tail.lstrip(" \t")))
         return RegValue(number, value.key, value.name, "string", 1, text)
     if lower.startswith("dword:"):
         digits = data[6:].strip()
@@ -287,15 +287,16 @@ def hex_bytes(body: str, number: int, col: int) -> bytes:
 # --- values as people read them ---------------------------------------------------------------
 
 
-def shown(value: RegValue, version: str) -> str | int | list[str] | None:
-    """The data as its type means it: text for strings (UTF-16LE in a v5 file, ANSI in
-    REGEDIT4), a list for REG_MULTI_SZ, numbers for dwords and qwords, else hex."""
+def shown(value: RegValue, encoding: str) -> str | int | list[str] | None:
+    """The data as its type means it: text for strings (UTF-16LE in a UTF-16 file; ANSI in
+    an 8-bit one, REGEDIT4 or not, as reg import reads it), a list for REG_MULTI_SZ, numbers
+    for dwords and qwords, else hex."""
     data = value.data
     if not isinstance(data, bytes):
         return data
     kind = value.type
     if kind in (1, 2, 6, 7):
-        text = _text(data, version)
+        text = _text(data, encoding)
         if text is None:
             return data.hex()
         if kind == 7:
@@ -311,9 +312,9 @@ def shown(value: RegValue, version: str) -> str | int | list[str] | None:
     return data.hex()
 
 
-def _text(data: bytes, version: str) -> str | None:
+def _text(data: bytes, encoding: str) -> str | None:
     try:
-        if version == HEADER_V4:
+        if "UTF-16" not in encoding:
             return data.decode("cp1252")
         return data.decode("utf-16-le") if len(data) % 2 == 0 else None
     except UnicodeDecodeError:
