@@ -57,7 +57,9 @@ LOG = os.environ.get("DCOMC_FUZZ_LOG")  # a file that gets every failure and the
 DEADLINE = float(os.environ.get("DCOMC_FUZZ_DEADLINE") or 10)  # seconds per case: a hang
 # Cases per command by default: each command a few seconds on one core (diff reads three
 # data files per case, inspect parses PowerShell; sd decode and drift are cheap).
-DEFAULT_CASES = {"inspect": 2000, "sd": 5000, "drift": 3000, "diff": 1000}
+DEFAULT_CASES = {"inspect": 2000, "sd": 5000, "drift": 3000, "diff": 1000, "foreign": 3000}
+# Files dcomc did not write (issue 15): the readers' corpus, mutated.
+FOREIGN = ROOT / "tests" / "targets" / "corpus"
 # What no output line may hold raw: the characters diagnostics escape (controls, bidi and other
 # invisible format characters); lone surrogates cannot be printed at all (an exception).
 RAW_CONTROL = re.compile(f"[{CONTROL_CHARS}]")
@@ -284,6 +286,44 @@ def test_inspect_fuzz(corpus: Corpus, tmp_path: Path) -> None:
         path = folder / name
         path.write_bytes(mutated)
         args = ["inspect", str(path), *(["--json"] if rng.random() < 0.3 else [])]
+        campaign.run(case, [name, *what], args, keep={name: mutated})
+        path.unlink()
+    campaign.check()
+
+
+# --- files dcomc did not write -----------------------------------------------------------------
+
+
+def test_foreign_files_fuzz(tmp_path: Path) -> None:
+    """Mutated .reg (both headers, every encoding), security templates, netsh scripts, WiX v3
+    and v4 sources and `reg query` output (issue 15), inspected alone, several at once (one
+    of them intact: it must still be reported), and the reg query output decoded."""
+    campaign = Campaign("foreign")
+    files = [(p.name, p.read_bytes()) for p in sorted(FOREIGN.iterdir())
+             if p.is_file() and p.suffix != ".json"]
+    for case in cases("foreign"):
+        rng = case_rng("foreign", case)
+        mutator = Mutator(rng, [data for _, data in files])
+        name, data = rng.choice(files)
+        utf16 = data[:2] == b"\xff\xfe" or data[1:2] == b"\0"
+        if utf16 and rng.random() < 0.7:  # the BOM-less file through the BOM: removed below
+            mutated, what = mutator.utf16(data if data[:2] == b"\xff\xfe" else b"\xff\xfe" + data)
+            if data[:2] != b"\xff\xfe":
+                mutated = mutated.removeprefix(b"\xff\xfe")
+        else:
+            mutated, what = mutator.bytes_(data)
+        folder = tmp_path / str(case % 10)
+        folder.mkdir(exist_ok=True)
+        path = folder / name
+        path.write_bytes(mutated)
+        pick = rng.random()
+        if name == "reg-query.txt" and pick < 0.7:
+            args = ["sd", "decode", f"@{path}"]
+        elif pick < 0.2:
+            intact = FOREIGN / rng.choice(files)[0]
+            args = ["inspect", str(path), str(intact), *(["--json"] if rng.random() < 0.3 else [])]
+        else:
+            args = ["inspect", str(path), *(["--json"] if rng.random() < 0.3 else [])]
         campaign.run(case, [name, *what], args, keep={name: mutated})
         path.unlink()
     campaign.check()
