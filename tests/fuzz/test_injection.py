@@ -478,9 +478,12 @@ def windows_path(path: Path) -> str:
 def wine_values(env: dict[str, str], key: str, out: Path) -> dict[tuple[str, str], RegOp]:
     """The values of `key` (not of its subkeys) as `reg export` writes them; none if the key
     does not exist."""
-    proc = subprocess.run(["wine", "reg", "export", key, windows_path(out), "/y"], env=env,
-                          capture_output=True, check=False, timeout=120)
-    if proc.returncode != 0:
+    for _ in range(2):  # once more after a failure (see the import below)
+        proc = subprocess.run(["wine", "reg", "export", key, windows_path(out), "/y"],
+                              env=env, capture_output=True, check=False, timeout=120)
+        if proc.returncode == 0:
+            break
+    else:
         return {}
     ops = parse_reg(decode_utf16(out.read_bytes(), "reg export")).ops
     return {(op.key.casefold(), op.name.casefold()): op for op in ops
@@ -506,10 +509,14 @@ def test_wine_imports_exactly_what_dcomc_reads(builds: list[Build], wine: dict[s
         state.update(wine_values(wine, key, tmp_path / "before.reg"))
     problems = []
     for build, host, path, content in imports:
-        proc = subprocess.run(["wine", "reg", "import", windows_path(path)], env=wine,
-                              capture_output=True, text=True, check=False, timeout=120)
-        if proc.returncode != 0:
-            problems.append(f"{build.payload!r} {host}: reg import failed: {proc.stderr}")
+        for _ in range(2):  # once more after a failure: a loaded machine made Wine fail one
+            proc = subprocess.run(["wine", "reg", "import", windows_path(path)], env=wine,
+                                  capture_output=True, text=True, check=False, timeout=120)
+            if proc.returncode == 0:
+                break
+        else:
+            problems.append(f"{build.payload!r} {host}: reg import failed ({proc.returncode}): "
+                            f"{proc.stdout}{proc.stderr}")
         for op in content.ops:
             slot = (op.key.casefold(), op.name.casefold())
             if op.type == "DELETE":
