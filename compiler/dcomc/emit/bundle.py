@@ -40,6 +40,7 @@ from typing import Any
 from dcomc import __version__
 from dcomc.diagnostics import CompileError, Diagnostics, Span
 from dcomc.emit import review, sign
+from dcomc.emit.layout import MANIFEST as MANIFEST  # bundle.MANIFEST for its callers
 from dcomc.epoch import source_date_epoch
 from dcomc.pipeline import Compiled
 from dcomc_targets import TARGETS, EmitContext, Options, msi
@@ -49,7 +50,6 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-MANIFEST = "manifest.json"
 _STAGING_IDS = itertools.count()  # with the PID: unique staging/old/retired folder names
 
 
@@ -318,12 +318,13 @@ def _product_version(wxs: Path) -> str:
 def sign_precheck(folder: Path, compiled: Compiled) -> dict[str, Any]:
     """The manifest of a bundle `dcomc sign` may sign: written by this dcomc from this spec,
     every file as the manifest lists it, not signed yet; SignError (E412) otherwise."""
-    from dcomc.readback import compare
+    from dcomc.readback import manifest as bundle_manifest
+    from dcomc.readback.files import InputError
 
     try:
-        listed = compare.read_manifest(folder)
-        tampered = compare.tampered(folder, listed)
-    except compare.InputError as exc:
+        listed = bundle_manifest.read_manifest(folder)
+        tampered = bundle_manifest.tampered(folder, listed)
+    except InputError as exc:
         raise sign.SignError("E412", str(exc)) from None
     manifest: dict[str, Any] = json.loads((folder / MANIFEST).read_bytes())
     if (folder / sign.SIGNATURE).exists() or "signature" in manifest:

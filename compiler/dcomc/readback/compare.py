@@ -14,28 +14,35 @@ reported as a difference too — what the .psd1 says is then not all the PC woul
 A bundle is untrusted input (issue 17): its manifest must have the shape dcomc writes, every
 path it names must be a plain relative path that resolves (symlinks followed) inside the
 bundle, and only regular files are opened, each checked before it is (a FIFO would block);
-anything else is an InputError, one line and exit 2. The read helpers here (`read_regular`,
-`load_json`) serve `drift` and `inspect` too.
+anything else is an InputError, one line and exit 2 (`files.py` reads, `manifest.py` checks the
+manifest; their names are re-exported here for the commands that import them from `compare`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
-import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 from dcomc import __version__
 from dcomc.diagnostics import escaped, plural
-from dcomc.emit.bundle import MANIFEST
+from dcomc.emit.layout import MANIFEST
 from dcomc.emit.sign import SIGNATURE
 from dcomc.pipeline import Compiled, compile_file
+from dcomc.readback.files import InputError as InputError
+from dcomc.readback.files import decode_text as decode_text
+from dcomc.readback.files import json_type as json_type
+from dcomc.readback.files import load_json as load_json
+from dcomc.readback.files import open_regular as open_regular
+from dcomc.readback.files import read_regular as read_regular
+from dcomc.readback.files import require_regular as require_regular
+from dcomc.readback.manifest import PSD1_KIND as PSD1_KIND
+from dcomc.readback.manifest import Manifest as Manifest
+from dcomc.readback.manifest import bundle_path
+from dcomc.readback.manifest import read_manifest as read_manifest
+from dcomc.readback.manifest import tampered as tampered
 from dcomc.windows import sd
 from dcomc_targets import EmitContext, Options
 from dcomc_targets.powershell import BOM, host_data, parse_data
@@ -45,149 +52,6 @@ PROVENANCE_KEYS = frozenset({"Source", "Phase"})
 # Keys of a host's data compared as host attributes (Resources is compared per resource).
 HOST_ATTRIBUTES = ("Address", "Roles")
 SPEC_SUFFIXES = (".yaml", ".yml")
-PSD1_KIND = "powershell-data"
-
-
-class InputError(Exception):
-    """An input that is not what the command expects (exit 2)."""
-
-
-# --- reading inputs: regular files only, inside the bundle, JSON within limits ---------------
-
-MAX_BYTES = 64 * 1024 * 1024  # no artifact, manifest or report dcomc reads is near this
-MAX_DEPTH = 64  # JSON nested deeper is refused (dcomc's manifests and reports nest 5 deep)
-
-
-def _reason(exc: BaseException) -> str:
-    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-
-
-def _not_regular(mode: int) -> str | None:
-    """What a file of this mode is when it is not a regular file, else None."""
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
-
-
-def require_regular(path: Path, what: str, inside: Path | None = None) -> Path:
-    """The real path (symlinks resolved) of `path` if it is a regular file, and, with `inside`,
-    if it lies in that folder; otherwise InputError. Checked before anything is opened: opening
-    a FIFO waits for a writer, and a device may never end."""
-    try:
-        real = Path(os.path.realpath(path, strict=True))
-        mode = real.stat().st_mode
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read {what}: {_reason(exc)}") from None
-    if inside is not None:
-        root = Path(os.path.realpath(inside))
-        if not real.is_relative_to(root):
-            raise InputError(f"{path}: {what} leads outside the bundle (to {real}); refused")
-    kind = _not_regular(mode)
-    if kind is not None:
-        raise InputError(f"{path}: {what} is {kind}, not a regular file")
-    return real
-
-
-@contextmanager
-def open_regular(path: Path, what: str, inside: Path | None = None) -> Iterator[IO[bytes]]:
-    """`path` opened for reading after require_regular, without blocking or following a link
-    that appeared since (and checked again once open)."""
-    real = require_regular(path, what, inside)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | \
-        getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(real, flags)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read {what}: {_reason(exc)}") from None
-    with os.fdopen(fd, "rb") as stream:
-        kind = _not_regular(os.fstat(fd).st_mode)
-        if kind is not None:
-            raise InputError(f"{path}: {what} is {kind}, not a regular file")
-        yield stream
-
-
-def read_regular(path: Path, what: str, inside: Path | None = None,
-                 limit: int = MAX_BYTES) -> bytes:
-    """The bytes of a regular file (see require_regular), at most `limit` of them."""
-    with open_regular(path, what, inside) as stream:
-        try:
-            data = stream.read(limit + 1)
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read {what}: {_reason(exc)}") from None
-    if len(data) > limit:
-        raise InputError(f"{path}: {what} is larger than {limit // 2**20} MiB; refused")
-    return data
-
-
-def decode_text(raw: bytes) -> str:
-    """Text as Windows tools write it: UTF-16 with its BOM, else UTF-8 (BOM or not);
-    UnicodeDecodeError otherwise."""
-    for bom, encoding in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
-        if raw.startswith(bom):
-            return raw[len(bom):].decode(encoding)
-    return raw.decode("utf-8-sig")
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _json_int(text: str) -> int:
-    if len(text.lstrip("-")) > 40:
-        raise ValueError(f"a number of {len(text)} digits")
-    return int(text)
-
-
-def _json_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"the number {text[:20]} is out of range")
-    return value
-
-
-def load_json(raw: bytes, where: str, what: str = "JSON") -> Any:
-    """A JSON document (UTF-8 or UTF-16 with BOM) within limits: InputError `where: not
-    what (reason)` for bad text, NaN, Infinity, numbers out of range, and nesting deeper than
-    MAX_DEPTH."""
-    try:
-        data = json.loads(decode_text(raw), parse_constant=_no_constant, parse_int=_json_int,
-                          parse_float=_json_float)
-    except RecursionError:
-        data = None
-    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise InputError(f"{where}: not {what} ({exc})") from None
-    else:
-        if _depth_within(data, MAX_DEPTH):
-            return data
-    raise InputError(f"{where}: not {what} (nested deeper than {MAX_DEPTH} levels)")
-
-
-def _depth_within(value: Any, limit: int) -> bool:
-    """Whether lists and objects nest at most `limit` deep (without recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict | list):
-            if depth >= limit:
-                return False
-            items = node.values() if isinstance(node, dict) else node
-            stack.extend((item, depth + 1) for item in items if isinstance(item, dict | list))
-    return True
-
-
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
 
 
 class _Absent:
@@ -255,19 +119,6 @@ def load_spec(path: Path) -> Side:
                 f"dcomc {__version__}", spec_host_data(compiled, path.name))
 
 
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    """A bundle's manifest.json, checked for shape: what `diff` reads of it."""
-
-    path: Path
-    site: str
-    spec_name: str | None
-    spec_sha256: str | None
-    version: str | None
-    psd1: dict[str, str]  # host -> path of its data file, relative to the bundle
-    listed: dict[str, str]  # path relative to the bundle -> sha256, every file listed
-
-
 def load_bundle(folder: Path) -> Side:
     manifest = read_manifest(folder)
     hosts = {name: _read_psd1(bundle_path(folder, rel, manifest.path), folder)
@@ -275,7 +126,7 @@ def load_bundle(folder: Path) -> Side:
     version = manifest.version
     return Side(folder, "bundle", manifest.site, manifest.spec_name, manifest.spec_sha256,
                 f"dcomc {version}" if version else None, hosts,
-                _tampered(folder, manifest) + _signatures(folder))
+                tampered(folder, manifest) + _signatures(folder))
 
 
 def _signatures(folder: Path) -> tuple[tuple[str, str], ...]:
@@ -286,104 +137,6 @@ def _signatures(folder: Path) -> tuple[tuple[str, str], ...]:
     if not os.path.lexists(folder / SIGNATURE):
         return ()
     return tuple((f.path or MANIFEST, "signature") for f in verify.integrity(folder))
-
-
-def tampered(folder: Path, manifest: Manifest) -> tuple[tuple[str, str], ...]:
-    """Files that differ from the manifest (see `_tampered`)."""
-    return _tampered(folder, manifest)
-
-
-def read_manifest(folder: Path) -> Manifest:
-    """The manifest of the bundle `folder`; InputError when it is not a regular file of the
-    bundle, not JSON, or not shaped as dcomc writes it."""
-    path = folder / MANIFEST
-    data = load_json(read_regular(path, "the manifest", inside=folder), str(path),
-                     "a dcomc manifest")
-
-    def refuse(where: str, value: Any, expected: str) -> InputError:
-        return InputError(f"{path}: not a dcomc manifest: {where} is {json_type(value)}, "
-                          f"not {expected}")
-
-    if not isinstance(data, dict) or not isinstance(data.get("hosts"), dict):
-        raise InputError(f"{path}: not a dcomc manifest (no `hosts` object)")
-
-    def text(holder: dict[str, Any], key: str, where: str) -> str | None:
-        value = holder.get(key)
-        if value is not None and not isinstance(value, str):
-            raise refuse(where, value, "a string")
-        return value
-
-    spec = data.get("spec", {})
-    if not isinstance(spec, dict):
-        raise refuse("`spec`", spec, "an object")
-    listed: dict[str, str] = {}
-    psd1: dict[str, str] = {}
-
-    def artifacts(holder: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
-        items = holder.get(key, [])
-        if not isinstance(items, list):
-            raise refuse(where, items, "a list")
-        for index, art in enumerate(items):
-            at = f"{where}[{index}]"
-            if not isinstance(art, dict):
-                raise refuse(at, art, "an object")
-            rel = text(art, "path", f"{at}.path")
-            if not rel:
-                raise InputError(f"{path}: not a dcomc manifest: {at} has no `path`")
-            text(art, "kind", f"{at}.kind")
-            listed[rel] = text(art, "sha256", f"{at}.sha256") or ""
-        return items
-
-    for name, entry in data["hosts"].items():
-        where = f"`hosts.{name}`"
-        if not isinstance(entry, dict):
-            raise refuse(where, entry, "an object")
-        found = [a["path"] for a in artifacts(entry, "artifacts", f"{where}.artifacts")
-                 if a.get("kind") == PSD1_KIND]
-        psd1[name] = found[0] if found else f"{name}/powershell/{name}.psd1"
-    artifacts(data, "review", "`review`")
-    return Manifest(path, text(data, "site", "`site`") or "", text(spec, "name", "`spec.name`"),
-                    text(spec, "sha256", "`spec.sha256`"), text(data, "dcomc", "`dcomc`"),
-                    psd1, listed)
-
-
-def bundle_path(folder: Path, rel: str, manifest: Path) -> Path:
-    """`folder / rel` for a path the manifest names, refused unless it is a plain relative
-    path inside the bundle: no absolute path, drive, `..`, backslash or empty part."""
-    parts = rel.split("/")
-    if not rel or any(c in rel for c in "\\:\x00") or any(p in ("", ".", "..") for p in parts):
-        raise InputError(f"{manifest}: the manifest names {rel!r}, which is not a path inside "
-                         "the bundle (absolute, a drive, '..' or a backslash); refused")
-    return folder / rel
-
-
-def _tampered(folder: Path, manifest: Manifest) -> tuple[tuple[str, str], ...]:
-    """Files that differ from the manifest: edited (another sha256), missing, or unlisted.
-    A listed path outside the bundle, or that is not a regular file there, is an InputError."""
-    found: list[tuple[str, str]] = []
-    for rel, digest in sorted(manifest.listed.items()):
-        path = bundle_path(folder, rel, manifest.path)
-        # nothing, a link to nothing, or a name too long (Path.exists raises ENAMETOOLONG)
-        if not os.path.exists(path):  # noqa: PTH110
-            found.append((rel, "missing"))
-            continue
-        sha = hashlib.sha256()
-        with open_regular(path, "a file the manifest lists", inside=folder) as stream:
-            try:
-                while chunk := stream.read(1 << 20):
-                    sha.update(chunk)
-            except OSError as exc:
-                raise InputError(f"{path}: cannot read a file the manifest lists: "
-                                 f"{_reason(exc)}") from None
-        if sha.hexdigest() != digest:
-            found.append((rel, "edited"))
-    try:
-        on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
-    except OSError as exc:
-        raise InputError(f"{folder}: cannot list the bundle: {_reason(exc)}") from None
-    own = {MANIFEST, SIGNATURE}  # the manifest and its signature list the others
-    found += [(rel, "unlisted") for rel in sorted(on_disk - set(manifest.listed) - own)]
-    return tuple(found)
 
 
 def _read_psd1(path: Path, folder: Path) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dcomc.emit.bundle import MANIFEST
+from dcomc.emit.layout import MANIFEST
 from dcomc.emit.sign import (
     SIGNATURE,
     SIGNED_SUFFIXES,
@@ -38,7 +38,7 @@ from dcomc.emit.sign import (
     missing_tools,
     split_pem,
 )
-from dcomc.readback import compare
+from dcomc.readback import manifest as bundle_manifest
 from dcomc_targets.msi import workers
 
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")  # osslsigncode's own default
@@ -96,10 +96,10 @@ class Result:
 def verify(folder: Path, ca: Path | None) -> Result:
     """Every check of the bundle `folder`. InputError when it is not a readable bundle,
     SignError (E410) when a tool is missing."""
-    manifest = compare.read_manifest(folder)
+    manifest = bundle_manifest.read_manifest(folder)
     result = Result(folder, files=len(manifest.listed))
     result.failures += [Failure(_FILE_CODES[what][0], what, rel, _FILE_CODES[what][1])
-                        for rel, what in compare.tampered(folder, manifest)]
+                        for rel, what in bundle_manifest.tampered(folder, manifest)]
     with _Workspace() as work:
         certs = _manifest_signer(folder, work, result)
         if certs is not None:
@@ -114,7 +114,7 @@ def integrity(folder: Path) -> list[Failure]:
     """The signatures' part of `verify` without trusting anyone (what `dcomc diff` adds to a
     signed bundle's tampered files): the manifest signature holds, and every Authenticode
     signature covers its file and is by the manifest's signer. Chain and validity aside."""
-    manifest = compare.read_manifest(folder)
+    manifest = bundle_manifest.read_manifest(folder)
     result = Result(folder)
     with _Workspace() as work:
         certs = _manifest_signer(folder, work, result)
@@ -219,7 +219,7 @@ def _system_ca() -> bytes:
         return b""
 
 
-def _authenticode(folder: Path, manifest: compare.Manifest, result: Result,
+def _authenticode(folder: Path, manifest: bundle_manifest.Manifest, result: Result,
                   anchors: Path) -> list[Failure]:
     """Each listed PowerShell file and MSI, once per distinct content (the engine is the same
     on every host), in parallel."""
