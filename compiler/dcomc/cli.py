@@ -172,12 +172,14 @@ def _fail(diags: Diagnostics, *, as_json: bool = False, writes: bool = False,
 
 
 def _compile(path: Path, *, strict: bool = False, self_contained: bool = False,
-             show: bool = True, as_json: bool = False, writes: bool = False) -> Compiled:
+             show: bool = True, as_json: bool = False, writes: bool = False,
+             flow_errors: bool = True) -> Compiled:
     """The compiled spec, its warnings printed (unless `as_json`: they go into the JSON);
     on errors, _fail."""
     _require_spec_file(path, as_json)
     try:
-        compiled = compile_file(path, strict=strict, self_contained=self_contained)
+        compiled = compile_file(path, strict=strict, self_contained=self_contained,
+                                flow_errors=flow_errors)
     except CompileError as exc:
         _fail(exc.diagnostics, as_json=as_json, writes=writes)
     if show and not as_json:
@@ -781,7 +783,8 @@ def explain_cmd(code: str, spec_path: Path | None, as_json: bool) -> None:
     found = explain.lookup(code)
     if found is None:
         _unknown_code(code, knowledge.known_codes(), as_json)
-    compiled = _compile(spec_path, as_json=as_json) if spec_path else None
+    # the flow verifier's findings are what explain explains, not a reason to stop
+    compiled = _compile(spec_path, as_json=as_json, flow_errors=False) if spec_path else None
     spec = str(spec_path) if spec_path else None
     if as_json:
         data = explain.explain_json(found[0], found[1], compiled, spec)

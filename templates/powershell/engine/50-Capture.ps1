@@ -166,11 +166,11 @@ function Get-DcomcCaptureAppId {
 
 function Get-DcomcCaptureClass {
     <# One registered class: identifiers, executable, AppID settings and the service running it. #>
-    param([Parameter(Mandatory = $true)] [string] $Clsid, [Parameter(Mandatory = $true)] [string] $View, [AllowEmptyCollection()] [string[]] $Categories = @(), [Parameter(Mandatory = $true)] [bool] $Is64Bit, [Parameter(Mandatory = $true)] [AllowEmptyCollection()] [object[]] $Services, [Parameter(Mandatory = $true)] $Sids)
+    param([Parameter(Mandatory = $true)] [string] $Clsid, [Parameter(Mandatory = $true)] [string] $View, [AllowEmptyCollection()] [string[]] $Categories = @(), [Parameter(Mandatory = $true)] [bool] $WideOs, [Parameter(Mandatory = $true)] [AllowEmptyCollection()] [object[]] $Services, [Parameter(Mandatory = $true)] $Sids)
     $key = 'SOFTWARE\Classes\CLSID\{0}' -f $Clsid
     $local = Get-DcomcRegistryText -Path ($key + '\LocalServer32') -View $View
     $bitness = 64
-    if ($View -eq 'Registry32' -or -not $Is64Bit) { $bitness = 32 }
+    if ($View -eq 'Registry32' -or -not $WideOs) { $bitness = 32 }
     $server = [ordered] @{
         Clsid = $Clsid.ToUpperInvariant(); View = $View; Bitness = $bitness; Name = (Get-DcomcRegistryText -Path $key -View $View)
         ProgId = (Get-DcomcRegistryText -Path ($key + '\ProgID') -View $View)
@@ -211,17 +211,19 @@ function Get-DcomcOpcClass {
 
 function Get-DcomcCaptureServers {
     <# The OPC DA servers of both views (only the native one on 32-bit Windows) and OPCEnum. #>
-    param([Parameter(Mandatory = $true)] [bool] $Is64Bit, [Parameter(Mandatory = $true)] [AllowEmptyCollection()] [object[]] $Services, [Parameter(Mandatory = $true)] $Sids)
+    # WideOs: a 64-bit Windows. Not -Is64Bit: tree-sitter-powershell, the reader dcomc inspect
+    # and the tests parse the engine with, fails on a digit inside a parameter name.
+    param([Parameter(Mandatory = $true)] [bool] $WideOs, [Parameter(Mandatory = $true)] [AllowEmptyCollection()] [object[]] $Services, [Parameter(Mandatory = $true)] $Sids)
     $views = @('Registry64')
-    if ($Is64Bit) { $views += 'Registry32' }
+    if ($WideOs) { $views += 'Registry32' }
     $servers = @()
     $opcEnum = $null
     foreach ($view in $views) {
         foreach ($class in (Get-DcomcOpcClass -View $view)) {
-            $servers += Get-DcomcCaptureClass -Clsid $class.Clsid -View $view -Categories $class.Categories -Is64Bit $Is64Bit -Services $Services -Sids $Sids
+            $servers += Get-DcomcCaptureClass -Clsid $class.Clsid -View $view -Categories $class.Categories -WideOs $WideOs -Services $Services -Sids $Sids
         }
         if ($null -eq $opcEnum -and $null -ne (Get-DcomcOsRegistryKey -Path ('SOFTWARE\Classes\CLSID\{0}' -f $script:OpcEnumClsid) -View $view)) {
-            $opcEnum = Get-DcomcCaptureClass -Clsid $script:OpcEnumClsid -View $view -Is64Bit $Is64Bit -Services $Services -Sids $Sids
+            $opcEnum = Get-DcomcCaptureClass -Clsid $script:OpcEnumClsid -View $view -WideOs $WideOs -Services $Services -Sids $Sids
         }
     }
     $sorted = @($servers | Sort-Object -Property @{ Expression = { $_.Clsid } }, @{ Expression = { $_.View } })
@@ -317,7 +319,17 @@ function Get-DcomcCaptureNames {
 }
 
 function Get-DcomcCapture {
-    <# The whole capture as an ordered hashtable (docs/capture.md, format 1). #>
+    <#
+    .SYNOPSIS
+        Reads this PC's OPC DCOM setup, read-only, as the capture `dcomc import` takes.
+    .DESCRIPTION
+        Returns the whole capture as an ordered hashtable (docs/capture.md, format 1): OPC
+        servers, OPCEnum, machine DCOM and Lsa values, local accounts with SIDs, firewall rules,
+        network discovery, the computer. No password material is read. A part Windows refuses
+        (user rights without elevation) is listed under Skipped. Changes nothing.
+    .EXAMPLE
+        Get-DcomcCapture | ConvertTo-Json -Depth 12
+    #>
     $capture = [ordered] @{
         Format = 'dcomc-capture'; FormatVersion = $script:CaptureFormat; Generator = 'dcomc engine (Invoke-DcomConfig.ps1 -Mode Capture)'
         Time = (Get-DcomcOsUtcNow).ToString('o', [Globalization.CultureInfo]::InvariantCulture)
@@ -327,7 +339,7 @@ function Get-DcomcCapture {
     $capture.Computer = Invoke-DcomcCapturePart -Part 'Computer' -Capture $capture -Reader { Get-DcomcCaptureComputer }
     $is64 = ($null -eq $capture.Computer -or [bool] $capture.Computer.Is64Bit)
     $services = @(Invoke-DcomcCapturePart -Part 'Services' -Capture $capture -Reader { $list = Get-DcomcOsServiceList; $list })   # one item per service
-    $found = Invoke-DcomcCapturePart -Part 'Servers' -Capture $capture -Reader { Get-DcomcCaptureServers -Is64Bit $is64 -Services $services -Sids $sids }
+    $found = Invoke-DcomcCapturePart -Part 'Servers' -Capture $capture -Reader { Get-DcomcCaptureServers -WideOs $is64 -Services $services -Sids $sids }
     $capture.Servers = @()
     $capture.OpcEnum = $null
     if ($null -ne $found) {
