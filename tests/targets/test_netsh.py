@@ -3,6 +3,7 @@ exactly, and what netsh would read as more than one value is refused at both end
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -106,13 +107,16 @@ def test_reader_still_reads_unquoted_lists() -> None:
 
 def test_zone_ids_pass_through_quoted(tmp_path: Path) -> None:
     spec = yaml.safe_load((ROOT / "examples" / "plant7-workgroup.yaml").read_text())
-    spec["machine"]["server"]["firewall"]["remote"] = ["fe80::1%12", "fe80::%eth0/64"]
+    # the HMIs' network too, so that the flow verifier finds the callers admitted
+    spec["machine"]["server"]["firewall"]["remote"] = ["fe80::1%12", "fe80::%eth0/64",
+                                                       "10.7.3.0/24"]
     path = tmp_path / "site.yaml"
     path.write_text(yaml.safe_dump(spec), encoding="utf-8")
     comp = compile_file(path)
     ctx = EmitContext(comp.plan, Options(), path.name, comp.sha256)
     host = next(h for h in comp.plan.hosts if "server" in h.roles)
     (artifact,) = NETSH.emit(host, ctx)
-    assert b'remoteip="fe80::%eth0/64,fe80::1%12' in artifact.data or (
-        b'remoteip="fe80::1%12,fe80::%eth0/64' in artifact.data)
+    quoted = re.findall(rb'remoteip="([^"]*)"', artifact.data)
+    assert quoted and all(set(q.split(b",")) == {b"fe80::1%12", b"fe80::%eth0/64",
+                                                 b"10.7.3.0/24"} for q in quoted)
     assert NETSH.read(artifact.data) == NETSH.expected(host, ctx)

@@ -74,7 +74,7 @@ def changes(data: dict[str, Any]) -> dict[str, Any]:
 def test_spec_against_itself_is_identical() -> None:
     result = run("diff", PLANT7, PLANT7)
     assert result.exit_code == 0, result.output
-    assert "No differences: 3 hosts, 54 resources identical." in result.stdout
+    assert "No differences: 3 hosts, 46 resources identical." in result.stdout
     data = as_json(run("diff", PLANT7, PLANT7, "--json"))
     assert data["identical"] is True
     assert data["hosts"] == [] and data["site"] is None
@@ -97,13 +97,10 @@ def test_modified_copy_reports_exactly_the_changes(tmp_path: Path) -> None:
     data = as_json(result)
     assert data["identical"] is False
     fw = "firewall_rule:dcomc-plant7-line3-"
-    # The clients' rules are scoped to the site (`remote: site`), which now includes HMI03;
-    # OPCEnum's access ACL is the union of the host's servers' access lists.
+    # The clients' rules admit the servers that call them back (`remote: site` follows the
+    # flows), which HMI03 does not change; OPCEnum's access ACL is the union of the host's
+    # servers' access lists.
     assert changes(data) == {
-        "HMI01": {f"{fw}client-hmi": ("changed", ("Remote",)),
-                  f"{fw}rpc-epmap": ("changed", ("Remote",))},
-        "HMI02": {f"{fw}client-hmi": ("changed", ("Remote",)),
-                  f"{fw}rpc-epmap": ("changed", ("Remote",))},
         "HMI03": "added",
         "SCADA01": {"appid_permission:kepware/access": ("changed", ("Aces",)),
                     "appid_permission:opcenum/access": ("changed", ("Aces",)),
@@ -122,22 +119,23 @@ def test_modified_copy_reports_exactly_the_changes(tmp_path: Path) -> None:
     assert [a["Mask"] for a in aces["new"]] == [0x5]  # EXECUTE + remote access
     assert aces["old"][0]["Principal"]["Name"] == aces["new"][0]["Principal"]["Name"]
     (remote,) = scada[f"{fw}rpc-epmap"]["fields"]
-    assert remote == {"field": "Remote", "old": ["10.7.3.10", "10.7.3.21", "10.7.3.22"],
+    # before: the server's callers (the HMIs), not the whole site
+    assert remote == {"field": "Remote", "old": ["10.7.3.21", "10.7.3.22"],
                       "new": ["10.7.3.0/24"]}
-    assert data["summary"] == {"hosts_added": 1, "hosts_removed": 0, "hosts_changed": 3,
-                               "resources_added": 14, "resources_removed": 0,
-                               "resources_changed": 9}
+    assert data["summary"] == {"hosts_added": 1, "hosts_removed": 0, "hosts_changed": 1,
+                               "resources_added": 10, "resources_removed": 0,
+                               "resources_changed": 5}
 
     text = run("diff", PLANT7, new)
     assert text.exit_code == 1
     out = text.stdout
-    assert "+ host HMI03 (10.7.3.23), roles: client; 14 resources" in out
+    assert "+ host HMI03 (10.7.3.23), roles: client; 10 resources" in out
     assert "    + local_user:opcuser" in out
     assert ("~ Aces: [OPC Users: local_access, remote_access] -> [OPC Users: remote_access]"
             in out)
-    assert '~ Remote: ["10.7.3.10", "10.7.3.21", "10.7.3.22"] -> ["10.7.3.0/24"]' in out
-    assert "Hosts: 1 to add, 0 to remove, 3 to change. Resources: 14 to add, 0 to remove, " \
-           "9 to change." in out
+    assert '~ Remote: ["10.7.3.21", "10.7.3.22"] -> ["10.7.3.0/24"]' in out
+    assert "Hosts: 1 to add, 0 to remove, 1 to change. Resources: 10 to add, 0 to remove, " \
+           "5 to change." in out
 
 
 def test_one_change_is_the_only_difference(tmp_path: Path) -> None:
@@ -164,7 +162,7 @@ def test_removed_host_and_changed_address(tmp_path: Path) -> None:
     hmi01 = next(h for h in data["hosts"] if h["name"] == "HMI01")
     assert hmi01["attributes"] == [{"field": "Address", "old": "10.7.3.21", "new": "10.7.3.30"}]
     text = run("diff", PLANT7, new).stdout
-    assert "- host HMI02 (10.7.3.22), roles: client; 14 resources" in text
+    assert "- host HMI02 (10.7.3.22), roles: client; 10 resources" in text
     assert '~ Address: "10.7.3.21" -> "10.7.3.30"' in text
     # the reverse diff adds what this one removes
     back = changes(as_json(run("diff", new, PLANT7, "--json")))
@@ -186,7 +184,7 @@ def test_spec_against_its_own_bundle_is_identical(tmp_path: Path) -> None:
     for old, new in ((PLANT7, out), (out, PLANT7), (PLANT7, out / "manifest.json")):
         result = run("diff", old, new)
         assert result.exit_code == 0, result.output
-        assert "No differences: 3 hosts, 54 resources identical." in result.stdout
+        assert "No differences: 3 hosts, 46 resources identical." in result.stdout
     data = as_json(run("diff", PLANT7, out, "--json"))
     assert data["old"]["kind"] == "spec" and data["new"]["kind"] == "bundle"
     assert data["old"]["spec_sha256"] == data["new"]["spec_sha256"]
@@ -375,7 +373,7 @@ def test_client_host_and_case_insensitive_host(plant7: Compiled, tmp_path: Path)
     result = run("drift", PLANT7, write_report(tmp_path, report))
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Host HMI02:")
-    assert "no drift: 14 compliant" in result.stdout
+    assert "no drift: 10 compliant" in result.stdout
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [

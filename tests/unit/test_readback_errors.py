@@ -442,7 +442,7 @@ def test_diff_of_a_resource_without_an_id(copy: Path, bundle: Path) -> None:
 
 def test_diff_of_a_duplicate_resource(copy: Path, bundle: Path) -> None:
     psd1 = copy / "HMI01" / "powershell" / "HMI01.psd1"
-    text = psd1.read_bytes().replace(b"Id = 'local_group:OPC Users'", b"Id = 'local_user:opcuser'")
+    text = psd1.read_bytes().replace(b"Id = 'local_user:opcsvc'", b"Id = 'local_user:opcuser'")
     psd1.write_bytes(text)
     refused(run("diff", bundle, copy), "resource 'local_user:opcuser' is listed twice")
 
