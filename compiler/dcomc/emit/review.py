@@ -413,15 +413,29 @@ def md_text(value: Any) -> str:
     words stay as they are (`opcsvc`, `10.7.3.10`); anything that could be markup is a code
     span (`` `local_user:opcsvc` ``, `` `C:\\Program Files` ``), whose content CommonMark
     takes literally: no emphasis, entity, link, HTML or escape inside. Its fence is one
-    backtick longer than the longest run in the value, so the value cannot close it; a
-    table cell's `|` is written `\\|` (GFM splits cells before it reads code spans, and
-    drops that backslash); line breaks are flattened."""
+    backtick longer than the longest run in the value, so the value cannot close it; its
+    `|` is marked (`_PIPE`) and becomes `\\|` in a table row, where GFM splits cells before
+    it reads code spans (and drops that backslash), and stays `|` elsewhere, where the
+    backslash would show (`_pipes`); line breaks are flattened."""
     text = "" if value is None else str(value).replace("\r", " ").replace("\n", " ")
     if _plain(text):
         return text
     fence = "`" * (1 + max((len(run) for run in _BACKTICKS.findall(text)), default=0))
     pad = " " if text.startswith(("`", " ")) or text.endswith(("`", " ")) else ""
-    return f"{fence}{pad}{text.replace('|', chr(92) + '|')}{pad}{fence}"
+    return f"{fence}{pad}{text.replace('|', _PIPE)}{pad}{fence}"
+
+
+# A code span's `|` until the line it lands in is known: NUL, which no value can hold (check
+# refuses control characters in every string, E201, and in the spec's file name).
+_PIPE = "\x00"
+
+
+def _pipes(markdown: str) -> str:
+    """The marked `|` of code spans: `\\|` in a table row, `|` in any other line."""
+    if _PIPE not in markdown:
+        return markdown
+    return "\n".join(line.replace(_PIPE, "\\|" if line.startswith("|") else "|")
+                     for line in markdown.split("\n"))
 
 
 def _plain(text: str) -> bool:
@@ -502,5 +516,5 @@ class _TolerantCache(FileSystemBytecodeCache):
 def render(view: dict[str, Any]) -> dict[str, bytes]:
     """review.html and REVIEW.md, UTF-8."""
     html = _env(False).get_template("review.html.j2").render(view=view, rights=sd.LAUNCH_RIGHTS)
-    md = _env(True).get_template("review.md.j2").render(view=view)
+    md = _pipes(_env(True).get_template("review.md.j2").render(view=view))
     return {"review.html": html.encode("utf-8"), "REVIEW.md": md.encode("utf-8")}
