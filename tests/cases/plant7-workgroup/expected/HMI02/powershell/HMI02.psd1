@@ -37,66 +37,6 @@
             PasswordNeverExpires = $true
         }
         @{
-            Id = 'local_group:OPC Users'
-            Kind = 'local_group'
-            Phase = 11
-            Guide = '§2.3'
-            Source = 'plant7-workgroup.yaml:24:7'
-            Name = 'OPC Users'
-            Description = 'May launch, activate and call this site''s OPC servers'
-        }
-        @{
-            Id = 'group_member:Administrators/opcsvc'
-            Kind = 'group_member'
-            Phase = 12
-            Guide = '§2.4'
-            Source = 'plant7-workgroup.yaml:21:19'
-            Group = @{
-                Name = 'Administrators'
-                Kind = 'well_known'
-                Sid = 'S-1-5-32-544'
-            }
-            Member = @{
-                Name = 'opcsvc'
-                Kind = 'local'
-                Sid = $null
-            }
-        }
-        @{
-            Id = 'group_member:OPC Users/opcsvc'
-            Kind = 'group_member'
-            Phase = 12
-            Guide = '§2.4'
-            Source = 'plant7-workgroup.yaml:25:26'
-            Group = @{
-                Name = 'OPC Users'
-                Kind = 'local'
-                Sid = $null
-            }
-            Member = @{
-                Name = 'opcsvc'
-                Kind = 'local'
-                Sid = $null
-            }
-        }
-        @{
-            Id = 'group_member:OPC Users/opcuser'
-            Kind = 'group_member'
-            Phase = 12
-            Guide = '§2.4'
-            Source = 'plant7-workgroup.yaml:25:17'
-            Group = @{
-                Name = 'OPC Users'
-                Kind = 'local'
-                Sid = $null
-            }
-            Member = @{
-                Name = 'opcuser'
-                Kind = 'local'
-                Sid = $null
-            }
-        }
-        @{
             Id = 'machine_dcom_value:EnableDCOM'
             Kind = 'machine_dcom_value'
             Phase = 40
@@ -159,8 +99,6 @@
             )
             Remote = @(
                 '10.7.3.10'
-                '10.7.3.21'
-                '10.7.3.22'
             )
         }
         @{
@@ -182,8 +120,6 @@
             )
             Remote = @(
                 '10.7.3.10'
-                '10.7.3.21'
-                '10.7.3.22'
             )
         }
         @{

@@ -211,6 +211,7 @@
                     Mask = 7
                 }
             )
+            Mode = 'add'
         }
         @{
             Id = 'appid_permission:kepware/launch'
@@ -237,6 +238,7 @@
                     Mask = 31
                 }
             )
+            Mode = 'add'
         }
         @{
             Id = 'appid_permission:opcenum/access'
@@ -263,6 +265,7 @@
                     Mask = 7
                 }
             )
+            Mode = 'exact'
         }
         @{
             Id = 'appid_permission:opcenum/launch'
@@ -289,6 +292,7 @@
                     Mask = 31
                 }
             )
+            Mode = 'exact'
         }
         @{
             Id = 'machine_dcom_value:EnableDCOM'
@@ -366,7 +370,6 @@
                 'private'
             )
             Remote = @(
-                '10.7.3.10'
                 '10.7.3.21'
                 '10.7.3.22'
             )
@@ -389,7 +392,6 @@
                 'private'
             )
             Remote = @(
-                '10.7.3.10'
                 '10.7.3.21'
                 '10.7.3.22'
             )
@@ -412,7 +414,6 @@
                 'private'
             )
             Remote = @(
-                '10.7.3.10'
                 '10.7.3.21'
                 '10.7.3.22'
             )

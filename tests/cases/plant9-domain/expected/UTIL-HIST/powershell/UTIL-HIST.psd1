@@ -132,6 +132,7 @@
                     Mask = 7
                 }
             )
+            Mode = 'add'
         }
         @{
             Id = 'appid_permission:historian/launch'
@@ -158,6 +159,7 @@
                     Mask = 31
                 }
             )
+            Mode = 'add'
         }
         @{
             Id = 'appid_permission:opcenum/access'
@@ -184,6 +186,7 @@
                     Mask = 7
                 }
             )
+            Mode = 'exact'
         }
         @{
             Id = 'appid_permission:opcenum/launch'
@@ -210,6 +213,7 @@
                     Mask = 31
                 }
             )
+            Mode = 'exact'
         }
         @{
             Id = 'machine_dcom_value:EnableDCOM'
@@ -287,8 +291,6 @@
             )
             Remote = @(
                 '10.9.0.5'
-                '10.9.0.6'
-                '10.9.8.40'
             )
         }
         @{
@@ -308,8 +310,6 @@
                 'domain'
             )
             Remote = @(
-                '10.9.0.5'
-                '10.9.0.6'
                 '10.9.8.40'
             )
         }
@@ -331,7 +331,6 @@
             )
             Remote = @(
                 '10.9.0.5'
-                '10.9.0.6'
                 '10.9.8.40'
             )
         }
@@ -352,8 +351,6 @@
                 'domain'
             )
             Remote = @(
-                '10.9.0.5'
-                '10.9.0.6'
                 '10.9.8.40'
             )
         }

@@ -28,7 +28,7 @@
                 Progid = 'Example.BoilerOPC.1'
                 Clsid = '{6F1C2A7E-3B9D-4E5F-8A21-0C4D7E9B1F36}'
                 Appid = '{6F1C2A7E-3B9D-4E5F-8A21-0C4D7E9B1F36}'
-                Bitness = 32
+                Bitness = $null
             }
             Level = 'packet_integrity'
             Value = 5
@@ -62,7 +62,7 @@
                 Progid = 'Example.BoilerOPC.1'
                 Clsid = '{6F1C2A7E-3B9D-4E5F-8A21-0C4D7E9B1F36}'
                 Appid = '{6F1C2A7E-3B9D-4E5F-8A21-0C4D7E9B1F36}'
-                Bitness = 32
+                Bitness = $null
             }
         }
         @{
@@ -92,7 +92,7 @@
                 Progid = 'Example.BoilerOPC.1'
                 Clsid = '{6F1C2A7E-3B9D-4E5F-8A21-0C4D7E9B1F36}'
                 Appid = '{6F1C2A7E-3B9D-4E5F-8A21-0C4D7E9B1F36}'
-                Bitness = 32
+                Bitness = $null
             }
             Which = 'access'
             Aces = @(
@@ -113,6 +113,7 @@
                     Mask = 3
                 }
             )
+            Mode = 'add'
         }
         @{
             Id = 'appid_permission:boilers/launch'
@@ -126,7 +127,7 @@
                 Progid = 'Example.BoilerOPC.1'
                 Clsid = '{6F1C2A7E-3B9D-4E5F-8A21-0C4D7E9B1F36}'
                 Appid = '{6F1C2A7E-3B9D-4E5F-8A21-0C4D7E9B1F36}'
-                Bitness = 32
+                Bitness = $null
             }
             Which = 'launch'
             Aces = @(
@@ -147,6 +148,7 @@
                     Mask = 31
                 }
             )
+            Mode = 'add'
         }
         @{
             Id = 'appid_permission:opcenum/access'
@@ -181,6 +183,7 @@
                     Mask = 3
                 }
             )
+            Mode = 'exact'
         }
         @{
             Id = 'appid_permission:opcenum/launch'
@@ -215,6 +218,7 @@
                     Mask = 31
                 }
             )
+            Mode = 'exact'
         }
         @{
             Id = 'machine_dcom_value:EnableDCOM'
@@ -291,7 +295,6 @@
                 'domain'
             )
             Remote = @(
-                '10.9.0.5'
                 '10.9.0.6'
                 '10.9.8.40'
             )
@@ -313,7 +316,6 @@
                 'domain'
             )
             Remote = @(
-                '10.9.0.5'
                 '10.9.0.6'
                 '10.9.8.40'
             )
@@ -335,7 +337,6 @@
                 'domain'
             )
             Remote = @(
-                '10.9.0.5'
                 '10.9.0.6'
                 '10.9.8.40'
             )
