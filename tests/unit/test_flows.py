@@ -1,6 +1,6 @@
 """DCOM flows as the model (issue 12 items 1-2): `calls` makes the flows, and the flows decide
 where accounts exist, whom each firewall rule admits and where callbacks need the anonymous
-fallback. The acceptance site is tests/unit/newcomer-site.yaml."""
+fallback. The acceptance site ships as examples/flows/line4-flows.yaml."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from dcomc.plan.model import (
 from dcomc_targets.base import EmitContext, Options
 
 HERE = Path(__file__).parent
-NEWCOMER = HERE / "newcomer-site.yaml"
+NEWCOMER = HERE.parents[1] / "examples" / "flows" / "line4-flows.yaml"
 ADDRESSES = {"SRV01": "10.7.3.10", "HIST01": "10.7.3.11",
              **{f"HMI0{i}": f"10.7.3.2{i}" for i in range(1, 7)}}
 

@@ -15,7 +15,7 @@ from dcomc.plan.verify import RULES
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = [*sorted((ROOT / "examples").glob("*.yaml")), ROOT / "examples" / "large" /
-            "large-site.yaml", ROOT / "tests" / "unit" / "newcomer-site.yaml"]
+            "large-site.yaml", ROOT / "examples" / "flows" / "line4-flows.yaml"]
 
 BASE = """\
 dcomc: 1
