@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +24,7 @@ from dcomc.emit import bundle, sign
 from dcomc.pipeline import compile_file
 from dcomc_targets import Options, msi
 from tools import require
-from unit.test_sign import Pki, make_pki, osslsigncode_verify
+from unit.test_sign import Pki, _build, make_pki, osslsigncode_verify
 
 ROOT = Path(__file__).resolve().parents[2]
 PLANT7 = ROOT / "examples" / "plant7-workgroup.yaml"
@@ -274,3 +277,107 @@ def test_diff_reports_a_broken_signature(copy: Path, plant7: Path, pki: Pki) -> 
     result = CliRunner().invoke(main, ["diff", str(plant7), str(copy)])
     assert "HMI01/powershell/HMI01.psd1 has a signature that does not hold" in result.stdout
     assert "manifest.json.p7s" not in result.stdout  # the signature is not an unlisted file
+
+
+# --- an OEM's hardware token (PKCS#11), as a SoftHSM token ---------------------------------------
+
+SOFTHSM = Path("/usr/lib/softhsm/libsofthsm2.so")  # Debian's softhsm2
+TOKEN_KEY = "pkcs11:token=OEM;object=codesign;type=private"
+PIN = "Pin-4417x"  # must appear on no command line
+SO_PIN = "So-8820q"
+
+
+def _engine() -> Path:
+    """libp11's engine in OpenSSL's engines folder (libengine-pkcs11-openssl)."""
+    out = subprocess.run(["openssl", "version", "-e"], capture_output=True, text=True,
+                         timeout=60, check=False).stdout
+    return Path(out.partition('"')[2].rstrip().rstrip('"')) / "pkcs11.so"
+
+
+@pytest.fixture(scope="module")
+def token(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[Path]:
+    """A SoftHSM token "OEM" in a private SOFTHSM2_CONF holding the signer's key and
+    certificate (id 01, label codesign), as an OEM's token holds theirs; yields the
+    certificate exported back from the token as PEM, which is what the README tells an OEM to
+    pass to --sign. The PINs reach pkcs11-tool as `env:VARIABLE`, not on its command line."""
+    require(SOFTHSM.is_file() and _engine().is_file() and shutil.which("pkcs11-tool") is not None,
+            "softhsm2, libengine-pkcs11-openssl and opensc")
+    folder = tmp_path_factory.mktemp("token")
+    (folder / "tokens").mkdir()
+    (folder / "softhsm2.conf").write_text(f"directories.tokendir = {folder / 'tokens'}\n"
+                                          "objectstore.backend = file\nlog.level = ERROR\n")
+    der = folder / "signer.der"
+    subprocess.run(["openssl", "x509", "-in", str(pki.cert("signer")), "-outform", "DER",
+                    "-out", str(der)], check=True, capture_output=True, timeout=60)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOFTHSM2_CONF", str(folder / "softhsm2.conf"))
+        env = {**os.environ, "T_PIN": PIN, "T_SO_PIN": SO_PIN}
+        tool = ["pkcs11-tool", "--module", str(SOFTHSM)]
+        for args in (["--init-token", "--label", "OEM", "--so-pin", "env:T_SO_PIN"],
+                     ["--token-label", "OEM", "--login", "--login-type", "so", "--so-pin",
+                      "env:T_SO_PIN", "--init-pin", "--pin", "env:T_PIN"],
+                     ["--token-label", "OEM", "--pin", "env:T_PIN", "--write-object",
+                      str(pki.key("signer")), "--type", "privkey", "--id", "01", "--label",
+                      "codesign"],
+                     ["--token-label", "OEM", "--pin", "env:T_PIN", "--write-object", str(der),
+                      "--type", "cert", "--id", "01", "--label", "codesign"],
+                     ["--token-label", "OEM", "--read-object", "--type", "cert", "--id", "01",
+                      "--output-file", str(folder / "exported.der")]):
+            proc = subprocess.run([*tool, *args], capture_output=True, text=True, env=env,
+                                  timeout=120, check=False)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+        subprocess.run(["openssl", "x509", "-inform", "DER", "-in", str(folder / "exported.der"),
+                        "-out", str(folder / "oem-codesign.pem")], check=True,
+                       capture_output=True, timeout=60)
+        yield folder / "oem-codesign.pem"
+
+
+def _command_lines(stop: threading.Event, seen: list[bytes]) -> None:
+    """Every process's argv, read from /proc as `ps` reads it, until `stop`."""
+    while not stop.is_set():
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                argv = cmdline.read_bytes()
+            except OSError:
+                continue  # it ended meanwhile
+            if argv.startswith((b"osslsigncode", b"openssl")) and argv not in seen:
+                seen.append(argv)
+        stop.wait(0.002)
+
+
+def test_a_token_signs_the_bundle_as_the_readme_tells_an_oem(
+        token: Path, plant7: Path, pki: Pki, tmp_path: Path) -> None:
+    """The README's OEM command, engine given by its path: every script and MSI verifies, the
+    manifest too, `dcomc verify` passes, and the bytes are those of the same key in a PEM file
+    (RSA signatures are deterministic, so the token changes nothing). The PIN is on no
+    command line while it runs."""
+    out = tmp_path / "oem"
+    stop, seen = threading.Event(), list[bytes]()
+    watcher = threading.Thread(target=_command_lines, args=(stop, seen), daemon=True)
+    watcher.start()
+    try:
+        proc = _build(["build", str(PLANT7), "-o", str(out), "--sign", str(token),
+                       "--sign-key", TOKEN_KEY, "--pkcs11-module", str(SOFTHSM),
+                       "--pkcs11-engine", str(_engine()), "--sign-pass-env", "TOKEN_PIN"],
+                      {"TOKEN_PIN": PIN, "SOURCE_DATE_EPOCH": EPOCH})
+    finally:
+        stop.set()
+        watcher.join()
+    assert proc.returncode == 0, proc.stderr
+    assert any(b"-pkcs11module" in argv for argv in seen)  # the watcher saw the signing
+    assert any(b"cms\0-sign" in argv for argv in seen)
+    assert not [argv for argv in seen if PIN.encode() in argv]
+    assert PIN not in proc.stdout + proc.stderr
+    for path in signed_files(out):
+        assert "Signature verification: ok" in osslsigncode_verify(pki, path), path
+    code, report = verify(out, pki)
+    assert code == 0, report["failures"]
+    assert tree(out) == tree(plant7)
+
+
+def test_a_wrong_pin_is_one_line_without_the_pin(token: Path, tmp_path: Path) -> None:
+    proc = _build(["build", str(PLANT7), "-o", str(tmp_path / "b"), "--no-msi", "--sign",
+                   str(token), "--sign-key", TOKEN_KEY, "--pkcs11-module", str(SOFTHSM),
+                   "--sign-pass-env", "TOKEN_PIN"], {"TOKEN_PIN": "0000-wrong"})
+    assert proc.returncode == 2 and "[E411]" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "0000-wrong" not in proc.stderr

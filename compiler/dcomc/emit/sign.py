@@ -9,14 +9,23 @@ no signed attributes (`-noattr`), so no signing time at all. With a timestamp se
 3161 countersignature of each Authenticode signature is the only difference between two builds.
 
 Secrets: the key's password (or a token's PIN) reaches the tools on their standard input
-(`-readpass -`, `-passin stdin`), never on a command line, in the environment or in a file.
+(`-readpass -`, `-passin stdin`), never on a command line or in a file. With a token both tools
+hand it to the PKCS#11 engine as its PIN (osslsigncode's ENGINE "PIN" control, openssl's UI
+callback), so the token logs in without a prompt.
+
+Tokens: osslsigncode takes the module and engine as options; `openssl cms` cannot, so it gets
+a private openssl.cnf (OPENSSL_CONF) that loads the engine from `--pkcs11-engine` and sets its
+MODULE_PATH to `--pkcs11-module` -- else the engine would open p11-kit's proxy, which sees only
+the tokens registered with p11-kit, and `-engine /path/to/pkcs11.so` alone is "bad engine id".
 """
 
 from __future__ import annotations
 
 import calendar
+import contextlib
 import hashlib
 import itertools
+import os
 import re
 import shutil
 import subprocess
@@ -93,12 +102,13 @@ def missing_tools() -> list[str]:
 
 
 def run(args: list[str], what: str, data: bytes | None = None,
-        code: str = "E411") -> subprocess.CompletedProcess[bytes]:
+        code: str = "E411", env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[bytes]:
     """A signing tool, checked; SignError with its last error line when it fails. `data` (a
     password, or nothing) is its standard input, so that it never prompts on a terminal."""
     try:
         proc = subprocess.run(args, input=data or b"", capture_output=True,
-                              timeout=TOOL_SECONDS, check=False)
+                              timeout=TOOL_SECONDS, check=False, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SignError(code, f"{what}: {args[0]} could not run: {exc}") from None
     if proc.returncode != 0:
@@ -110,7 +120,9 @@ def last_error(proc: subprocess.CompletedProcess[bytes]) -> str:
     """The tool's most telling line: its last error line, else its last line."""
     lines = [line.strip() for line in (proc.stderr + proc.stdout).decode(
         errors="replace").splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower() or "fail" in line.lower()]
+    # osslsigncode ends with a bare "Failed" after the reason: not telling
+    errors = [line for line in lines if ("error" in line.lower() or "fail" in line.lower())
+              and line.lower() != "failed"]
     return (errors or lines or [f"exit {proc.returncode}"])[-1][:300]
 
 
@@ -177,12 +189,19 @@ class Signer:
         self._dir = Path(tempfile.mkdtemp(prefix="dcomc-sign-"))
         self._cache: dict[tuple[str, str], bytes] = {}
         self._lock = threading.Lock()
+        # A token is one device: SoftHSM fails "Failed to enumerate slots" (CKR_GENERAL_ERROR)
+        # when osslsigncode processes open it at once, and a smart card behind pcscd grants
+        # one reader at a time; so with a token the tools run one after another.
+        self._device = threading.Lock() if settings.pkcs11_module is not None else None
         try:
             self.leaf, self.chain = self._certificates()
             self.info = cert_info(self.leaf)
             self.time = _signing_time(self.info)
             self._certs = self._file("certs.pem", self.leaf + self.chain)
             self._chain = self._file("chain.pem", self.chain) if self.chain else None
+            self._openssl_env = None if settings.pkcs11_module is None else {
+                **os.environ, "OPENSSL_CONF": str(self._file(
+                    "openssl-pkcs11.cnf", _engine_config(settings).encode()))}
         except BaseException:
             self.close()
             raise
@@ -253,7 +272,8 @@ class Signer:
         password = self._password()
         if password is not None:
             args += ["-readpass", "-"]
-        run([*args, "-in", str(source), "-out", str(target)], f"signing {what}", password)
+        with self._device or contextlib.nullcontext():
+            run([*args, "-in", str(source), "-out", str(target)], f"signing {what}", password)
 
     def sign_bytes(self, data: bytes, name: str) -> bytes:
         """`data`, the file `name`, with an Authenticode signature (once per distinct input:
@@ -306,8 +326,8 @@ class Signer:
         args = ["openssl", "cms", "-sign", "-binary", "-noattr", "-md", "sha256",
                 "-outform", "DER", "-in", str(source), "-signer", str(self._file(
                     "leaf.pem", self.leaf))]
-        if s.pkcs11_module is not None:  # the engine as openssl.cnf configures it
-            args += ["-engine", s.pkcs11_engine or "pkcs11", "-keyform", "engine"]
+        if s.pkcs11_module is not None:  # the engine as _engine_config loads it
+            args += ["-engine", "pkcs11", "-keyform", "engine"]
         args += ["-inkey", s.key if s.key is not None else str(s.cert)]
         if self._chain is not None:
             args += ["-certfile", str(self._chain)]
@@ -315,9 +335,32 @@ class Signer:
         if password is not None:
             args += ["-passin", "stdin"]
         try:
-            return run(args, f"signing {SIGNATURE}", password).stdout
+            with self._device or contextlib.nullcontext():
+                return run(args, f"signing {SIGNATURE}", password, env=self._openssl_env).stdout
         finally:
             source.unlink(missing_ok=True)
+
+
+def _engine_config(settings: SignSettings) -> str:
+    """An openssl.cnf that loads the PKCS#11 engine (from `pkcs11_engine`, else the one of
+    OpenSSL's engines folder) as "pkcs11" with the token's module. Nothing secret in it: the
+    PIN comes on standard input."""
+    lines = ["openssl_conf = dcomc_init", "[dcomc_init]", "engines = dcomc_engines",
+             "[dcomc_engines]", "pkcs11 = dcomc_pkcs11", "[dcomc_pkcs11]",
+             "engine_id = pkcs11"]
+    if settings.pkcs11_engine:
+        lines.append(f"dynamic_path = {_conf_value(settings.pkcs11_engine)}")
+    assert settings.pkcs11_module is not None
+    lines.append(f"MODULE_PATH = {_conf_value(settings.pkcs11_module)}")
+    return "\n".join(lines) + "\n"
+
+
+def _conf_value(value: str) -> str:
+    """A path as an openssl.cnf value: quoted, so that `$`, `#` and spaces are taken as they
+    are (inside quotes a backslash escapes the next character only)."""
+    if any(ord(c) < 32 for c in value):
+        raise SignError("E410", f"{value!r}: a PKCS#11 path cannot hold control characters")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def is_script(path: str) -> bool:
