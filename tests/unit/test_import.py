@@ -1,26 +1,29 @@
-"""`dcomc import` (issue 16 item 2) and the capture format's reader (docs/capture.md).
+"""`dcomc import` (issue 16 items 2 and 3) and the capture format's reader (docs/capture.md).
 
 The shipped captures of examples/captures/ are what the real engine writes: the example
 plant7-workgroup is built, tests/engine/make-sample-captures.ps1 applies each host's bundle to
 a fresh simulated PC and runs `-Mode Capture`, and every shipped file must equal its output
-(but `Time`, the simulated clock). Importing them must give a spec that passes `check` and,
-for what a capture can see, the original's plan. What differs, and why (see
-test_round_trip_keeps_what_a_capture_sees):
+(but `Time`, the simulated clock). Importing them must give a spec that passes `check`, and
+the round trip must hold (test_the_round_trip_gives_back_everything_dcomc_manages): the
+imported spec, built and applied by the same script to fresh simulated PCs with the same
+vendor software, gives captures equal to the shipped ones in everything dcomc manages
+(dcomc.readback.capture.managed: accounts and memberships, user rights, AppID values and ACLs
+by what their SIDs mean, service logons, machine values and limits, Lsa options, firewall rules
+by what they open, network discovery). What it does not manage is never compared
+(capture.UNMANAGED): the capture's own fields, the computer, the localized names, the servers'
+identity (the vendor's installer writes it), AppID Name/LocalService/..., service states,
+machine default ACLs, Group Policy limits, built-in accounts, firewall rule names. Where the
+spec reads differently from the original (same PCs, other words):
   * names: the site is `imported-site`, the server key is the catalog's (`kepserverex-v6`,
-    not `kepware`), the client key comes from its executable (`client-hmi`, not `hmi`);
-  * OPC Users is written on the server only: the HMIs have the group too (dcomc created it
-    everywhere), but only SCADA01's ACLs need it; the import keeps it as found on SCADA01;
-  * AppID ACLs are `permissions: exact` with the ACEs the PC has (the guide's Administrators,
-    SYSTEM, INTERACTIVE, and SELF as a SID a capture cannot name), where the original adds
-    OPC Users to Windows' default;
-  * machine values are the role defaults, so the role blocks of the original are not
-    written, and EveryoneIncludesAnonymous = 1 is a per-host setting of the HMIs;
+    not `kepware`), the client key comes from its executable (`client-hmi`, not `hmi`), so
+    the firewall rules have other names;
+  * OPC Users is written as found on SCADA01 only (the flows put it there alone);
+  * AppID ACLs are `permissions: add` with what the PC grants beyond Windows' default ACLs
+    (OPC Users): the original's words exactly;
+  * machine limits are role blocks with what the PCs grant beyond Windows' default limits;
+    EveryoneIncludesAnonymous = 1 is a per-host setting of the HMIs;
   * client run_as is a guess (no capture can see who runs a program), firewall remote scopes
-    are dcomc's `site` again;
-  * machine limits (machine_limit_addition) differ: the imported exact launch ACL names
-    Administrators, SYSTEM and INTERACTIVE, which the plan then adds to the launch limit, and
-    the HMIs' ANONYMOUS LOGON access limit of the original's client role is not re-created
-    (the import writes no role blocks yet). Not compared here.
+    are dcomc's `site` again.
 """
 
 from __future__ import annotations
@@ -39,9 +42,18 @@ from dcomc.cli import main
 from dcomc.emit import bundle
 from dcomc.front.importer import import_text
 from dcomc.pipeline import compile_file
-from dcomc.readback.capture import Capture, load_capture, parse_capture
+from dcomc.readback.capture import (
+    Capture,
+    load_capture,
+    managed,
+    managed_differences,
+    parse_capture,
+)
 from dcomc.readback.compare import InputError
+from dcomc.windows.sd import parse_sddl
+from dcomc.windows.sdbinary import to_binary
 from dcomc_targets import Options
+from dcomc_targets.regfile import DEFAULT_LIMITS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
@@ -68,17 +80,24 @@ def _imported(tmp_path: Path, captures: list[Capture]) -> Path:
     return path
 
 
-def test_shipped_captures_are_the_engines_output(tmp_path: Path) -> None:
+def _engine_captures(tmp_path: Path, spec: Path) -> Path:
+    """The captures make-sample-captures.ps1 writes for `spec`'s bundle on fresh simulated
+    PCs (the real engine: Apply, then Capture)."""
     exe = pwsh()
     require(exe is not None, "PowerShell 7 (pwsh)")
     assert exe is not None
-    built, out = tmp_path / "bundle", tmp_path / "captures"
-    bundle.build(compile_file(SPEC), Options(), SPEC.name, built)
+    built, out = tmp_path / f"{spec.stem}-bundle", tmp_path / f"{spec.stem}-captures"
+    bundle.build(compile_file(spec), Options(), spec.name, built)
     run = subprocess.run([exe, "-NoProfile", "-NonInteractive", "-File", str(SCRIPT), "-Bundle",
                           str(built), "-OutDir", str(out)], capture_output=True, text=True,
                          env=dict(os.environ, DCOMC_WORK=str(tmp_path)), timeout=600,
                          check=False)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    return out
+
+
+def test_shipped_captures_are_the_engines_output(tmp_path: Path) -> None:
+    out = _engine_captures(tmp_path, SPEC)
     names = sorted(p.name for p in out.glob("*.json"))
     assert names == sorted(p.name for p in SHIPPED.glob("*.json")) == [
         "HMI01.json", "HMI02.json", "SCADA01.json"], f"regenerate: {REGENERATE}"
@@ -88,6 +107,19 @@ def test_shipped_captures_are_the_engines_output(tmp_path: Path) -> None:
         got.pop("Time")
         assert shipped.pop("Time").startswith("2026-03-02T07:0")
         assert got == shipped, f"{name} differs from the engine's output; regenerate: {REGENERATE}"
+
+
+def test_the_round_trip_gives_back_everything_dcomc_manages(tmp_path: Path) -> None:
+    """Capture A (shipped) -> import -> build -> Apply on fresh simulated PCs -> capture B:
+    A and B agree on every managed part; the rule names (not managed) do differ."""
+    out = _engine_captures(tmp_path, _imported(tmp_path, _shipped()))
+    for original in _shipped():
+        again = load_capture(out / original.path.name)
+        assert managed_differences(original, again) == []
+        assert managed(again)["firewall"] and managed(again)["accounts"]
+        assert bool(managed(again)["appids"]) == (original.computer == "SCADA01")
+        rules = [r["Name"] for r in again.part("Firewall")["Rules"]]
+        assert all(name.startswith("dcomc-imported-site-") for name in rules)
 
 
 def test_import_of_the_shipped_captures_passes_check(tmp_path: Path) -> None:
@@ -145,9 +177,109 @@ def test_a_brownfield_server_outside_the_catalog_keeps_its_identifiers(tmp_path:
     assert [h.name for h in compile_file(path).plan.hosts] == ["SCADA01"]
 
 
-def test_an_unresolved_sid_stays_a_sid_with_a_comment(tmp_path: Path) -> None:
+def _descriptor(data: dict[str, Any], sddl: str) -> dict[str, Any]:
+    """A captured descriptor value for `sddl`, as the engine writes one."""
+    return {"Exists": True, "Type": "Binary", "Data": to_binary(parse_sddl(sddl)).hex(),
+            "Sddl": sddl}
+
+
+def test_acls_holding_windows_default_are_added_to_it_others_exact(tmp_path: Path) -> None:
     text = import_text(_shipped())
+    assert "permissions: exact" not in text and "'S-1-5-10'" not in text
+    assert "# permissions: add (the default)" in text
+    data = _capture()
+    appid = data["Servers"][0]["AppIdKey"]
+    appid["AccessPermission"] = _descriptor(data, "O:BAG:BAD:(A;;CCDCLC;;;PS)(A;;CCDCLC;;;BU)")
+    text = import_text([parse_capture(data, tmp_path / "x.json")])
+    assert "permissions: exact" in text
     assert "'S-1-5-10': [local_access, remote_access]   # not resolved on SCADA01" in text
+    assert "'SYSTEM': [local_launch, remote_launch, local_activation, remote_activation]" in text
+
+
+def test_machine_limits_beyond_windows_default_are_role_blocks(tmp_path: Path) -> None:
+    text = import_text(_shipped())
+    roles = text[text.index("\nmachine:"):]
+    assert ("  server:\n    dcom:\n      launch_limits:\n        'OPC Users': [local_launch, "
+            "remote_launch, local_activation, remote_activation]\n      access_limits:\n"
+            "        'ANONYMOUS LOGON': [local_access, remote_access]") in roles
+    assert "  client:\n    dcom:\n      launch_limits: {}" in roles
+    hmi = json.loads((SHIPPED / "HMI02.json").read_text(encoding="utf-8"))
+    hmi["Machine"]["Ole"]["MachineLaunchRestriction"] = _descriptor(
+        hmi, DEFAULT_LIMITS["launch"] + "(A;;CCDCLCSWRP;;;BU)")
+    captures = [*_shipped()[:1], parse_capture(hmi, tmp_path / "HMI02.json"), _shipped()[2]]
+    text = import_text(captures)
+    host = text[text.index("  HMI02:"):text.index("  SCADA01:")]
+    assert "      dcom:\n        launch_limits:\n          'Users': [local_launch" in host
+    assert "access_limits" not in host   # as the client role block gives it
+    path = tmp_path / "limits.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert "error" not in " ".join(map(str, compile_file(path).diagnostics))
+
+
+SID = "S-1-5-21-3623811015-3361044348-30300820-"
+
+
+def _swap_rids(text: str) -> str:
+    """A PC where opcsvc and opcuser were created in the other order."""
+    return text.replace(SID + "1000", "@").replace(SID + "1001", SID + "1000").replace(
+        "@", SID + "1001")
+
+
+def _mutated(change: Any) -> Capture:
+    data = json.loads((SHIPPED / "SCADA01.json").read_text(encoding="utf-8"))
+    change(data)
+    return parse_capture(data, SHIPPED / "B.json")
+
+
+def _named(items: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next(item for item in items if item.get("Name") == name)
+
+
+MUTATIONS = {
+    "appids: {7BC0CC8E-482C-47CA-ABDC-0FE7F9C6E729} (Registry32) AppID": lambda d: d[
+        "Servers"][0]["AppIdKey"].update(LaunchPermission=d["Machine"]["Ole"][
+            "DefaultLaunchPermission"]),
+    "appids: {7BC0CC8E-482C-47CA-ABDC-0FE7F9C6E729} (Registry32) service logon": lambda d: d[
+        "Servers"][0]["Service"].update(StartName="LocalSystem"),
+    "machine: Ole MachineAccessRestriction": lambda d: d["Machine"]["Ole"].update(
+        MachineAccessRestriction=d["Machine"]["Ole"]["MachineLaunchRestriction"]),
+    "machine: Ole LegacyAuthenticationLevel": lambda d: d["Machine"]["Ole"][
+        "LegacyAuthenticationLevel"].update(Data=2),
+    "machine: Lsa EveryoneIncludesAnonymous": lambda d: d["Machine"]["Lsa"][
+        "EveryoneIncludesAnonymous"].update(Data=1),
+    "accounts: group local:opc users": lambda d: _named(d["Accounts"]["Groups"], "OPC Users")[
+        "Members"].pop(),
+    "accounts: user opcuser": lambda d: _named(d["Accounts"]["Users"], "opcuser").update(
+        PasswordNeverExpires=False),
+    "rights: SeServiceLogonRight": lambda d: d["Rights"]["SeServiceLogonRight"].pop(0),
+    "firewall: rule Why=rpc_endpoint_mapper": lambda d: d["Firewall"]["Rules"][0].update(
+        RemoteAddress=["Any"]),
+}
+
+
+@pytest.mark.parametrize("part", sorted(MUTATIONS))
+def test_the_comparison_fails_when_a_managed_part_differs(part: str) -> None:
+    original = load_capture(SHIPPED / "SCADA01.json")
+    found = managed_differences(original, _mutated(MUTATIONS[part]))
+    assert found and all(line.startswith(f"SCADA01: {part}") for line in found), found
+    assert "in SCADA01.json" in found[0] and "in B.json" in found[0]
+
+
+def test_the_comparison_ignores_what_dcomc_does_not_manage() -> None:
+    """Other RIDs for the same accounts, other rule names, another clock, OS and language."""
+    def unmanaged(data: dict[str, Any]) -> None:
+        data["Time"] = "2030-01-01T00:00:00Z"
+        data["Computer"].update(OsCaption="Windows 11", InstallLanguage="de-DE")
+        data["Names"]["S-1-5-32-544"] = "VORDEFINIERT\\Administratoren"
+        for rule in data["Firewall"]["Rules"]:
+            rule.update(Name=rule["Name"] + "-x", DisplayName="x")
+        data["Servers"][0]["Service"].update(State="Stopped", DisplayName="KEPServerEX 6.x")
+    original = load_capture(SHIPPED / "SCADA01.json")
+    swapped = json.loads(_swap_rids((SHIPPED / "SCADA01.json").read_text(encoding="utf-8")))
+    unmanaged(swapped)
+    other = parse_capture(swapped, SHIPPED / "B.json")
+    assert _named(other.part("Accounts")["Users"], "opcsvc")["Sid"] == SID + "1001"
+    assert managed_differences(original, other) == []
 
 
 @pytest.mark.parametrize(("change", "message"), [

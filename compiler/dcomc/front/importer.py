@@ -15,15 +15,17 @@ left to dcomc's default with a comment saying what the PC has.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from dcomc.front.catalog import products
 from dcomc.readback.capture import Capture, as_list
-from dcomc.windows.sd import ACCESS_RIGHTS, LAUNCH_RIGHTS
+from dcomc.windows.sd import ACCESS_RIGHTS, LAUNCH_RIGHTS, Ace, parse_sddl
 from dcomc.windows.sdbinary import from_binary
 from dcomc.windows.sids import SPEC_ALIASES
+from dcomc_targets.regfile import DEFAULT_APP_ACL, DEFAULT_LIMITS
 
 AUTH_LEVELS = {1: "none", 2: "connect", 3: "call", 4: "packet", 5: "packet_integrity",
                6: "packet_privacy"}
@@ -61,6 +63,16 @@ class Account:
 
 
 @dataclass
+class HostEntry:
+    """One PC's host entry, its machine block written once the role blocks are known."""
+
+    lines: list[str]
+    roles: tuple[str, ...]
+    machine: list[str]                # body of its `machine:` (discovery, security policy)
+    limits: dict[str, tuple[str, ...]]  # launch/access -> principal lines beyond the default
+
+
+@dataclass
 class Site:
     """What the import collects before it writes the spec."""
 
@@ -69,7 +81,7 @@ class Site:
     servers: dict[str, list[str]] = field(default_factory=dict)   # key -> lines
     clsid_keys: dict[str, str] = field(default_factory=dict)
     clients: dict[str, list[str]] = field(default_factory=dict)
-    hosts: list[list[str]] = field(default_factory=list)
+    hosts: list[HostEntry] = field(default_factory=list)
     captures: Sequence[Capture] = ()
 
 
@@ -145,14 +157,47 @@ def _add_membership(principals: Principals, group_sid: str, target: Account | No
         user.member_of.add(WELL_KNOWN[group_sid])  # Users holds every user: not written
 
 
-def _acl_lines(hexdata: Any, rights: dict[str, int], principals: Principals) -> list[str]:
-    """The ACL of a captured descriptor as spec lines (`principal: [rights]`)."""
+RIGHTS = {"launch": LAUNCH_RIGHTS, "access": ACCESS_RIGHTS}
+
+
+def masks(aces: Sequence[Ace]) -> dict[str, int]:
+    """SID -> the rights its allow ACEs grant (ORed: Windows grants the union)."""
+    granted: dict[str, int] = {}
+    for ace in aces:
+        if ace.allow and ace.kind is None:
+            granted[ace.sid] = granted.get(ace.sid, 0) | ace.mask
+    return granted
+
+
+def default_masks(sddl: str) -> dict[str, int]:
+    return masks(parse_sddl(sddl).dacl or ())
+
+
+def holds(aces: Sequence[Ace], default: dict[str, int]) -> bool:
+    """Whether an ACL grants at least everything `default` grants."""
+    granted = masks(aces)
+    return all(granted.get(sid, 0) & mask == mask for sid, mask in default.items())
+
+
+def extra(aces: Sequence[Ace], default: dict[str, int]) -> list[Ace]:
+    """The rights beyond `default`: one allow ACE per SID that has more (with all its
+    rights, as the PC has them), then each ACE a spec cannot say (deny, object ACEs)."""
+    merged = [Ace(sid, mask) for sid, mask in masks(aces).items() if mask & ~default.get(sid, 0)]
+    return merged + [ace for ace in aces if not ace.allow or ace.kind is not None]
+
+
+def _decode(value: Any) -> tuple[Ace, ...] | str:
+    """The DACL of a captured descriptor value, or why it does not decode."""
     try:
-        descriptor = from_binary(bytes.fromhex(str(hexdata)))
+        return from_binary(bytes.fromhex(str(value.get("Data")))).dacl or ()
     except ValueError as exc:
-        return [f"# the descriptor on the PC does not decode ({exc}): not imported"]
+        return f"# the descriptor on the PC does not decode ({exc}): not imported"
+
+
+def _ace_lines(aces: Sequence[Ace], rights: dict[str, int], principals: Principals) -> list[str]:
+    """ACEs as spec lines (`principal: [rights]`); what a spec cannot say is a comment."""
     lines: list[str] = []
-    for ace in descriptor.dacl or ():
+    for ace in aces:
         name, comment = principals.name(ace.sid)
         granted = [right for right, bit in rights.items() if ace.mask & bit]
         if not ace.allow or ace.kind is not None or not granted:
@@ -226,17 +271,55 @@ def _auth_lines(appid: dict[str, Any]) -> list[str]:
     return [f"authentication_level: {AUTH_LEVELS[level]}"]
 
 
+def _block(key: str, body: list[str]) -> list[str]:
+    """`key:` over its indented lines; only the comments when no line is an entry (a key
+    over nothing would be null, which the spec refuses)."""
+    if all(line.startswith("#") for line in body):
+        return body
+    return [f"{key}:"] + ["  " + line for line in body]
+
+
+def _acls(appid: dict[str, Any]) -> dict[str, tuple[Ace, ...] | str | None]:
+    """The AppID's launch and access DACLs (None: no value on the PC; str: undecodable)."""
+    acls: dict[str, tuple[Ace, ...] | str | None] = {}
+    for which in RIGHTS:
+        value = appid.get(f"{which.title()}Permission")
+        present = isinstance(value, dict) and value.get("Exists")
+        acls[which] = _decode(value) if present else None
+    return acls
+
+
+def _additions(acls: dict[str, tuple[Ace, ...] | str | None]) -> dict[str, list[Ace]] | None:
+    """Per ACL the ACEs beyond Windows' default (an absent ACL is the default), or None when
+    one ACL lacks part of the default or does not decode: `permissions: add` cannot say it."""
+    added: dict[str, list[Ace]] = {}
+    for which, acl in acls.items():
+        default = default_masks(DEFAULT_APP_ACL[which])
+        if isinstance(acl, str) or (acl is not None and not holds(acl, default)):
+            return None
+        added[which] = extra(acl or (), default)
+    return added
+
+
 def _permission_lines(appid: dict[str, Any], principals: Principals) -> list[str]:
+    """`add` with what the PC grants beyond Windows' default ACLs when both ACLs hold that
+    default (the engine then gives a fresh PC the same ACLs), else `exact` as on the PC."""
+    acls = _acls(appid)
+    added = _additions(acls)
     lines: list[str] = []
-    for which, rights in (("Launch", LAUNCH_RIGHTS), ("Access", ACCESS_RIGHTS)):
-        value = appid.get(f"{which}Permission")
-        if not isinstance(value, dict) or not value.get("Exists"):
-            lines.append(f"# no {which}Permission on the PC: Windows' default applies")
+    for which, acl in acls.items():
+        if acl is None:
+            lines.append(f"# no {which.title()}Permission on the PC: Windows' default applies")
             continue
-        lines.append(f"{which.lower()}:")
-        lines += ["  " + line for line in _acl_lines(value.get("Data"), rights, principals)]
-    if any(line.endswith(":") for line in lines):
-        lines.append("permissions: exact             # the ACLs as the PC has them")
+        body = [acl] if isinstance(acl, str) else _ace_lines(
+            extra(acl, {}) if added is None else added[which], RIGHTS[which], principals)
+        lines += _block(which, body)
+    if added is None:
+        lines.append("permissions: exact             # the PC's ACLs lack part of Windows' "
+                     "default: as the PC has them")
+    elif any(acls.values()):
+        lines.append("# permissions: add (the default): these are added to Windows' default "
+                     "ACLs, which the PC's ACLs hold")
     return lines
 
 
@@ -301,7 +384,9 @@ def _address(capture: Capture) -> tuple[str, str | None]:
     return "192.0.2.1", "no IPv4 address captured: put the PC's address here"
 
 
-def _machine_lines(capture: Capture) -> list[str]:
+def _machine_lines(capture: Capture) -> tuple[list[str], list[str]]:
+    """Comments on what dcomc will change, and the host `machine:` body (values that differ
+    from what dcomc plans by default)."""
     machine = capture.part("Machine")
     ole, lsa = machine.get("Ole") or {}, machine.get("Lsa") or {}
     lines: list[str] = []
@@ -324,7 +409,53 @@ def _machine_lines(capture: Capture) -> list[str]:
             body.append("  sharing_model: guest_only   # ForceGuest 1 on the PC")
         if anonymous:
             body.append("  everyone_includes_anonymous: true   # as on the PC")
-    return lines + (["machine:"] + ["  " + line for line in body] if body else [])
+    return lines + _policy_lines(machine), body
+
+
+def _policy_lines(machine: dict[str, Any]) -> list[str]:
+    """A Group Policy limit overrides the registry limit dcomc merges into: say so."""
+    policy = machine.get("Policy") or {}
+    return [f"# Group Policy sets {name} on the PC: it overrides the limits dcomc merges"
+            for name in ("MachineLaunchRestriction", "MachineAccessRestriction")
+            if (policy.get(name) or {}).get("Exists")]
+
+
+LIMIT_VALUES = {"launch": "MachineLaunchRestriction", "access": "MachineAccessRestriction"}
+
+
+def _limits(capture: Capture, principals: Principals) -> dict[str, tuple[str, ...]]:
+    """Per machine limit, the principal lines the PC grants beyond Windows' default limit
+    (what dcomc's add-only merge has to add to a fresh PC's limit to give the same)."""
+    ole = capture.part("Machine").get("Ole") or {}
+    limits: dict[str, tuple[str, ...]] = {}
+    for which, name in LIMIT_VALUES.items():
+        value = ole.get(name)
+        if not isinstance(value, dict) or not value.get("Exists"):
+            limits[which] = ()   # no value: Windows' built-in default limit applies
+            continue
+        acl = _decode(value)
+        default = default_masks(DEFAULT_LIMITS[which])
+        if isinstance(acl, str):
+            limits[which] = (acl,)
+            continue
+        narrower = () if holds(acl, default) else (
+            f"# the PC's {name} lacks part of Windows' default: dcomc only adds to it",)
+        limits[which] = narrower + tuple(_ace_lines(extra(acl, default), RIGHTS[which],
+                                                    principals))
+    return limits
+
+
+def _limit_lines(limits: dict[str, tuple[str, ...]]) -> list[str]:
+    """`dcom:` with `<which>_limits` maps (`{}`: nothing beyond Windows' default, so the
+    role default, ANONYMOUS LOGON remote access, is not added where the PC lacks it)."""
+    lines = ["dcom:"]
+    for which, body in limits.items():
+        if any(not line.startswith("#") for line in body):
+            lines += _block(f"  {which}_limits", ["  " + line for line in body])
+        else:
+            lines += ["  " + line for line in body]
+            lines.append(f"  {which}_limits: {{}}     # nothing beyond Windows' default on the PC")
+    return lines
 
 
 def _collect_host(capture: Capture, site: Site) -> None:
@@ -342,8 +473,47 @@ def _collect_host(capture: Capture, site: Site) -> None:
     skipped = [str(s.get("Part")) for s in as_list(capture.data.get("Skipped"))]
     if skipped:
         lines.append(f"  # not captured there: {', '.join(skipped)}")
-    lines += ["  " + line for line in _machine_lines(capture)]
-    site.hosts.append(lines)
+    comments, body = _machine_lines(capture)
+    roles = tuple(role for role, keys in (("server", servers), ("client", clients)) if keys)
+    limits = _limits(capture, Principals(capture, site))
+    site.hosts.append(HostEntry(lines + ["  " + line for line in comments], roles, body,
+                                limits))
+
+
+def _role_limits(site: Site) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Per role, the limits most of its one-role hosts have (the first on a tie): the
+    `machine.<role>.dcom` block; a host that differs gets its own."""
+    blocks: dict[str, dict[str, tuple[str, ...]]] = {}
+    for role in ("server", "client"):
+        seen = [tuple(h.limits.items()) for h in site.hosts if h.roles == (role,)]
+        if seen:
+            blocks[role] = dict(Counter(seen).most_common(1)[0][0])
+    return blocks
+
+
+def _host_lines(host: HostEntry, blocks: dict[str, dict[str, tuple[str, ...]]]) -> list[str]:
+    """The host's entry with its `machine:` block: its own body, and the limits where the
+    role blocks would give it other ones (a host of both roles gets both roles' maps)."""
+    given: dict[str, set[str]] = {}
+    for role in host.roles:
+        for which, granted in blocks.get(role, {}).items():
+            given.setdefault(which, set()).update(granted)
+    if not all(role in blocks for role in host.roles):
+        given = {}
+    own = {which: lines for which, lines in host.limits.items()
+           if set(lines) != given.get(which)}
+    body = host.machine + (_limit_lines(own) if own else [])
+    return host.lines + (["  machine:"] + ["    " + line for line in body] if body else [])
+
+
+def _role_lines(blocks: dict[str, dict[str, tuple[str, ...]]]) -> list[str]:
+    if not blocks:
+        return []
+    lines = ["# Machine limits: what the PCs grant beyond Windows' default limits "
+             "(docs/windows.md#machine-limits)", "machine:"]
+    for role, limits in blocks.items():
+        lines += [f"  {role}:"] + ["    " + line for line in _limit_lines(limits)]
+    return lines
 
 
 def _account_lines(site: Site, several: int) -> list[str]:
@@ -413,11 +583,14 @@ def import_text(captures: Sequence[Capture]) -> str:
     _collect_memberships(captures, site)
     for capture in captures:
         _collect_host(capture, site)
+    blocks = _role_limits(site)
     header = ["# Imported by `dcomc import` from captures of "
               + ", ".join(c.computer.upper() for c in captures) + " (docs/capture.md).",
               "# Review every comment: they mark what the import had to guess.",
               "dcomc: 1", ""]
     body = (_site_lines(captures) + [""] + _account_lines(site, len(captures)) + [""]
             + _section("servers", site.servers) + _section("clients", site.clients)
-            + ["", "hosts:"] + ["  " + line for host in site.hosts for line in host])
+            + ["", "hosts:"]
+            + ["  " + line for host in site.hosts for line in _host_lines(host, blocks)]
+            + [""] + _role_lines(blocks))
     return "\n".join(header + body) + "\n"
