@@ -595,8 +595,16 @@ def schema(output: Path | None) -> None:
 
 @main.command("catalog")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def catalog_cmd(as_json: bool) -> None:
-    """List the built-in catalog of OPC products (the `product:` key)."""
+@click.option("--from", "from_captures", is_flag=True,
+              help="Print catalog entries (unverified) for the servers the CAPTUREs found.")
+@click.argument("capture_paths", metavar="[CAPTURE.json...]", nargs=-1, type=READ_PATH)
+def catalog_cmd(as_json: bool, from_captures: bool, capture_paths: tuple[Path, ...]) -> None:
+    """List the built-in catalog of OPC products (the `product:` key); with --from, catalog
+    entries for the OPC servers that captures of PCs found (`-Mode Capture`), marked
+    unverified, for contributors to check and add."""
+    if from_captures or capture_paths:
+        _captured_catalog(capture_paths, from_captures, as_json)
+        return
     products = catalog.products()
     if as_json:
         _echo_json({"products": {k: p.model_dump() for k, p in products.items()}}, [])
@@ -609,6 +617,25 @@ def catalog_cmd(as_json: bool) -> None:
             shown = value if value is not None else "unknown (resolved on the PC or not used)"
             click.echo(f"    {field:<11} {shown}")
         click.echo(f"    {'source':<11} {p.source}")
+
+
+def _captured_catalog(paths: tuple[Path, ...], from_captures: bool, as_json: bool) -> None:
+    """`catalog --from`: entries for the captured servers and OPCEnum (exit 2 on a bad
+    capture, on captures without --from and on --from without captures)."""
+    from dcomc.readback.capture import load_capture
+
+    if not from_captures or not paths:
+        _input_error("catalog: give --from with one or more captures (dcomc catalog --from "
+                     "CAPTURE.json...)", as_json=as_json)
+    with _comparing(as_json=as_json):
+        captures = [load_capture(path) for path in paths]
+    found = [(c.computer, str(c.data.get("Time")), server) for c in captures
+             for server in [*c.servers(), c.data.get("OpcEnum")] if isinstance(server, dict)]
+    entries = catalog.captured_entries(found)
+    if as_json:
+        _echo_json({"products": entries}, [])
+    else:
+        click.echo(catalog.entries_text(entries), nl=False)
 
 
 @main.group()

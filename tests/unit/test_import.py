@@ -40,7 +40,9 @@ from click.testing import CliRunner
 
 from dcomc.cli import main
 from dcomc.emit import bundle
+from dcomc.front.catalog import Product
 from dcomc.front.importer import import_text
+from dcomc.front.load import load_data
 from dcomc.pipeline import compile_file
 from dcomc.readback.capture import (
     Capture,
@@ -320,3 +322,57 @@ def test_no_password_material_in_captures_or_import() -> None:
         text = path.read_text(encoding="utf-8")
         assert "PasswordHash" not in text and "Grüße" not in text
     assert "password: prompt" in import_text(_shipped())
+
+
+def _catalog(*args: str) -> Any:
+    return CliRunner().invoke(main, ["catalog", *args])
+
+
+def test_catalog_from_captures_prints_unverified_entries_in_the_catalogs_shape(
+        tmp_path: Path) -> None:
+    data = _capture()
+    data["Servers"].append({**data["Servers"][0], "Clsid": "{0B1C2D3E-4F50-4617-8293-A4B5C6D7E8F9}",
+                            "ProgId": "Vendor.Mill.2", "Name": "Mill OPC DA", "Bitness": 64,
+                            "AppId": None, "Service": None})
+    mill = tmp_path / "ALTPC7.json"
+    mill.write_text(json.dumps(data), encoding="utf-8")
+    result = _catalog("--from", str(mill), str(SHIPPED / "HMI01.json"))
+    assert result.exit_code == 0, result.output
+    entries = load_data(result.output)
+    assert list(entries) == ["kepserverex-v6", "vendor-mill-2", "opcenum"]
+    products = {key: Product.model_validate(value) for key, value in entries.items()}
+    assert not any(p.verified for p in products.values())
+    assert products["vendor-mill-2"].model_dump() == {
+        "name": "Mill OPC DA", "progid": "Vendor.Mill.2",
+        "clsid": "{0B1C2D3E-4F50-4617-8293-A4B5C6D7E8F9}", "appid": None,
+        "executable": r"C:\Program Files (x86)\Kepware\KEPServerEX 6\server_runtime.exe",
+        "service": None, "bitness": 64, "verified": False,
+        "source": "captured on SCADA01 (2026-03-02T07:02:00.0000000Z) by dcomc catalog --from; "
+                  "not checked against a primary source"}
+    # what a contributor must look at: the catalog lacks kepserverex-v6's AppID
+    assert "kepserverex-v6:\n  # the catalog has appid: null\n" in result.output
+
+
+def test_catalog_from_notes_what_other_pcs_captured_differently(tmp_path: Path) -> None:
+    data = _capture()
+    data["Computer"]["Name"] = "SCADA02"
+    data["Servers"][0]["Executable"] = r"D:\Kepware\server_runtime.exe"
+    other = tmp_path / "SCADA02.json"
+    other.write_text(json.dumps(data), encoding="utf-8")
+    result = _catalog("--from", str(SHIPPED / "SCADA01.json"), str(other), "--json")
+    entry = json.loads(result.output)["products"]["kepserverex-v6"]
+    assert entry["differs"] == ["the catalog has appid: null",
+                                r"SCADA02 has executable: 'D:\Kepware\server_runtime.exe'"]
+    assert entry["source"].startswith("captured on SCADA01 (2026-03-02T07:02:00.0000000Z), "
+                                      "SCADA02 (")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((str(SHIPPED / "HMI01.json"),), "give --from with one or more captures"),
+    (("--from",), "give --from with one or more captures"),
+    (("--from", "/nonexistent/c.json"), "c.json"),
+])
+def test_catalog_from_refuses_bad_arguments(args: tuple[str, ...], message: str) -> None:
+    result = _catalog(*args)
+    assert result.exit_code == 2 and message in result.output
+    assert result.output.count("\n") == 1
