@@ -159,6 +159,40 @@ function Test-DcomcAppRegistered {
     return $null
 }
 
+function Test-DcomcOptionalAppValue {
+    <# Test of an AppID value the plan sets to $Resource.Value, or deletes when that is $null
+       (Windows' default then applies, which -Default names). #>
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $State, [Parameter(Mandatory = $true)] [string] $Name, [Parameter(Mandatory = $true)] [string] $Type, [Parameter(Mandatory = $true)] [string] $Default)
+    $missing = Test-DcomcAppRegistered -Resource $Resource -State $State
+    if ($missing) { return $missing }
+    $current = $State.Value
+    if ($null -eq $Resource.Value) {
+        if ($current.Exists) {
+            return @{ Compliant = $false; Reason = ('{0} is {1}, should be absent ({2})' -f $Name, $current.Data, $Default) }
+        }
+        return @{ Compliant = $true; Reason = $Default }
+    }
+    if ($current.Exists -and $current.Type -eq $Type -and [string] $current.Data -eq [string] $Resource.Value) {
+        return @{ Compliant = $true; Reason = ('{0} {1}' -f $Name, $Resource.Value) }
+    }
+    return @{ Compliant = $false; Reason = ('{0} should be {1}' -f $Name, $Resource.Value) }
+}
+
+function Set-DcomcOptionalAppValue {
+    <# Writes the planned AppID value (a DWord or a String), or deletes it when the plan has none. #>
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] [string] $Name, [Parameter(Mandatory = $true)] [string] $Type)
+    $path = Get-DcomcAppIdPath -App $Resource.App -Create
+    if ($null -eq $Resource.Value) {
+        Remove-DcomcOsRegistryValue -Path $path -Name $Name
+        return
+    }
+    $data = [string] $Resource.Value
+    if ($Type -eq 'DWord') {
+        $data = [int] $Resource.Value
+    }
+    Set-DcomcOsRegistryValue -Path $path -Name $Name -Type $Type -Data $data
+}
+
 # --- appid_auth_level (guide §4.1 step 6) --------------------------------------------------------
 
 function Get-DcomcAppIdAuthLevel {
@@ -168,29 +202,12 @@ function Get-DcomcAppIdAuthLevel {
 
 function Test-DcomcAppIdAuthLevel {
     param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $State)
-    $missing = Test-DcomcAppRegistered -Resource $Resource -State $State
-    if ($missing) { return $missing }
-    $current = $State.Value
-    if ($null -eq $Resource.Value) {
-        if ($current.Exists) {
-            return @{ Compliant = $false; Reason = ('AuthenticationLevel is {0}, should be absent (default)' -f $current.Data) }
-        }
-        return @{ Compliant = $true; Reason = 'default' }
-    }
-    if ($current.Exists -and $current.Type -eq 'DWord' -and [int] $current.Data -eq [int] $Resource.Value) {
-        return @{ Compliant = $true; Reason = ('AuthenticationLevel {0}' -f $Resource.Value) }
-    }
-    return @{ Compliant = $false; Reason = ('AuthenticationLevel should be {0}' -f $Resource.Value) }
+    return Test-DcomcOptionalAppValue -Resource $Resource -State $State -Name 'AuthenticationLevel' -Type 'DWord' -Default 'default'
 }
 
 function Set-DcomcAppIdAuthLevel {
     param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $State)
-    $path = Get-DcomcAppIdPath -App $Resource.App -Create
-    if ($null -eq $Resource.Value) {
-        Remove-DcomcOsRegistryValue -Path $path -Name 'AuthenticationLevel'
-        return
-    }
-    Set-DcomcOsRegistryValue -Path $path -Name 'AuthenticationLevel' -Type 'DWord' -Data ([int] $Resource.Value)
+    Set-DcomcOptionalAppValue -Resource $Resource -Name 'AuthenticationLevel' -Type 'DWord'
 }
 
 function Restore-DcomcAppIdAuthLevel {
@@ -377,29 +394,12 @@ function Get-DcomcAppIdRunAs {
 
 function Test-DcomcAppIdRunAs {
     param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $State)
-    $missing = Test-DcomcAppRegistered -Resource $Resource -State $State
-    if ($missing) { return $missing }
-    $current = $State.Value
-    if ($null -eq $Resource.Value) {
-        if ($current.Exists) {
-            return @{ Compliant = $false; Reason = ('RunAs is {0}, should be absent (the launching user)' -f $current.Data) }
-        }
-        return @{ Compliant = $true; Reason = 'the launching user (no RunAs)' }
-    }
-    if ($current.Exists -and $current.Type -eq 'String' -and [string] $current.Data -eq [string] $Resource.Value) {
-        return @{ Compliant = $true; Reason = ('RunAs {0}' -f $Resource.Value) }
-    }
-    return @{ Compliant = $false; Reason = ('RunAs should be {0}' -f $Resource.Value) }
+    return Test-DcomcOptionalAppValue -Resource $Resource -State $State -Name 'RunAs' -Type 'String' -Default 'the launching user (no RunAs)'
 }
 
 function Set-DcomcAppIdRunAs {
     param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $State)
-    $path = Get-DcomcAppIdPath -App $Resource.App -Create
-    if ($null -eq $Resource.Value) {
-        Remove-DcomcOsRegistryValue -Path $path -Name 'RunAs'
-        return
-    }
-    Set-DcomcOsRegistryValue -Path $path -Name 'RunAs' -Type 'String' -Data ([string] $Resource.Value)
+    Set-DcomcOptionalAppValue -Resource $Resource -Name 'RunAs' -Type 'String'
 }
 
 function Restore-DcomcAppIdRunAs {
