@@ -16,6 +16,7 @@ tree-sitter-powershell and accepts only the literal subset the writer emits.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from enum import Enum
 from functools import cache
@@ -192,14 +193,24 @@ class PowerShellTarget:
 
     def inspect(self, data: bytes) -> Any:
         text = _text(data)
-        try:
-            found = parse_data(text)
-        except ValueError:
-            found = None  # not a data file: show it as a script
-        if isinstance(found, dict):
-            return {"kind": "powershell-data", **found}
-        functions, errors = _script_view(text, time.monotonic() + PARSE_SECONDS)
-        return {"kind": "powershell-script", "functions": functions,
+        key = hashlib.sha256(data).digest()
+        script = _SCRIPTS.get(key)
+        if script is None:
+            # One parse serves both views: the data file's literals and, for anything else,
+            # the script's functions and syntax errors (it was parsed once for each).
+            deadline = time.monotonic() + PARSE_SECONDS
+            root, source = parse_tree(text, seconds=PARSE_SECONDS)
+            try:
+                found = _data_value(root, source) if not root.has_error else None
+            except ValueError:
+                found = None  # not a data file: show it as a script
+            if isinstance(found, dict):
+                return {"kind": "powershell-data", **found}
+            script = _SCRIPTS[key] = _script_walk(root, source, deadline)
+            if len(_SCRIPTS) > MAX_SCRIPTS:  # the oldest goes (a fuzzer reads millions)
+                del _SCRIPTS[next(iter(_SCRIPTS))]
+        functions, errors = script
+        return {"kind": "powershell-script", "functions": list(functions),
                 "syntax_errors": [f"{r}:{c}: {snippet}" for r, c, snippet in errors]}
 
 
@@ -327,10 +338,19 @@ def function_names(text: str) -> list[str]:
     return names
 
 
-def _script_view(text: str, deadline: float) -> tuple[list[str], list[tuple[int, int, str]]]:
-    """function_names and syntax_errors from one parse and one walk, both done by `deadline`
+# The script view of each script read so far, by the SHA-256 of its bytes: a bundle holds the
+# same 75 kB engine (and entry point) in every host's folder, and `inspect` of 1,000 hosts
+# spent nearly all its time parsing them again (issue 18). Data files are not kept: each
+# host's is its own, and a script's view is small (names and errors, as tuples that no caller
+# can change).
+MAX_SCRIPTS = 64
+_SCRIPTS: dict[bytes, tuple[tuple[str, ...], tuple[tuple[int, int, str], ...]]] = {}
+
+
+def _script_walk(root: Node, source: bytes, deadline: float,
+                 ) -> tuple[tuple[str, ...], tuple[tuple[int, int, str], ...]]:
+    """function_names and syntax_errors of a parsed script in one walk, done by `deadline`
     (ValueError otherwise): a few hundred kB of garbage make a tree of a million nodes."""
-    root, source = parse_tree(text, seconds=max(deadline - time.monotonic(), 0.1))
     names: list[str] = []
     errors: list[tuple[int, int, str]] = []
     cursor = root.walk()
@@ -353,7 +373,7 @@ def _script_view(text: str, deadline: float) -> tuple[list[str], list[tuple[int,
             continue
         while not cursor.goto_next_sibling():
             if not cursor.goto_parent():
-                return names, sorted(errors)
+                return tuple(names), tuple(sorted(errors))
 
 
 def parse_data(text: str) -> Any:
@@ -366,6 +386,11 @@ def parse_data(text: str) -> Any:
     if root.has_error:  # an error the parse did not stop at (a MISSING node at the end...)
         line, col, excerpt = _first_error(root, source)
         raise ValueError(f"psd1: syntax error at {line}:{col}: {excerpt!r}")
+    return _data_value(root, source)
+
+
+def _data_value(root: Node, source: bytes) -> Any:
+    """The one literal of a parsed data file without syntax errors (ValueError otherwise)."""
     values = [c for c in root.children if c.type != "comment"]
     if len(values) != 1:
         raise ValueError("psd1: expected exactly one hashtable")

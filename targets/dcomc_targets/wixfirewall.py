@@ -18,7 +18,7 @@ each `$` doubled (quoting.wix_text). The reader undoes both (`_unformatted`).
 
 from __future__ import annotations
 
-import copy
+import re
 import uuid
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -97,10 +97,13 @@ class WixFirewallTarget:
         fragment = etree.SubElement(root, f"{{{WIX_NS}}}Fragment")
         group = etree.SubElement(fragment, f"{{{WIX_NS}}}ComponentGroup",
                                  Id=component_group_id(host.name))
+        scopes: list[tuple[str, ...]] = []  # the remote lists, by their placeholders' index
         for rule in host.of_kind(FirewallRule):
             if _expressible(rule):
-                group.append(_component(ctx, host, rule))
+                group.append(_component(ctx, host, rule, scopes))
         data = etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
+        if scopes:
+            data = _PLACEHOLDER.sub(lambda m: _remote_block(scopes[int(m[1])]), data)
         return [Artifact(f"firewall/{host.name}-firewall.wxs", "wix-firewall", data)]
 
     def expected(self, host: HostPlan, ctx: EmitContext) -> WixFirewallContent:
@@ -137,7 +140,8 @@ def _usage(host: HostPlan) -> list[str]:
     ]
 
 
-def _component(ctx: EmitContext, host: HostPlan, rule: FirewallRule) -> etree._Element:
+def _component(ctx: EmitContext, host: HostPlan, rule: FirewallRule,
+               scopes: list[tuple[str, ...]]) -> etree._Element:
     names = windows_names(ctx.plan.site, host.name)  # stable when only the case changes
     comp = etree.Element(f"{{{WIX_NS}}}Component", Id=wix_id("DcomcFw", host.name, rule.name),
                          Directory="TARGETDIR",
@@ -150,11 +154,12 @@ def _component(ctx: EmitContext, host: HostPlan, rule: FirewallRule) -> etree._E
     profiles = _profiles(rule.profiles)
     for profile in profiles:
         name = rule.name if len(profiles) == 1 else f"{rule.name}-{profile}"
-        comp.append(_exception(host, rule, name, profile))
+        comp.append(_exception(host, rule, name, profile, scopes))
     return comp
 
 
-def _exception(host: HostPlan, rule: FirewallRule, name: str, profile: str) -> etree._Element:
+def _exception(host: HostPlan, rule: FirewallRule, name: str, profile: str,
+               scopes: list[tuple[str, ...]]) -> etree._Element:
     attrs = {"Id": wix_id("DcomcFwEx", host.name, name), "Name": _formatted(name),
              "Description": _formatted(rule.description), "Profile": profile,
              "IgnoreFailure": "no"}
@@ -167,20 +172,33 @@ def _exception(host: HostPlan, rule: FirewallRule, name: str, profile: str) -> e
         attrs["Scope"] = "any"
     exc = etree.Element(f"{{{FIRE_NS}}}FirewallException", attrs)
     if rule.remote != ("any",):
-        exc.extend(copy.deepcopy(_remote_addresses(rule.remote)))
+        exc.append(etree.Comment(f"{PLACEHOLDER}{len(scopes)}"))
+        scopes.append(rule.remote)
     return exc
 
 
+# A rule's remote addresses stand in the tree as one comment, replaced in the serialized
+# bytes by the RemoteAddress lines, serialized once per distinct list (_remote_block): a scope
+# can be hundreds of networks, the same in many rules of many hosts, and building and
+# serializing them with lxml for every rule was most of a large site's build (issue 18). Every
+# other comment of the fragment starts with a space, so no other bytes look like this one.
+PLACEHOLDER = "dcomc-remote:"
+_PLACEHOLDER = re.compile(rb"<!--" + PLACEHOLDER.encode() + rb"(\d+)-->")
+# The RemoteAddress lines' indentation, as pretty_print puts children of a FirewallException
+# (Wix > Fragment > ComponentGroup > Component > FirewallException > RemoteAddress).
+REMOTE_INDENT = b"\n" + b"  " * 5
+
+
 @lru_cache(maxsize=256)
-def _remote_addresses(remote: tuple[str, ...]) -> etree._Element:
-    """An element holding one RemoteAddress per address, built once per list and copied (never
-    changed): the `site` scope is the same list in every rule of every host, and it grows with
-    the site (a 1,000-host site: 80 networks, in 4 exceptions a host); lxml copies built
-    elements three times faster than it builds them."""
+def _remote_block(remote: tuple[str, ...]) -> bytes:
+    """The RemoteAddress elements of one list as pretty_print writes them inside an exception,
+    without the first line's indentation (the placeholder's): lxml serializes them (its
+    escaping), once per list."""
     holder = etree.Element(f"{{{FIRE_NS}}}FirewallException", nsmap=NSMAP)
     for address in remote:
         etree.SubElement(holder, f"{{{FIRE_NS}}}RemoteAddress").text = _formatted(address)
-    return holder
+    lines = etree.tostring(holder, encoding="utf-8", pretty_print=True).splitlines()[1:-1]
+    return REMOTE_INDENT.join(line.removeprefix(b"  ") for line in lines)
 
 
 def _formatted(value: str) -> str:
