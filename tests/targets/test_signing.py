@@ -6,9 +6,11 @@ CI (DCOMC_REQUIRE_TOOLS=1)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import tsa_server
 from click.testing import CliRunner
 from test_msi import computer, installed_dir, msiexec, wine, winpath  # noqa: F401 (fixture)
 
@@ -381,3 +384,172 @@ def test_a_wrong_pin_is_one_line_without_the_pin(token: Path, tmp_path: Path) ->
                    "--sign-pass-env", "TOKEN_PIN"], {"TOKEN_PIN": "0000-wrong"})
     assert proc.returncode == 2 and "[E411]" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "0000-wrong" not in proc.stderr
+
+
+# --- timestamps from an RFC 3161 server (a local one: tsa_server.py) -----------------------------
+
+BEGIN, END = b"# SIG # Begin signature block", b"# SIG # End signature block"
+DIGEST = re.compile(r"\b[0-9a-fA-F]{64}\b")
+AFTER_EXPIRY = 4102444800 + 86400  # 2100-01-02: the signer's certificate ended 2099-12-31
+
+
+@pytest.fixture(scope="module")
+def tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tsa_server.Tsa]:
+    require(not sign.missing_tools(), "osslsigncode and openssl")
+    with tsa_server.serve(tmp_path_factory.mktemp("tsa")) as server:
+        yield server
+
+
+def stamped_build(out: Path, pki: Pki, tsa: tsa_server.Tsa) -> Path:
+    """`dcomc build --sign ... --timestamp URL`, at the untimestamped builds' epoch."""
+    require(not msi.missing_tools(), "wixl/msitools")
+    before = len(tsa.requests)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+        result = CliRunner().invoke(main, [
+            "build", str(PLANT7), "-o", str(out), "--sign", str(pki.cert("signer")),
+            "--sign-key", str(pki.key("signer")), "--timestamp", tsa.url])
+    assert result.exit_code == 0, result.output
+    # one request per distinct signed file: 3 data files, 3 MSIs, the engine and entry script
+    assert len(tsa.requests) - before == 8
+    return out
+
+
+@pytest.fixture(scope="module")
+def stamped(tmp_path_factory: pytest.TempPathFactory, pki: Pki, tsa: tsa_server.Tsa) -> Path:
+    return stamped_build(tmp_path_factory.mktemp("stamped") / "plant7", pki, tsa)
+
+
+def verify_at(path: Path, pki: Pki, tsa: tsa_server.Tsa, when: int | None = None
+              ) -> subprocess.CompletedProcess[str]:
+    """osslsigncode verify against both CAs; `when` the clock it judges by (-time)."""
+    args = ["osslsigncode", "verify", "-CAfile", str(pki.ca), "-TSA-CAfile", str(tsa.ca)]
+    if when is not None:
+        args += ["-time", str(when)]
+    return subprocess.run([*args, "-in", str(path)], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_every_script_and_msi_verifies_with_its_timestamp(stamped: Path, pki: Pki,
+                                                          tsa: tsa_server.Tsa) -> None:
+    files = signed_files(stamped)
+    assert len(files) == 12
+    for path in files:
+        proc = verify_at(path, pki, tsa)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "Timestamp Server Signature verification: ok" in proc.stdout, path
+        assert "Issuer: /CN=dcomc Test TSA CA" in proc.stdout, path
+
+
+def _der(data: bytes, at: int = 0) -> tuple[int, int, int]:
+    """The DER element at `at`: its tag byte, where its content starts and where it ends."""
+    tag, length, at = data[at], data[at + 1], at + 2
+    if length & 0x80:
+        count = length & 0x7F
+        length, at = int.from_bytes(data[at:at + count], "big"), at + count
+    return tag, at, at + length
+
+
+def _children(data: bytes) -> list[bytes]:
+    found, at = [], 0
+    while at < len(data):
+        end = _der(data, at)[2]
+        found.append(data[at:end])
+        at = end
+    return found
+
+
+def _element(tag: int, content: bytes) -> bytes:
+    n = len(content)
+    size = bytes([n]) if n < 0x80 else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + \
+        n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag]) + size + content
+
+
+def without_timestamp(pkcs7: bytes) -> bytes:
+    """The Authenticode PKCS#7 SignedData without its signer's unauthenticated attributes
+    ([1], where the RFC 3161 countersignature lives), re-encoded: ContentInfo > [0] >
+    SignedData > signerInfos (its last field) > SignerInfo."""
+    def content(element: bytes) -> bytes:
+        _, start, end = _der(element)
+        return element[start:end]
+
+    info = _children(content(pkcs7))
+    signed = _children(content(content(info[1])))
+    signer = _children(content(signed[-1]))[0]
+    fields = _children(content(signer))
+    if fields[-1][0] == 0xA1:
+        fields = fields[:-1]
+    signer = _element(0x30, b"".join(fields))
+    signed[-1] = _element(0x31, signer)
+    info[1] = _element(0xA0, _element(0x30, b"".join(signed)))
+    return _element(0x30, b"".join(info))
+
+
+def unstamped(script: bytes) -> tuple[bytes, bytes]:
+    """A signed script's text and its signature without the timestamp."""
+    text, begin, block = script.partition(BEGIN)
+    if not begin:
+        return text, b""  # a file the MSI installs that is not signed (none is a script)
+    body = block.partition(END)[0]
+    der = base64.b64decode(b"".join(line.strip().removeprefix(b"#").strip()
+                                    for line in body.splitlines()))
+    return text, without_timestamp(der)
+
+
+def msi_payload(package: Path, folder: Path) -> dict[str, tuple[bytes, bytes]]:
+    """The files an MSI installs (msiextract), each script without its timestamp."""
+    subprocess.run(["msiextract", "-C", str(folder), str(package)], check=True,
+                   capture_output=True, timeout=120)
+    return {p.name: unstamped(p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_two_timestamped_builds_differ_only_in_their_timestamps(
+        stamped: Path, plant7: Path, pki: Pki, tsa: tsa_server.Tsa, tmp_path: Path) -> None:
+    """How it is checked: every script of a timestamped build, with the countersignature
+    taken out of its PKCS#7, is the script of the untimestamped build at the same
+    SOURCE_DATE_EPOCH, signature and all; every MSI installs those same scripts; the manifest
+    and the reviews are the untimestamped build's once every sha256 in them is blanked; and
+    the second timestamped build has other timestamps (serial and time) than the first."""
+    again = stamped_build(tmp_path / "again", pki, tsa)
+    plain, first, second = tree(plant7), tree(stamped), tree(again)
+    assert plain.keys() == first.keys() == second.keys()
+    differ = {rel for rel in plain if not plain[rel] == first[rel] == second[rel]}
+    derived = {"manifest.json", sign.SIGNATURE, "review.html", "REVIEW.md"}
+    signed = {p.relative_to(plant7).as_posix() for p in signed_files(plant7)}
+    assert differ == signed | derived
+    for rel in sorted(signed):
+        if rel.endswith(".msi"):
+            want = msi_payload(plant7 / rel, tmp_path / "plain" / rel)
+            assert msi_payload(stamped / rel, tmp_path / "one" / rel) == want, rel
+            assert msi_payload(again / rel, tmp_path / "two" / rel) == want, rel
+        else:
+            assert unstamped(first[rel]) == unstamped(second[rel]) == unstamped(plain[rel]), rel
+    for rel in ("review.html", "REVIEW.md", "manifest.json"):
+        assert DIGEST.sub("<sha256>", first[rel].decode()) == \
+            DIGEST.sub("<sha256>", plain[rel].decode()), rel
+    serials = {verify_at(stamped / rel, pki, tsa).stdout.partition("Timestamp serial number:")[2]
+               .split()[0] for rel in ("HMI01/HMI01.msi",)}
+    serials |= {verify_at(again / "HMI01/HMI01.msi", pki, tsa).stdout
+                .partition("Timestamp serial number:")[2].split()[0]}
+    assert len(serials) == 2
+
+
+def test_a_timestamp_keeps_a_signature_valid_after_the_certificate_expired(
+        stamped: Path, plant7: Path, pki: Pki, tsa: tsa_server.Tsa) -> None:
+    """The README's claim, with osslsigncode's clock set after the signer's notAfter (-time):
+    a timestamped signature is judged at its timestamp and holds; one without is judged at the
+    clock and fails. Today both hold."""
+    for rel in ("HMI01/powershell/HMI01.psd1", "HMI01/powershell/DcomConfig.psm1",
+                "HMI01/HMI01.msi"):
+        assert verify_at(plant7 / rel, pki, tsa).returncode == 0
+        late = verify_at(stamped / rel, pki, tsa, AFTER_EXPIRY)
+        assert late.returncode == 0, late.stdout + late.stderr
+        expired = verify_at(plant7 / rel, pki, tsa, AFTER_EXPIRY)
+        assert expired.returncode != 0 and "certificate has expired" in expired.stdout + \
+            expired.stderr, rel
+
+
+def test_dcomc_verify_of_a_timestamped_bundle(stamped: Path, pki: Pki) -> None:
+    code, report = verify(stamped, pki)
+    assert code == 0, report["failures"]
