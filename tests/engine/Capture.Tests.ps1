@@ -169,3 +169,67 @@ Describe 'Capture after an Apply of the engine' {
         $capture.Json.Machine.Ole.LegacyAuthenticationLevel.Data | Should -Be 5
     }
 }
+
+Describe 'Import of a brownfield server''s capture and two client captures' {
+    BeforeAll {
+        function New-ClientCapture {
+            <# A client PC set up through the engine: the plant7 HMI bundle applied to a fresh
+               simulated Windows (as make-sample-captures.ps1 does), then captured. #>
+            param([Parameter(Mandatory = $true)] $Bundle, [Parameter(Mandatory = $true)] [string] $Address)
+            $module = Import-SimEngine -Engine $Bundle.Engine
+            $data = Initialize-SimPc -Module $module -Bundle $Bundle -Locale 'en-US'
+            & $module { param($a) Set-SimNetwork -Address @($a) } $Address
+            (Invoke-Engine -Bundle $Bundle -Data $data -With @{ Mode = 'Apply' }).ExitCode | Should -Be 0
+            return (Invoke-Capture -Module $module -Name ('{0}.json' -f $Bundle.Host)).Path
+        }
+        $server = (Invoke-Capture -Module (New-BrownfieldPc) -Name 'ALTPC7.json').Path
+        $clients = @(foreach ($name in @('HMI01', 'HMI02')) {
+                $bundle = $bundles | Where-Object -FilterScript { $_.Name -eq ('plant7-workgroup/{0}' -f $name) }
+                New-ClientCapture -Bundle $bundle -Address ('10.7.3.{0}' -f (20 + [int] $name.Substring(3)))
+            })
+        $spec = Join-Path -Path $env:DCOMC_WORK -ChildPath 'imported-altpc7.yaml'
+        $imported = & $env:DCOMC_PYTHON -m dcomc import $server @clients -o $spec --force 2>&1
+        $importExit = $LASTEXITCODE
+        $checked = & $env:DCOMC_PYTHON -m dcomc check $spec 2>&1
+        $checkExit = $LASTEXITCODE
+        $text = Get-Content -LiteralPath $spec -Raw
+    }
+
+    It 'gives a spec that passes check, with the three PCs and their addresses' {
+        $importExit | Should -Be 0 -Because ($imported -join "`n")
+        ($imported -join "`n") | Should -Match '3 hosts imported, passes check'
+        $checkExit | Should -Be 0 -Because ($checked -join "`n")
+        foreach ($line in @("  ALTPC7:", "    address: '10.7.3.50'", "  HMI01:", "    address: '10.7.3.21'", "  HMI02:", "    address: '10.7.3.22'")) {
+            $text.Contains($line + "`n") | Should -BeTrue -Because $line
+        }
+    }
+
+    It 'keeps the vendor server outside the catalog and the 64-bit server by their identifiers' {
+        $text | Should -Match ("(?m)^  vendor-mill-2:\n(.*\n)*?    clsid: '{0}'\n" -f [regex]::Escape($script:VendorClsid))
+        $text | Should -Match ("(?m)^  wide-opc-1:\n(.*\n)*?    bitness: 64\n")
+        $text | Should -Match "service_account: 'opcdienst'"
+        $text | Should -Match 'AuthenticationLevel 2 \(connect\)'
+        # its launch ACL lacks SYSTEM and INTERACTIVE of Windows' default: exact, as on the PC
+        $text | Should -Match "'OPC-Bediener': \[local_launch, remote_launch, local_activation, remote_activation\]"
+        $text | Should -Match 'permissions: exact'
+    }
+
+    It 'makes the spec pass where the PC alone would not: the service account an administrator, the launch principals in the limit' {
+        # opcdienst is no administrator on ALTPC7 (E117 otherwise); its limit adds nothing to
+        # Windows' default, which would refuse the clients' flows (E504): dcomc's default is kept
+        $text | Should -Match "(?m)^      # runs a server's service but is no administrator on the PC.*\n      member_of: \['Administrators'\]"
+        $text | Should -Match "(?m)^  server:\n    dcom:\n      launch_limits:\n        'Administrators': .*# a launch principal of its servers"
+    }
+
+    It 'names the clients'' accounts found on both client PCs as site accounts, never a password' {
+        $text | Should -Match "(?m)^    'opcuser':\n      password: prompt"
+        $text.Contains($script:Secret) | Should -BeFalse
+    }
+
+    It 'prints unverified catalog entries for the servers the catalog lacks' {
+        $entries = (& $env:DCOMC_PYTHON -m dcomc catalog --from $server) -join "`n"
+        $LASTEXITCODE | Should -Be 0
+        $entries | Should -Match ("(?m)^vendor-mill-2:\n(  .*\n)*  clsid: '{0}'\n(  .*\n)*  service: 'MillOPC'\n  bitness: 32\n  verified: false" -f [regex]::Escape($script:VendorClsid))
+        $entries | Should -Match "(?m)^wide-opc-1:\n(  .*\n)*  bitness: 64\n  verified: false"
+    }
+}

@@ -60,6 +60,7 @@ class Account:
     members: set[str] = field(default_factory=set)
     member_of: set[str] = field(default_factory=set)
     needed: bool = False
+    runs_service: bool = False
 
 
 @dataclass
@@ -234,7 +235,7 @@ def _service_lines(server: dict[str, Any], principals: Principals) -> list[str]:
         return lines
     account = principals.site.accounts.get(name.lower())
     if domain in (".", principals.computer) and account is not None:
-        account.needed = True
+        account.needed = account.runs_service = True
         lines.append(f"service_account: {quote(account.name)}")
     else:
         lines.append(f"service_account: {quote(start)}")
@@ -423,6 +424,28 @@ def _policy_lines(machine: dict[str, Any]) -> list[str]:
 LIMIT_VALUES = {"launch": "MachineLaunchRestriction", "access": "MachineAccessRestriction"}
 
 
+def _launch_entries(server_lines: list[str]) -> list[str]:
+    """The principal lines of a server's `launch:` block as _server_lines wrote them."""
+    if "launch:" not in server_lines:
+        return []
+    after = server_lines[server_lines.index("launch:") + 1:]
+    entries = [line[2:] for line in after[:next((i for i, line in enumerate(after)
+                                                 if not line.startswith("  ")), len(after))]]
+    return [line for line in entries if not line.startswith("#")]
+
+
+def _with_launch_principals(body: tuple[str, ...], entries: list[str]) -> tuple[str, ...]:
+    """A server host's launch limit additions and the launch principals of its servers the
+    PC's limit lacks: dcomc's default (guide §4.2 steps 13-21), so the clients' flows pass."""
+    named = {line.split(":")[0] for line in body if not line.startswith("#")}
+    added: list[str] = []
+    for line in entries:
+        if line.split(":")[0] not in named | {a.split(":")[0] for a in added}:
+            added.append(line.split("   #")[0] + "   # a launch principal of its servers "
+                         "(dcomc's default, guide §4.2)")
+    return body + tuple(added)
+
+
 def _limits(capture: Capture, principals: Principals) -> dict[str, tuple[str, ...]]:
     """Per machine limit, the principal lines the PC grants beyond Windows' default limit
     (what dcomc's add-only merge has to add to a fresh PC's limit to give the same)."""
@@ -476,6 +499,8 @@ def _collect_host(capture: Capture, site: Site) -> None:
     comments, body = _machine_lines(capture)
     roles = tuple(role for role, keys in (("server", servers), ("client", clients)) if keys)
     limits = _limits(capture, Principals(capture, site))
+    launch = [line for key in servers for line in _launch_entries(site.servers[key])]
+    limits["launch"] = _with_launch_principals(limits["launch"], launch)
     site.hosts.append(HostEntry(lines + ["  " + line for line in comments], roles, body,
                                 limits))
 
@@ -527,8 +552,7 @@ def _account_lines(site: Site, several: int) -> list[str]:
             lines.append(f"      description: {quote(user.description[:48])}")
         if user.never_expires:
             lines.append("      password_never_expires: true")
-        if user.member_of:
-            lines.append(f"      member_of: [{', '.join(sorted(map(quote, user.member_of)))}]")
+        lines += _member_of_lines(user)
     for name, sid in sorted(site.domain_accounts.items()):
         lines += [f"    {quote(name)}:", "      existing: true"]
         lines.append(f"      sid: {sid}" if sid else "      # its SID was not captured")
@@ -540,6 +564,19 @@ def _account_lines(site: Site, several: int) -> list[str]:
             lines.append(f"      description: {quote(group.description)}")
         members = sorted(m for m in group.members if m.lower() in site.accounts or "\\" in m)
         lines.append(f"      members: [{', '.join(map(quote, members))}]")
+    return lines
+
+
+def _member_of_lines(user: Account) -> list[str]:
+    """Its groups; a service's Log On account also in Administrators, which dcomc requires
+    (guide §3.2, E117) where the PC had it otherwise (said in a comment)."""
+    groups, lines = set(user.member_of), []
+    if user.runs_service and "Administrators" not in groups:
+        groups.add("Administrators")
+        lines.append("      # runs a server's service but is no administrator on the PC: dcomc "
+                     "requires it (guide §3.2)")
+    if groups:
+        lines.append(f"      member_of: [{', '.join(sorted(map(quote, groups)))}]")
     return lines
 
 
