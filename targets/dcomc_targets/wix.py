@@ -76,9 +76,16 @@ WIXL_ROLLBACK_TYPES = frozenset({2162})
 # Win64 on CustomAction: msi.py adds the bit (docs: "64-Bit Custom Actions").
 SCRIPT_64BIT = 0x1000
 SEQUENCE = {  # explicit numbers: wixl misplaces After=/Before= chains
-    "SetPowerShellExe": 1001, "DcomcUninstall": 1700, "SetDcomcApply": 6580,
-    "DcomcApplyRollback": 6585, "DcomcApply": 6590,
+    "SetPowerShellExe": 1001, "SetCmdExe": 1002, "DcomcUninstall": 1700, "SetDcomcApply": 6580,
+    "DcomcApplyRollback": 6585, "DcomcApply": 6590, "DcomcCheckReboot": 6610,
 }  # fmt: skip
+# Reboots (dcomc-apply.js says why this way): the standard ScheduleReboot action, after
+# InstallFinalize (6600) and CheckReboot, when the engine's last Apply exited 5; REBOOT defaults
+# to ReallySuppress (the reboot is scheduled, msiexec returns 3010, nothing reboots unless the
+# caller sets REBOOT=Force). Only a public property set by CheckReboot triggers it.
+SCHEDULE_REBOOT = ("ScheduleReboot", 6620, 'DCOMC_REBOOT_REQUIRED AND NOT REMOVE~="ALL"')
+REBOOT_DEFAULT = "ReallySuppress"
+REBOOT_KEY = "SOFTWARE\\dcomc\\"  # + the site: HKLM, 64-bit view
 INSTALLING = 'NOT REMOVE~="ALL"'
 UNINSTALLING = 'REMOVE~="ALL" AND NOT UPGRADINGPRODUCTCODE'
 # What wixl 0.101 puts in SecureCustomProperties for a MajorUpgrade (builder.vala); the Secure
@@ -155,9 +162,30 @@ def password_accounts(host: HostPlan) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _apply_command(host: HostPlan) -> str:
-    return (f'{PS_FLAGS} -File "[{INSTALLDIR}]Invoke-DcomConfig.ps1" -Mode Apply '
-            f'-DataFile "[{INSTALLDIR}]{msi_formatted(host.name)}.psd1" -BackupName {BACKUP_NAME}')
+def reboot_tail(reg: str, key: str) -> str:
+    """What cmd.exe runs after the engine: records its verdict (RebootRequired) and exits 0 only
+    for the engine's 0 and 5 (dcomc-apply.js, rebootTail: the same text)."""
+    write = f'"{reg}" add "{key}" /v RebootRequired /t REG_DWORD /f /reg:64 /d '
+    return (" & if not errorlevel 0 (exit 3) else if errorlevel 6 (exit 3) else if errorlevel 5 "
+            f"({write}1 >nul 2>&1 && exit 0 || exit 3) else if errorlevel 1 (exit 3) else "
+            f"({write}0 >nul 2>&1 && exit 0 || exit 3)")
+
+
+def _apply_command(host: HostPlan, site: str) -> str:
+    """cmd.exe's arguments (the action's exe is [DCOMCCMDEXE]): the engine, then the tail that
+    maps its exit code 5 (applied, reboot required) to success and a recorded reboot. An EXE
+    action fails the install on any exit code but 0, and cannot tell 5 from a failure. The
+    folder is Program Files unless an administrator sets DCOMC_INSTALLDIR: a `%` in it would be
+    expanded by cmd.exe (the JScript route refuses it; this route cannot check)."""
+    return ('/d /v:off /s /c ""[POWERSHELLEXE]" '
+            f'{PS_FLAGS} -File "[{INSTALLDIR}]Invoke-DcomConfig.ps1" -Mode Apply '
+            f'-DataFile "[{INSTALLDIR}]{msi_formatted(host.name)}.psd1" -BackupName {BACKUP_NAME}'
+            + reboot_tail("[System64Folder]reg.exe", "HKLM\\" + reboot_key(site)) + '"')
+
+
+def reboot_key(site: str) -> str:
+    """The site's key under HKLM (64-bit view), whose RebootRequired the Apply action writes."""
+    return REBOOT_KEY + msi_formatted(site)
 
 
 def _rollback_command(host: HostPlan) -> str:
@@ -172,11 +200,13 @@ def condition_string(value: str) -> str:
     return f'"{value}"'
 
 
-def _properties(host: HostPlan) -> list[dict[str, str]]:
+def _properties(host: HostPlan, site: str) -> list[dict[str, str]]:
     """The Property elements (attributes in order), but the PowerShell search."""
     accounts = password_accounts(host)
     hidden = [f"DCOMC_PASSWORD_{n}" for n in range(1, len(accounts) + 1)]
-    rows = [{"Id": "MsiHiddenProperties", "Value": ";".join([*hidden, "DcomcApply"])}]
+    rows = [{"Id": "MsiHiddenProperties", "Value": ";".join([*hidden, "DcomcApply"])},
+            {"Id": "REBOOT", "Value": REBOOT_DEFAULT},
+            {"Id": "DcomcRebootKey", "Value": REBOOT_KEY + site}]
     for n, account in enumerate(accounts, 1):
         # Property values are plain text (not Formatted): the account as it is, which
         # Prepare reads with Session.Property.
@@ -217,11 +247,13 @@ def _conditions(host: HostPlan, site: str) -> list[tuple[str, str]]:
     return rows
 
 
-def _custom_action_rows(host: HostPlan) -> list[dict[str, str]]:
+def _custom_action_rows(host: HostPlan, site: str) -> list[dict[str, str]]:
     """The CustomAction elements (attributes in order) the Product holds."""
     rows = [{"Id": "SetPowerShellExe", "Property": "POWERSHELLEXE",
              "Value": "[System64Folder]WindowsPowerShell\\v1.0\\powershell.exe",
              "Impersonate": "yes"}]
+    rows.append({"Id": "SetCmdExe", "Property": "DCOMCCMDEXE",
+                 "Value": "[System64Folder]cmd.exe", "Impersonate": "yes"})
     if password_accounts(host):
         rows += [
             {"Id": "SetDcomcApply", "BinaryKey": "DcomcApplyJs", "JScriptCall": "Prepare",
@@ -230,8 +262,8 @@ def _custom_action_rows(host: HostPlan) -> list[dict[str, str]]:
              "Execute": "deferred", "Impersonate": "no", "Return": "check", "Win64": "yes"},
         ]
     else:
-        rows.append({"Id": "DcomcApply", "Property": "POWERSHELLEXE",
-                     "ExeCommand": _apply_command(host), "Execute": "deferred",
+        rows.append({"Id": "DcomcApply", "Property": "DCOMCCMDEXE",
+                     "ExeCommand": _apply_command(host, site), "Execute": "deferred",
                      "Impersonate": "no", "Return": "check"})
     rows += [
         {"Id": "DcomcApplyRollback", "Property": "POWERSHELLEXE",
@@ -242,6 +274,8 @@ def _custom_action_rows(host: HostPlan) -> list[dict[str, str]]:
         {"Id": "DcomcUninstall", "Property": "POWERSHELLEXE",
          "ExeCommand": _rollback_command(host), "Execute": "deferred", "Impersonate": "no",
          "Return": "ignore"},
+        {"Id": "DcomcCheckReboot", "BinaryKey": "DcomcApplyJs", "JScriptCall": "CheckReboot",
+         "Impersonate": "yes", "Return": "check", "Win64": "yes"},
     ]
     return rows
 
@@ -260,8 +294,8 @@ def _describe(attrs: dict[str, str]) -> tuple[tuple[str, str], tuple[str, str]]:
     return (action, command), (action, flags)
 
 
-def expected_actions(host: HostPlan) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted(_describe(row)[0] for row in _custom_action_rows(host)))
+def expected_actions(host: HostPlan, site: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(_describe(row)[0] for row in _custom_action_rows(host, site)))
 
 
 # --- writer ------------------------------------------------------------------------------------
@@ -339,7 +373,7 @@ def product_xml(host: HostPlan, ctx: EmitContext, version: str) -> bytes:
     doc.e(product, "Media", Id="1", Cabinet=CABINET, EmbedCab="yes")
     doc.e(product, "MajorUpgrade", DowngradeErrorMessage="A newer dcomc configuration of this "
           "PC is already installed.")
-    for row in _properties(host):
+    for row in _properties(host, ctx.plan.site):
         doc.e(product, "Property", row)
     doc.e(doc.e(product, "Property", Id=POWERSHELL_VERSION), "RegistrySearch",
           Id="DcomcPowerShellVersion", Root="HKLM", Key=POWERSHELL_KEY,
@@ -349,26 +383,27 @@ def product_xml(host: HostPlan, ctx: EmitContext, version: str) -> bytes:
     doc.e(product, "Directory", Id="TARGETDIR", Name="SourceDir")
     doc.e(doc.e(product, "Feature", Id="DcomcMain", Level="1"), "ComponentGroupRef",
           Id=PAYLOAD_GROUP)
-    _custom_actions(doc, product, host)
+    _custom_actions(doc, product, host, ctx.plan.site)
     return doc.tostring()
 
 
-def _custom_actions(doc: _Wxs, product: etree._Element, host: HostPlan) -> None:
-    accounts = password_accounts(host)
-    rows = _custom_action_rows(host)
+def _custom_actions(doc: _Wxs, product: etree._Element, host: HostPlan, site: str) -> None:
+    rows = _custom_action_rows(host, site)
     doc.e(product, "CustomAction", rows[0])
-    if accounts:
-        doc.e(product, "Binary", Id="DcomcApplyJs", SourceFile=f"wix/{APPLY_JS}")
+    # every MSI: CheckReboot is JScript (Prepare and Apply too, for a host with passwords)
+    doc.e(product, "Binary", Id="DcomcApplyJs", SourceFile=f"wix/{APPLY_JS}")
     for row in rows[1:]:
         doc.e(product, "CustomAction", row)
     table = doc.e(product, "InstallExecuteSequence")
-    for action, number, condition in _sequence(host):
+    for action, number, condition in _sequence(host, site):
         doc.e(table, "Custom", text=condition or None, Action=action, Sequence=str(number))
+    action, number, condition = SCHEDULE_REBOOT
+    doc.e(table, action, text=condition, Sequence=str(number))
 
 
-def _sequence(host: HostPlan) -> list[tuple[str, int, str]]:
-    present = {row["Id"] for row in _custom_action_rows(host)}
-    conditions = {"SetPowerShellExe": "", "DcomcUninstall": UNINSTALLING}
+def _sequence(host: HostPlan, site: str) -> list[tuple[str, int, str]]:
+    present = {row["Id"] for row in _custom_action_rows(host, site)}
+    conditions = {"SetPowerShellExe": "", "SetCmdExe": "", "DcomcUninstall": UNINSTALLING}
     return [(a, SEQUENCE[a], conditions.get(a, INSTALLING))
             for a in sorted(SEQUENCE, key=SEQUENCE.__getitem__) if a in present]
 
@@ -439,22 +474,21 @@ class WixTarget:
             Artifact(f"wix/{host.name}.wxs", "wix-product", product_xml(host, ctx, version)),
             Artifact("wix/DcomConfig.wxs", "wix-fragment", fragment_xml(host, ctx, version)),
         ]
-        if password_accounts(host):
-            script = template_bytes("wix", APPLY_JS)
-            artifacts.append(Artifact(f"wix/{APPLY_JS}", "wix-script", script))
+        script = template_bytes("wix", APPLY_JS)  # every MSI: CheckReboot
+        artifacts.append(Artifact(f"wix/{APPLY_JS}", "wix-script", script))
         return artifacts
 
     def expected(self, host: HostPlan, ctx: EmitContext) -> WixContent:
         version = ctx.options.product_version
         codes = product_codes(ctx.plan.site, host.name, version, ctx.spec_sha256)
-        rows = _custom_action_rows(host)
-        properties = _properties(host)
+        rows = _custom_action_rows(host, ctx.plan.site)
+        properties = _properties(host, ctx.plan.site)
         hidden = next(p["Value"] for p in properties if p["Id"] == "MsiHiddenProperties")
         return WixContent(
             codes["product"], codes["upgrade"], version, password_accounts(host),
             tuple(sorted(_describe(row)[0] for row in rows)),
             tuple(sorted(_describe(row)[1] for row in rows)),
-            tuple(_sequence(host)), tuple(hidden.split(";")),
+            tuple(_sequence(host, ctx.plan.site)), tuple(hidden.split(";")),
             tuple(p["Id"] for p in properties if p.get("Secure") == "yes"),
             tuple(sorted((p["Id"], p["Value"]) for p in properties if "Value" in p)),
             tuple(_conditions(host, ctx.plan.site)))

@@ -41,6 +41,9 @@
          not signed by the engine's signer or changed after signing (Apply, Rollback),
          password missing, bad parameters, an untrusted backup folder, any unexpected error
       4  a rollback failed or left a manual step: the PC needs attention (see the log)
+      5  applied, reboot required (Apply): done, and a setting Windows reads only at startup
+         changed (machine DCOM values and limits, the RPC port range; guide §4.3). A success:
+         reboot when convenient. dcomc never reboots; its MSI then returns 3010.
 
 .PARAMETER Mode
     Test, Apply, Report, Rollback or Capture.
@@ -119,7 +122,7 @@ try {
     $arguments['DataFile'] = $DataFile
     $arguments['Mode'] = $Mode
     $result = Invoke-DcomcConfiguration @arguments
-    exit $result.ExitCode
+    exit (Get-DcomcProcessExitCode -Outcome $result -Mode $Mode)
 }
 catch {
     Write-Error -Message $_.Exception.Message -ErrorAction Continue

@@ -1,10 +1,12 @@
-// dcomc-apply.js - the custom actions of a dcomc MSI that needs passwords (JScript: ES3, as the
-// Windows Script Host runs it; both actions are 64-bit scripts).
+// dcomc-apply.js - the custom actions of a dcomc MSI (JScript: ES3, as the Windows Script Host
+// runs it; every action is a 64-bit script). Prepare and Apply run the engine of a host that
+// needs passwords; CheckReboot runs in every MSI.
 //
 // Prepare (immediate, before the installation script runs) reads the properties and sets the
 // property DcomcApply, the CustomActionData of Apply (hidden from the MSI log by
 // MsiHiddenProperties): TAB-separated fields, each Base64 of the UTF-16LE code units of
-//     cmd.exe, powershell.exe, the entry script, the data file, the backup name,
+//     cmd.exe, powershell.exe, the entry script, the data file, the backup name, reg.exe,
+//     the site's registry key (HKLM\SOFTWARE\dcomc\<site>),
 //     then account and password pairs (DCOMC_ACCOUNT_n, DCOMC_PASSWORD_n)
 // so a TAB or newline in a password is data, not a separator, and no code page changes it.
 //
@@ -20,13 +22,26 @@
 // changed: the install folder comes from the site name (letters, digits, . _ -) unless an
 // administrator overrides DCOMC_INSTALLDIR.
 //
-// Both return 1 (success) or 3 (failure, which makes Windows Installer stop or roll back the
-// installation); Apply returns 1 only when the engine's exit code is 0.
+// Reboots: the engine exits 5 when it applied a setting Windows reads only at startup. A
+// deferred action cannot ask Windows Installer for a reboot (MsiSetMode is not among the
+// functions a deferred action may call: "Obtaining Context Information for Deferred Execution
+// Custom Actions"), and cannot set a property either. So cmd.exe records the engine's verdict
+// in the registry, value RebootRequired (DWORD 1 after exit 5, 0 after exit 0) of the site's
+// key, in the same command line as the engine (REBOOT_TAIL: the EXE action of a host without
+// passwords runs the same tail, wix.py), and CheckReboot, an immediate action after
+// InstallFinalize, reads it and sets DCOMC_REBOOT_REQUIRED, on which the standard ScheduleReboot
+// action is conditioned: the MSI then returns 3010 (ERROR_SUCCESS_REBOOT_REQUIRED). The MSI's
+// REBOOT property defaults to ReallySuppress, so the reboot is scheduled, never forced, unless
+// the installer's caller asks (REBOOT=Force, or REBOOT="" for Windows Installer's own prompt).
+//
+// Prepare and Apply return 1 (success) or 3 (failure, which makes Windows Installer stop or
+// roll back the installation); Apply returns 1 only when cmd.exe's exit code is 0: the engine
+// ended with 0 or 5 and its verdict was recorded.
 
 var ENTRY = "Invoke-DcomConfig.ps1";
 var FLAGS = " -NoProfile -NonInteractive -ExecutionPolicy Bypass";
 var ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-var FIXED = 5; // cmd.exe, powershell.exe, entry script, data file, backup name
+var FIXED = 7; // cmd.exe, powershell.exe, entry script, data file, backup name, reg.exe, key
 
 // Base64 of the UTF-16LE bytes of `text` (JScript has no btoa): two bytes per code unit, low
 // byte first; surrogate pairs stay two code units, as UTF-16LE stores them.
@@ -110,11 +125,54 @@ function report(text) {
     }
 }
 
+// What cmd.exe runs after the engine (the same text as wix.REBOOT_TAIL): its exit code is 0
+// only for the engine's 0 (RebootRequired = 0) and 5 (RebootRequired = 1), each recorded;
+// every other code, a negative one (a crash) included, is 3. Explicit `exit` everywhere: no
+// branch depends on what cmd.exe leaves as its exit code when an `if` is false.
+function rebootTail(reg, key) {
+    var write = '"' + reg + '" add "' + key + '" /v RebootRequired /t REG_DWORD /f /reg:64 /d ';
+    return ' & if not errorlevel 0 (exit 3) else if errorlevel 6 (exit 3) else if errorlevel 5 (' +
+        write + '1 >nul 2>&1 && exit 0 || exit 3) else if errorlevel 1 (exit 3) else (' +
+        write + '0 >nul 2>&1 && exit 0 || exit 3)';
+}
+
+// Immediate, after InstallFinalize: what the last Apply recorded (see the top). Reading fails
+// only if Apply did not record, which it does before succeeding: then a reboot is asked for
+// anyway (a needless reboot costs less than DCOM settings silently not in effect), logged.
+function CheckReboot() {
+    var needed = true;
+    try {
+        needed = new ActiveXObject("WScript.Shell").RegRead(
+            "HKLM\\" + Session.Property("DcomcRebootKey") + "\\RebootRequired") != 0;
+    } catch (e) {
+        log("cannot read RebootRequired of HKLM\\" + Session.Property("DcomcRebootKey") +
+            ": scheduling a reboot.");
+    }
+    if (needed) {
+        Session.Property("DCOMC_REBOOT_REQUIRED") = "1";
+        log("a setting Windows reads at startup changed: reboot required (REBOOT=" +
+            Session.Property("REBOOT") + ").");
+    }
+    return 1;
+}
+
+// A line of the MSI log (msiMessageTypeInfo).
+function log(text) {
+    try {
+        var record = Session.Installer.CreateRecord(0);
+        record.StringData(0) = "dcomc: " + text;
+        Session.Message(0x04000000, record);
+    } catch (e) {
+        // no log: nothing else depends on it
+    }
+}
+
 function Prepare() {
     var folder = Session.Property("DCOMC_INSTALLDIR");
     var fields = [Session.Property("System64Folder") + "cmd.exe", Session.Property("POWERSHELLEXE"),
                   folder + ENTRY, folder + Session.Property("DcomcDataFile"),
-                  Session.Property("DcomcBackupName")];
+                  Session.Property("DcomcBackupName"), Session.Property("System64Folder") + "reg.exe",
+                  "HKLM\\" + Session.Property("DcomcRebootKey")];
     var i;
     for (i = 0; i < FIXED; i++) {
         if (!cmdSafe(fields[i])) {
@@ -166,7 +224,7 @@ function Apply() {
     // cmd /s /c: the first and the last quote of the rest are removed, and the line run as is.
     var command = '"' + paths[0] + '" /d /v:off /s /c ""' + paths[1] + '"' + FLAGS +
         ' -File "' + paths[2] + '" -PasswordsFromStdin -Mode Apply -DataFile "' + paths[3] +
-        '" -BackupName "' + paths[4] + '" 2>&1"';
+        '" -BackupName "' + paths[4] + '" 2>&1' + rebootTail(paths[5], paths[6]) + '"';
     var process = new ActiveXObject("WScript.Shell").Exec(command);
     var written = true;
     try {

@@ -13,7 +13,7 @@ const [script, func, propertiesJson, exitCode] = process.argv.slice(2);
 const properties = JSON.parse(propertiesJson);
 const record = {
     set: {}, command: null, stdin: "", closed: false, stdoutReads: 0, stderrTouched: false,
-    statusPolls: 0, messages: [], puts: 0,
+    statusPolls: 0, messages: [], puts: 0, regReads: [],
 };
 const sandbox = {
     Session: {
@@ -26,6 +26,14 @@ const sandbox = {
     },
     ActiveXObject: function (progid) {
         if (progid !== "WScript.Shell") throw new Error("unexpected ActiveXObject " + progid);
+        // The registry as DCOMC_TEST_REGISTRY gives it (JSON: full value name -> value); an
+        // absent value throws, as WScript.Shell.RegRead does.
+        this.RegRead = (name) => {
+            record.regReads.push(name);
+            const registry = JSON.parse(process.env.DCOMC_TEST_REGISTRY || "{}");
+            if (!(name in registry)) throw new Error("unable to open " + name);
+            return registry[name];
+        };
         this.Exec = (command) => {
             record.command = command;
             const exec = {

@@ -34,6 +34,7 @@ from dcomc_targets.wix import (
     WixTarget,
     password_accounts,
     product_codes,
+    reboot_tail,
     wixl_input,
 )
 from tools import require
@@ -86,6 +87,8 @@ def test_custom_action_types(plant7: Path, plant9: Path) -> None:
                       rows(plant7 / "SCADA01" / "SCADA01.msi", "CustomAction")}
     assert with_passwords == {
         "SetPowerShellExe": 51,  # property from formatted text
+        "SetCmdExe": 51,
+        "DcomcCheckReboot": 0x1000 | 5,  # 64-bit JScript, immediate: after InstallFinalize
         "SetDcomcApply": 0x1000 | 5,  # 64-bit (patched) JScript Prepare: the hidden data
         # 64-bit (patched: wixl writes 3077, a 32-bit script whose [System64Folder] is
         # SysWOW64) JScript (5) + deferred (0x400) + no impersonation (0x800)
@@ -99,11 +102,16 @@ def test_custom_action_types(plant7: Path, plant9: Path) -> None:
     without = {r["Action"]: int(r["Type"]) for r in
                rows(plant9 / "UTIL-SRV1" / "UTIL-SRV1.msi", "CustomAction")}
     assert without["DcomcApply"] == 3122 and "SetDcomcApply" not in without
+    assert without["DcomcCheckReboot"] == 0x1000 | 5
     assert without["DcomcUninstall"] == 3186
     apply_row = next(r for r in rows(plant9 / "UTIL-SRV1" / "UTIL-SRV1.msi", "CustomAction")
                      if r["Action"] == "DcomcApply")
-    assert apply_row["Target"].endswith(
-        '-Mode Apply -DataFile "[DCOMC_INSTALLDIR]UTIL-SRV1.psd1" -BackupName msi')
+    # cmd.exe runs the engine, then records its verdict: exit 5 is a success needing a reboot
+    assert apply_row["Source"] == "DCOMCCMDEXE"
+    assert apply_row["Target"].startswith('/d /v:off /s /c ""[POWERSHELLEXE]" ')
+    assert '-Mode Apply -DataFile "[DCOMC_INSTALLDIR]UTIL-SRV1.psd1" -BackupName msi & if ' \
+        in apply_row["Target"]
+    assert apply_row["Target"].endswith("|| exit 3)\"")
 
 
 def test_sequence_and_conditions(plant7: Path) -> None:
@@ -153,10 +161,12 @@ def test_wixl_reads_a_copy_without_what_it_does_not_know(plant7: Path) -> None:
     on both (strict), so it reads a copy without them, plus the donor property, and the patch
     makes the MSI say the same. Win64 on anything but a JScript call cannot be patched."""
     wxs = (plant7 / "SCADA01" / "wix" / "SCADA01.wxs").read_bytes()
-    assert wxs.count(b'Win64="yes"') == 2 + 1 and wxs.count(b'Secure="yes"') == 4  # + search
+    # Prepare, Apply, CheckReboot; + the search
+    assert wxs.count(b'Win64="yes"') == 3 + 1 and wxs.count(b'Secure="yes"') == 4
     source = wixl_input(wxs)
     assert b"Secure=" not in source.data and source.data.count(b'Win64="yes"') == 1
-    assert source.script_types == (("SetDcomcApply", 5, 0x1005), ("DcomcApply", 3077, 7173))
+    assert source.script_types == (("SetDcomcApply", 5, 0x1005), ("DcomcApply", 3077, 7173),
+                                   ("DcomcCheckReboot", 5, 0x1005))
     assert source.secure is not None and source.secure[1].endswith(";DCOMC_PASSWORD_2")
     exe = wxs.replace(b'ExeCommand="-NoProfile', b'Win64="yes" ExeCommand="-NoProfile', 1)
     with pytest.raises(ValueError, match="only JScript calls"):
@@ -406,19 +416,22 @@ def test_wine_password_never_on_a_command_line(wine: dict[str, str], plant7: Pat
 
 APPLY_JS = ROOT / "templates" / "wix" / "dcomc-apply.js"
 CMD = "C:\\Windows\\System32\\cmd.exe"
+REG = "C:\\Windows\\System32\\reg.exe"
+KEY = "HKLM\\SOFTWARE\\dcomc\\plant7-line3"
 POWERSHELL = "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe"
 FOLDER = "C:\\Program Files\\dcomc\\plant7-line3\\"
 PASSWORDS = {"opcsvc": "Gr\u00fc\u00dfe\u00a7\u20ac", "opcuser": "a\tb", "op\u00e9rateur": "x\ny",
              "svc2": SECRET + " \"'`$(x)%PATH%\r\n\U0001f600"}
 
 
-def run_apply_js(function: str, properties: dict[str, str], exit_code: int = 0
-                 ) -> dict[str, object]:
+def run_apply_js(function: str, properties: dict[str, str], exit_code: int = 0,
+                 registry: dict[str, int] | None = None) -> dict[str, object]:
     node = shutil.which("node")
     require(node is not None, "node")
     proc = subprocess.run([str(node), str(Path(__file__).with_name("run_apply_js.js")),
                            str(APPLY_JS), function, json.dumps(properties), str(exit_code)],
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True, check=True,
+                          env={**os.environ, "DCOMC_TEST_REGISTRY": json.dumps(registry or {})})
     result: dict[str, object] = json.loads(proc.stdout)
     return result
 
@@ -427,7 +440,8 @@ def session(passwords: dict[str, str], folder: str = FOLDER) -> dict[str, str]:
     """The properties Prepare reads during an install of SCADA01 with these passwords."""
     props = {"System64Folder": "C:\\Windows\\System32\\", "POWERSHELLEXE": POWERSHELL,
              "DCOMC_INSTALLDIR": folder, "DcomcDataFile": "SCADA01.psd1",
-             "DcomcBackupName": "msi", "DCOMC_PASSWORD_9": "not an account's"}
+             "DcomcBackupName": "msi", "DCOMC_PASSWORD_9": "not an account's",
+             "DcomcRebootKey": "SOFTWARE\\dcomc\\plant7-line3"}
     for n, (account, password) in enumerate(passwords.items(), 1):
         props[f"DCOMC_ACCOUNT_{n}"] = account
         props[f"DCOMC_PASSWORD_{n}"] = password
@@ -453,13 +467,13 @@ def test_prepare_encodes_every_field() -> None:
     in a password cannot shift the pairs (m3)."""
     prepared = run_apply_js("Prepare", session(PASSWORDS))
     assert prepared["result"] == 1 and prepared["messages"] == []
-    assert prepared["puts"] == 2  # the runner rewrote JScript's two property puts
+    assert prepared["puts"] == 4  # the runner rewrote JScript's four property puts
     data = prepared["set"]
     assert isinstance(data, dict)
     fields = str(data["DcomcApply"]).split("\t")
     assert [base64.b64decode(f, validate=True).decode("utf-16-le") for f in fields] == [
-        CMD, POWERSHELL, FOLDER + "Invoke-DcomConfig.ps1", FOLDER + "SCADA01.psd1", "msi",
-        *[x for pair in PASSWORDS.items() for x in pair]]
+        CMD, POWERSHELL, FOLDER + "Invoke-DcomConfig.ps1", FOLDER + "SCADA01.psd1", "msi", REG,
+        KEY, *[x for pair in PASSWORDS.items() for x in pair]]
     assert all(utf16_base64(p) in fields for p in PASSWORDS.values())
 
 
@@ -490,7 +504,8 @@ def test_apply_js_command_line_merges_standard_error() -> None:
     assert applied["command"] == (
         f'"{CMD}" /d /v:off /s /c ""{POWERSHELL}" -NoProfile -NonInteractive -ExecutionPolicy '
         f'Bypass -File "{FOLDER}Invoke-DcomConfig.ps1" -PasswordsFromStdin -Mode Apply '
-        f'-DataFile "{FOLDER}SCADA01.psd1" -BackupName "msi" 2>&1"')
+        f'-DataFile "{FOLDER}SCADA01.psd1" -BackupName "msi" 2>&1'
+        f'{reboot_tail(REG, KEY)}"')
     assert applied["stdoutReads"] == 1 and applied["stderrTouched"] is False
     assert applied["statusPolls"] == 1  # the process had ended when its output did
 
@@ -523,16 +538,76 @@ def test_apply_js_skips_a_password_not_given() -> None:
 def test_apply_js_fails_the_install_when_the_engine_fails() -> None:
     _, applied = prepare_and_apply({"opcsvc": SECRET}, exit_code=2)
     assert applied["result"] == 3
-    b64 = [utf16_base64(x) for x in (CMD, POWERSHELL, "e.ps1", "d.psd1", "msi", "opcsvc")]
+    b64 = [utf16_base64(x) for x in (CMD, POWERSHELL, "e.ps1", "d.psd1", "msi", REG, KEY,
+                                     "opcsvc")]
     good = "\t".join([*b64, utf16_base64(SECRET)])
     assert run_apply_js("Apply", {"CustomActionData": good})["result"] == 1
-    for data in ("\t".join(b64[:4]),  # too short
+    for data in ("\t".join(b64[:6]),  # too short
                  "\t".join(b64),  # an account without its password
-                 "\t".join([*b64[:5], "b3Bj", utf16_base64(SECRET)]),  # odd byte count
+                 "\t".join([*b64[:7], "b3Bj", utf16_base64(SECRET)]),  # odd byte count
                  "\t".join([*b64, "not base64!"]),
                  "\t".join([utf16_base64("C:\\%x%\\cmd.exe"), *b64[1:], utf16_base64("x")])):
         refused = run_apply_js("Apply", {"CustomActionData": data})
         assert refused["result"] == 3 and refused["command"] is None
+
+
+def test_check_reboot_reads_what_apply_recorded() -> None:
+    """CheckReboot (immediate, after InstallFinalize) sets DCOMC_REBOOT_REQUIRED, the condition
+    of ScheduleReboot, when the last Apply recorded RebootRequired = 1, and when it cannot read
+    the value (a reboot too many rather than settings silently not in effect)."""
+    props = {"DcomcRebootKey": "SOFTWARE\\dcomc\\plant7-line3", "REBOOT": "ReallySuppress"}
+    value = KEY + "\\RebootRequired"
+    needed = run_apply_js("CheckReboot", props, registry={value: 1})
+    assert needed["regReads"] == [value] and needed["result"] == 1
+    assert needed["set"] == {"DCOMC_REBOOT_REQUIRED": "1"}
+    assert run_apply_js("CheckReboot", props, registry={value: 0})["set"] == {}
+    unknown = run_apply_js("CheckReboot", props)
+    assert unknown["set"] == {"DCOMC_REBOOT_REQUIRED": "1"} and unknown["result"] == 1
+    messages = unknown["messages"]
+    assert isinstance(messages, list) and messages[0][0] == 0x04000000  # info, not an error
+
+
+def test_reboot_tables(plant9: Path) -> None:
+    """Every MSI: REBOOT defaults to ReallySuppress (scheduled, never forced: msiexec returns
+    3010), ScheduleReboot after InstallFinalize only when CheckReboot found a reboot needed;
+    no ForceReboot anywhere."""
+    path = plant9 / "UTIL-SRV1" / "UTIL-SRV1.msi"
+    props = {r["Property"]: r["Value"] for r in rows(path, "Property")}
+    assert props["REBOOT"] == "ReallySuppress"
+    assert props["DcomcRebootKey"] == "SOFTWARE\\dcomc\\plant9-utilities"
+    table = {r["Action"]: (int(r["Sequence"]), r["Condition"]) for r in
+             rows(path, "InstallExecuteSequence")}
+    assert "ForceReboot" not in table
+    assert table["InstallFinalize"][0] < table["DcomcCheckReboot"][0] < \
+        table["ScheduleReboot"][0]
+    assert table["ScheduleReboot"][1] == 'DCOMC_REBOOT_REQUIRED AND NOT REMOVE~="ALL"'
+    assert table["DcomcCheckReboot"][1] == 'NOT REMOVE~="ALL"'
+    assert {r["Name"] for r in rows(path, "Binary")} == {"DcomcApplyJs"}
+
+
+def test_wine_cmd_maps_the_engine_exit_codes(wine: dict[str, str], tmp_path: Path) -> None:
+    """The tail cmd.exe runs after the engine (both routes), under Wine's cmd.exe with the
+    engine replaced by `cmd /c exit N`, the line in a batch file (no argv quoting between
+    here and cmd.exe; `exit` without /b ends cmd.exe there too): 0 and 5 succeed and record
+    RebootRequired 0 and 1; any other code, a negative one (a crash) too, fails and records
+    nothing."""
+    key = "HKLM\\SOFTWARE\\dcomc\\tail-test"
+    batch = tmp_path / "tail.bat"
+    for engine, code, recorded in ((0, 0, 0), (5, 0, 1), (1, 3, None), (2, 3, None),
+                                   (4, 3, None), (6, 3, None), (-1073741819, 3, None)):
+        subprocess.run(["wine", "reg", "delete", key, "/f"], env=wine, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=120, check=False)
+        batch.write_bytes((f"@cmd /c exit {engine}"
+                           + reboot_tail("C:\\windows\\system32\\reg.exe", key)
+                           + "\r\n").encode("ascii"))
+        proc = subprocess.run(["wine", "cmd", "/d", "/c", winpath(batch)], env=wine,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120,
+                              check=False)
+        assert proc.returncode == code, (engine, proc.returncode)
+        query = subprocess.run(["wine", "reg", "query", key, "/v", "RebootRequired"], env=wine,
+                               capture_output=True, text=True, timeout=120, check=False)
+        found = re.search(r"RebootRequired\s+REG_DWORD\s+0x(\d+)", query.stdout)
+        assert (int(found.group(1)) if found else None) == recorded, (engine, query.stdout)
 
 
 def test_apply_js_is_plain_jscript() -> None:
@@ -546,7 +621,8 @@ def test_apply_js_is_plain_jscript() -> None:
                   r"\.filter\(", r"\.trim\(", r"\bJSON\b", r"\bbtoa\b", r"\batob\b",
                   r"\bclass\b", r"\.\.\.", r"\bObject\.keys\b", r"\bArray\.isArray\b"):
         assert re.search(later, code) is None, later
-    assert sorted(re.findall(r"\b\w+(?:\.\w+)*\(([^()]*)\) = ", code)) == ['"DcomcApply"', "0"]
+    assert sorted(re.findall(r"\b\w+(?:\.\w+)*\(([^()]*)\) = ", code)) == [
+        '"DCOMC_REBOOT_REQUIRED"', '"DcomcApply"', "0", "0"]
     assert "WScript.Sleep" not in code and "StdErr" not in code
 
 

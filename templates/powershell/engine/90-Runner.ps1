@@ -556,6 +556,25 @@ function New-DcomcOutcome {
     return [pscustomobject] @{ ExitCode = $ExitCode; Results = $Results; RebootRequired = $script:RebootNeeded; LogFile = $script:LogFile }
 }
 
+function Get-DcomcProcessExitCode {
+    <#
+    .SYNOPSIS
+        The exit code of Invoke-DcomConfig.ps1 for an outcome of Invoke-DcomcConfiguration.
+    .DESCRIPTION
+        5 (applied, reboot required) when an Apply ended with 0 and changed a setting that
+        Windows reads only at startup (machine DCOM values, limits, the RPC port range: guide
+        §4.3); otherwise the outcome's own code. Kept out of the outcome's ExitCode, which stays
+        0 for a successful Apply: the process exit code is what Windows Installer, SCCM and
+        Intune read, and the MSI's custom action maps 5 to a scheduled reboot (return 3010).
+        Rollback is never 5: an uninstall ignores the engine's code (it must never block).
+    #>
+    param([Parameter(Mandatory = $true)] $Outcome, [Parameter(Mandatory = $true)] [string] $Mode)
+    if ($Mode -eq 'Apply' -and [int] $Outcome.ExitCode -eq 0 -and $Outcome.RebootRequired) {
+        return 5
+    }
+    return [int] $Outcome.ExitCode
+}
+
 function Invoke-DcomcConfiguration {
     <#
     .SYNOPSIS
@@ -563,7 +582,8 @@ function Invoke-DcomcConfiguration {
     .DESCRIPTION
         See Invoke-DcomConfig.ps1 for the modes and exit codes. Returns an object with
         ExitCode, Results, RebootRequired and LogFile. Every error it does not handle itself is
-        exit code 3, never 1 (1 means drifted).
+        exit code 3, never 1 (1 means drifted). ExitCode is 0-4; the process exit code 5
+        (applied, reboot required) comes from Get-DcomcProcessExitCode.
     .PARAMETER Mode
         Test, Apply, Report, Rollback or Capture (docs/capture.md: no data file needed).
     .PARAMETER DataFile
@@ -659,4 +679,4 @@ function Invoke-DcomcConfiguration {
     }
 }
 
-Export-ModuleMember -Function 'Invoke-DcomcConfiguration', 'Test-DcomcResource', 'Import-DcomcData', 'Get-DcomcCapture'
+Export-ModuleMember -Function 'Invoke-DcomcConfiguration', 'Get-DcomcProcessExitCode', 'Test-DcomcResource', 'Import-DcomcData', 'Get-DcomcCapture'
