@@ -6,7 +6,7 @@ runs in a fresh process so that its peak RSS is its own. The bundles are written
 where `dcomc build` writes by default (see bench_msi.py on why the folder matters); a disk's
 speed varies 50x within minutes on the shared VM, so compare code on tmpfs:
     python benchmarks/bench_build.py [N ...] [--dir /dev/shm/bench] [--addresses contiguous]
-                                     [--flows all]
+                                     [--flows all] [--write memory]
 
 Addresses (the `site` firewall scope lists them, collapsed into networks): `scattered` (the
 default) puts 100 hosts at .10-.109 of each /24, which collapses to 8 networks per /24 (800 at
@@ -76,8 +76,11 @@ def generate(hosts: int, layout: str = "scattered", flows: str = "cell") -> dict
     }
 
 
-def run_one(hosts: int, layout: str, flows: str, work: Path) -> dict[str, float]:
-    """In this process: generate, compile, emit and write; report time and peak RSS."""
+def run_one(hosts: int, layout: str, flows: str, work: Path, write: str) -> dict[str, float]:
+    """In this process: generate, compile, emit and write; report time and peak RSS. `write`:
+    `streamed` as `dcomc build --no-msi` (each host's files written as they are made; emit and
+    write are then one figure, in emit_s) or `memory` (the whole bundle in memory, then
+    written)."""
     from dcomc.emit import bundle
     from dcomc.pipeline import compile_file
     from dcomc_targets import Options
@@ -89,15 +92,20 @@ def run_one(hosts: int, layout: str, flows: str, work: Path) -> dict[str, float]
         start = time.perf_counter()
         compiled = compile_file(spec)
         lowered = time.perf_counter()
-        result = bundle.emit(compiled, Options(), spec.name)
-        emitted = time.perf_counter()
-        bundle.write(result, Path(tmp) / "out")
+        if write == "streamed":
+            result = bundle.build(compiled, Options(), spec.name, Path(tmp) / "out")
+            emitted = time.perf_counter()
+        else:
+            result = bundle.emit(compiled, Options(), spec.name)
+            emitted = time.perf_counter()
+            bundle.write(result, Path(tmp) / "out")
         done = time.perf_counter()
+        files = sum(1 for p in (Path(tmp) / "out").rglob("*") if p.is_file())
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"hosts": hosts, "compile_s": lowered - start, "emit_s": emitted - lowered,
             "write_s": done - emitted, "total_s": done - start,
             "per_host_ms": (done - start) / hosts * 1000, "peak_mb": peak_mb,
-            "files": len(result.files)}
+            "files": files}
 
 
 def main() -> None:
@@ -107,18 +115,21 @@ def main() -> None:
                         help="where the bundles go (default: ./build, as `dcomc build`)")
     parser.add_argument("--addresses", choices=("scattered", "contiguous"), default="scattered")
     parser.add_argument("--flows", choices=("cell", "all"), default="cell")
+    parser.add_argument("--write", choices=("streamed", "memory"), default="streamed")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child process
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.sizes[0], args.addresses, args.flows, args.dir)))
+        print(json.dumps(run_one(args.sizes[0], args.addresses, args.flows, args.dir, args.write)))
         return
     rows = []
     for n in args.sizes:
         out = subprocess.run([sys.executable, __file__, "--one", str(n), "--dir", str(args.dir),
-                              "--addresses", args.addresses, "--flows", args.flows], check=True,
-                             capture_output=True, text=True).stdout
+                              "--addresses", args.addresses, "--flows", args.flows,
+                              "--write", args.write],
+                             check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(out))
-    print(f"addresses {args.addresses}, flows {args.flows}, in {args.dir.resolve()}")
+    print(f"addresses {args.addresses}, flows {args.flows}, write {args.write}, in "
+          f"{args.dir.resolve()}")
     print(f"{'hosts':>6} {'compile s':>10} {'emit s':>8} {'write s':>8} {'total s':>8} "
           f"{'ms/host':>8} {'peak MB':>8} {'files':>6}")
     for r in rows:

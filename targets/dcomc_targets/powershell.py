@@ -71,10 +71,46 @@ def _fields(cls: type) -> tuple[tuple[str, str], ...]:
 _PLAIN = frozenset({str, int, bool, type(None)})
 
 
+class _Strings(list[str]):
+    """A long tuple of strings of the plan (a firewall rule's remote addresses) as data: a list
+    like any other to the comparisons and the JSON of `diff`, `drift` and `explain`, that
+    carries the PowerShell literal of its tuple, shared by every equal tuple. With `remote:
+    site` a scope can be hundreds of networks, repeated in rules of many hosts; rendering it
+    for each rule was a third of a large site's build (issue 18)."""
+
+    __slots__ = ("literals",)
+    literals: dict[int, str]  # by indentation: the literal as _render writes it
+
+
+# Tuples of strings this long or longer are rendered once per distinct tuple (the literals of
+# the most recent MAX_LISTS tuples are kept): shorter ones cost less to render than to look up.
+MIN_SHARED = 8
+MAX_LISTS = 256
+_LITERALS: dict[tuple[str, ...], dict[int, str]] = {}
+
+
+def _strings(value: tuple[Any, ...]) -> list[Any]:
+    try:
+        literals = _LITERALS.get(value) if type(value[0]) is str else None
+    except TypeError:  # an unhashable item: not a tuple of strings
+        literals = None
+    if literals is None:
+        if not all(type(v) is str for v in value):  # exact type: to_data changes a StrEnum
+            return [to_data(v) for v in value]
+        if len(_LITERALS) >= MAX_LISTS:
+            del _LITERALS[next(iter(_LITERALS))]
+        literals = _LITERALS[value] = {}
+    out = _Strings(value)
+    out.literals = literals
+    return out
+
+
 def to_data(value: Any) -> Any:
     """IR values as plain data with PascalCase keys (the engine's vocabulary)."""
     if type(value) in _PLAIN:  # most values: tested first, by exact type (StrEnum is a str)
         return value
+    if type(value) is tuple and len(value) >= MIN_SHARED:
+        return _strings(value)
     if isinstance(value, AceSpec):
         return {"Principal": to_data(value.principal), "Mask": value.mask}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -137,7 +173,12 @@ def _render(value: Any, indent: int, out: list[str]) -> None:
         items = value.items() if isinstance(value, dict) else ((None, v) for v in value)
         for key, item in items:
             out.append(pad if key is None else f"{pad}{_key(key)} = ")
-            if isinstance(item, dict | list):
+            if type(item) is _Strings:
+                literal = item.literals.get(indent + 1)
+                if literal is None:
+                    literal = item.literals[indent + 1] = render(list(item), indent + 1)
+                out.append(literal)
+            elif isinstance(item, dict | list):
                 _render(item, indent + 1, out)
             else:  # most items: no call for a scalar
                 out.append(_scalar(item))

@@ -55,7 +55,9 @@ _STAGING_IDS = itertools.count()  # with the PID: unique staging/old/retired fol
 
 @dataclass(frozen=True, slots=True)
 class Bundle:
-    """The files of a bundle by path relative to OUT, and its manifest."""
+    """The files of a bundle by path relative to OUT, and its manifest. From `emit`, every
+    file; from `build`, which writes each host's files as they are made, only the reports and
+    the manifest (and its signature)."""
 
     files: dict[str, bytes]
     manifest: dict[str, Any]
@@ -116,7 +118,8 @@ def _emit_all(compiled: Compiled, options: Options, spec_name: str, land: Land |
                             "artifacts": [{"kind": art.kind, "path": path,
                                            "sha256": _digest(data[path], digests)}
                                           for path, art in own.items()]}
-        files.update(data)
+        if land is None:  # landed files are on disk: keeping their bytes made a 10,000-host
+            files.update(data)  # build hold its whole output (5 GB) in memory (issue 18)
     if ctx.diagnostics.has_errors:
         raise CompileError(ctx.diagnostics)
     return Bundle(files, _manifest(compiled, spec_name, hosts)), ctx
