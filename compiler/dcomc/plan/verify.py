@@ -18,6 +18,8 @@ shows the findings that predict CODE. The grant logic here is also what explain'
 
 from __future__ import annotations
 
+import bisect
+import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -437,15 +439,52 @@ def admits(remote: Iterable[str], address: str) -> bool:
         ip = ipaddress.ip_address(address.partition("%")[0])
     except ValueError:
         return False
+    scope = _scope(tuple(remote))
+    if scope.any:
+        return True
+    starts, ends = scope.v4 if ip.version == 4 else scope.v6
+    value = int(ip)
+    i = bisect.bisect_right(starts, value) - 1
+    return i >= 0 and value <= ends[i]
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """A remote list parsed: whether it holds `any`, and per IP version its networks as
+    merged, sorted [start, end] integer ranges (starts, ends), searched by bisection."""
+
+    any: bool
+    v4: tuple[list[int], list[int]]
+    v6: tuple[list[int], list[int]]
+
+
+# The verifier asks about the same few remote lists for every flow (a `site` scope of 800
+# networks, for each of clients x servers flows): each distinct list is parsed once, not once
+# per flow. Bounded, as the lists of a long-running process's many specs would pile up.
+@functools.lru_cache(maxsize=4096)
+def _scope(remote: tuple[str, ...]) -> _Scope:
+    ranges: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
     for entry in remote:
         if entry.casefold() == "any":
-            return True
+            return _Scope(True, ([], []), ([], []))
         try:
-            if ip in ipaddress.ip_network(entry.partition("%")[0], strict=False):
-                return True
+            net = ipaddress.ip_network(entry.partition("%")[0], strict=False)
         except ValueError:
-            continue
-    return False
+            continue  # not a network (a keyword Windows knows): admits no address here
+        ranges[net.version].append((int(net.network_address), int(net.broadcast_address)))
+    return _Scope(False, _merged(ranges[4]), _merged(ranges[6]))
+
+
+def _merged(ranges: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+    starts: list[int] = []
+    ends: list[int] = []
+    for start, end in sorted(ranges):
+        if ends and start <= ends[-1] + 1:
+            ends[-1] = max(ends[-1], end)
+        else:
+            starts.append(start)
+            ends.append(end)
+    return starts, ends
 
 
 # --- the verifier ------------------------------------------------------------------------------
