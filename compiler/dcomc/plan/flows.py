@@ -213,14 +213,20 @@ def _explicit(spec: Spec, loaded: Loaded, host: str, needed: set[str]) -> set[st
     return placed
 
 
-def admin_applies(spec: Spec, res: Resolver, group: Principal, member: Principal,
-                  host: str) -> bool:
-    """`member_of: [Administrators]` of a server's service account applies only where one
-    of its services runs (guide §3.2): on an HMI it would be a local administrator with the
-    site's shared password for nothing."""
+def service_accounts(spec: Spec) -> frozenset[str]:
+    """The service accounts (folded) of every server of the site: what admin_applies takes,
+    worked out once per site by its caller (once per host, it cost a loop over every server
+    for each of 10,000 hosts)."""
+    return frozenset(fold(a) for s in spec.servers.values() if (a := service_account(s)))
+
+
+def admin_applies(spec: Spec, group: Principal, member: Principal, host: str,
+                  accounts: frozenset[str]) -> bool:
+    """`member_of: [Administrators]` of a server's service account (`accounts`: the site's,
+    from service_accounts) applies only where one of its services runs (guide §3.2): on an
+    HMI it would be a local administrator with the site's shared password for nothing."""
     if group.sid != ADMINISTRATORS:
         return True
-    accounts = {fold(a) for s in spec.servers.values() if (a := service_account(s))}
     if fold(member.name) not in accounts:
         return True
     return fold(member.name) in service_logons(spec, host)

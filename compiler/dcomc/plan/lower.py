@@ -32,6 +32,7 @@ from dcomc.plan.flows import (
     admin_applies,
     fallback_reasons,
     placement,
+    service_accounts,
     site_flows,
 )
 from dcomc.plan.model import (
@@ -125,8 +126,9 @@ def lower(spec: Spec, loaded: Loaded) -> SitePlan:
     flows = SiteFlows(site_flows(spec, loaded))
     resolver = Resolver(spec)  # one for the site: its lookup tables do not depend on the host
     shared: dict[Any, list[Resource]] = {}  # resources hosts have alike, lowered once
+    accounts = service_accounts(spec)  # the site's, not each host's: one pass over the servers
     hosts = tuple(
-        _Host(spec, loaded, name, host, flows, resolver, shared).plan()
+        _Host(spec, loaded, name, host, flows, resolver, shared, accounts).plan()
         for name, host in sorted(spec.hosts.items(), key=lambda kv: kv[0].casefold())
     )
     s = spec.site
@@ -156,8 +158,10 @@ class _Host:
     def __init__(
         self, spec: Spec, loaded: Loaded, name: str, host: Host, flows: SiteFlows,
         resolver: Resolver, shared: dict[Any, list[Resource]],
+        service_accounts: frozenset[str],
     ) -> None:
         self.spec, self.loaded, self.name, self.host = spec, loaded, name, host
+        self.service_accounts = service_accounts
         self.flows = flows
         self.res = resolver
         self._placed: Placement | None = None
@@ -265,8 +269,8 @@ class _Host:
         for name, user in self.spec.accounts.users.items():
             member = self.principal(name)
             for group in user.member_of:
-                if not admin_applies(self.spec, self.res, self.principal(group), member,
-                                     self.name):
+                if not admin_applies(self.spec, self.principal(group), member, self.name,
+                                     self.service_accounts):
                     yield name
 
     def _lower_accounts(self, placed: Placement, not_admin: frozenset[str]) -> list[Resource]:
