@@ -127,8 +127,9 @@ def lower(spec: Spec, loaded: Loaded) -> SitePlan:
     resolver = Resolver(spec)  # one for the site: its lookup tables do not depend on the host
     shared: dict[Any, list[Resource]] = {}  # resources hosts have alike, lowered once
     accounts = service_accounts(spec)  # the site's, not each host's: one pass over the servers
+    scopes: dict[frozenset[str], tuple[str, ...]] = {}  # `site` scopes by peer hosts, see _remote
     hosts = tuple(
-        _Host(spec, loaded, name, host, flows, resolver, shared, accounts).plan()
+        _Host(spec, loaded, name, host, flows, resolver, shared, accounts, scopes).plan()
         for name, host in sorted(spec.hosts.items(), key=lambda kv: kv[0].casefold())
     )
     s = spec.site
@@ -158,10 +159,11 @@ class _Host:
     def __init__(
         self, spec: Spec, loaded: Loaded, name: str, host: Host, flows: SiteFlows,
         resolver: Resolver, shared: dict[Any, list[Resource]],
-        service_accounts: frozenset[str],
+        service_accounts: frozenset[str], scopes: dict[frozenset[str], tuple[str, ...]],
     ) -> None:
         self.spec, self.loaded, self.name, self.host = spec, loaded, name, host
         self.service_accounts = service_accounts
+        self.scopes = scopes
         self.flows = flows
         self.res = resolver
         self._placed: Placement | None = None
@@ -581,9 +583,19 @@ class _Firewall:
             if value != "site":
                 found.update(value)
                 continue
-            hosts = peers if peers is not None else self._peers(role)
-            found.update(site_scope(self.h.spec.hosts[p].address for p in hosts))
+            hosts = frozenset(peers if peers is not None else self._peers(role))
+            found.update(self._site_scope(hosts))
         return tuple(sorted(found))
+
+    def _site_scope(self, hosts: frozenset[str]) -> tuple[str, ...]:
+        """site_scope of these hosts' addresses, collapsed once per distinct set of hosts for
+        the whole site: the hosts of a cell, or every client of a site, have the same peers,
+        and collapsing 10,000 addresses again for each of their rules was most of lowering."""
+        scope = self.h.scopes.get(hosts)
+        if scope is None:
+            scope = self.h.scopes[hosts] = site_scope(
+                self.h.spec.hosts[p].address for p in hosts)
+        return scope
 
     def _peers(self, role: Role) -> set[str]:
         flows, name = self.h.flows, self.h.name
