@@ -86,6 +86,14 @@ SEQUENCE = {  # explicit numbers: wixl misplaces After=/Before= chains
 SCHEDULE_REBOOT = ("ScheduleReboot", 6620, 'DCOMC_REBOOT_REQUIRED AND NOT REMOVE~="ALL"')
 REBOOT_DEFAULT = "ReallySuppress"
 REBOOT_KEY = "SOFTWARE\\dcomc\\"  # + the site: HKLM, 64-bit view
+# The detection key (README, Fleet deployment): the Registry table writes these values of the
+# site's key, the key RebootRequired is in, so that Windows Installer removes them on uninstall
+# (and restores them on a rollback) like any resource it installed. One component whose GUID
+# does not depend on the version: wixl schedules RemoveExistingProducts after InstallFinalize,
+# so in a major upgrade the old product is removed AFTER the new one wrote the values; a
+# component of its own (another GUID) would take the values away with it. Sharing the GUID,
+# the component keeps a client (the new product) and stays.
+DETECTION_COMPONENT = "DcomcDetectionC"
 INSTALLING = 'NOT REMOVE~="ALL"'
 UNINSTALLING = 'REMOVE~="ALL" AND NOT UPGRADINGPRODUCTCODE'
 # What wixl 0.101 puts in SecureCustomProperties for a MajorUpgrade (builder.vala); the Secure
@@ -119,6 +127,7 @@ class WixContent:
     secure: tuple[str, ...]  # properties marked Secure, in order
     properties: tuple[tuple[str, str], ...]  # (id, value) of every Property with a value
     conditions: tuple[tuple[str, str], ...]  # launch conditions: (condition, message)
+    registry: tuple[tuple[str, str, str, str], ...]  # (key, name, type, value) as in the MSI
 
 
 def guid(*parts: str, namespace: uuid.UUID = GUID_NAMESPACE) -> str:
@@ -186,6 +195,21 @@ def _apply_command(host: HostPlan, site: str) -> str:
 def reboot_key(site: str) -> str:
     """The site's key under HKLM (64-bit view), whose RebootRequired the Apply action writes."""
     return REBOOT_KEY + msi_formatted(site)
+
+
+def detection_values(host: HostPlan, site: str, version: str,
+                     spec_sha: str) -> list[tuple[str, str, str]]:
+    """(name, WiX type, value) of the detection key's values, Formatted as the Registry table
+    reads them. RebootRequired starts at 1 and Apply, which runs later in the same
+    installation, overwrites it with its verdict: a path that wrote the table but did not run
+    Apply would then ask for a reboot too many, not hide one (as CheckReboot does)."""
+    rows = [("Site", "string", site), ("Host", "string", host.name),
+            ("ProductVersion", "string", version), ("SpecSha256", "string", spec_sha)]
+    for name, _, value in rows:
+        if value.startswith("#"):  # the Registry table would read #1 as a DWORD, #x as binary
+            raise QuoteError(f"registry value {name}: cannot start with '#': {value!r}")
+    return [(name, kind, msi_formatted(value)) for name, kind, value in rows] + [
+        ("RebootRequired", "integer", "1")]
 
 
 def _rollback_command(host: HostPlan) -> str:
@@ -381,8 +405,19 @@ def product_xml(host: HostPlan, ctx: EmitContext, version: str) -> bytes:
     for condition, message in _conditions(host, ctx.plan.site):
         doc.e(product, "Condition", text=condition, Message=message)
     doc.e(product, "Directory", Id="TARGETDIR", Name="SourceDir")
-    doc.e(doc.e(product, "Feature", Id="DcomcMain", Level="1"), "ComponentGroupRef",
-          Id=PAYLOAD_GROUP)
+    # registry only: the folder is where a component must be, nothing is created in it
+    detection = doc.e(doc.e(product, "DirectoryRef", Id=INSTALLDIR), "Component",
+                      Id=DETECTION_COMPONENT, Win64="yes",
+                      Guid=guid("component", *windows_names(ctx.plan.site, host.name),
+                                "DcomcDetection"))
+    key = reboot_key(ctx.plan.site)
+    for n, (name, kind, value) in enumerate(
+            detection_values(host, ctx.plan.site, version, ctx.spec_sha256)):
+        attrs = {"Root": "HKLM", "Key": key, "Name": name, "Type": kind, "Value": value}
+        doc.e(detection, "RegistryValue", attrs | ({"KeyPath": "yes"} if n == 0 else {}))
+    feature = doc.e(product, "Feature", Id="DcomcMain", Level="1")
+    doc.e(feature, "ComponentGroupRef", Id=PAYLOAD_GROUP)
+    doc.e(feature, "ComponentRef", Id=DETECTION_COMPONENT)
     _custom_actions(doc, product, host, ctx.plan.site)
     return doc.tostring()
 
@@ -491,7 +526,9 @@ class WixTarget:
             tuple(_sequence(host, ctx.plan.site)), tuple(hidden.split(";")),
             tuple(p["Id"] for p in properties if p.get("Secure") == "yes"),
             tuple(sorted((p["Id"], p["Value"]) for p in properties if "Value" in p)),
-            tuple(_conditions(host, ctx.plan.site)))
+            tuple(_conditions(host, ctx.plan.site)),
+            tuple((f"HKLM\\{reboot_key(ctx.plan.site)}", name, kind, value) for name, kind, value
+                  in detection_values(host, ctx.plan.site, version, ctx.spec_sha256)))
 
     def covers(self, host: HostPlan, ctx: EmitContext) -> set[str]:
         return {r.id for r in host.resources}  # the MSI runs the engine on every resource
@@ -505,7 +542,8 @@ class WixTarget:
         return WixContent(p["product_code"], p["upgrade_code"], p["version"],
                           tuple(p["accounts"]), tuple(p["actions"]), tuple(p["flags"]),
                           tuple(p["sequence"]), tuple(p["hidden"]), tuple(p["secure"]),
-                          tuple(p["properties"]), tuple(p["conditions"]))
+                          tuple(p["properties"]), tuple(p["conditions"]),
+                          tuple(p["registry"]))
 
     def sniff(self, data: bytes, name: str) -> bool:
         return name.endswith(".wxs") and b"http://schemas.microsoft.com/wix/FirewallExtension" \
@@ -569,6 +607,9 @@ def parse_product(product: etree._Element) -> dict[str, Any]:
         "properties": sorted(values.items()),
         "conditions": [(value(c.text), value(c.get("Message")))
                        for c in product.iter(f"{ns}Condition")],
+        "registry": [(f"{value(r.get('Root'))}\\{value(r.get('Key'))}", value(r.get("Name")),
+                      value(r.get("Type")), value(r.get("Value")))
+                     for r in product.iter(f"{ns}RegistryValue")],
     }
 
 

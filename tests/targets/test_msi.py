@@ -77,9 +77,31 @@ def test_file_table_holds_the_payload(plant7: Path) -> None:
     assert sizes["SCADA01.psd1"] == (plant7 / "SCADA01/powershell/SCADA01.psd1").stat().st_size
 
 
-def test_no_registry_rows_the_engine_does_it(plant7: Path) -> None:
-    # the plan's registry changes are merges and lookups done by the engine, never MSI rows
-    assert rows(plant7 / "HMI01" / "HMI01.msi", "Registry") == []
+def detection_rows(out: Path, host: str, version: str = "1.0.0") -> dict[str, str]:
+    """What the detection key must hold, from the bundle's manifest (site, spec hash)."""
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    return {"Site": manifest["site"], "Host": host, "ProductVersion": version,
+            "SpecSha256": manifest["spec"]["sha256"], "RebootRequired": "#1"}
+
+
+def test_registry_rows_are_the_detection_key_only(plant7: Path) -> None:
+    """The plan's registry changes are merges and lookups done by the engine, never MSI rows;
+    the Registry table holds the detection key alone (HKLM, 64-bit component, one component
+    whose GUID outlives versions, its key path a value: no file decides it is installed)."""
+    path = plant7 / "HMI01" / "HMI01.msi"
+    table = rows(path, "Registry")
+    assert {(r["Root"], r["Key"], r["Component_"]) for r in table} == {
+        ("2", "SOFTWARE\\dcomc\\plant7-line3", "DcomcDetectionC")}
+    assert {r["Name"]: r["Value"] for r in table} == detection_rows(plant7, "HMI01")
+    (component,) = [r for r in rows(path, "Component") if r["Component"] == "DcomcDetectionC"]
+    assert int(component["Attributes"]) == 0x100 | 0x4  # 64-bit, registry key path
+    assert component["KeyPath"] == next(r["Registry"] for r in table if r["Name"] == "Site")
+    newer = product_codes("plant7-line3", "HMI01", "1.1.0", "00")
+    assert component["ComponentId"] not in newer.values()
+    sequence = {r["Action"]: int(r["Sequence"]) for r in rows(path, "InstallExecuteSequence")}
+    # written before Apply overwrites RebootRequired; removed on uninstall
+    assert sequence["WriteRegistryValues"] < sequence["DcomcApply"]
+    assert "RemoveRegistryValues" in sequence
 
 
 def test_custom_action_types(plant7: Path, plant9: Path) -> None:
@@ -161,10 +183,10 @@ def test_wixl_reads_a_copy_without_what_it_does_not_know(plant7: Path) -> None:
     on both (strict), so it reads a copy without them, plus the donor property, and the patch
     makes the MSI say the same. Win64 on anything but a JScript call cannot be patched."""
     wxs = (plant7 / "SCADA01" / "wix" / "SCADA01.wxs").read_bytes()
-    # Prepare, Apply, CheckReboot; + the search
-    assert wxs.count(b'Win64="yes"') == 3 + 1 and wxs.count(b'Secure="yes"') == 4
+    # Prepare, Apply, CheckReboot; + the search and the detection key's component
+    assert wxs.count(b'Win64="yes"') == 3 + 2 and wxs.count(b'Secure="yes"') == 4
     source = wixl_input(wxs)
-    assert b"Secure=" not in source.data and source.data.count(b'Win64="yes"') == 1
+    assert b"Secure=" not in source.data and source.data.count(b'Win64="yes"') == 2
     assert source.script_types == (("SetDcomcApply", 5, 0x1005), ("DcomcApply", 3077, 7173),
                                    ("DcomcCheckReboot", 5, 0x1005))
     assert source.secure is not None and source.secure[1].endswith(";DCOMC_PASSWORD_2")
@@ -367,6 +389,54 @@ def test_wine_install_and_uninstall(wine: dict[str, str], plant9: Path) -> None:
     assert code == 0
     assert not target.exists() or not any(target.iterdir())
     assert any("-Mode Rollback" in line for line in trace.splitlines()), trace
+
+
+def wine_values(env: dict[str, str], key: str) -> dict[str, str] | None:
+    """The values of `key` (HKLM, 64-bit view) as `wine reg query` lists them; None when the
+    key does not exist. Output through a file, not a pipe (see wine_reg)."""
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.run(["wine", "reg", "query", key, "/reg:64"], env=env, stdout=out,
+                              stderr=subprocess.DEVNULL, timeout=120, check=False)
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+    if proc.returncode != 0:
+        return None
+    found = re.findall(r"^\s+(\S+)\s+(REG_\w+)\s+(.*?)\s*$", text, re.MULTILINE)
+    return {name: f"{kind} {data}" for name, kind, data in found}
+
+
+def test_wine_detection_key(wine: dict[str, str], plant9: Path) -> None:
+    """Installed, the site's key holds what the manifest says (and the MSI's version), and
+    RebootRequired is the Apply's verdict (Wine's powershell.exe stub exits 0: no reboot),
+    written over the table's 1; uninstalled, Windows Installer removes the values and the key,
+    RebootRequired included."""
+    key = "HKLM\\SOFTWARE\\dcomc\\plant9-utilities"
+    package = winpath(plant9 / "UTIL-SRV1" / "UTIL-SRV1.msi")
+    computer(wine, "UTIL-SRV1")
+    assert wine_values(wine, key) is None
+    code, _ = msiexec(wine, "/i", package, "/qn")
+    assert code == 0
+    expected = {name: f"REG_SZ {value}" for name, value in
+                detection_rows(plant9, "UTIL-SRV1").items() if name != "RebootRequired"}
+    assert wine_values(wine, key) == {**expected, "RebootRequired": "REG_DWORD 0x0"}
+    code, _ = msiexec(wine, "/x", package, "/qn")
+    assert code == 0
+    assert wine_values(wine, key) is None
+
+
+def test_wine_detection_key_survives_a_major_upgrade(wine: dict[str, str], plant9: Path,
+                                                     tmp_path: Path) -> None:
+    """wixl removes the old product after InstallFinalize, when the new one has written the
+    key: the component shares its GUID across versions, so the old product's removal leaves
+    the values (a version-bound GUID would take them away: the key would be gone)."""
+    key = "HKLM\\SOFTWARE\\dcomc\\plant9-utilities"
+    newer = built(PLANT9, tmp_path / "v2", version="1.1.0")
+    computer(wine, "UTIL-SRV1")
+    assert msiexec(wine, "/i", winpath(plant9 / "UTIL-SRV1" / "UTIL-SRV1.msi"), "/qn")[0] == 0
+    assert msiexec(wine, "/i", winpath(newer / "UTIL-SRV1" / "UTIL-SRV1.msi"), "/qn")[0] == 0
+    values = wine_values(wine, key)
+    assert values is not None and values["ProductVersion"] == "REG_SZ 1.1.0"
+    assert values["RebootRequired"] == "REG_DWORD 0x0"
 
 
 def test_wine_refuses_another_computer(wine: dict[str, str], plant9: Path) -> None:

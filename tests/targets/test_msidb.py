@@ -175,9 +175,13 @@ def _assert_patched_as_by_msibuild(raw: Path, work: Path, same_streams: bool = T
 
 
 def test_every_example_host_with_passwords_gets_the_new_fixes(raw_msis: list[Path]) -> None:
-    """The reference comparison above covers the 64-bit script types and the swap."""
-    with_fixes = [raw for raw in raw_msis if _fixes(raw)[0]]
-    assert with_fixes and all(len(_fixes(raw)[0]) == 2 and _fixes(raw)[1] for raw in with_fixes)
+    """The reference comparison above covers the 64-bit script types and the swap: every MSI
+    has CheckReboot; a host with passwords also Prepare and Apply, and the swap."""
+    fixes = {raw: _fixes(raw) for raw in raw_msis}
+    assert all(types[-1].action == "DcomcCheckReboot" for types, _ in fixes.values())
+    with_passwords = [raw for raw, (_, swaps) in fixes.items() if swaps]
+    assert with_passwords and all(len(fixes[raw][0]) == 3 for raw in with_passwords)
+    assert all(len(types) == 1 for types, swaps in fixes.values() if not swaps)
 
 
 def test_a_string_over_64_kib_in_the_pool(raw_msis: list[Path], tmp_path: Path) -> None:
