@@ -85,14 +85,20 @@ SEQUENCE = {  # explicit numbers: wixl misplaces After=/Before= chains
 # caller sets REBOOT=Force). Only a public property set by CheckReboot triggers it.
 SCHEDULE_REBOOT = ("ScheduleReboot", 6620, 'DCOMC_REBOOT_REQUIRED AND NOT REMOVE~="ALL"')
 REBOOT_DEFAULT = "ReallySuppress"
+# Major upgrades: the old product removed inside the new installation's script, right after
+# InstallInitialize (WiX's afterInstallInitialize; the docs of RemoveExistingProducts): a failed
+# upgrade rolls the removal back too. wixl has no MajorUpgrade/@Schedule and puts the action
+# after InstallFinalize, where the old product's removal deleted the payload the new one had
+# just installed (its components have other GUIDs: they are per version), leaving no engine
+# for uninstall. An explicit row replaces wixl's.
+REMOVE_EXISTING = ("RemoveExistingProducts", 1550)
 REBOOT_KEY = "SOFTWARE\\dcomc\\"  # + the site: HKLM, 64-bit view
 # The detection key (README, Fleet deployment): the Registry table writes these values of the
 # site's key, the key RebootRequired is in, so that Windows Installer removes them on uninstall
 # (and restores them on a rollback) like any resource it installed. One component whose GUID
-# does not depend on the version: wixl schedules RemoveExistingProducts after InstallFinalize,
-# so in a major upgrade the old product is removed AFTER the new one wrote the values; a
-# component of its own (another GUID) would take the values away with it. Sharing the GUID,
-# the component keeps a client (the new product) and stays.
+# does not depend on the version, as the component rules ask of one that keeps its resources:
+# should RemoveExistingProducts ever run after the new product wrote the values (wixl's own
+# place for it, see REMOVE_EXISTING), the old product's removal would otherwise take them away.
 DETECTION_COMPONENT = "DcomcDetectionC"
 INSTALLING = 'NOT REMOVE~="ALL"'
 UNINSTALLING = 'REMOVE~="ALL" AND NOT UPGRADINGPRODUCTCODE'
@@ -434,6 +440,8 @@ def _custom_actions(doc: _Wxs, product: etree._Element, host: HostPlan, site: st
         doc.e(table, "Custom", text=condition or None, Action=action, Sequence=str(number))
     action, number, condition = SCHEDULE_REBOOT
     doc.e(table, action, text=condition, Sequence=str(number))
+    action, number = REMOVE_EXISTING
+    doc.e(table, action, Sequence=str(number))
 
 
 def _sequence(host: HostPlan, site: str) -> list[tuple[str, int, str]]:

@@ -33,6 +33,7 @@ from dcomc_targets.wix import (
     SEQUENCE,
     WixTarget,
     password_accounts,
+    payload_files,
     product_codes,
     reboot_tail,
     wixl_input,
@@ -147,6 +148,10 @@ def test_sequence_and_conditions(plant7: Path) -> None:
     assert table["InstallFiles"][0] < table["DcomcApply"][0] < table["InstallFinalize"][0]
     assert table["InstallInitialize"][0] < table["DcomcUninstall"][0] < table["RemoveFiles"][0]
     assert table["DcomcApplyRollback"][0] < table["DcomcApply"][0]
+    # a major upgrade removes the old product inside the new one's script (rolled back with it),
+    # before anything of the new product is installed
+    assert table["InstallInitialize"][0] < table["RemoveExistingProducts"][0] < \
+        table["ProcessComponents"][0]
 
 
 def test_properties_hide_passwords(plant7: Path) -> None:
@@ -426,9 +431,10 @@ def test_wine_detection_key(wine: dict[str, str], plant9: Path) -> None:
 
 def test_wine_detection_key_survives_a_major_upgrade(wine: dict[str, str], plant9: Path,
                                                      tmp_path: Path) -> None:
-    """wixl removes the old product after InstallFinalize, when the new one has written the
-    key: the component shares its GUID across versions, so the old product's removal leaves
-    the values (a version-bound GUID would take them away: the key would be gone)."""
+    """The newer version replaces the older one: the old product is removed first (its
+    removal does not roll the PC back), then the new one installs its payload, writes the key
+    and applies. (With wixl's own RemoveExistingProducts after InstallFinalize, the old
+    product's removal deleted the new payload and key: folder and key were gone.)"""
     key = "HKLM\\SOFTWARE\\dcomc\\plant9-utilities"
     newer = built(PLANT9, tmp_path / "v2", version="1.1.0")
     computer(wine, "UTIL-SRV1")
@@ -437,6 +443,12 @@ def test_wine_detection_key_survives_a_major_upgrade(wine: dict[str, str], plant
     values = wine_values(wine, key)
     assert values is not None and values["ProductVersion"] == "REG_SZ 1.1.0"
     assert values["RebootRequired"] == "REG_DWORD 0x0"
+    target = installed_dir(wine, "plant9-utilities")
+    assert sorted(p.name for p in target.iterdir()) == sorted(f.name for f in payload_files(
+        "UTIL-SRV1"))
+    code, trace = msiexec(wine, "/x", winpath(newer / "UTIL-SRV1" / "UTIL-SRV1.msi"), "/qn")
+    assert code == 0 and "-Mode Rollback" in trace
+    assert wine_values(wine, key) is None
 
 
 def test_wine_refuses_another_computer(wine: dict[str, str], plant9: Path) -> None:
