@@ -110,7 +110,8 @@ def build_view(plan: SitePlan, ctx: EmitContext, findings: list[Finding],
     the MSIs among them when `msis_built`; `signer` the signing certificate (sign.CertInfo)
     when the bundle is signed, so that the approval names it."""
     files = _artifacts(plan, artifacts)
-    classes = [_class(c, plan, ctx, findings, files) for c in host_classes(plan)]
+    site = SiteIndex(frozenset(h.address for h in plan.hosts), _findings_by_host(findings))
+    classes = [_class(c, ctx, findings, files, site) for c in host_classes(plan)]
     del files["_per_host"]  # now in the classes' rows
     return {
         "site": plan.site, "description": plan.description or "", "identity": plan.identity,
@@ -172,8 +173,25 @@ def bundle_digest(artifacts: list[dict[str, str]]) -> str:
 
 # --- one host class ----------------------------------------------------------------------------
 
-def _class(cls: HostClass, plan: SitePlan, ctx: EmitContext, findings: list[Finding],
-           files: dict[str, Any]) -> ClassView:
+@dataclass(frozen=True, slots=True)
+class SiteIndex:
+    """What every class looks up in the whole site, worked out once per report: scanning
+    every host (or every lint) again for each of 2,000 classes made the review quadratic."""
+
+    addresses: frozenset[str]  # every host's address: is a rule's scope the whole site?
+    findings: dict[str, list[int]]  # host name -> indexes of the lints that name it
+
+
+def _findings_by_host(findings: list[Finding]) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for i, f in enumerate(findings):
+        for name in dict.fromkeys(f.host.split(", ") if f.host else ()):
+            found.setdefault(name, []).append(i)
+    return found
+
+
+def _class(cls: HostClass, ctx: EmitContext, findings: list[Finding],
+           files: dict[str, Any], site: SiteIndex) -> ClassView:
     host = cls.first
     names = [h.name for h in cls.hosts]
     count = f"{len(names)} host" + ("s" if len(names) != 1 else "")
@@ -189,11 +207,13 @@ def _class(cls: HostClass, plan: SitePlan, ctx: EmitContext, findings: list[Find
     view.reboots = [r.reason for r in host.of_kind(RebootNotice)]
     view.changes = _changes(host, ctx)
     view.matrices = _matrices(host)
-    view.openings = _openings(host, plan)
+    view.openings = _openings(host, site.addresses)
     view.secrets = [{"account": a, "property": f"DCOMC_PASSWORD_{n}"}
                     for n, a in enumerate(password_accounts(host), start=1)]
     view.manual = _manual(host)
-    view.lints = [_lint(f, ctx.spec_name) for f in findings if _hits(f, set(names))]
+    # the lints that name one of the class's hosts, in the findings' order, each once
+    hits = sorted({i for name in names for i in site.findings.get(name, ())})
+    view.lints = [_lint(findings[i], ctx.spec_name) for i in hits]
     return view
 
 
@@ -206,10 +226,6 @@ def _row(host: HostPlan, files: dict[str, Any]) -> dict[str, Any]:
                        for c in files["columns"]],
             "paths": [own[c["kind"]]["path"] if c["kind"] in own else ""
                       for c in files["columns"]]}
-
-
-def _hits(f: Finding, hosts: set[str]) -> bool:
-    return bool(f.host) and not hosts.isdisjoint((f.host or "").split(", "))
 
 
 def _shorten(items: list[str]) -> str:
@@ -241,8 +257,7 @@ def _changes(host: HostPlan, ctx: EmitContext) -> list[dict[str, Any]]:
             for r in host.resources]
 
 
-def _openings(host: HostPlan, plan: SitePlan) -> list[dict[str, Any]]:
-    site = {h.address for h in plan.hosts}
+def _openings(host: HostPlan, site: frozenset[str]) -> list[dict[str, Any]]:
     found = []
     for r in host.of_kind(FirewallRule):
         what = (f"TCP port {r.local_port}" if r.local_port else
