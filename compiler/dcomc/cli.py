@@ -33,7 +33,7 @@ from dcomc.diagnostics import (
     escaped,
     plural,
 )
-from dcomc.emit.render import plan_json, plan_text
+from dcomc.emit.render import plan_data, plan_text
 from dcomc.front import catalog
 from dcomc.front.spec import json_schema
 from dcomc.pipeline import Compiled, compile_file
@@ -260,7 +260,7 @@ def plan(spec_path: Path, host_names: tuple[str, ...], as_json: bool) -> None:
             known = ", ".join(h.name for h in compiled.plan.hosts)
             _input_error(f"no host {exc} in the spec (hosts: {known})", as_json=as_json)
     if as_json:
-        _echo_json(json.loads(plan_json(compiled.plan, hosts)), _diag_json(compiled.diagnostics))
+        _echo_json(plan_data(compiled.plan, hosts), _diag_json(compiled.diagnostics))
     else:
         click.echo(plan_text(compiled.plan, hosts), nl=False)
 
@@ -560,15 +560,18 @@ def _diff_colour(line: str) -> str | None:
     return DIFF_COLOURS.get(sign[0]) if len(sign) == 2 and sign[1] == " " else None
 
 
-_JSON_UNSAFE = re.compile(f"[{CONTROL_CHARS}{NONCHARACTERS}]")
+# The line feed is left out: the only raw one in json's output is the indentation's (json
+# escapes those in strings), and matching each of a large output's million lines cost seconds.
+_JSON_CONTROLS = CONTROL_CHARS.replace(r"\x00-\x1f", r"\x00-\x09\x0b-\x1f", 1)
+assert _JSON_CONTROLS != CONTROL_CHARS, "CONTROL_CHARS no longer starts with the C0 range"
+_JSON_UNSAFE = re.compile(f"[{_JSON_CONTROLS}{NONCHARACTERS}]")
 
 
 def json_text(data: Any) -> str:
     """`data` as indented JSON whose every character prints: what json leaves raw in strings
     (C1 controls, bidi and other invisible characters, lone surrogates) as \\u escapes."""
     text = json.dumps(data, indent=2, ensure_ascii=False)  # controls in strings escaped
-    return _JSON_UNSAFE.sub(lambda m: m.group() if m.group() == "\n" else  # the indentation's
-                            _json_escape(ord(m.group())), text)
+    return _JSON_UNSAFE.sub(lambda m: _json_escape(ord(m.group())), text)
 
 
 def _json_escape(code: int) -> str:
