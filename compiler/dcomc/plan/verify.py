@@ -187,8 +187,9 @@ def granted(principal: Principal, holders: list[Holder], host: HostPlan, *,
     for holder, mask, label in holders:
         if same(holder, principal):
             return Grant("ok", f"directly ({label})", mask, label)
+    groups = groups_of(principal, host)  # once, not once per holder
     for holder, mask, label in holders:
-        for group, member_id in groups_of(principal, host):
+        for group, member_id in groups:
             if same(holder, group):
                 return Grant("ok", f"via {group.name} ({member_id}; {label})", mask, label)
     for holder, mask, label in holders:
@@ -435,15 +436,14 @@ def _opening(host: HostPlan, peer: HostPlan, flow: Flow, port: str, program: str
 
 
 def admits(remote: Iterable[str], address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.partition("%")[0])
-    except ValueError:
+    ip = _address(address)
+    if ip is None:
         return False
     scope = _scope(tuple(remote))
     if scope.any:
         return True
-    starts, ends = scope.v4 if ip.version == 4 else scope.v6
-    value = int(ip)
+    version, value = ip
+    starts, ends = scope.v4 if version == 4 else scope.v6
     i = bisect.bisect_right(starts, value) - 1
     return i >= 0 and value <= ends[i]
 
@@ -456,6 +456,18 @@ class _Scope:
     any: bool
     v4: tuple[list[int], list[int]]
     v6: tuple[list[int], list[int]]
+
+
+# Each host's address is asked about for every flow it is in (clients x servers of them with
+# `--flows all`): parsed once. Bounded like _scope, a little above a large site's hosts.
+@functools.lru_cache(maxsize=16384)
+def _address(text: str) -> tuple[int, int] | None:
+    """(IP version, the address as an integer), None when it is not an address."""
+    try:
+        ip = ipaddress.ip_address(text.partition("%")[0])
+    except ValueError:
+        return None
+    return ip.version, int(ip)
 
 
 # The verifier asks about the same few remote lists for every flow (a `site` scope of 800
