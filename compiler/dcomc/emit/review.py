@@ -131,7 +131,8 @@ def build_view(plan: SitePlan, ctx: EmitContext, findings: list[Finding],
 def _artifacts(plan: SitePlan, artifacts: dict[str, list[dict[str, str]]]) -> dict[str, Any]:
     """The bundle digest, the files identical on every host (listed once), and the columns of
     the per-host hash tables (one per remaining kind, in manifest order)."""
-    listed = [dict(a) for h in plan.hosts for a in artifacts.get(h.name, [])]
+    # the manifest's own entries, only read here: copying 100,000 dicts cost 0.5 s
+    listed = [a for h in plan.hosts for a in artifacts.get(h.name, [])]
     by_rel: dict[str, set[str]] = {}
     for h in plan.hosts:
         for a in artifacts.get(h.name, []):
