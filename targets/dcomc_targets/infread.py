@@ -15,7 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dcomc_targets.readerror import ReadError
+from dcomc_targets.readerror import ReadError, decode_windows_text
+
+decode = decode_windows_text  # the readers share one decoder; `decode` for their callers
 
 NUMERIC_SECTIONS = ("System Access", "Kerberos Policy", "Event Audit", "System Log",
                     "Security Log", "Application Log")
@@ -41,23 +43,6 @@ class InfFile:
     def section(self, name: str) -> tuple[Entry, ...]:
         found = [entries for key, entries in self.sections if key.casefold() == name.casefold()]
         return tuple(e for entries in found for e in entries)
-
-
-def decode(data: bytes) -> tuple[str, str]:
-    """secedit writes UTF-16LE with a BOM; hand-written templates are often UTF-8 or ANSI."""
-    try:
-        if data.startswith(b"\xff\xfe"):
-            return data[2:].decode("utf-16-le"), "UTF-16LE with BOM"
-        if len(data) >= 4 and data[0] and not data[1] and not data[3]:
-            return data.decode("utf-16-le"), "UTF-16LE without BOM"
-    except UnicodeDecodeError as exc:
-        raise ReadError(f"not UTF-16LE text: {exc.reason} at byte {exc.start}") from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        return data.decode("utf-8"), "UTF-8"
-    except UnicodeDecodeError:
-        return data.decode("latin-1"), "ANSI"
 
 
 def sniff_text(text: str) -> bool:

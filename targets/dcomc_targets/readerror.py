@@ -24,3 +24,29 @@ class ReadError(ValueError):
         if not self.line:
             return f"{path}: error: {self.message}"
         return f"{path}:{self.line}:{max(self.col, 1)}: error: {self.message}"
+
+
+def decode_windows_text(data: bytes) -> tuple[str, str]:
+    """(text, encoding name) of a text file a Windows tool wrote or read — .reg (as `reg import`
+    tells the encodings apart) and security templates (secedit writes UTF-16LE with a BOM;
+    hand-written ones are often UTF-8 or ANSI)."""
+    try:
+        if data.startswith(b"\xff\xfe"):
+            return data[2:].decode("utf-16-le"), "UTF-16LE with BOM"
+        if len(data) >= 4 and data[0] and not data[1] and not data[3]:
+            return data.decode("utf-16-le"), "UTF-16LE without BOM"
+    except UnicodeDecodeError as exc:
+        raise ReadError(f"not UTF-16LE text: {exc.reason} at byte {exc.start}") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        try:
+            return data[3:].decode("utf-8"), "UTF-8 with BOM"
+        except UnicodeDecodeError as exc:
+            raise ReadError(f"not UTF-8 text: {exc.reason} at byte {exc.start + 3}") from None
+    try:
+        return data.decode("utf-8"), "UTF-8"
+    except UnicodeDecodeError:
+        pass
+    try:  # the ANSI code page: cp1252 on the Western European PCs this reader assumes
+        return data.decode("cp1252"), "ANSI (cp1252)"
+    except UnicodeDecodeError:  # five bytes cp1252 leaves undefined; Windows maps them 1:1
+        return data.decode("latin-1"), "ANSI (cp1252)"

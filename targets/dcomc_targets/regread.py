@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dcomc_targets.readerror import ReadError
+from dcomc_targets.readerror import ReadError, decode_windows_text
+
+decode = decode_windows_text  # the readers share one decoder; `decode` for their callers
 
 HEADER_V5 = "Windows Registry Editor Version 5.00"
 HEADER_V4 = "REGEDIT4"
@@ -68,30 +70,6 @@ def type_name(kind: int | None) -> str:
 
 
 # --- bytes -> text ----------------------------------------------------------------------------
-
-
-def decode(data: bytes) -> tuple[str, str]:
-    """(text, encoding name) of a .reg file's bytes, the way `reg import` tells them apart."""
-    try:
-        if data.startswith(b"\xff\xfe"):
-            return data[2:].decode("utf-16-le"), "UTF-16LE with BOM"
-        if len(data) >= 4 and data[0] and not data[1] and not data[3]:
-            return data.decode("utf-16-le"), "UTF-16LE without BOM"
-    except UnicodeDecodeError as exc:
-        raise ReadError(f"not UTF-16LE text: {exc.reason} at byte {exc.start}") from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        try:
-            return data[3:].decode("utf-8"), "UTF-8 with BOM"
-        except UnicodeDecodeError as exc:
-            raise ReadError(f"not UTF-8 text: {exc.reason} at byte {exc.start + 3}") from None
-    try:
-        return data.decode("utf-8"), "UTF-8"
-    except UnicodeDecodeError:
-        pass
-    try:  # the ANSI code page: cp1252 on the Western European PCs this reader assumes
-        return data.decode("cp1252"), "ANSI (cp1252)"
-    except UnicodeDecodeError:  # five bytes cp1252 leaves undefined; Windows maps them 1:1
-        return data.decode("latin-1"), "ANSI (cp1252)"
 
 
 def sniff(data: bytes) -> bool:
