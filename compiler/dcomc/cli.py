@@ -480,7 +480,7 @@ READ_PATH = click.Path(path_type=Path)
 def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     """Read artifacts (or whole bundle folders) back: registry values with descriptors as
     SDDL and principal x rights, INF sections, firewall rules."""
-    from dcomc.readback.compare import InputError
+    from dcomc.readback.files import InputError
     from dcomc.readback.inspect import files_of, inspect_file, render_text
     from dcomc_targets.readerror import ReadError
 
@@ -662,7 +662,7 @@ def sd_decode(value: str, kind: str | None) -> None:
     inline, from @FILE, or from standard input with -. Descriptors with a SACL or ACEs COM
     does not use are shown ACE by ACE.
     """
-    from dcomc.readback.compare import InputError
+    from dcomc.readback.files import InputError
 
     kinds: list[sdcodec.RightsKind] = ["launch", "access"] if kind is None else (
         ["launch"] if kind == "launch" else ["access"])
@@ -697,7 +697,7 @@ def _ace_line(item: dict[str, Any]) -> str:
 def _read_value(value: str) -> str:
     """The text of VALUE: inline, from standard input (-) or @FILE (a regular file), in
     UTF-8 or UTF-16 with its BOM (as `reg export` writes); InputError otherwise."""
-    from dcomc.readback.compare import InputError, decode_text, read_regular
+    from dcomc.readback.files import InputError, decode_text, read_regular
 
     if value == "-":
         raw, where = sys.stdin.buffer.read(), "standard input"
@@ -742,11 +742,11 @@ def diff_cmd(old: Path, new: Path, as_json: bool) -> None:
 def _comparing(what: str = "a spec", *, as_json: bool = False) -> Iterator[None]:
     """Bad input of diff and drift: a clear message and exit 2 (with --json: the spec's
     diagnostics in the JSON, the one line on stderr)."""
-    from dcomc.readback import compare
+    from dcomc.readback.files import InputError
 
     try:
         yield
-    except compare.InputError as exc:
+    except InputError as exc:
         _input_error(str(exc), as_json=as_json)
     except CompileError as exc:
         message = f"{what} has errors; nothing compared"
@@ -793,10 +793,11 @@ def drift_cmd(spec_path: Path, report_paths: tuple[Path, ...], as_json: bool) ->
     (or several report files), one per PC, is the whole site: each host in sync, drifted or
     without a report, matched by the computer name in each report, and reports of computers
     the spec does not have. Exit 0 when there is no drift, 1 when there is, 2 on bad input."""
-    from dcomc.readback import compare, drift
+    from dcomc.readback import drift
+    from dcomc.readback.files import require_regular
 
     with _comparing("the spec", as_json=as_json):
-        compare.require_regular(spec_path, "the spec")  # a FIFO would block the loader
+        require_regular(spec_path, "the spec")  # a FIFO would block the loader
         compiled = compile_file(spec_path)
         outcome = drift.drift_reports(compiled, spec_path, report_paths)
     _show(as_json, outcome.data, outcome.text)
@@ -875,11 +876,12 @@ def verify_cmd(bundle_path: Path, ca: Path | None, as_json: bool) -> None:
     signature valid and by one code-signing certificate that chains to --ca. Exit 0 when all
     hold, 1 when a check fails (each named), 2 on bad input."""
     from dcomc.emit.sign import SignError
-    from dcomc.readback import compare, verify
+    from dcomc.readback import verify
+    from dcomc.readback.files import require_regular
 
     with _comparing("the bundle", as_json=as_json):
         if ca is not None:
-            compare.require_regular(ca, "the CA file")
+            require_regular(ca, "the CA file")
         try:
             result = verify.verify(bundle_path, ca)
         except SignError as exc:

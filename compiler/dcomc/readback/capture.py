@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dcomc.readback.compare import InputError, load_json, read_regular
+from dcomc.readback.files import InputError, load_json, read_regular
 from dcomc.windows.sdbinary import from_binary
 
 FORMAT = "dcomc-capture"

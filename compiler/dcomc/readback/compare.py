@@ -15,7 +15,7 @@ A bundle is untrusted input (issue 17): its manifest must have the shape dcomc w
 path it names must be a plain relative path that resolves (symlinks followed) inside the
 bundle, and only regular files are opened, each checked before it is (a FIFO would block);
 anything else is an InputError, one line and exit 2 (`files.py` reads, `manifest.py` checks the
-manifest; their names are re-exported here for the commands that import them from `compare`).
+manifest).
 """
 
 from __future__ import annotations
@@ -31,18 +31,9 @@ from dcomc.diagnostics import escaped, plural
 from dcomc.emit.layout import MANIFEST
 from dcomc.emit.sign import SIGNATURE
 from dcomc.pipeline import Compiled, compile_file
-from dcomc.readback.files import InputError as InputError
-from dcomc.readback.files import decode_text as decode_text
-from dcomc.readback.files import json_type as json_type
-from dcomc.readback.files import load_json as load_json
-from dcomc.readback.files import open_regular as open_regular
-from dcomc.readback.files import read_regular as read_regular
-from dcomc.readback.files import require_regular as require_regular
-from dcomc.readback.manifest import PSD1_KIND as PSD1_KIND
-from dcomc.readback.manifest import Manifest as Manifest
-from dcomc.readback.manifest import bundle_path
-from dcomc.readback.manifest import read_manifest as read_manifest
-from dcomc.readback.manifest import tampered as tampered
+from dcomc.readback.files import InputError as InputError  # re-exported: the commands catch it
+from dcomc.readback.files import read_regular
+from dcomc.readback.manifest import bundle_path, read_manifest, tampered
 from dcomc.windows import sd
 from dcomc_targets import EmitContext, Options
 from dcomc_targets.powershell import BOM, host_data, parse_data

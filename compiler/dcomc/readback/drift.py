@@ -24,13 +24,8 @@ from typing import Any
 
 from dcomc.diagnostics import escaped
 from dcomc.pipeline import Compiled
-from dcomc.readback.compare import (
-    InputError,
-    load_json,
-    read_regular,
-    require_regular,
-    spec_host_data,
-)
+from dcomc.readback.compare import spec_host_data
+from dcomc.readback.files import InputError, load_json, read_regular, require_regular
 
 
 @dataclass(frozen=True, slots=True)

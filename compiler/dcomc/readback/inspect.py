@@ -9,7 +9,7 @@ from typing import Any
 
 from lxml import etree
 
-from dcomc.readback.compare import load_json, read_regular
+from dcomc.readback.files import load_json, read_regular
 from dcomc_targets import TARGETS, msi
 
 OLE_MAGIC = bytes.fromhex("d0cf11e0a1b11ae1")

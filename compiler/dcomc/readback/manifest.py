@@ -37,11 +37,6 @@ class Manifest:
     listed: dict[str, str]  # path relative to the bundle -> sha256, every file listed
 
 
-def tampered(folder: Path, manifest: Manifest) -> tuple[tuple[str, str], ...]:
-    """Files that differ from the manifest (see `_tampered`)."""
-    return _tampered(folder, manifest)
-
-
 def read_manifest(folder: Path) -> Manifest:
     """The manifest of the bundle `folder`; InputError when it is not a regular file of the
     bundle, not JSON, or not shaped as dcomc writes it."""
@@ -106,7 +101,7 @@ def bundle_path(folder: Path, rel: str, manifest: Path) -> Path:
     return folder / rel
 
 
-def _tampered(folder: Path, manifest: Manifest) -> tuple[tuple[str, str], ...]:
+def tampered(folder: Path, manifest: Manifest) -> tuple[tuple[str, str], ...]:
     """Files that differ from the manifest: edited (another sha256), missing, or unlisted.
     A listed path outside the bundle, or that is not a regular file there, is an InputError."""
     found: list[tuple[str, str]] = []
