@@ -25,11 +25,11 @@ import click
 from dcomc import __version__
 from dcomc.diagnostics import (
     CONTROL_CHARS,
-    MAX_MESSAGE,
     NONCHARACTERS,
     CompileError,
     Diagnostics,
     Severity,
+    cut,
     escaped,
     plural,
 )
@@ -501,7 +501,7 @@ def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
                 del results[str(path)]
                 failed.append(f"error: {path}: not an artifact dcomc reads ({KNOWN_ARTIFACTS})")
     if as_json:
-        _echo_json({"files": results}, [_message_json(_cut(line)) for line in failed])
+        _echo_json({"files": results}, [_message_json(cut(line)) for line in failed])
     else:
         lines: list[str] = []
         for name, content in results.items():
@@ -511,17 +511,12 @@ def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
         if lines:
             _echo_lines(lines)
     for line in failed:
-        _echo(escaped(_cut(line)), err=True, fg="red")
+        _echo(escaped(cut(line)), err=True, fg="red")
     if len(failed) + len(results) > 1 and failed:  # one file: its line says it all
         _echo(f"error: {plural(len(failed), 'file')} of {len(results) + len(failed)} not read",
               err=True, fg="red")
     if failed:
         sys.exit(EXIT_INPUT)
-
-
-def _cut(message: str) -> str:
-    """A message cut to MAX_MESSAGE characters: it may quote a huge input."""
-    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
 
 
 # What `inspect` recognises; a file of a bundle folder that is none of them is listed as unknown
@@ -532,13 +527,10 @@ KNOWN_ARTIFACTS = ("a .reg, secedit .inf, netsh script, WiX .wxs, PowerShell .ps
 def _input_error(message: str, prefix: str = "error: ", *, as_json: bool = False) -> NoReturn:
     """A malformed input: one line on stderr (escaped: an input may hold a newline or an
     escape sequence; cut if very long) and exit 2; with `as_json`, the JSON too."""
-    if len(message) > MAX_MESSAGE:
-        message = message[: MAX_MESSAGE - 3] + "..."
+    message = cut(message)
     if as_json:
         _echo_json({}, [_message_json(message)])
-    line = escaped(prefix + message)
-    _echo(line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 3] + "...", err=True,
-          fg="red")
+    _echo(cut(escaped(prefix + message)), err=True, fg="red")
     sys.exit(EXIT_INPUT)
 
 

@@ -47,10 +47,14 @@ def _escape(code: int) -> str:
         else f"\\U{code:08x}"
 
 
+def cut(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text` cut after `limit` characters, the last three of them `...`."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def shown(value: str, limit: int = MAX_VALUE) -> str:
     """A value as a diagnostic echoes it: cut after `limit` characters, then escaped."""
-    cut = value if len(value) <= limit else value[: limit - 3] + "..."
-    return escaped(cut)
+    return escaped(cut(value, limit))
 
 
 # A quoted value in a message longer than MAX_VALUE (every message quotes what it echoes): it
@@ -101,7 +105,7 @@ class Diagnostic:
         if len(self.message) <= MAX_VALUE:
             return self.message
         message = _LONG_QUOTED.sub(lambda m: f"'{m.group(1)[: MAX_VALUE - 3]}...'", self.message)
-        return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
+        return cut(message)
 
     def json(self) -> dict[str, Any]:
         """The machine-readable form every `--json` output and `check --format json` carry."""
