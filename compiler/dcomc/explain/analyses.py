@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from dcomc.emit.render import describe, principal_text, to_jsonable
 from dcomc.explain.knowledge import Cause, LookAt
+from dcomc.front.spec import Host
 from dcomc.pipeline import Compiled
 from dcomc.plan.flows import SiteFlows
 from dcomc.plan.model import (
@@ -34,6 +35,7 @@ from dcomc.plan.model import (
 )
 from dcomc.plan.principals import Resolver
 from dcomc.plan.verify import (
+    ADMINISTRATORS,
     DEFAULT_LAUNCH_LIMIT,
     LEGACY_AUTH_DEFAULT,
     PKT_INTEGRITY,
@@ -122,9 +124,12 @@ def _client_identities(compiled: Compiled) -> list[_ClientIdentity]:
     for flow in compiled.plan.flows:
         calls.setdefault((flow.client_host.casefold(), flow.client), set()).add(
             flow.server_host.casefold())
+    spec_hosts: dict[str, Host] = {}  # folded name → the spec's host, the first of a name
+    for name, declared in compiled.spec.hosts.items():
+        spec_hosts.setdefault(name.casefold(), declared)
     out: list[_ClientIdentity] = []
     for host in _hosts(compiled, ["client"]):
-        spec_host = _spec_host(compiled, host.name)
+        spec_host = spec_hosts.get(host.name.casefold())
         for key in spec_host.clients if spec_host else []:
             client = compiled.spec.clients.get(key)
             if client is None or not client.run_as:
@@ -133,13 +138,6 @@ def _client_identities(compiled: Compiled) -> list[_ClientIdentity]:
             out.append(_ClientIdentity(host, key, client.run_as,
                                        resolver.resolve(client.run_as), servers))
     return out
-
-
-def _spec_host(compiled: Compiled, name: str) -> Any:
-    for key, host in compiled.spec.hosts.items():
-        if key.casefold() == name.casefold():
-            return host
-    return None
 
 
 def _rights_text(kind: sd.RightsKind, mask: int | None) -> str:
@@ -310,9 +308,9 @@ def _callback_identity(compiled: Compiled) -> Iterator[Finding]:
     """Each server service's Log On account on the client hosts it calls back (workgroup: a
     local copy)."""
     flows = SiteFlows(compiled.plan.flows)
+    client_hosts = _hosts(compiled, ["client"])
     for server in _hosts(compiled, ["server"]):
-        clients = [c for c in _hosts(compiled, ["client"])
-                   if server.name in flows.called_back_by(c.name)]
+        clients = [c for c in client_hosts if server.name in flows.called_back_by(c.name)]
         for logon in server.of_kind(ServiceLogon):
             account = logon.account
             who = f"{server.name} service {logon.service} logs on as {principal_text(account)}"
@@ -333,28 +331,28 @@ def _callback_identity(compiled: Compiled) -> Iterator[Finding]:
                                   f"{account.name!r} on {client.name} (guide §2.1)", "problem")
                     continue
                 admin = [m.id for m in client.of_kind(GroupMember)
-                         if same(m.member, account) and m.group.sid == "S-1-5-32-544"]
+                         if same(m.member, account) and m.group.sid == ADMINISTRATORS.sid]
                 note = (f"; it is a local administrator there ({admin[0]}): remote UAC "
                         "filtering applies (docs/windows.md#security-options)") if admin else ""
                 yield Finding(client.name, user.id, f"{who}: exists on {client.name}{note}",
                               "ok")
 
 
-def _peers(compiled: Compiled, host: HostPlan) -> list[HostPlan]:
+def _peers(compiled: Compiled, flows: SiteFlows, host: HostPlan) -> list[HostPlan]:
     """The hosts whose flows reach `host`: its servers' callers, its clients' servers."""
-    flows = SiteFlows(compiled.plan.flows)
     names = {n.casefold() for n in (flows.callers(host.name) | flows.called_back_by(host.name))}
     return [h for h in compiled.plan.hosts if h.name.casefold() in names]
 
 
 def _firewall_scope(compiled: Compiled) -> Iterator[Finding]:
     """Each firewall rule's remote addresses against the peers that must reach the host."""
+    flows = SiteFlows(compiled.plan.flows)  # once, not once per host
     for host in compiled.plan.hosts:
         rules = host.of_kind(FirewallRule)
         if not any(r.local_port == "135" for r in rules):
             yield Finding(host.name, None, "no TCP 135 rule in the plan: the PC's own firewall "
                           "configuration must allow it (guide §5)", "unknown")
-        peers = _peers(compiled, host)
+        peers = _peers(compiled, flows, host)
         for rule in rules:
             if "any" in (r.casefold() for r in rule.remote):
                 yield Finding(host.name, rule.id, f"{describe(rule)}: any remote address")
