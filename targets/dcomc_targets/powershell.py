@@ -341,15 +341,7 @@ def parse_tree(text: str, *, stop_at_error: bool = False,
 def syntax_errors(text: str) -> list[tuple[int, int, str]]:
     """ERROR and MISSING nodes: (line, column, source excerpt), 1-based."""
     root, source = parse_tree(text)
-    found: list[tuple[int, int, str]] = []
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node.type == "ERROR" or node.is_missing:
-            excerpt = source[node.start_byte : node.start_byte + 60].decode("utf-8", "replace")
-            found.append((node.start_point[0] + 1, node.start_point[1] + 1, excerpt))
-        stack.extend(node.children)
-    return sorted(found)
+    return list(_script_walk(root, source, float("inf"))[1])
 
 
 def _first_error(root: Node, source: bytes) -> tuple[int, int, str]:
@@ -365,20 +357,6 @@ def _first_error(root: Node, source: bytes) -> tuple[int, int, str]:
     return node.start_point[0] + 1, node.start_point[1] + 1, excerpt
 
 
-def function_names(text: str) -> list[str]:
-    root, source = parse_tree(text)
-    names: list[str] = []
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if node.type == "function_statement":
-            name = next((c for c in node.children if c.type == "function_name"), None)
-            if name is not None:
-                names.append(source[name.start_byte : name.end_byte].decode("utf-8"))
-        stack.extend(reversed(node.children))
-    return names
-
-
 # The script view of each script read so far, by the SHA-256 of its bytes: a bundle holds the
 # same 75 kB engine (and entry point) in every host's folder, and `inspect` of 1,000 hosts
 # spent nearly all its time parsing them again (issue 18). Data files are not kept: each
@@ -390,13 +368,13 @@ _SCRIPTS: dict[bytes, tuple[tuple[str, ...], tuple[tuple[int, int, str], ...]]] 
 
 def _script_walk(root: Node, source: bytes, deadline: float,
                  ) -> tuple[tuple[str, ...], tuple[tuple[int, int, str], ...]]:
-    """function_names and syntax_errors of a parsed script in one walk, done by `deadline`
+    """The function names and syntax_errors of a parsed script in one walk, done by `deadline`
     (ValueError otherwise): a few hundred kB of garbage make a tree of a million nodes."""
     names: list[str] = []
     errors: list[tuple[int, int, str]] = []
     cursor = root.walk()
     visited = 0
-    while True:  # pre-order, as function_names
+    while True:  # pre-order: the functions in file order
         node = cursor.node
         assert node is not None
         visited += 1
