@@ -128,9 +128,9 @@ class SeceditTarget:
         return infread.sniff_text(text)
 
     def inspect(self, data: bytes) -> Any:
-        text, _ = infread.decode(data)
+        text, encoding = infread.decode(data)
         if GENERATED not in text[:4096]:  # a template dcomc did not write: every section
-            return infread.inspect(infread.parse_bytes(data))
+            return infread.inspect(infread.parse_text(text, encoding))
         content = self.read(data)
         return {
             "kind": "inf",

@@ -374,17 +374,22 @@ def _parse_rights(field: str) -> int:
     return _letters(field, _RIGHT_LETTERS, "SDDL right")
 
 
-def _parse_ace(body: str, domain: str | None = None, general: bool = False) -> Ace:
-    """One ACE string without parentheses: type;flags;rights;object;inherit_object;sid."""
-    if general:
-        return _parse_any_ace(body, domain)
+def _ace_fields(body: str) -> list[str]:
+    """The six `;`-separated fields of an ACE string, each trimmed."""
     fields = [f.strip() for f in body.split(";")]
     if len(fields) != 6:
         raise SDError(
             f"ACE ({body}) has {len(fields)} fields, expected 6 "
             "(type;flags;rights;object_guid;inherit_object_guid;sid)"
         )
-    ace_type, flags, rights, guid, inherit_guid, sid = fields
+    return fields
+
+
+def _parse_ace(body: str, domain: str | None = None, general: bool = False) -> Ace:
+    """One ACE string without parentheses: type;flags;rights;object;inherit_object;sid."""
+    if general:
+        return _parse_any_ace(body, domain)
+    ace_type, flags, rights, guid, inherit_guid, sid = _ace_fields(body)
     if ace_type in ("OA", "OD"):
         raise SDError(f"object ACE ({body}) is not supported: COM ACLs use only A and D ACEs")
     if ace_type not in ("A", "D"):
@@ -403,13 +408,7 @@ def _parse_ace(body: str, domain: str | None = None, general: bool = False) -> A
 
 def _parse_any_ace(body: str, domain: str | None) -> Ace:
     """Any ACE Windows writes as SDDL, but conditional expressions and resource attributes."""
-    fields = [f.strip() for f in body.split(";")]
-    if len(fields) != 6:
-        raise SDError(
-            f"ACE ({body}) has {len(fields)} fields, expected 6 "
-            "(type;flags;rights;object_guid;inherit_object_guid;sid)"
-        )
-    ace_type, flags, rights, guid, inherit_guid, sid = fields
+    ace_type, flags, rights, guid, inherit_guid, sid = _ace_fields(body)
     if ace_type not in ACE_TYPES:
         raise SDError(f"ACE type {ace_type!r} in ({body}) is not supported: expected one of "
                       f"{', '.join(ACE_TYPES)}")
