@@ -45,22 +45,21 @@ from dcomc.plan.model import (
     SitePlan,
 )
 from dcomc.plan.principals import Resolver
+from dcomc.windows import sids
 
 PKT_INTEGRITY = 5  # RPC_C_AUTHN_LEVEL_PKT_INTEGRITY (docs/windows.md#authentication-levels)
 LEGACY_AUTH_DEFAULT = 2  # LegacyAuthenticationLevel when absent (docs/windows.md#machine-defaults)
 
 
-def _wk(name: str, sid: str) -> Principal:
-    return Principal(name, PrincipalKind.WELL_KNOWN, sid)
+def _wk(sid: str) -> Principal:
+    """A well-known principal, by its SID and the English name of the one table (sids)."""
+    return Principal(sids.display_name(sid), PrincipalKind.WELL_KNOWN, sid)
 
 
-EVERYONE, ANONYMOUS = _wk("Everyone", "S-1-1-0"), _wk("ANONYMOUS LOGON", "S-1-5-7")
-ADMINISTRATORS, SYSTEM = _wk("Administrators", "S-1-5-32-544"), _wk("SYSTEM", "S-1-5-18")
+EVERYONE, ANONYMOUS = _wk("S-1-1-0"), _wk("S-1-5-7")
+ADMINISTRATORS, SYSTEM = _wk("S-1-5-32-544"), _wk("S-1-5-18")
 # Who passes the machine launch limit out of the box, remotely (docs/windows.md#machine-limits).
-DEFAULT_LAUNCH_LIMIT = (
-    ADMINISTRATORS, _wk("Distributed COM Users", "S-1-5-32-562"),
-    _wk("Performance Log Users", "S-1-5-32-559"),
-)
+DEFAULT_LAUNCH_LIMIT = (ADMINISTRATORS, _wk("S-1-5-32-562"), _wk("S-1-5-32-559"))
 # Groups every authenticated account is in.
 IMPLICIT_GROUPS = frozenset({"S-1-1-0", "S-1-5-11"})  # Everyone, Authenticated Users
 # COM rights bits (docs/windows.md#com-rights): what a remote or a local flow needs.
@@ -72,8 +71,8 @@ FULL = 0x1F
 # Windows' documented starting points (docs/windows.md#machine-defaults, #machine-limits):
 # the AppID defaults `permissions: add` keeps, and the machine access limit.
 DEFAULT_APP_ACL: dict[str, tuple[tuple[Principal, int], ...]] = {
-    "launch": ((ADMINISTRATORS, FULL), (SYSTEM, FULL), (_wk("INTERACTIVE", "S-1-5-4"), FULL)),
-    "access": ((_wk("SELF", "S-1-5-10"), 0x07), (SYSTEM, 0x07)),
+    "launch": ((ADMINISTRATORS, FULL), (SYSTEM, FULL), (_wk("S-1-5-4"), FULL)),  # INTERACTIVE
+    "access": ((_wk("S-1-5-10"), 0x07), (SYSTEM, 0x07)),  # SELF
 }
 DEFAULT_ACCESS_LIMIT = ((EVERYONE, 0x07), (ANONYMOUS, 0x03))
 DEFAULT_LAUNCH_LIMIT_EVERYONE = 0x0B  # Everyone: local launch and activation only
