@@ -33,7 +33,7 @@ from dcomc.emit.sign import SIGNATURE
 from dcomc.pipeline import Compiled, compile_file
 from dcomc.readback.files import InputError as InputError  # re-exported: the commands catch it
 from dcomc.readback.files import read_regular
-from dcomc.readback.manifest import bundle_path, read_manifest, tampered
+from dcomc.readback.manifest import Manifest, bundle_path, read_manifest, tampered
 from dcomc.windows import sd
 from dcomc_targets import EmitContext, Options
 from dcomc_targets.powershell import BOM, host_data, parse_data
@@ -117,17 +117,17 @@ def load_bundle(folder: Path) -> Side:
     version = manifest.version
     return Side(folder, "bundle", manifest.site, manifest.spec_name, manifest.spec_sha256,
                 f"dcomc {version}" if version else None, hosts,
-                tampered(folder, manifest) + _signatures(folder))
+                tampered(folder, manifest) + _signatures(folder, manifest))
 
 
-def _signatures(folder: Path) -> tuple[tuple[str, str], ...]:
+def _signatures(folder: Path, manifest: Manifest) -> tuple[tuple[str, str], ...]:
     """A signed bundle's signatures that do not hold (dcomc verify without the trust checks:
     diff has no CA to judge the chain by), as tampered files."""
     from dcomc.readback import verify
 
     if not os.path.lexists(folder / SIGNATURE):
         return ()
-    return tuple((f.path or MANIFEST, "signature") for f in verify.integrity(folder))
+    return tuple((f.path or MANIFEST, "signature") for f in verify.integrity(folder, manifest))
 
 
 def _read_psd1(path: Path, folder: Path) -> dict[str, Any]:

@@ -105,16 +105,15 @@ def verify(folder: Path, ca: Path | None) -> Result:
         if certs is not None:
             result.signer = cert_info(certs[0])
             result.failures += _certificate(result.signer, certs, ca, work)
-        anchors = _ca_file(ca)
+        anchors = ca if ca is not None else SYSTEM_CA
         result.failures += _authenticode(folder, manifest, result, anchors)
     return result
 
 
-def integrity(folder: Path) -> list[Failure]:
+def integrity(folder: Path, manifest: bundle_manifest.Manifest) -> list[Failure]:
     """The signatures' part of `verify` without trusting anyone (what `dcomc diff` adds to a
     signed bundle's tampered files): the manifest signature holds, and every Authenticode
     signature covers its file and is by the manifest's signer. Chain and validity aside."""
-    manifest = bundle_manifest.read_manifest(folder)
     result = Result(folder)
     with _Workspace() as work:
         certs = _manifest_signer(folder, work, result)
@@ -206,10 +205,6 @@ def _chain_error(proc: subprocess.CompletedProcess[bytes]) -> str:
     text = (proc.stdout + proc.stderr).decode(errors="replace")
     reasons = [line.partition(" lookup: ")[2] for line in text.splitlines() if " lookup: " in line]
     return reasons[0].strip() if reasons else last_error(proc)
-
-
-def _ca_file(ca: Path | None) -> Path:
-    return ca if ca is not None else SYSTEM_CA
 
 
 def _system_ca() -> bytes:
