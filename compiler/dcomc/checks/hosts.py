@@ -16,6 +16,7 @@ from dcomc.diagnostics import did_you_mean
 from dcomc.front import catalog
 from dcomc.front.load import NodePath
 from dcomc.front.spec import RUN_AS_VALUES, Spec
+from dcomc.plan import flows
 from dcomc.plan.flows import expand_hosts
 
 _GUID_RE = re.compile(r"^\{[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}\}$")
@@ -101,8 +102,7 @@ def _run_as_account(ctx: Context, path: NodePath, value: str) -> None:
 
 
 def _service_identity(ctx: Context, path: NodePath, key: str, server: Any, product: Any) -> None:
-    mode = server.process_mode or ("service" if server.service_account else "interactive")
-    service = server.service or (product.service if product else None)
+    mode, service = flows.process_mode(server), flows.server_service(server)
     product_unknown = server.product is not None and product is None  # E110 says it all
     if mode == "service" and not service and not product_unknown:
         ctx.error(path, "E115", f"server '{key}' runs as a service, but its service name is "
@@ -235,17 +235,17 @@ def _port_range_needed(ctx: Context, name: str, host: Any) -> None:
     """E320: `firewall.open: rpc_ports` on a host whose roles give no `rpc_ports`: the rule
     would open no port, and the servers would listen on Windows' whole dynamic range."""
     roles = [r for r, on in (("server", host.servers), ("client", host.clients)) if on]
-    if any(_effective(ctx.spec, name, role, "rpc_ports")[0] for role in roles):
+    if any(effective(ctx.spec, name, role, "rpc_ports")[0] for role in roles):
         return
     for role in roles:
-        value, where = _effective(ctx.spec, name, role, "firewall", "open")
+        value, where = effective(ctx.spec, name, role, "firewall", "open")
         if value == "rpc_ports" and where is not None:
             ctx.error(where, "E320", f"firewall.open is rpc_ports on host '{name}', but no "
                       f"rpc_ports range is set for it: add `rpc_ports: 5000-5100` to "
                       f"machine.{role} (or the host's machine), or open programs")
 
 
-def _effective(spec: Spec, host: str, role: str, *keys: str) -> tuple[Any, NodePath | None]:
+def effective(spec: Spec, host: str, role: str, *keys: str) -> tuple[Any, NodePath | None]:
     """A machine setting of a host's role as lowering layers it (the host's own `machine`,
     then `machine.<role>`; the built-in defaults have no range and open programs)."""
     layers: list[tuple[NodePath, Any]] = [(("hosts", host, "machine"), spec.hosts[host].machine),

@@ -24,6 +24,7 @@ from dcomc.diagnostics import CONTROL_CHARS, NONCHARACTERS, Diagnostics, escaped
 from dcomc.front import catalog
 from dcomc.front.load import Loaded, NodePath
 from dcomc.front.spec import Spec
+from dcomc.plan import flows
 from dcomc.plan.principals import Resolver
 from dcomc.windows import sids
 
@@ -234,7 +235,6 @@ def _accounts(ctx: Context) -> None:
         _check_sid(ctx, ("accounts", "groups", name), group.sid, group.existing)
 
 
-
 def _check_password(
     ctx: Context, path: NodePath, name: str, password: str | None, existing: bool
 ) -> None:
@@ -338,8 +338,7 @@ def _host_service_accounts(spec: Spec, host: Any) -> Iterator[tuple[str, str, st
         server = spec.servers.get(key)
         if server is None or not server.service_account:
             continue
-        product = catalog.product(server.product) if server.product else None
-        service = server.service or (product.service if product else None)
+        service = flows.server_service(server)
         if service:
             yield service, server.service_account, f"server '{key}'"
     for key in host.clients:
@@ -399,9 +398,8 @@ def _service_logon_refs(spec: Spec) -> Iterator[tuple[NodePath, str, str]]:
     """(path, account, whose) of every service Log On account some host sets (as lower does)."""
     on_hosts = {key for host in spec.hosts.values() for key in host.servers}
     for key, server in spec.servers.items():
-        product = catalog.product(server.product) if server.product else None
-        service = server.service or (product.service if product else None)
-        mode = server.process_mode or ("service" if server.service_account else "interactive")
+        service = flows.server_service(server)
+        mode = flows.process_mode(server)
         if key in on_hosts and service and server.service_account and mode == "service":
             yield ("servers", key, "service_account"), server.service_account, \
                 f"server '{key}'"
@@ -414,7 +412,8 @@ def _service_logon_refs(spec: Spec) -> Iterator[tuple[NodePath, str, str]]:
 def _server_executables(ctx: Context) -> None:
     """A server firewall rule needs the executable: refuse to drop it silently (§5.1 step 5)."""
     for name, host in ctx.spec.hosts.items():
-        if not _host_flag(ctx.spec, host, "server_executables"):
+        flag, _ = hosts.effective(ctx.spec, name, "server", "firewall", "server_executables")
+        if flag is False:
             continue
         for i, key in enumerate(host.servers):
             server = ctx.spec.servers.get(key)
@@ -427,15 +426,6 @@ def _server_executables(ctx: Context) -> None:
                 ctx.error(("hosts", name, "servers", i), "E125", f"the executable of server "
                           f"'{key}' is unknown, so no firewall rule can allow it: give "
                           "`executable`, or set firewall.server_executables: false")
-
-
-def _host_flag(spec: Spec, host: Any, flag: str) -> bool:
-    for layer in (host.machine, spec.machine.server):
-        if layer is not None and layer.firewall is not None:
-            value = getattr(layer.firewall, flag)
-            if value is not None:
-                return bool(value)
-    return True
 
 
 _RULES = (
