@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from dcomc.diagnostics import Diagnostics, Severity, Span
 from dcomc.front.spec import Spec
+from dcomc.plan.flows import process_mode
 from dcomc.plan.model import (
     AppIdAuthLevel,
     AppIdPermission,
@@ -413,7 +414,7 @@ def _run_as(spec: Spec, plan: SitePlan) -> Iterator[Finding]:
             server = spec.servers.get(r.app.key)
             if server is None:
                 continue
-            if _service_mode(server.process_mode, server.service_account):
+            if process_mode(server) == "service":
                 yield _finding("W622", host, r, (
                     f"{r.app.key} runs as a Windows service, whose Log On account is its "
                     "identity: COM ignores RunAs for it; remove run_as "
@@ -424,10 +425,6 @@ def _run_as(spec: Spec, plan: SitePlan) -> Iterator[Finding]:
                     "a server process for each client account, under its identity, so remote "
                     "clients do not share one server; use run_as: interactive_user "
                     f"({WINDOWS_MD}#runas)"))
-
-
-def _service_mode(mode: str | None, service_account: str | None) -> bool:
-    return (mode or ("service" if service_account else "interactive")) == "service"
 
 
 # --- W623: a fixed RPC port range -------------------------------------------------------------

@@ -32,6 +32,8 @@ from dcomc.plan.flows import (
     admin_applies,
     fallback_reasons,
     placement,
+    server_service,
+    service_account,
     service_accounts,
     site_flows,
 )
@@ -309,10 +311,10 @@ class _Host:
     def _service_identity(self) -> None:
         for key in self.host.servers:
             server = self.spec.servers[key]
-            service = _server_service(server)
-            if service and server.service_account and _process_mode(server) == "service":
+            service, account = server_service(server), service_account(server)
+            if service and account:
                 path: NodePath = ("servers", key, "service_account")
-                self._logon(service, server.service_account, path, "§3.2")
+                self._logon(service, account, path, "§3.2")
         for key in self.host.clients:
             client = self.spec.clients[key]
             if client.service and client.run_as:
@@ -657,15 +659,6 @@ def _first_set(settings: list[Setting]) -> Setting:
 def _level_or_delete(level: str, table: dict[str, int]) -> int | None:
     """`default` deletes the value, so Windows' own default applies."""
     return None if level == "default" else table[level]
-
-
-def _process_mode(server: Server) -> str:
-    return server.process_mode or ("service" if server.service_account else "interactive")
-
-
-def _server_service(server: Server) -> str | None:
-    product = catalog.product(server.product) if server.product else None
-    return server.service or (product.service if product else None)
 
 
 def _server_executable(server: Server) -> str | None:
