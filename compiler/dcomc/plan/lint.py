@@ -43,12 +43,12 @@ from dcomc.plan.model import (
     SitePlan,
     UserRight,
 )
-from dcomc.windows import sd
+from dcomc.windows import sd, sids
 
 PKT_INTEGRITY = 5
 EVERYONE, ANONYMOUS = "S-1-1-0", "S-1-5-7"
 LAUNCH_BITS = 0x1E  # local/remote launch and activation
-BUILTIN_LOGONS = {"S-1-5-18": "SYSTEM", "S-1-5-19": "LOCAL SERVICE", "S-1-5-20": "NETWORK SERVICE"}
+BUILTIN_LOGONS = frozenset({"S-1-5-18", "S-1-5-19", "S-1-5-20"})  # SYSTEM, LOCAL/NETWORK SERVICE
 DCOM_USERS = "S-1-5-32-562"
 # Windows' documented default machine launch limit (docs/windows.md#machine-limits): SID → the
 # COM rights it grants. Everyone's local rights reach every account. Only these documented
@@ -125,11 +125,13 @@ def lint(spec: Spec, plan: SitePlan) -> Findings:
 
 
 def _merged(found: Iterable[Finding]) -> list[Finding]:
-    hosts: dict[tuple[str, str, Span | None], list[str]] = {}
+    # the hosts of each finding in first-seen order, as dict keys: a finding on every host of
+    # a 10,000-host site searched a list of them for each host
+    hosts: dict[tuple[str, str, Span | None], dict[str, None]] = {}
     for finding in found:
-        names = hosts.setdefault((finding.code, finding.message, finding.span), [])
-        if finding.host and finding.host not in names:
-            names.append(finding.host)
+        names = hosts.setdefault((finding.code, finding.message, finding.span), {})
+        if finding.host:
+            names[finding.host] = None
     merged = [Finding(code, ", ".join(names) or None, f"{', '.join(names)}: {message}"
                       if names else message, span)
               for (code, message, span), names in hosts.items()]
@@ -282,7 +284,7 @@ def _service_account(spec: Spec, host: HostPlan, r: ServiceLogon) -> Iterator[Fi
             "server stops authenticating the day it does (password_never_expires: true)"))
     if plan_is_workgroup(spec) and account.sid in BUILTIN_LOGONS:
         yield _finding("W617", host, r, (
-            f"{r.service} logs on as {BUILTIN_LOGONS[account.sid]}, which cannot authenticate "
+            f"{r.service} logs on as {sids.display_name(account.sid)}, which cannot authenticate "
             "to another PC of a workgroup; use a site account (guide §3.2)"))
     if plan_is_workgroup(spec) and user is not None and user.existing and (
             account.kind is PrincipalKind.LOCAL):
