@@ -330,9 +330,7 @@ def build(spec_path: Path, out: Path | None, strict: bool, self_contained: bool,
                       product_version=_product_version(product_version))
     errors = Diagnostics()
     # every reason to refuse, at once: lint warnings and what only the PC can resolve
-    judged = compiled.findings if strict else lint.Findings([], [])
-    if self_contained and isinstance(compiled.findings, lint.Findings):
-        judged = lint.Findings(list(judged), compiled.findings.pending)
+    judged = lint.Findings(compiled.findings if strict else [], compiled.findings.pending)
     lint.report(judged, errors, strict=strict, self_contained=self_contained)
     missing = _missing_msi_tools(no_msi)
     refused = errors.has_errors or missing is not None
@@ -397,7 +395,7 @@ def _unwritable(bundle: Any, out: Path, exc: OSError) -> Diagnostics:
 def _product_version(text: str) -> str:
     parts = text.split(".")
     if not 2 <= len(parts) <= 4 or not all(p.isdigit() and int(p) < 65536 for p in parts) or (
-            int(parts[0]) > 255 or (len(parts) > 1 and int(parts[1]) > 255)):
+            int(parts[0]) > 255 or int(parts[1]) > 255):
         _input_error(f"--product-version {text!r} is not an MSI version (major.minor.build, "
                      "major and minor at most 255)")
     return text

@@ -28,7 +28,7 @@ class Compiled:
     plan: SitePlan
     sha256: str
     diagnostics: Diagnostics
-    findings: list[lint_stage.Finding]
+    findings: lint_stage.Findings  # the lints, and what --self-contained refuses
     verified: tuple[verify_stage.Finding, ...] = ()  # the flow verifier's findings
 
 
