@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from dcomc.front.load import load_data
+from dcomc.front.load import load_data, yaml_quote
 
 
 class Product(BaseModel):
@@ -41,6 +41,14 @@ def product(key: str) -> Product | None:
     return products().get(key)
 
 
+def key_of_clsid(clsid: str) -> str | None:
+    """The key of the catalog product registered under `clsid` (any case), or None."""
+    for key, known in products().items():
+        if known.clsid and known.clsid.upper() == clsid.upper():
+            return key
+    return None
+
+
 # --- entries from captured servers (`dcomc catalog --from`), for contributors to verify ----------
 
 FIELDS = ("progid", "clsid", "appid", "executable", "service", "bitness")
@@ -62,9 +70,9 @@ def _captured_fields(server: dict[str, Any]) -> dict[str, Any]:
 
 def _key(fields: dict[str, Any], taken: set[str]) -> str:
     """The catalog's key for a known CLSID, else one made from the ProgID."""
-    for key, known in products().items():
-        if known.clsid and known.clsid.upper() == fields["clsid"]:
-            return key
+    known = key_of_clsid(fields["clsid"])
+    if known is not None:
+        return known
     base = _KEY.sub("-", str(fields["progid"] or fields["clsid"]).lower()).strip("-")[:40]
     key, n = base or "server", 2
     while key in taken or key in products():
@@ -106,7 +114,7 @@ def _scalar(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
-    return "'" + str(value).replace("'", "''") + "'"
+    return yaml_quote(str(value))
 
 
 def entries_text(entries: dict[str, dict[str, Any]]) -> str:

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dcomc.front.catalog import products
+from dcomc.front.catalog import key_of_clsid
+from dcomc.front.load import yaml_quote as quote
 from dcomc.readback.capture import Capture, as_list
 from dcomc.windows.sd import ACCESS_RIGHTS, LAUNCH_RIGHTS, Ace, parse_sddl
 from dcomc.windows.sdbinary import from_binary
@@ -35,11 +36,6 @@ LOCAL_RID = re.compile(r"^S-1-5-21-\d+-\d+-\d+-(\d+)$")
 BUILTIN_LOGONS = {"localsystem", ".\\localsystem", "nt authority\\localservice",
                   "nt authority\\networkservice", "nt authority\\local service",
                   "nt authority\\network service"}
-
-
-def quote(text: str) -> str:
-    """A YAML single-quoted scalar: the only escape is '' for '."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def slug(text: str) -> str:
@@ -211,10 +207,9 @@ def _ace_lines(aces: Sequence[Ace], rights: dict[str, int], principals: Principa
 
 
 def _server_key(server: dict[str, Any], site: Site) -> tuple[str, str | None]:
-    clsid = str(server["Clsid"]).upper()
-    for key, product in products().items():
-        if product.clsid and product.clsid.upper() == clsid:
-            return key, key
+    known = key_of_clsid(str(server["Clsid"]))
+    if known is not None:
+        return known, known
     base = slug(str(server.get("ProgId") or server.get("Name") or "server"))
     key, n = base, 2
     while key in site.servers:

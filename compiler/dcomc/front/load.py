@@ -157,6 +157,11 @@ class _LimitError(Exception):
         self.span, self.message = span, message
 
 
+def yaml_quote(text: str) -> str:
+    """A YAML single-quoted scalar for one line of text: the only escape is '' for '."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def load_data(text: str) -> Any:
     """Plain data of a YAML file shipped with dcomc (catalog, knowledge base): no spans."""
     return yaml.load(text, Loader=_FAST_LOADER)
