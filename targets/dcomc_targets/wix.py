@@ -192,9 +192,7 @@ def _apply_command(host: HostPlan, site: str) -> str:
     action fails the install on any exit code but 0, and cannot tell 5 from a failure. The
     folder is Program Files unless an administrator sets DCOMC_INSTALLDIR: a `%` in it would be
     expanded by cmd.exe (the JScript route refuses it; this route cannot check)."""
-    return ('/d /v:off /s /c ""[POWERSHELLEXE]" '
-            f'{PS_FLAGS} -File "[{INSTALLDIR}]Invoke-DcomConfig.ps1" -Mode Apply '
-            f'-DataFile "[{INSTALLDIR}]{msi_formatted(host.name)}.psd1" -BackupName {BACKUP_NAME}'
+    return ('/d /v:off /s /c ""[POWERSHELLEXE]" ' + _engine_command(host, "Apply")
             + reboot_tail("[System64Folder]reg.exe", "HKLM\\" + reboot_key(site)) + '"')
 
 
@@ -218,8 +216,10 @@ def detection_values(host: HostPlan, site: str, version: str,
         ("RebootRequired", "integer", "1")]
 
 
-def _rollback_command(host: HostPlan) -> str:
-    return (f'{PS_FLAGS} -File "[{INSTALLDIR}]Invoke-DcomConfig.ps1" -Mode Rollback '
+def _engine_command(host: HostPlan, mode: str) -> str:
+    """PowerShell's arguments (Formatted) that run the installed engine in `mode` on the host's
+    data file and the MSI's backup."""
+    return (f'{PS_FLAGS} -File "[{INSTALLDIR}]Invoke-DcomConfig.ps1" -Mode {mode} '
             f'-DataFile "[{INSTALLDIR}]{msi_formatted(host.name)}.psd1" -BackupName {BACKUP_NAME}')
 
 
@@ -295,15 +295,14 @@ def _custom_action_rows(host: HostPlan, site: str) -> list[dict[str, str]]:
         rows.append({"Id": "DcomcApply", "Property": "DCOMCCMDEXE",
                      "ExeCommand": _apply_command(host, site), "Execute": "deferred",
                      "Impersonate": "no", "Return": "check"})
+    rollback = _engine_command(host, "Rollback")
     rows += [
         {"Id": "DcomcApplyRollback", "Property": "POWERSHELLEXE",
-         "ExeCommand": _rollback_command(host), "Execute": "rollback", "Impersonate": "no",
-         "Return": "ignore"},
+         "ExeCommand": rollback, "Execute": "rollback", "Impersonate": "no", "Return": "ignore"},
         # never "check": a failed restore must not make the product impossible to remove
         # (the engine logs it and keeps the backup for a retry, audit M8)
         {"Id": "DcomcUninstall", "Property": "POWERSHELLEXE",
-         "ExeCommand": _rollback_command(host), "Execute": "deferred", "Impersonate": "no",
-         "Return": "ignore"},
+         "ExeCommand": rollback, "Execute": "deferred", "Impersonate": "no", "Return": "ignore"},
         {"Id": "DcomcCheckReboot", "BinaryKey": "DcomcApplyJs", "JScriptCall": "CheckReboot",
          "Impersonate": "yes", "Return": "check", "Win64": "yes"},
     ]
