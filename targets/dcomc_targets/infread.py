@@ -24,6 +24,10 @@ NUMERIC_SECTIONS = ("System Access", "Kerberos Policy", "Event Audit", "System L
 ACL_SECTIONS = ("Service General Setting", "Registry Keys", "File Security")
 KNOWN_SECTIONS = ("Unicode", "Version", *NUMERIC_SECTIONS, "Registry Values",
                   "Privilege Rights", "Group Membership", *ACL_SECTIONS)
+# The same names casefolded, as sections are matched (once here, not per line).
+_NUMERIC = frozenset(name.casefold() for name in NUMERIC_SECTIONS)
+_ACL = frozenset(name.casefold() for name in ACL_SECTIONS)
+_KNOWN = frozenset(name.casefold() for name in KNOWN_SECTIONS)
 REG_TYPES = {1: "REG_SZ", 2: "REG_EXPAND_SZ", 3: "REG_BINARY", 4: "REG_DWORD", 5:
              "REG_DWORD_BIG_ENDIAN", 6: "REG_LINK", 7: "REG_MULTI_SZ", 11: "REG_QWORD"}
 
@@ -81,7 +85,7 @@ def parse_text(text: str, encoding: str = "text") -> InfFile:
 
 def _entry(section: str, line: str, number: int) -> Entry:
     kind = section.casefold()
-    if kind in (name.casefold() for name in ACL_SECTIONS):
+    if kind in _ACL:
         name, mode, sddl = _name_mode_acl(line, number)
         return Entry(number, name, {"mode": mode, "sddl": sddl})
     key, found, value = line.partition("=")
@@ -96,7 +100,7 @@ def _entry(section: str, line: str, number: int) -> Entry:
         group, _, relation = key.rpartition("__")
         return Entry(number, key, {"group": group or key, "relation": relation,
                                    "sids": split_list(value)})
-    if kind in (name.casefold() for name in NUMERIC_SECTIONS):
+    if kind in _NUMERIC:
         return Entry(number, key, _scalar(value))
     return Entry(number, key, _unquote(value))
 
@@ -169,7 +173,7 @@ def inspect(inf: InfFile) -> dict[str, Any]:
         for entry in entries:
             target[entry.key] = entry.value
     unsupported = [name for name, _ in inf.sections
-                   if name.casefold() not in (k.casefold() for k in KNOWN_SECTIONS)]
+                   if name.casefold() not in _KNOWN]
     return {"kind": "generic .inf", "encoding": inf.encoding, "sections": sections,
             "unsupported": [f"[{name}]: not a section secedit writes; its lines are shown as "
                             "key = value" for name in unsupported]}

@@ -101,7 +101,7 @@ class NetshTarget:
 
     def sniff(self, data: bytes, name: str) -> bool:
         head = netshread.decode(data[:4096]).casefold()
-        return name.casefold().endswith(".netsh") or " ".join(head.split()).find(PREFIX) >= 0
+        return name.casefold().endswith(".netsh") or PREFIX in " ".join(head.split())
 
     def inspect(self, data: bytes) -> Any:
         text = netshread.decode(data)

@@ -17,7 +17,7 @@ from typing import Any
 
 from lxml import etree
 
-from dcomc_targets.netshread import DEFAULTS, addresses, rule_json
+from dcomc_targets.netshread import ADDRESS_KEYWORDS, DEFAULTS, addresses, rule_json
 from dcomc_targets.quoting import msi_unformatted
 from dcomc_targets.readerror import ReadError
 
@@ -28,8 +28,6 @@ NAMESPACES = {V3_NS: "v3", V4_NS: "v4"}
 _PLAIN = {"Name": "name", "Description": "description", "Port": "localport",
           "RemotePort": "remoteport", "Grouping": "group", "Service": "service"}
 _IGNORED = ("Id", "IgnoreFailure", "OnUpdate")  # installer behaviour, not the rule
-_SCOPES = {"any": "any", "localsubnet": "localsubnet", "dns": "dns", "dhcp": "dhcp",
-           "wins": "wins", "defaultgateway": "defaultgateway"}
 
 
 def sniff(data: bytes) -> bool:
@@ -93,10 +91,10 @@ def _attribute(options: dict[str, str], name: str, value: str) -> bool:
         options["program"] = f"[#{value}]"
     elif name == "Protocol":
         options["protocol"] = folded
-    elif name in ("Scope", "RemoteScope") and folded in _SCOPES:
-        options["remoteip"] = _SCOPES[folded]
-    elif name == "LocalScope" and folded in _SCOPES:
-        options["localip"] = _SCOPES[folded]
+    elif name in ("Scope", "RemoteScope") and folded in ADDRESS_KEYWORDS:
+        options["remoteip"] = folded
+    elif name == "LocalScope" and folded in ADDRESS_KEYWORDS:
+        options["localip"] = folded
     elif name == "Profile":
         options["profile"] = "any" if folded == "all" else folded
     elif name == "Outbound":
