@@ -18,6 +18,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from dcomc.front.catalog import key_of_clsid
@@ -80,6 +81,13 @@ class Site:
     clients: dict[str, list[str]] = field(default_factory=dict)
     hosts: list[HostEntry] = field(default_factory=list)
     captures: Sequence[Capture] = ()
+
+    @cached_property
+    def service_logons(self) -> set[str]:
+        """The account names (lower case, without domain) a server's service logs on as, on
+        any of the PCs."""
+        return {str((s.get("Service") or {}).get("StartName") or "").rpartition("\\")[2].lower()
+                for c in self.captures for s in c.servers() if isinstance(s.get("Service"), dict)}
 
 
 class Principals:
@@ -330,9 +338,8 @@ def _server_lines(server: dict[str, Any], product: str | None,
     return lines
 
 
-def _collect_servers(capture: Capture, site: Site) -> list[str]:
+def _collect_servers(capture: Capture, site: Site, principals: Principals) -> list[str]:
     keys: list[str] = []
-    principals = Principals(capture, site)
     for server in capture.servers():
         clsid = str(server["Clsid"]).upper()
         if clsid not in site.clsid_keys:
@@ -346,8 +353,7 @@ def _collect_servers(capture: Capture, site: Site) -> list[str]:
 def _run_as(capture: Capture, site: Site) -> list[str]:
     """A guess at the account a client runs as: a site user of its PC that logs on no
     service (a capture cannot see who runs a program)."""
-    services = {str((s.get("Service") or {}).get("StartName") or "").rpartition("\\")[2].lower()
-                for c in site.captures for s in c.servers() if isinstance(s.get("Service"), dict)}
+    services = site.service_logons
     users = sorted((a for a in site.accounts.values() if not a.group
                     and capture.computer.upper() in a.pcs), key=lambda a: a.name.lower())
     for user in sorted(users, key=lambda a: a.name.lower() in services):
@@ -478,7 +484,9 @@ def _limit_lines(limits: dict[str, tuple[str, ...]]) -> list[str]:
 
 def _collect_host(capture: Capture, site: Site) -> None:
     address, note = _address(capture)
-    servers, clients = _collect_servers(capture, site), _collect_clients(capture, site)
+    principals = Principals(capture, site)
+    servers = _collect_servers(capture, site, principals)
+    clients = _collect_clients(capture, site)
     computer = capture.part("Computer")
     lines = [f"{capture.computer.upper()}:",
              f"  # {computer.get('OsCaption')} {computer.get('OsVersion')}, "
@@ -493,7 +501,7 @@ def _collect_host(capture: Capture, site: Site) -> None:
         lines.append(f"  # not captured there: {', '.join(skipped)}")
     comments, body = _machine_lines(capture)
     roles = tuple(role for role, keys in (("server", servers), ("client", clients)) if keys)
-    limits = _limits(capture, Principals(capture, site))
+    limits = _limits(capture, principals)
     launch = [line for key in servers for line in _launch_entries(site.servers[key])]
     limits["launch"] = _with_launch_principals(limits["launch"], launch)
     site.hosts.append(HostEntry(lines + ["  " + line for line in comments], roles, body,
