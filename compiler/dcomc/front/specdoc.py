@@ -14,7 +14,7 @@ Regenerate from the repository root with the command in `REGENERATE`, which call
 from __future__ import annotations
 
 import types
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -287,9 +287,7 @@ def type_text(tp: Any, name: str = "") -> str:
 def _member_text(tp: Any, name: str) -> str:
     origin, args = get_origin(tp), get_args(tp)
     if origin is Annotated:  # a format the JSON Schema holds the value to: named after it
-        labels = [m.label for m in tp.__metadata__ if isinstance(m, SchemaOnly) and m.label]
-        text = _member_text(args[0], name)
-        return f"{text} ({', '.join(labels)})" if labels else text
+        return _labelled(_member_text(args[0], name), tp.__metadata__)
     if _is_model(tp):
         return _link(tp)
     if origin is Literal:
@@ -365,8 +363,12 @@ def _guide(field: FieldInfo) -> str:
 def _field_type(field: FieldInfo, name: str) -> str:
     """The field's type text; pydantic keeps a field's own `Annotated` metadata apart from its
     annotation, so a format the schema holds it to is named from there."""
-    labels = [m.label for m in field.metadata if isinstance(m, SchemaOnly) and m.label]
-    text = type_text(field.annotation, name)
+    return _labelled(type_text(field.annotation, name), field.metadata)
+
+
+def _labelled(text: str, metadata: Iterable[Any]) -> str:
+    """A type's text followed by the labels of the formats (SchemaOnly) in its metadata."""
+    labels = [m.label for m in metadata if isinstance(m, SchemaOnly) and m.label]
     return f"{text} ({', '.join(labels)})" if labels else text
 
 
