@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +32,7 @@ from dcomc.diagnostics import escaped, plural
 from dcomc.emit.layout import MANIFEST
 from dcomc.emit.sign import SIGNATURE
 from dcomc.pipeline import Compiled, compile_file
+from dcomc.plan.model import HostPlan
 from dcomc.readback.files import InputError as InputError  # re-exported: the commands catch it
 from dcomc.readback.files import read_regular
 from dcomc.readback.manifest import Manifest, bundle_path, read_manifest, tampered
@@ -98,10 +100,13 @@ def load_side(path: Path) -> Side:
                      f"(with {MANIFEST})")
 
 
-def spec_host_data(compiled: Compiled, spec_name: str) -> dict[str, dict[str, Any]]:
-    """Every host of a compiled spec in exactly the form its bundle's .psd1 holds."""
+def spec_host_data(compiled: Compiled, spec_name: str,
+                   hosts: Iterable[HostPlan] | None = None) -> dict[str, dict[str, Any]]:
+    """Every host of a compiled spec (or those of `hosts`) in exactly the form its bundle's
+    .psd1 holds."""
     ctx = EmitContext(compiled.plan, Options(), spec_name, compiled.sha256)
-    return {host.name: host_data(host, ctx) for host in compiled.plan.hosts}
+    return {host.name: host_data(host, ctx)
+            for host in (compiled.plan.hosts if hosts is None else hosts)}
 
 
 def load_spec(path: Path) -> Side:

@@ -117,7 +117,7 @@ def drift(compiled: Compiled, spec_path: Path, report: Report) -> Drift:
         known = ", ".join(h.name for h in compiled.plan.hosts)
         raise InputError(f"{report.path}: the report is for host {report.host!r}, which "
                          f"{spec_path} does not have (hosts: {known})") from None
-    data = spec_host_data(compiled, spec_path.name)[host.name]
+    data = spec_host_data(compiled, spec_path.name, [host])[host.name]  # not every host's
     stale = list(_stale(report, data, spec_path))
     by_id = {r["Id"]: r for r in report.resources}
     compliant: list[str] = []
