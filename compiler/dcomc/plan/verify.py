@@ -183,10 +183,15 @@ def granted(principal: Principal, holders: list[Holder], host: HostPlan, *,
     """Does a holder (principal, mask, label) name the principal, directly or via a group the
     plan puts it in on this host, or a group every authenticated account is in (`everyone`:
     false for ANONYMOUS LOGON without Everyone-includes-anonymous)?"""
+    return _granted(principal, holders, groups_of(principal, host), everyone)
+
+
+def _granted(principal: Principal, holders: list[Holder], groups: list[tuple[Principal, str]],
+             everyone: bool) -> Grant:
+    """granted, with the principal's groups on the host (groups_of) looked up by the caller."""
     for holder, mask, label in holders:
         if same(holder, principal):
             return Grant("ok", f"directly ({label})", mask, label)
-    groups = groups_of(principal, host)  # once, not once per holder
     for holder, mask, label in holders:
         for group, member_id in groups:
             if same(holder, group):
@@ -206,9 +211,10 @@ def lacks(principal: Principal, holders: list[Holder], host: HostPlan, need: int
           everyone: bool = True) -> bool:
     """Whether no holder gives the principal the right `need` (a holder with mask None gives
     all) — and the plan can tell: a domain group might hold a domain account."""
+    groups = groups_of(principal, host)  # once, not once per holder
     unknown = False
     for holder, bits, label in holders:
-        grant = granted(principal, [(holder, bits, label)], host, everyone=everyone)
+        grant = _granted(principal, [(holder, bits, label)], groups, everyone)
         if grant.status == "ok" and (bits is None or bits & need):
             return False
         unknown |= grant.status == "unknown"
