@@ -23,13 +23,13 @@ from dcomc.checks.names import (
 from dcomc.diagnostics import CONTROL_CHARS, NONCHARACTERS, Diagnostics, escaped
 from dcomc.front import catalog
 from dcomc.front.load import Loaded, NodePath
-from dcomc.front.spec import Spec
+from dcomc.front.spec import KEY_PATTERN, Spec
 from dcomc.plan import flows
 from dcomc.plan.principals import Resolver
 from dcomc.windows import sids
 
 # Keys that become file, rule and folder names.
-_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_KEY_RE = re.compile(KEY_PATTERN)
 DESCRIPTION_MAX = 48  # New-LocalUser -Description limit
 
 

@@ -1,7 +1,7 @@
 """Stage 2, spec: the pydantic mirror of a site spec (format version 1).
 
 These models only check shape: keys, types and enumerations. Everything that needs the whole
-spec (references, principals, names, formats) is in `check.py`, which reports with spans.
+spec (references, principals, names, formats) is in `dcomc.checks`, which reports with spans.
 Every field carries its meaning and the guide section it automates; `docs/spec.md` and the
 JSON Schema (`dcomc schema`) are generated from these descriptions, so they cannot drift apart.
 """
