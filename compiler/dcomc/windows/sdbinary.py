@@ -194,10 +194,9 @@ def _read_any_ace(data: bytes, pos: int, end: int, what: str) -> Ace:
                 at += 16
     sid = _read_sid(data, at, stop, f"SID of {what}")
     at += 8 + 4 * data[at + 1]
-    # callback data (and a resource attribute) follows the SID; other types may be padded
+    # callback data (and a resource attribute) follows the SID, in whole 4-byte units (size,
+    # the header, the object part and the SID are all multiples of 4); other types may be padded
     extra = data[at:stop] if ace_type in CALLBACK_TYPES or ace_type == 18 else b""
-    if len(extra) % 4:
-        extra = b""  # not in whole units: padding Windows ignores (cannot happen: size % 4)
     return Ace(sid, mask, flags=flags, kind=ace_type, object_type=guids[0],
                inherited_object_type=guids[1], data=extra)
 
