@@ -323,10 +323,6 @@ def _describe(attrs: dict[str, str]) -> tuple[tuple[str, str], tuple[str, str]]:
     return (action, command), (action, flags)
 
 
-def expected_actions(host: HostPlan, site: str) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted(_describe(row)[0] for row in _custom_action_rows(host, site)))
-
-
 # --- writer ------------------------------------------------------------------------------------
 
 
@@ -435,7 +431,7 @@ def _custom_actions(doc: _Wxs, product: etree._Element, host: HostPlan, site: st
     for row in rows[1:]:
         doc.e(product, "CustomAction", row)
     table = doc.e(product, "InstallExecuteSequence")
-    for action, number, condition in _sequence(host, site):
+    for action, number, condition in _sequence(rows):
         doc.e(table, "Custom", text=condition or None, Action=action, Sequence=str(number))
     action, number, condition = SCHEDULE_REBOOT
     doc.e(table, action, text=condition, Sequence=str(number))
@@ -443,8 +439,9 @@ def _custom_actions(doc: _Wxs, product: etree._Element, host: HostPlan, site: st
     doc.e(table, action, Sequence=str(number))
 
 
-def _sequence(host: HostPlan, site: str) -> list[tuple[str, int, str]]:
-    present = {row["Id"] for row in _custom_action_rows(host, site)}
+def _sequence(rows: list[dict[str, str]]) -> list[tuple[str, int, str]]:
+    """The InstallExecuteSequence rows of the custom actions `rows` (_custom_action_rows)."""
+    present = {row["Id"] for row in rows}
     conditions = {"SetPowerShellExe": "", "SetCmdExe": "", "DcomcUninstall": UNINSTALLING}
     return [(a, SEQUENCE[a], conditions.get(a, INSTALLING))
             for a in sorted(SEQUENCE, key=SEQUENCE.__getitem__) if a in present]
@@ -530,7 +527,7 @@ class WixTarget:
             codes["product"], codes["upgrade"], version, password_accounts(host),
             tuple(sorted(_describe(row)[0] for row in rows)),
             tuple(sorted(_describe(row)[1] for row in rows)),
-            tuple(_sequence(host, ctx.plan.site)), tuple(hidden.split(";")),
+            tuple(_sequence(rows)), tuple(hidden.split(";")),
             tuple(p["Id"] for p in properties if p.get("Secure") == "yes"),
             tuple(sorted((p["Id"], p["Value"]) for p in properties if "Value" in p)),
             tuple(_conditions(host, ctx.plan.site)),
