@@ -195,9 +195,7 @@ def drift_text(result: Drift) -> str:
     if result.stale or result.drifted or result.missing or result.extra:
         lines.append("")
     verdict = "drift" if result.has_drift else "no drift"
-    lines.append(f"{verdict}: {len(result.compliant)} compliant, {len(result.drifted)} "
-                 f"drifted, {len(result.missing)} missing, {len(result.extra)} extra"
-                 + (f", stale bundle ({len(result.stale)})" if result.stale else ""))
+    lines.append(f"{verdict}: {_counts(result)}")
     # values of the report (reasons, names) may hold a newline or an escape sequence
     return "\n".join(escaped(line) for line in lines) + "\n"
 
@@ -332,7 +330,7 @@ def site_json(site: SiteDrift) -> dict[str, Any]:
         "drift": site.has_drift,
         "spec": str(site.spec),
         "site": site.site,
-        "hosts": [{"host": h, "status": _status(site, h),
+        "hosts": [{"host": h, "status": _status(by_host.get(h)),
                    "report": str(by_host[h].report.path) if h in by_host else None}
                   for h in site.hosts],
         "results": [drift_json(r) for r in site.results],
@@ -344,16 +342,17 @@ def site_json(site: SiteDrift) -> dict[str, Any]:
     }
 
 
-def _status(site: SiteDrift, host: str) -> str:
-    return "in_sync" if host in site.in_sync else "drifted" if host in site.drifted \
-        else "missing"
+def _status(result: Drift | None) -> str:
+    """A host's status from its Drift (None: no report), without searching the site's lists
+    (one search per host made the site's output quadratic)."""
+    return "missing" if result is None else "drifted" if result.has_drift else "in_sync"
 
 
 def site_text(site: SiteDrift) -> str:
     width = max(len(h) for h in site.hosts)
     by_host = {r.host: r for r in site.results}
     lines = [f"Site {site.site}: {len(site.hosts)} hosts against {site.spec}", ""]
-    lines += [_host_line(site, host, by_host.get(host), width) for host in site.hosts]
+    lines += [_host_line(host, by_host.get(host), width) for host in site.hosts]
     lines += [f"  + {rep.computer or rep.host}  report {rep.path} of a computer the spec does "
               f"not have (it ran the bundle of host {rep.host!r})" for rep in site.unknown]
     lines += [f"  - {rep.path}: an older report of {rep.computer or rep.host}, not counted"
@@ -366,12 +365,12 @@ def site_text(site: SiteDrift) -> str:
     return text + "".join("\n" + drift_text(r) for r in site.results if r.has_drift)
 
 
-def _host_line(site: SiteDrift, host: str, result: Drift | None, width: int) -> str:
+def _host_line(host: str, result: Drift | None, width: int) -> str:
     if result is None:
         return f"  ? {host:<{width}}  no report"
     mark = "~" if result.has_drift else "="
     rep = result.report
-    status = _status(site, host).replace("_", " ")
+    status = _status(result).replace("_", " ")
     return (f"  {mark} {host:<{width}}  {status}: {_counts(result)}  "
             f"({rep.path}{', ' + rep.time if rep.time else ''})")
 
