@@ -105,10 +105,11 @@ def patch(msi: Path, action: str, old_types: frozenset[int], new_type: int,
     only the changed pieces are written back. Returns the file's bytes."""
     with msi.open("r+b") as file:
         cfb = Compound(file.read())
+        strings, ref = _string_pool(cfb)  # the patches change cells, never a string
         for fix in (ActionType(action, old_types, new_type), *types):
-            _set_action_type(cfb, fix.action, fix.old, fix.new)
+            _set_action_type(cfb, strings, ref, fix)
         for swap in swaps:
-            _swap_property_values(cfb, swap)
+            _swap_property_values(cfb, strings, ref, swap)
         _set_summary(cfb, package_code, epoch)
         _set_cabinet_times(cfb, cabinet, epoch)
         for at, n in cfb.written:
@@ -255,9 +256,8 @@ def _table(cfb: Compound, strings: _Pool, ref: int, table: str
     return name, data, rows, rest, [c for c, _ in columns], widths
 
 
-def _set_action_type(cfb: Compound, action: str, old_types: frozenset[int],
-                     new_type: int) -> None:
-    strings, ref = _string_pool(cfb)
+def _set_action_type(cfb: Compound, strings: _Pool, ref: int, fix: ActionType) -> None:
+    action, old_types, new_type = fix.action, fix.old, fix.new
     name, data, rows, rest, names, widths = _table(cfb, strings, ref, "CustomAction")
     if rest or names[:2] != [b"Action", b"Type"] or widths[1] != 2:
         raise MsiPatchError(f"CustomAction table has an unexpected layout: {names}")
@@ -277,8 +277,7 @@ def _set_action_type(cfb: Compound, action: str, old_types: frozenset[int],
 # --- Property values ---------------------------------------------------------------------------
 
 
-def _swap_property_values(cfb: Compound, swap: PropertySwap) -> None:
-    strings, ref = _string_pool(cfb)
+def _swap_property_values(cfb: Compound, strings: _Pool, ref: int, swap: PropertySwap) -> None:
     name, data, rows, rest, names, widths = _table(cfb, strings, ref, "Property")
     if rest or names != [b"Property", b"Value"] or widths != [ref, ref]:
         raise MsiPatchError(f"Property table has an unexpected layout: {names}")
