@@ -9,6 +9,7 @@ from typing import Any
 
 from lxml import etree
 
+from dcomc.emit.layout import MANIFEST
 from dcomc.readback.files import load_json, read_regular
 from dcomc_targets import TARGETS, msi
 
@@ -31,7 +32,7 @@ def inspect_file(path: Path) -> dict[str, Any]:
     """The artifact's content as JSON-able data; `kind` names what it was recognised as.
     Raises ValueError or InputError with a one-line message for anything it cannot read."""
     data = read_regular(path, "the artifact")
-    if path.name == "manifest.json":
+    if path.name == MANIFEST:
         manifest = load_json(data, str(path), "a JSON manifest")
         if not isinstance(manifest, dict):
             raise ValueError("not a dcomc manifest (not a JSON object)")
