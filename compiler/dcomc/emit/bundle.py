@@ -308,11 +308,14 @@ def _rebuild_msis(tmp: Path, compiled: Compiled, hosts: list[str], signer: sign.
 
 def _product_version(wxs: Path) -> str:
     """The MSIs' ProductVersion, as the build wrote it into the product .wxs (every host's is
-    the same): the MSI built again must be the one built before."""
-    from lxml import etree
+    the same): the MSI built again must be the one built before. Read as wixl reads it (the
+    WiX target's own reader: no entities, the preprocessor's escapes undone)."""
+    from dcomc_targets.wix import WixTarget
 
-    product = etree.fromstring(wxs.read_bytes()).find(".//{*}Product")
-    version = None if product is None else product.get("Version")
+    try:
+        version = WixTarget().read(wxs.read_bytes()).version
+    except ValueError:  # no Product element
+        version = ""
     if not version:
         raise sign.SignError("E412", f"{wxs}: no Product Version to build the MSI again with")
     return version
