@@ -18,10 +18,10 @@ at install time (msiexec UI or command line, or a transform). They never enter t
 log. Two 64-bit JScript actions (`dcomc-apply.js`) carry them: `Prepare` (immediate) reads
 the properties and sets the deferred action's data, every variable field Base64 of UTF-16LE
 (so TAB separates fields whatever a password holds); `Apply` (deferred) starts PowerShell
-WITHOUT them on its command line and writes `account TAB Base64(UTF-16LE password) LF` lines to
-its standard input. A host that needs no password gets a plain EXE custom action instead. An
-unattended install without a needed password stops at the launch condition, before anything
-changes.
+WITHOUT them on its command line and writes `Base64(account) TAB Base64(password) LF` lines
+(UTF-16LE, as the data carries them) to its standard input. A host that needs no password
+gets a plain EXE custom action instead. An unattended install without a needed password stops
+at the launch condition, before anything changes.
 
 Every value reaches the .wxs through the WiX preprocessor's escape (`quoting.wix_preprocessor`),
 or, if it holds `$(` (which wixl cannot escape), through a `<?define?>`: an account `opcuser$`
