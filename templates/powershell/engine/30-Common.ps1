@@ -46,6 +46,16 @@ function ConvertFrom-DcomcHex {
     return , $bytes
 }
 
+function ConvertFrom-DcomcBinaryState {
+    <# The descriptor of a registry state that must be a binary security descriptor
+       (Name says which value, in the error). #>
+    param([Parameter(Mandatory = $true)] $Value, [Parameter(Mandatory = $true)] [string] $Name)
+    if ($Value.Type -ne 'Binary') {
+        throw ('{0} is a {1} value, not a binary security descriptor' -f $Name, $Value.Type)
+    }
+    return ConvertFrom-DcomcSecurityDescriptor -Bytes (ConvertFrom-DcomcHex -Hex $Value.Data)
+}
+
 # --- registry values as states: @{ Exists; Type; Data }, binary data as hex -----------------------
 
 function Get-DcomcRegistryState {

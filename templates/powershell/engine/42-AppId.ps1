@@ -279,15 +279,6 @@ function Assert-DcomcPermissionMode {
     }
 }
 
-function ConvertFrom-DcomcBinaryState {
-    <# The descriptor of a registry state that must be a binary security descriptor. #>
-    param([Parameter(Mandatory = $true)] $Value, [Parameter(Mandatory = $true)] [string] $Name)
-    if ($Value.Type -ne 'Binary') {
-        throw ('{0} is a {1} value, not a binary security descriptor' -f $Name, $Value.Type)
-    }
-    return ConvertFrom-DcomcSecurityDescriptor -Bytes (ConvertFrom-DcomcHex -Hex $Value.Data)
-}
-
 function Get-DcomcPermissionBase {
     <# What the spec's entries are added to: the AppID's ACL, else the PC's Ole\Default... value,
        else Windows' documented default. #>
@@ -328,10 +319,13 @@ function Get-DcomcAppIdPermission {
 }
 
 function Test-DcomcPermissionAces {
-    <# Add mode: compliant when every planned principal has at least its planned rights. #>
-    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $Have)
-    foreach ($ace in $Resource.Aces) {
-        $mask = [long] (Get-DcomcDescriptorMask -Descriptor $Have -Sid (Find-DcomcSid -Principal $ace.Principal))
+    <# Add mode: compliant when every planned principal has at least its planned rights. Sids:
+       the planned ACEs' SIDs, in their order (resolved once, by the caller). #>
+    param([Parameter(Mandatory = $true)] $Resource, [Parameter(Mandatory = $true)] $Have, [Parameter(Mandatory = $true)] [AllowEmptyCollection()] [string[]] $Sids)
+    $aces = @($Resource.Aces)
+    for ($i = 0; $i -lt $aces.Count; $i++) {
+        $ace = $aces[$i]
+        $mask = [long] (Get-DcomcDescriptorMask -Descriptor $Have -Sid $Sids[$i])
         $want = [long] $ace.Mask
         if (($mask -band $want) -ne $want) {
             return @{ Compliant = $false; Reason = ('{0} lacks rights 0x{1:x}' -f $ace.Principal.Name, ($want -band (-bnot $mask))) }
@@ -345,10 +339,13 @@ function Test-DcomcAppIdPermission {
     Assert-DcomcPermissionMode -Resource $Resource
     $missing = Test-DcomcAppRegistered -Resource $Resource -State $State
     if ($missing) { return $missing }
+    $sids = @()
     foreach ($ace in $Resource.Aces) {
-        if ($null -eq (Find-DcomcSid -Principal $ace.Principal)) {
+        $sid = Find-DcomcSid -Principal $ace.Principal
+        if ($null -eq $sid) {
             return @{ Compliant = $false; Reason = ('the account {0} does not exist yet' -f $ace.Principal.Name) }
         }
+        $sids += [string] $sid
     }
     if (-not $State.Value.Exists -or $State.Value.Type -ne 'Binary') {
         return @{ Compliant = $false; Reason = ('{0} is not set' -f (Get-DcomcPermissionName -Resource $Resource)) }
@@ -360,7 +357,7 @@ function Test-DcomcAppIdPermission {
         return @{ Compliant = $false; Reason = ('the current ACL cannot be read: {0}' -f $_.Exception.Message) }
     }
     if ($Resource.Mode -ceq 'add') {
-        return Test-DcomcPermissionAces -Resource $Resource -Have $have
+        return Test-DcomcPermissionAces -Resource $Resource -Have $have -Sids $sids
     }
     $want = Get-DcomcDescriptorAceKey -Descriptor (Get-DcomcDesiredDescriptor -Resource $Resource -State $State)
     $haveKeys = Get-DcomcDescriptorAceKey -Descriptor $have

@@ -57,14 +57,10 @@ function Restore-DcomcMachineDcomValue {
 function Get-DcomcLimitDescriptor {
     <# The limit as it is (every ACE, SACL and label kept), or Windows' default when absent. #>
     param([Parameter(Mandatory = $true)] $Value, [Parameter(Mandatory = $true)] [string] $Which)
-    $hex = $script:DefaultLimits[$Which]
     if ($Value.Exists) {
-        if ($Value.Type -ne 'Binary') {
-            throw ('{0} is a {1} value, not a binary security descriptor' -f $script:LimitValue[$Which], $Value.Type)
-        }
-        $hex = [string] $Value.Data
+        return ConvertFrom-DcomcBinaryState -Value $Value -Name $script:LimitValue[$Which]
     }
-    return ConvertFrom-DcomcSecurityDescriptor -Bytes (ConvertFrom-DcomcHex -Hex $hex)
+    return ConvertFrom-DcomcSecurityDescriptor -Bytes (ConvertFrom-DcomcHex -Hex $script:DefaultLimits[$Which])
 }
 
 function Get-DcomcMachineLimitAddition {

@@ -58,7 +58,7 @@ function Get-DcomcCaptureValue {
     $value = [ordered] @{ Exists = [bool] $state.Exists; Type = $state.Type; Data = $state.Data }
     if ($state.Exists -and $state.Type -eq 'Binary') {
         try {
-            $descriptor = ConvertFrom-DcomcSecurityDescriptor -Bytes (ConvertFrom-DcomcHex -Hex ([string] $state.Data))
+            $descriptor = ConvertFrom-DcomcBinaryState -Value $state -Name $Name
             $value.Sddl = ConvertTo-DcomcSddl -Descriptor $descriptor
             foreach ($ace in @($descriptor.Dacl.Aces)) { if ($ace.Sid) { $Sids[[string] $ace.Sid] = $true } }
         }
