@@ -93,7 +93,7 @@ def principal_text(p: Principal) -> str:
     if p.sid and p.name != p.sid:
         return f"{p.name} ({p.sid})"
     if p.sid:
-        return f"{display_name(p.sid)}" if display_name(p.sid) != p.sid else p.sid
+        return display_name(p.sid)  # its English name when well-known, else the SID
     return f"{p.name} (SID resolved on the PC)"
 
 
