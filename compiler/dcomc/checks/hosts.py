@@ -15,7 +15,13 @@ from dcomc.checks.context import Context
 from dcomc.diagnostics import did_you_mean
 from dcomc.front import catalog
 from dcomc.front.load import NodePath
-from dcomc.front.spec import GUID_PATTERN, PROGID_PATTERN, RUN_AS_VALUES, Spec
+from dcomc.front.spec import (
+    GUID_PATTERN,
+    PROGID_PATTERN,
+    RUN_AS_VALUES,
+    WIX_VARIABLE_PATTERN,
+    Spec,
+)
 from dcomc.plan import flows
 from dcomc.plan.flows import expand_hosts
 
@@ -24,8 +30,7 @@ _GUID_RE = re.compile(GUID_PATTERN)
 _PROGID_RE = re.compile(PROGID_PATTERN)
 # A drive path or an environment-variable root, then path segments free of forbidden chars.
 _EXE_RE = re.compile(r'^(?:[A-Za-z]:|%[A-Za-z_][A-Za-z0-9_]*%)(?:\\[^\\/:*?"<>|]+)+$')
-# What WiX's binder reads as a variable in any text (quoting.wix_text refuses it).
-_WIX_VARIABLE = re.compile(r"[!$]\((?:loc|wix|bind|bindpath)\.")
+_WIX_VARIABLE = re.compile(WIX_VARIABLE_PATTERN)
 
 
 def servers(ctx: Context) -> None:

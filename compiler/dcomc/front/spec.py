@@ -114,7 +114,9 @@ def account_pattern(limit: int) -> str:
             r"(?<![.\s])$")
 
 
-EXECUTABLE_PATTERN = (r"^(?!.*\\\.\.?(?:\\|$))(?!.*[!$]\((?:loc|wix|bind|bindpath)\.)"
+# What WiX's binder reads as a variable in any text (dcomc_targets.quoting.wix_text refuses it).
+WIX_VARIABLE_PATTERN = r"[!$]\((?:loc|wix|bind|bindpath)\."
+EXECUTABLE_PATTERN = (rf"^(?!.*\\\.\.?(?:\\|$))(?!.*{WIX_VARIABLE_PATTERN})"
                       r'(?:[A-Za-z]:|%[A-Za-z_][A-Za-z0-9_]*%)(?:\\[^\\/:*?"<>|]+)*'
                       r'\\[^\\/:*?"<>|]*\.[Ee][Xx][Ee]$')
 SERVICE_PATTERN = r'^(?!\s)(?!.*\s$)[^/\\"]{1,256}$'
