@@ -283,9 +283,9 @@ def sign_existing(folder: Path, compiled: Compiled, signer: sign.Signer) -> Bund
                     if a["kind"] != "msi"}
             files.update(signer.sign_scripts(kept))
         _write_files(tmp, files)
-        msis = {host: a for host, entry in hosts.items() for a in entry["artifacts"]
-                if a["kind"] == "msi"}
-        built = _rebuild_msis(tmp, compiled, list(msis), signer)
+        msis = [host for host, entry in hosts.items()
+                if any(a["kind"] == "msi" for a in entry["artifacts"])]
+        built = _rebuild_msis(tmp, compiled, msis, signer)
         for entry in hosts.values():
             for a in entry["artifacts"]:
                 a["sha256"] = _sha256(files[a["path"]]) if a["kind"] != "msi" else \
