@@ -174,6 +174,7 @@ def _read_ace(data: bytes, pos: int, end: int, index: int,
 
 def _read_any_ace(data: bytes, pos: int, end: int, what: str) -> Ace:
     """An ACE of any type but allow/deny: its object part, SID and callback data."""
+    _need(data, pos, _ACE_HEADER.size, end, what)  # _read_ace checked 4 of its 8 bytes
     ace_type, flags, size, mask = _ACE_HEADER.unpack_from(data, pos)
     if ace_type not in _ACE_TYPE_NAMES or ace_type == 4:
         name = _ACE_TYPE_NAMES.get(ace_type, "unknown")
