@@ -521,12 +521,12 @@ class WixTarget:
         version = ctx.options.product_version
         codes = product_codes(ctx.plan.site, host.name, version, ctx.spec_sha256)
         rows = _custom_action_rows(host, ctx.plan.site)
+        described = [_describe(row) for row in rows]
         properties = _properties(host, ctx.plan.site)
         hidden = next(p["Value"] for p in properties if p["Id"] == "MsiHiddenProperties")
         return WixContent(
             codes["product"], codes["upgrade"], version, password_accounts(host),
-            tuple(sorted(_describe(row)[0] for row in rows)),
-            tuple(sorted(_describe(row)[1] for row in rows)),
+            tuple(sorted(a for a, _ in described)), tuple(sorted(f for _, f in described)),
             tuple(_sequence(rows)), tuple(hidden.split(";")),
             tuple(p["Id"] for p in properties if p.get("Secure") == "yes"),
             tuple(sorted((p["Id"], p["Value"]) for p in properties if "Value" in p)),
