@@ -8,6 +8,7 @@ BAD_ACCOUNT_CHARS = set('"/\\[]:;|=,+*?<>@')
 NETBIOS_BAD = set('\\/:*?"<>|')
 USER_NAME_MAX = 20  # SAM account name limit
 GROUP_NAME_MAX = 256
+DESCRIPTION_MAX = 48  # New-LocalUser -Description limit
 
 
 def account_name_problem(name: str, limit: int) -> str | None:

@@ -14,6 +14,7 @@ from typing import Any
 from dcomc.checks import hosts
 from dcomc.checks.context import Context
 from dcomc.checks.names import (
+    DESCRIPTION_MAX,
     GROUP_NAME_MAX,
     NETBIOS_BAD,
     USER_NAME_MAX,
@@ -30,7 +31,6 @@ from dcomc.windows import sids
 
 # Keys that become file, rule and folder names.
 _KEY_RE = re.compile(KEY_PATTERN)
-DESCRIPTION_MAX = 48  # New-LocalUser -Description limit
 
 
 def check(spec: Spec, loaded: Loaded, diags: Diagnostics) -> None:

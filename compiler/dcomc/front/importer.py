@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from dcomc.checks.names import DESCRIPTION_MAX
 from dcomc.front.catalog import key_of_clsid
 from dcomc.front.load import yaml_quote as quote
 from dcomc.readback.capture import Capture, as_list
@@ -552,7 +553,7 @@ def _account_lines(site: Site, several: int) -> list[str]:
         lines += [f"    {quote(user.name)}:", *_pcs_comment(user, several),
                   "      password: prompt          # never captured: asked at install time"]
         if user.description:
-            lines.append(f"      description: {quote(user.description[:48])}")
+            lines.append(f"      description: {quote(user.description[:DESCRIPTION_MAX])}")
         if user.never_expires:
             lines.append("      password_never_expires: true")
         lines += _member_of_lines(user)

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
+from dcomc.checks.names import DESCRIPTION_MAX, GROUP_NAME_MAX, USER_NAME_MAX
 from dcomc.diagnostics import Diagnostics, did_you_mean
 from dcomc.front import catalog
 from dcomc.front.load import Loaded, NodePath
@@ -199,7 +200,7 @@ class User(_Model):
         "else": {"allOf": [_present("password"), _absent("sid")]},
     })
 
-    description: Annotated[str, SchemaOnly(maxLength=48)] | None = doc(
+    description: Annotated[str, SchemaOnly(maxLength=DESCRIPTION_MAX)] | None = doc(
         "Account description (at most 48 characters).", "§2.2")
     password: Annotated[str, SchemaOnly("only `prompt`", enum=["prompt"])] | None = doc(
         "Only `prompt`: the password is asked for at install time and never written anywhere. "
@@ -259,9 +260,9 @@ class Group(_Model):
 
 
 class Accounts(_Model):
-    users: Annotated[dict[str, User], _names(account_pattern(20))] = doc(
+    users: Annotated[dict[str, User], _names(account_pattern(USER_NAME_MAX))] = doc(
         "Users by account name.", "§2.2", default_factory=dict)
-    groups: Annotated[dict[str, Group], _names(account_pattern(256))] = doc(
+    groups: Annotated[dict[str, Group], _names(account_pattern(GROUP_NAME_MAX))] = doc(
         "Groups by name.", "§2.3", default_factory=dict)
 
 
