@@ -27,10 +27,24 @@ def account_name_problem(name: str, limit: int) -> str | None:
     return None
 
 
+def netbios_domain_ok(domain: str) -> bool:
+    """Whether `domain` can be a NetBIOS domain name (at most 15 characters, none of \\/:*?"<>|)."""
+    return len(domain) <= 15 and not any(c in NETBIOS_BAD for c in domain)
+
+
+def domain_name_problem(name: str) -> str | None:
+    """Why the DOMAIN part of `DOMAIN\\name` is not a NetBIOS domain name, or None."""
+    domain = name.rpartition("\\")[0]
+    if not domain or not netbios_domain_ok(domain):
+        return f"invalid domain name '{domain}' in '{name}'"
+    return None
+
+
 def domain_account_problem(name: str) -> str | None:
     """Why `DOMAIN\\name` is not a valid domain account reference, or None."""
-    domain, _, account = name.rpartition("\\")
-    if not domain or len(domain) > 15 or any(c in NETBIOS_BAD for c in domain):
-        return f"invalid domain name '{domain}' in '{name}'"
+    problem = domain_name_problem(name)
+    if problem:
+        return problem
+    account = name.rpartition("\\")[2]
     problem = account_name_problem(account, GROUP_NAME_MAX)
     return f"invalid account name '{name}': it {problem}" if problem else None

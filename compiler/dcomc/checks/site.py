@@ -16,10 +16,10 @@ from dcomc.checks.context import Context
 from dcomc.checks.names import (
     DESCRIPTION_MAX,
     GROUP_NAME_MAX,
-    NETBIOS_BAD,
     USER_NAME_MAX,
     account_name_problem,
-    domain_account_problem,
+    domain_name_problem,
+    netbios_domain_ok,
 )
 from dcomc.diagnostics import CONTROL_CHARS, NONCHARACTERS, Diagnostics, escaped
 from dcomc.front import catalog
@@ -108,8 +108,8 @@ def _check_account_name(ctx: Context, path: NodePath, name: str, limit: int) -> 
             ctx.error(path, "E205", f"'{name}' is a domain account, but the site is a "
                       "workgroup (set site.identity: domain or mixed)", key=True)
             return
-        problem = domain_account_problem(name)
-        if problem and problem.startswith("invalid domain"):
+        problem = domain_name_problem(name)
+        if problem:
             ctx.error(path, "E202", problem, key=True)
             return
     problem = account_name_problem(account, limit)
@@ -315,7 +315,7 @@ def _site(ctx: Context) -> None:
     if site.identity in ("domain", "mixed") and not site.domain:
         ctx.error(("site", "identity"), "E301", f"a {site.identity} site needs `site.domain` "
                   "(the NetBIOS domain name)")
-    if site.domain and (len(site.domain) > 15 or any(c in NETBIOS_BAD for c in site.domain)):
+    if site.domain and not netbios_domain_ok(site.domain):
         ctx.error(("site", "domain"), "E202", f"invalid NetBIOS domain name '{site.domain}'")
 
 
