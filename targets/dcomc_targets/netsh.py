@@ -21,6 +21,7 @@ from dcomc.plan.model import FirewallRule, FirewallRuleGroup, HostPlan
 from dcomc_targets import netshread
 from dcomc_targets.base import Artifact, EmitContext, text_lines, utf8_crlf
 from dcomc_targets.quoting import netsh_list, netsh_ports, netsh_value
+from dcomc_targets.readerror import decode_head
 
 PREFIX = "advfirewall firewall"
 # dcomc's provenance comment (EmitContext.header_lines): a script without it is generic.
@@ -100,7 +101,7 @@ class NetshTarget:
         return parse(data.decode("utf-8"))
 
     def sniff(self, data: bytes, name: str) -> bool:
-        head = netshread.decode(data[:4096]).casefold()
+        head = decode_head(data, 4096, netshread.decode).casefold()
         return name.casefold().endswith(".netsh") or PREFIX in " ".join(head.split())
 
     def inspect(self, data: bytes) -> Any:

@@ -3,6 +3,8 @@ so `dcomc inspect` can print `file:line:col: error: message` (one line, exit 2).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class ReadError(ValueError):
     """An input a reader cannot read, at 1-based `line` and `col` (0: the whole line)."""
@@ -50,3 +52,18 @@ def decode_windows_text(data: bytes) -> tuple[str, str]:
         return data.decode("cp1252"), "ANSI (cp1252)"
     except UnicodeDecodeError:  # five bytes cp1252 leaves undefined; Windows maps them 1:1
         return data.decode("latin-1"), "ANSI (cp1252)"
+
+
+def decode_head(data: bytes, size: int, decode: Callable[[bytes], str]) -> str:
+    """The text of a file's first `size` bytes, for recognising the file: a cut that falls
+    inside a character (a UTF-16 surrogate pair, a UTF-8 sequence) moves back to its start
+    instead of failing. A file whose start cannot be decoded at all raises `decode`'s error for
+    the whole file."""
+    if len(data) <= size:
+        return decode(data)
+    for cut in range(size, size - 4, -1):
+        try:
+            return decode(data[:cut])
+        except ReadError:
+            continue
+    return decode(data)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dcomc_targets.readerror import ReadError, decode_windows_text
+from dcomc_targets.readerror import ReadError, decode_head, decode_windows_text
 
 decode = decode_windows_text  # the readers share one decoder; `decode` for their callers
 
@@ -75,7 +75,7 @@ def type_name(kind: int | None) -> str:
 def sniff(data: bytes) -> bool:
     """Whether the bytes start with a .reg header, in any of the encodings."""
     try:
-        text, _ = decode(data[:256] if len(data) > 256 else data)
+        text = decode_head(data, 256, lambda head: decode(head)[0])
     except ReadError:
         return False
     first = text.lstrip("\ufeff").lstrip(" \t\r\n").split("\n", 1)[0].strip()
