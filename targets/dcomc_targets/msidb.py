@@ -257,21 +257,26 @@ def _table(cfb: Compound, strings: _Pool, ref: int, table: str
 
 
 def _set_action_type(cfb: Compound, strings: _Pool, ref: int, fix: ActionType) -> None:
-    action, old_types, new_type = fix.action, fix.old, fix.new
     name, data, rows, rest, names, widths = _table(cfb, strings, ref, "CustomAction")
     if rest or names[:2] != [b"Action", b"Type"] or widths[1] != 2:
         raise MsiPatchError(f"CustomAction table has an unexpected layout: {names}")
-    wanted = strings.id_of(action.encode())
-    matches = [row for row, sid in enumerate(_cells(data, 0, ref, rows)) if sid == wanted]
-    if len(matches) != 1:
-        raise MsiPatchError(f"CustomAction {action!r}: {len(matches)} rows, expected 1")
-    at = rows * widths[0] + 2 * matches[0]
+    row = _only_row(_cells(data, 0, ref, rows), strings, "CustomAction", fix.action)
+    at = rows * widths[0] + 2 * row
     current = int.from_bytes(data[at:at + 2], "little") - 0x8000
-    if current != new_type and current not in old_types:
-        raise MsiPatchError(f"CustomAction {action!r} has type {current}, expected one of "
-                            f"{sorted(old_types | {new_type})}: wixl changed, review the patch")
-    cell = (new_type + 0x8000).to_bytes(2, "little")
+    if current != fix.new and current not in fix.old:
+        raise MsiPatchError(f"CustomAction {fix.action!r} has type {current}, expected one of "
+                            f"{sorted(fix.old | {fix.new})}: wixl changed, review the patch")
+    cell = (fix.new + 0x8000).to_bytes(2, "little")
     cfb.write(name, data[:at] + cell + data[at + 2:])
+
+
+def _only_row(keys: list[int], strings: _Pool, table: str, key: str) -> int:
+    """The row whose key column (`keys`, string ids) is `key`; MsiPatchError unless one."""
+    wanted = strings.id_of(key.encode())
+    found = [row for row, sid in enumerate(keys) if sid == wanted]
+    if len(found) != 1:
+        raise MsiPatchError(f"{table} {key!r}: {len(found)} rows, expected 1")
+    return found[0]
 
 
 # --- Property values ---------------------------------------------------------------------------
@@ -282,13 +287,8 @@ def _swap_property_values(cfb: Compound, strings: _Pool, ref: int, swap: Propert
     if rest or names != [b"Property", b"Value"] or widths != [ref, ref]:
         raise MsiPatchError(f"Property table has an unexpected layout: {names}")
     keys = _cells(data, 0, ref, rows)
-    cells: list[int] = []
-    for key in (swap.name, swap.donor):
-        wanted = strings.id_of(key.encode())
-        found = [row for row, sid in enumerate(keys) if sid == wanted]
-        if len(found) != 1:
-            raise MsiPatchError(f"Property {key!r}: {len(found)} rows, expected 1")
-        cells.append(rows * ref + found[0] * ref)
+    cells = [rows * ref + _only_row(keys, strings, "Property", key) * ref
+             for key in (swap.name, swap.donor)]
     values = [int.from_bytes(data[at:at + ref], "little") for at in cells]
     texts = [strings.text(v).decode("utf-8", "replace") for v in values]
     if texts == [swap.new, swap.old]:
