@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from dcomc.diagnostics import Span
 from dcomc.front import catalog
 from dcomc.front.load import Loaded, NodePath
 from dcomc.front.spec import Server, Spec
@@ -37,12 +38,12 @@ def expand_hosts(spec: Spec, loaded: Loaded, names: Iterable[str]) -> list[str]:
     by_range: dict[str, list[str]] = {}
     for host, key in loaded.host_ranges.items():
         by_range.setdefault(fold(key), []).append(host)
-    out: list[str] = []
+    out: dict[str, None] = {}  # in first-seen order; a list searched per host was quadratic
     for name in names:
         found = by_range.get(fold(name)) or ([by_name[fold(name)]] if fold(name) in by_name
                                              else [])
-        out += [h for h in found if h not in out]
-    return out
+        out.update(dict.fromkeys(found))
+    return list(out)
 
 
 def servers_on(spec: Spec) -> dict[str, list[str]]:
@@ -57,11 +58,17 @@ def servers_on(spec: Spec) -> dict[str, list[str]]:
 def site_flows(spec: Spec, loaded: Loaded) -> tuple[Flow, ...]:
     """Every flow of the site, ordered by client host, client, server, server host."""
     running = servers_on(spec)
+    # what a client calls does not depend on its host: worked out once per client
+    called: dict[str, list[tuple[str, list[str], bool, Span | None]]] = {}
     flows: set[Flow] = set()
     for host_name, host in spec.hosts.items():
         for key in host.clients:
-            for server, targets, path, declared in _called(spec, loaded, key, running):
-                span = loaded.key_span(path) if isinstance(path[-1], str) else loaded.span(path)
+            if key not in called:
+                called[key] = [
+                    (server, targets, declared,
+                     loaded.key_span(path) if isinstance(path[-1], str) else loaded.span(path))
+                    for server, targets, path, declared in _called(spec, loaded, key, running)]
+            for server, targets, declared, span in called[key]:
                 flows.update(Flow(key, host_name, server, target, declared, span)
                              for target in targets)
     return tuple(sorted(flows, key=lambda f: (fold(f.client_host), f.client, f.server,
@@ -159,15 +166,15 @@ class Placement:
         return key is None or fold(key) in self.accounts
 
 
-def placement(spec: Spec, loaded: Loaded, res: Resolver, flows: SiteFlows, host: str,
-              acl_names: Iterable[str]) -> Placement:
+def placement(spec: Spec, res: Resolver, flows: SiteFlows, host: str,
+              acl_names: Iterable[str], explicit: ExplicitHosts) -> Placement:
     """The site accounts a host needs: the identities of its flows and services, those its
     ACLs and limits name (`acl_names`) with the members of the groups among them; an
-    account's own `hosts:` overrides all of that."""
+    account's own `hosts:` (`explicit`, from explicit_hosts) overrides all of that."""
     needed = _flow_identities(spec, flows, host) | service_logons(spec, host)
     named = {fold(k) for n in acl_names if (k := res.user_key(n) or res.group_key(n))}
     needed |= named | _members(spec, res, named)
-    return Placement(frozenset(_explicit(spec, loaded, host, needed)))
+    return Placement(frozenset(_placed(host, needed, explicit)))
 
 
 def _flow_identities(spec: Spec, flows: SiteFlows, host: str) -> set[str]:
@@ -197,16 +204,27 @@ def _members(spec: Spec, res: Resolver, names: set[str]) -> set[str]:
     return {n for n in found if res.user_key(n) is not None}
 
 
-def _explicit(spec: Spec, loaded: Loaded, host: str, needed: set[str]) -> set[str]:
-    """Site account keys (folded) placed on `host`: an account's `hosts:` when given, else
-    whether `needed` (which may hold other names) has it."""
-    placed: set[str] = set()
+ExplicitHosts = tuple[tuple[str, frozenset[str] | None], ...]
+
+
+def explicit_hosts(spec: Spec, loaded: Loaded) -> ExplicitHosts:
+    """Each site account's key (users, then groups) with the hosts (folded) of its `hosts:`,
+    None without one: what placement takes, worked out once per site by its caller (once
+    per host, it expanded every account's host list again for each host)."""
     accounts: list[tuple[str, list[str] | None]] = [
         *((u, user.hosts) for u, user in spec.accounts.users.items()),
         *((g, group.hosts) for g, group in spec.accounts.groups.items())]
-    for key, hosts in accounts:
+    return tuple((key, None if hosts is None else frozenset(
+        fold(h) for h in expand_hosts(spec, loaded, hosts))) for key, hosts in accounts)
+
+
+def _placed(host: str, needed: set[str], explicit: ExplicitHosts) -> set[str]:
+    """Site account keys (folded) placed on `host`: an account's `hosts:` when given, else
+    whether `needed` (which may hold other names) has it."""
+    placed: set[str] = set()
+    for key, hosts in explicit:
         if hosts is not None:
-            if fold(host) in {fold(h) for h in expand_hosts(spec, loaded, hosts)}:
+            if fold(host) in hosts:
                 placed.add(fold(key))
         elif fold(key) in needed:
             placed.add(fold(key))

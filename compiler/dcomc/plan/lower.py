@@ -27,9 +27,11 @@ from dcomc.front.spec import (
     Spec,
 )
 from dcomc.plan.flows import (
+    ExplicitHosts,
     Placement,
     SiteFlows,
     admin_applies,
+    explicit_hosts,
     fallback_reasons,
     placement,
     server_service,
@@ -130,8 +132,10 @@ def lower(spec: Spec, loaded: Loaded) -> SitePlan:
     shared: dict[Any, list[Resource]] = {}  # resources hosts have alike, lowered once
     accounts = service_accounts(spec)  # the site's, not each host's: one pass over the servers
     scopes: dict[frozenset[str], tuple[str, ...]] = {}  # `site` scopes by peer hosts, see _remote
+    explicit = explicit_hosts(spec, loaded)  # accounts' `hosts:`, expanded once for the site
     hosts = tuple(
-        _Host(spec, loaded, name, host, flows, resolver, shared, accounts, scopes).plan()
+        _Host(spec, loaded, name, host, flows, resolver, shared, accounts, scopes,
+              explicit).plan()
         for name, host in sorted(spec.hosts.items(), key=lambda kv: kv[0].casefold())
     )
     s = spec.site
@@ -162,8 +166,10 @@ class _Host:
         self, spec: Spec, loaded: Loaded, name: str, host: Host, flows: SiteFlows,
         resolver: Resolver, shared: dict[Any, list[Resource]],
         service_accounts: frozenset[str], scopes: dict[frozenset[str], tuple[str, ...]],
+        explicit: ExplicitHosts,
     ) -> None:
         self.spec, self.loaded, self.name, self.host = spec, loaded, name, host
+        self.explicit = explicit
         self.service_accounts = service_accounts
         self.scopes = scopes
         self.flows = flows
@@ -234,8 +240,8 @@ class _Host:
     def placed(self) -> Placement:
         """The site accounts this host needs (flows.placement), worked out once."""
         if self._placed is None:
-            self._placed = placement(self.spec, self.loaded, self.res, self.flows, self.name,
-                                     self._acl_names())
+            self._placed = placement(self.spec, self.res, self.flows, self.name,
+                                     self._acl_names(), self.explicit)
         return self._placed
 
     def _acl_names(self) -> list[str]:
