@@ -27,6 +27,7 @@ from dcomc.front.spec import (
     Spec,
 )
 from dcomc.plan.flows import (
+    ADMINISTRATORS,
     ExplicitHosts,
     Placement,
     SiteFlows,
@@ -115,7 +116,7 @@ NETWORK_DISCOVERY_SERVICES: tuple[tuple[str, Literal["auto", "manual"]], ...] = 
     ("fdPHost", "auto"), ("FDResPub", "auto"), ("SSDPSRV", "auto"), ("upnphost", "manual"),
 )
 LSA_KEY = "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\Lsa"
-_ADMINS, _ANONYMOUS = "S-1-5-32-544", "S-1-5-7"
+_ANONYMOUS = "S-1-5-7"
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +295,7 @@ class _Host:
                                      user.description or "", user.password_never_expires))
             out += [self._member(group, name, (*path, "member_of", i))
                     for i, group in enumerate(user.member_of)
-                    if not (name in not_admin and self.principal(group).sid == _ADMINS)]
+                    if not (name in not_admin and self.principal(group).sid == ADMINISTRATORS)]
         for name, group_def in self.spec.accounts.groups.items():
             gpath: NodePath = ("accounts", "groups", name)
             if not placed.has(self.principal(name), self.res):
