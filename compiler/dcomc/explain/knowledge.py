@@ -3,7 +3,6 @@ on load, every statement with its source. The analyses and the report both read 
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from functools import cache
 from importlib import resources
@@ -12,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dcomc.front.load import load_data
-from dcomc.plan.model import RESOURCE_KINDS, Resource
+from dcomc.plan.model import RESOURCE_KINDS, Resource, data_fields
 
 Role = Literal["server", "client"]
 Analysis = Literal["client_identity", "launch_limit", "auth_level", "workgroup_accounts",
@@ -45,7 +44,7 @@ class LookAt(_Model):
             if cls is None:
                 raise ValueError(f"unknown resource kind {self.kind!r} "
                                  f"(kinds: {', '.join(KINDS)})")
-            names = {f.name for f in dataclasses.fields(cls)} - {"id", "prov"}
+            names = set(data_fields(cls))
             for key in self.where:
                 if key not in names:
                     raise ValueError(f"{self.kind} has no field {key!r} "
