@@ -478,11 +478,11 @@ READ_PATH = click.Path(path_type=Path)
 def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     """Read artifacts (or whole bundle folders) back: registry values with descriptors as
     SDDL and principal x rights, INF sections, firewall rules."""
-    from dcomc.readback.files import InputError
+    from dcomc.readback.files import InputError, is_folder
     from dcomc.readback.inspect import files_of, inspect_file, render_text
     from dcomc_targets.readerror import ReadError
 
-    named = {path for path in paths if not path.is_dir()}
+    named = {path for path in paths if not is_folder(path)}
     results: dict[str, Any] = {}
     failed: list[str] = []  # one line each; every file is read before any is reported
     for path in files_of(list(paths)):

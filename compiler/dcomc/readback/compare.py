@@ -34,7 +34,7 @@ from dcomc.emit.sign import SIGNATURE
 from dcomc.pipeline import Compiled, compile_file
 from dcomc.plan.model import HostPlan
 from dcomc.readback.files import InputError as InputError  # re-exported: the commands catch it
-from dcomc.readback.files import read_regular
+from dcomc.readback.files import is_folder, read_regular
 from dcomc.readback.manifest import Manifest, bundle_path, read_manifest, tampered
 from dcomc.windows import sd
 from dcomc_targets import EmitContext, Options
@@ -86,15 +86,16 @@ class Side:
 def load_side(path: Path) -> Side:
     """A spec file (.yaml/.yml) or a bundle folder (or its manifest.json); raises InputError,
     or CompileError for a spec with errors."""
-    if path.is_dir():
+    if is_folder(path):
         if not os.path.lexists(path / MANIFEST):
             raise InputError(f"{path}: a folder without {MANIFEST} is not a dcomc bundle")
         return load_bundle(path)
     if path.name == MANIFEST and os.path.lexists(path):
         return load_bundle(path.parent)
-    if path.is_file() and path.suffix.lower() in SPEC_SUFFIXES:
+    # os.path, not Path: they answer False for a name the system refuses (ENAMETOOLONG)
+    if os.path.isfile(path) and path.suffix.lower() in SPEC_SUFFIXES:  # noqa: PTH113
         return load_spec(path)
-    if not path.exists():
+    if not os.path.exists(path):  # noqa: PTH110 (False for a name the system refuses)
         raise InputError(f"{path}: no such file or folder")
     raise InputError(f"{path}: neither a spec (.yaml, .yml) nor a bundle folder "
                      f"(with {MANIFEST})")

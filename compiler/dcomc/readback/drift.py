@@ -25,7 +25,13 @@ from typing import Any
 from dcomc.diagnostics import escaped
 from dcomc.pipeline import Compiled
 from dcomc.readback.compare import spec_host_data
-from dcomc.readback.files import InputError, load_json, read_regular, require_regular
+from dcomc.readback.files import (
+    InputError,
+    is_folder,
+    load_json,
+    read_regular,
+    require_regular,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +245,7 @@ def collect_reports(paths: Iterable[Path]) -> list[Path]:
     subfolders), in name order; any other path is a report file itself."""
     found: list[Path] = []
     for path in paths:
-        if not _is_dir(path):
+        if not is_folder(path):
             found.append(path)
             continue
         try:
@@ -250,13 +256,6 @@ def collect_reports(paths: Iterable[Path]) -> list[Path]:
             raise InputError(f"{path}: no report (*.json) in this folder")
         found += [path / name for name in names]
     return found
-
-
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except OSError:  # a name too long for the system: no folder (read as a file, refused)
-        return False
 
 
 def drift_folder(compiled: Compiled, spec_path: Path, paths: Iterable[Path]) -> SiteDrift:
@@ -393,7 +392,7 @@ class Outcome:
 def drift_reports(compiled: Compiled, spec_path: Path, paths: Sequence[Path]) -> Outcome:
     """`dcomc drift SPEC REPORT...`: one report file is that PC against its host (`drift`);
     a folder, or several files, is the whole site (`drift_folder`)."""
-    if len(paths) == 1 and not _is_dir(paths[0]):
+    if len(paths) == 1 and not is_folder(paths[0]):
         one = drift(compiled, spec_path, load_report(paths[0]))
         return Outcome(one.has_drift, drift_json(one), drift_text(one))
     site = drift_folder(compiled, spec_path, paths)

@@ -155,3 +155,9 @@ def json_type(value: Any) -> str:
         return "null"
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
             int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def is_folder(path: Path) -> bool:
+    """Whether `path` is a folder; a name the system refuses (too long: ENAMETOOLONG) is not
+    one, so it is read as a file and refused with one line rather than a traceback."""
+    return os.path.isdir(path)  # noqa: PTH112 (unlike Path.is_dir, False for every OSError)

@@ -10,7 +10,7 @@ from typing import Any
 from lxml import etree
 
 from dcomc.emit.layout import MANIFEST
-from dcomc.readback.files import load_json, read_regular
+from dcomc.readback.files import is_folder, load_json, read_regular
 from dcomc_targets import TARGETS, msi
 
 OLE_MAGIC = bytes.fromhex("d0cf11e0a1b11ae1")
@@ -22,7 +22,7 @@ def files_of(paths: list[Path]) -> Iterator[Path]:
     """The files to inspect: each path given, and the regular files under each folder given
     (a FIFO or a device in a folder is skipped; one given by name is refused when read)."""
     for path in paths:
-        if path.is_dir():
+        if is_folder(path):
             yield from sorted(p for p in path.rglob("*") if p.is_file())
         else:
             yield path

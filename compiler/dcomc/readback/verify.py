@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dcomc.diagnostics import escaped
 from dcomc.emit.layout import MANIFEST
 from dcomc.emit.sign import (
     SIGNATURE,
@@ -90,7 +91,9 @@ class Result:
         lines += [f.text() for f in self.failures]
         lines.append("ok: every check holds" if self.ok else
                      f"{len(self.failures)} check(s) failed: do not install this bundle")
-        return "\n".join(lines) + "\n"
+        # a file name or certificate subject from the bundle may hold a newline: each line is
+        # escaped, so no value can print a line of its own ("ok: every check holds")
+        return "\n".join(escaped(line) for line in lines) + "\n"
 
 
 def verify(folder: Path, ca: Path | None) -> Result:
