@@ -284,10 +284,11 @@ def _workgroup_accounts(compiled: Compiled) -> Iterator[Finding]:
             called = [s for s in servers if s.name.casefold() in ident.servers]
             need(ident.principal, f"run_as of client {ident.client}", [ident.host, *called])
     for server in servers:
-        back = flows.called_back_by  # the client hosts a server's callbacks reach
+        # the client hosts the server's callbacks reach: those whose clients call it
+        callers = flows.callers(server.name)
         for logon in server.of_kind(ServiceLogon):
             if logon.account.kind is PrincipalKind.LOCAL:
-                reached = [c for c in clients if server.name in back(c.name)]
+                reached = [c for c in clients if c.name in callers]
                 need(logon.account, f"Log On account of service {logon.service}",
                      [server, *reached])
     for key in sorted(names):
@@ -310,7 +311,8 @@ def _callback_identity(compiled: Compiled) -> Iterator[Finding]:
     flows = SiteFlows(compiled.plan.flows)
     client_hosts = _hosts(compiled, ["client"])
     for server in _hosts(compiled, ["server"]):
-        clients = [c for c in client_hosts if server.name in flows.called_back_by(c.name)]
+        callers = flows.callers(server.name)  # once per server, not a set per client host
+        clients = [c for c in client_hosts if c.name in callers]
         for logon in server.of_kind(ServiceLogon):
             account = logon.account
             who = f"{server.name} service {logon.service} logs on as {principal_text(account)}"
