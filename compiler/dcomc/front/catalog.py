@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from dcomc.diagnostics import escaped
 from dcomc.front.load import load_data, yaml_quote
 
 
@@ -129,4 +130,4 @@ def entries_text(entries: dict[str, dict[str, Any]]) -> str:
         lines += [f"  # {note}" for note in entry["differs"]]
         lines += [f"  {field}: {_scalar(entry[field])}"
                   for field in ("name", *FIELDS, "verified", "source")]
-    return "\n".join(lines) + "\n"
+    return "\n".join(escaped(line) for line in lines) + "\n"  # captured text: one line each

@@ -22,6 +22,7 @@ from functools import cached_property
 from typing import Any
 
 from dcomc.checks.names import DESCRIPTION_MAX
+from dcomc.diagnostics import escaped
 from dcomc.front.catalog import key_of_clsid
 from dcomc.front.load import yaml_quote as quote
 from dcomc.readback.capture import Capture, as_list
@@ -634,4 +635,7 @@ def import_text(captures: Sequence[Capture]) -> str:
             + ["", "hosts:"]
             + ["  " + line for host in site.hosts for line in _host_lines(host, blocks)]
             + [""] + _role_lines(blocks))
-    return "\n".join(header + body) + "\n"
+    # Captured text (rule names, programs, OS captions, service names) goes into comments and
+    # values: a control character in it, a newline above all, would start a YAML line of its
+    # own (a `servers:` key from a firewall rule's name). Each line stays one line.
+    return "\n".join(escaped(line) for line in header + body) + "\n"
