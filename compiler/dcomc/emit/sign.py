@@ -109,8 +109,11 @@ def run(args: list[str], what: str, data: bytes | None = None,
     try:
         proc = subprocess.run(args, input=data or b"", capture_output=True,
                               timeout=TOOL_SECONDS, check=False, env=env)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SignError(code, f"{what}: {args[0]} could not run: {exc}") from None
+    except OSError as exc:
+        raise SignError(code, f"{what}: {args[0]} could not run: {exc.strerror or exc}") from None
+    except subprocess.TimeoutExpired:  # its text would name the whole command line
+        raise SignError(code, f"{what}: {args[0]} did not finish within {TOOL_SECONDS} s"
+                        ) from None
     if proc.returncode != 0:
         raise SignError(code, f"{what}: {args[0]} failed: {last_error(proc)}")
     return proc
@@ -185,6 +188,10 @@ class Signer:
         if missing:
             raise SignError("E410", f"{', '.join(missing)} not found: cannot sign (apt-get "
                                     "install osslsigncode openssl)")
+        if "pin-value" in (settings.key or "").casefold():
+            # the key reaches the tools' command lines (-key, -inkey): no secret may
+            raise SignError("E410", "--sign-key: a PKCS#11 URI with pin-value would put the PIN "
+                            "on a command line; give it with --sign-pass-env or at the prompt")
         self.settings = settings
         self._dir = Path(tempfile.mkdtemp(prefix="dcomc-sign-"))
         self._cache: dict[tuple[str, str], bytes] = {}
