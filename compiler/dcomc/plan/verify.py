@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 import functools
 import ipaddress
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -485,7 +486,8 @@ def _scope(remote: tuple[str, ...]) -> _Scope:
         if entry.casefold() == "any":
             return _Scope(True, ([], []), ([], []))
         try:
-            net = ipaddress.ip_network(entry.partition("%")[0], strict=False)
+            # the zone (`%12`, `%eth0`) goes, the prefix stays: `fe80::%1/64` is a network
+            net = ipaddress.ip_network(re.sub(r"%[^/]*", "", entry), strict=False)
         except ValueError:
             continue  # not a network (a keyword Windows knows): admits no address here
         ranges[net.version].append((int(net.network_address), int(net.broadcast_address)))
