@@ -186,13 +186,14 @@ def reboot_tail(reg: str, key: str) -> str:
             f"({write}0 >nul 2>&1 && exit 0 || exit 3)")
 
 
-def _apply_command(host: HostPlan, site: str) -> str:
-    """cmd.exe's arguments (the action's exe is [DCOMCCMDEXE]): the engine, then the tail that
-    maps its exit code 5 (applied, reboot required) to success and a recorded reboot. An EXE
-    action fails the install on any exit code but 0, and cannot tell 5 from a failure. The
-    folder is Program Files unless an administrator sets DCOMC_INSTALLDIR: a `%` in it would be
-    expanded by cmd.exe (the JScript route refuses it; this route cannot check)."""
-    return ('/d /v:off /s /c ""[POWERSHELLEXE]" ' + _engine_command(host, "Apply")
+def apply_command(data_file: str, site: str) -> str:
+    """cmd.exe's arguments (the action's exe is [DCOMCCMDEXE]): the engine on `data_file` (a
+    Formatted name in the install folder), then the tail that maps its exit code 5 (applied,
+    reboot required) to success and a recorded reboot. An EXE action fails the install on any
+    exit code but 0, and cannot tell 5 from a failure. The folder is Program Files unless an
+    administrator sets DCOMC_INSTALLDIR: a `%` in it would be expanded by cmd.exe (the JScript
+    route refuses it; this route cannot check)."""
+    return ('/d /v:off /s /c ""[POWERSHELLEXE]" ' + engine_command(data_file, "Apply")
             + reboot_tail("[System64Folder]reg.exe", "HKLM\\" + reboot_key(site)) + '"')
 
 
@@ -216,11 +217,17 @@ def detection_values(host: HostPlan, site: str, version: str,
         ("RebootRequired", "integer", "1")]
 
 
-def _engine_command(host: HostPlan, mode: str) -> str:
-    """PowerShell's arguments (Formatted) that run the installed engine in `mode` on the host's
-    data file and the MSI's backup."""
+def data_file(host: HostPlan) -> str:
+    """The host's data file in the install folder, Formatted (the site package names it with a
+    property instead)."""
+    return f"{msi_formatted(host.name)}.psd1"
+
+
+def engine_command(data_file: str, mode: str) -> str:
+    """PowerShell's arguments (Formatted) that run the installed engine in `mode` on the data
+    file `data_file` (Formatted) and the MSI's backup."""
     return (f'{PS_FLAGS} -File "[{INSTALLDIR}]Invoke-DcomConfig.ps1" -Mode {mode} '
-            f'-DataFile "[{INSTALLDIR}]{msi_formatted(host.name)}.psd1" -BackupName {BACKUP_NAME}')
+            f'-DataFile "[{INSTALLDIR}]{data_file}" -BackupName {BACKUP_NAME}')
 
 
 def condition_string(value: str) -> str:
@@ -250,6 +257,21 @@ def _properties(host: HostPlan, site: str) -> list[dict[str, str]]:
 
 def _conditions(host: HostPlan, site: str) -> list[tuple[str, str]]:
     """Launch conditions (condition, message), in order."""
+    rows = [
+        *common_conditions(),
+        (f"Installed OR ComputerName ~= {condition_string(host.name)}",
+         f"This package configures the PC {msi_formatted(host.name)} of the dcomc site "
+         f"{msi_formatted(site)}, not [ComputerName]: install the MSI built for this PC."),
+    ]
+    for n, account in enumerate(password_accounts(host), 1):
+        rows.append((f"Installed OR DCOMC_PASSWORD_{n}",
+                     f"Give the password of {msi_formatted(account)} in DCOMC_PASSWORD_{n} "
+                     "(it is never stored)."))
+    return rows
+
+
+def common_conditions() -> list[tuple[str, str]]:
+    """The launch conditions of every dcomc MSI: administrator, Windows, PowerShell."""
     # Windows PowerShell: the engine needs 5.1 (Set-StrictMode 3, CIM and NetSecurity cmdlets,
     # classes of .NET 4.5). Windows Installer does not compare versions in conditions (docs,
     # "Conditional Statement Syntax": "the installer will not do direct comparisons of the
@@ -259,32 +281,29 @@ def _conditions(host: HostPlan, site: str) -> list[tuple[str, str]]:
     # The floor 602 (Windows 8 / Server 2012: VersionNT in "Operating System Property Values")
     # is where NetSecurity exists and WMF 5.1 installs on servers (2012, 2012 R2; 8.1 is 603);
     # Windows 7 / 2008 R2 (601) may have 5.1 but not NetSecurity (audit m13).
-    accounts = password_accounts(host)
-    rows = [
+    return [
         ("Privileged", "dcomc must be installed by an administrator."),
         ("VersionNT64 >= 602", "dcomc needs 64-bit Windows 8 / Server 2012 or later."),
         (f'Installed OR {POWERSHELL_VERSION} << "5.1."',
          "dcomc needs Windows PowerShell 5.1 (part of Windows 10 and Server 2016 and later; "
          "Windows Management Framework 5.1 on Server 2012 and 2012 R2 and Windows 8.1)."),
-        (f"Installed OR ComputerName ~= {condition_string(host.name)}",
-         f"This package configures the PC {msi_formatted(host.name)} of the dcomc site "
-         f"{msi_formatted(site)}, not [ComputerName]: install the MSI built for this PC."),
     ]
-    for n, account in enumerate(accounts, 1):
-        rows.append((f"Installed OR DCOMC_PASSWORD_{n}",
-                     f"Give the password of {msi_formatted(account)} in DCOMC_PASSWORD_{n} "
-                     "(it is never stored)."))
-    return rows
 
 
 def _custom_action_rows(host: HostPlan, site: str) -> list[dict[str, str]]:
     """The CustomAction elements (attributes in order) the Product holds."""
+    return custom_action_rows(data_file(host), bool(password_accounts(host)), site)
+
+
+def custom_action_rows(data_file: str, passwords: bool, site: str) -> list[dict[str, str]]:
+    """The CustomAction elements (attributes in order) of a product that runs the engine on
+    `data_file` (Formatted), through the JScript actions when it takes `passwords`."""
     rows = [{"Id": "SetPowerShellExe", "Property": "POWERSHELLEXE",
              "Value": "[System64Folder]WindowsPowerShell\\v1.0\\powershell.exe",
              "Impersonate": "yes"}]
     rows.append({"Id": "SetCmdExe", "Property": "DCOMCCMDEXE",
                  "Value": "[System64Folder]cmd.exe", "Impersonate": "yes"})
-    if password_accounts(host):
+    if passwords:
         rows += [
             {"Id": "SetDcomcApply", "BinaryKey": "DcomcApplyJs", "JScriptCall": "Prepare",
              "Impersonate": "yes", "Return": "check", "Win64": "yes"},
@@ -293,9 +312,9 @@ def _custom_action_rows(host: HostPlan, site: str) -> list[dict[str, str]]:
         ]
     else:
         rows.append({"Id": "DcomcApply", "Property": "DCOMCCMDEXE",
-                     "ExeCommand": _apply_command(host, site), "Execute": "deferred",
+                     "ExeCommand": apply_command(data_file, site), "Execute": "deferred",
                      "Impersonate": "no", "Return": "check"})
-    rollback = _engine_command(host, "Rollback")
+    rollback = engine_command(data_file, "Rollback")
     rows += [
         {"Id": "DcomcApplyRollback", "Property": "POWERSHELLEXE",
          "ExeCommand": rollback, "Execute": "rollback", "Impersonate": "no", "Return": "ignore"},
