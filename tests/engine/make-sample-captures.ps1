@@ -8,11 +8,18 @@
 #
 # It builds nothing: `dcomc build SPEC -o DIR --no-msi` first. tests/unit/test_import.py runs
 # it on a fresh build, compares its output with the shipped files and imports them.
+#
+# -Vendor FILE.json: the vendor software of every server, [{Clsid, Executable, Service}] (the
+# test writes it from the spec and the catalog); without it, the catalog's KEPServerEX 6.
+# -Domain NAME: every PC is joined to that domain (plant9.local), else in WORKGROUP.
 param(
     [Parameter(Mandatory = $true)] [string] $Bundle,
-    [Parameter(Mandatory = $true)] [string] $OutDir
+    [Parameter(Mandatory = $true)] [string] $OutDir,
+    [string] $Vendor = '',
+    [string] $Domain = ''
 )
 $ErrorActionPreference = 'Stop'
+$script:Domain = $Domain
 . (Join-Path -Path $PSScriptRoot -ChildPath 'Harness.ps1')
 
 # Every capture's Time comes from the simulated clock, set per host: the same output each run.
@@ -32,7 +39,7 @@ function Install-VendorState {
             if ($app.Bitness) { $bitness = [int] $app.Bitness }
             $view = @{ 32 = 'Registry32'; 64 = 'Registry64' }[$bitness]
             Add-SimImplementedCategory -Clsid $app.Clsid -Category @('DA2') -Bitness $bitness
-            if ($null -ne $product) {
+            if ($null -ne $product -and $product.Executable) {
                 Set-SimRegistryValue -Path ('SOFTWARE\Classes\CLSID\{0}\LocalServer32' -f $app.Clsid) -Name '' -Type 'String' -Data $product.Executable -View $view
                 if ($product.Service -and $script:Sim.Services.Contains($product.Service)) {
                     Set-SimServicePath -Name $product.Service -PathName ('"{0}"' -f $product.Executable)
@@ -47,7 +54,12 @@ function Write-SampleCapture {
     $module = Import-SimEngine -Engine $Target.Engine
     $data = Initialize-SimPc -Module $module -Bundle $Target -Locale 'en-US'
     Install-VendorState -Module $module -Data $data -Catalog $Catalog
-    & $module { param($address) Set-SimNetwork -Address @($address) } $Address
+    if ($script:Domain) {
+        & $module { param($address, $name) Set-SimNetwork -Address @($address) -Domain $name -PartOfDomain } $Address $script:Domain
+    }
+    else {
+        & $module { param($address) Set-SimNetwork -Address @($address) } $Address
+    }
     $applied = Invoke-Engine -Bundle $Target -Data $data -With @{ Mode = 'Apply' }
     if ($applied.ExitCode -ne 0) { throw ('Apply on {0} exited {1}' -f $Target.Host, $applied.ExitCode) }
     & $module { param($time) Set-SimClock -Time $time } $script:CaptureTime.AddMinutes($Index)
@@ -60,6 +72,12 @@ $manifest = Get-Content -LiteralPath (Join-Path -Path $Bundle -ChildPath 'manife
 # The catalog's executables and services, by CLSID: `dcomc catalog --json` is not needed here,
 # the data file's servers carry their CLSID and the catalog file is plain YAML read by Python.
 $catalog = @{ '{7BC0CC8E-482C-47CA-ABDC-0FE7F9C6E729}' = @{ Executable = 'C:\Program Files (x86)\Kepware\KEPServerEX 6\server_runtime.exe'; Service = 'KEPServerEXV6' } }
+if ($Vendor) {
+    $catalog = @{}
+    foreach ($entry in @(Get-Content -LiteralPath $Vendor -Raw | ConvertFrom-Json)) {
+        $catalog[([string] $entry.Clsid).ToUpperInvariant()] = @{ Executable = [string] $entry.Executable; Service = [string] $entry.Service }
+    }
+}
 $null = New-Item -ItemType Directory -Path $OutDir -Force
 $index = 0
 $files = @(Get-ChildItem -LiteralPath $Bundle -Filter '*.psd1' -Recurse | Where-Object -FilterScript { $_.Directory.Name -eq 'powershell' } | Sort-Object -Property FullName)

@@ -15,8 +15,8 @@ identity (the vendor's installer writes it), AppID Name/LocalService/..., servic
 machine default ACLs, Group Policy limits, built-in accounts, firewall rule names. Where the
 spec reads differently from the original (same PCs, other words):
   * names: the site is `imported-site`, the server key is the catalog's (`kepserverex-v6`,
-    not `kepware`), the client key comes from its executable (`client-hmi`, not `hmi`), so
-    the firewall rules have other names;
+    not `kepware`), the client key is its executable's name (`hmi`), so the firewall rules
+    have other names;
   * OPC Users is written as found on SCADA01 only (the flows put it there alone);
   * AppID ACLs are `permissions: add` with what the PC grants beyond Windows' default ACLs
     (OPC Users): the original's words exactly;
@@ -40,7 +40,7 @@ from click.testing import CliRunner
 
 from dcomc.cli import main
 from dcomc.emit import bundle
-from dcomc.front.catalog import Product
+from dcomc.front.catalog import Product, product
 from dcomc.front.importer import import_text
 from dcomc.front.load import load_data
 from dcomc.pipeline import compile_file
@@ -82,20 +82,50 @@ def _imported(tmp_path: Path, captures: list[Capture]) -> Path:
     return path
 
 
-def _engine_captures(tmp_path: Path, spec: Path) -> Path:
+def _vendor(tmp_path: Path, spec: Path) -> Path:
+    """The vendor software of `spec`'s servers (make-sample-captures.ps1 -Vendor): each
+    server's CLSID, executable and service, from the catalog for a product. The same file is
+    given for the imported spec: fresh PCs with the same vendor software."""
+    entries = []
+    for server in compile_file(spec).spec.servers.values():
+        known = product(server.product) if server.product else None
+        entries.append({"Clsid": known.clsid if known else server.clsid,
+                        "Executable": known.executable if known else server.executable,
+                        "Service": known.service if known else server.service})
+    path = tmp_path / f"{spec.stem}-vendor.json"
+    path.write_text(json.dumps(entries), encoding="utf-8")
+    return path
+
+
+def _engine_captures(tmp_path: Path, spec: Path, vendor: Path | None = None,
+                     domain: str = "") -> Path:
     """The captures make-sample-captures.ps1 writes for `spec`'s bundle on fresh simulated
-    PCs (the real engine: Apply, then Capture)."""
+    PCs (the real engine: Apply, then Capture), joined to `domain` when given."""
     exe = pwsh()
     require(exe is not None, "PowerShell 7 (pwsh)")
     assert exe is not None
     built, out = tmp_path / f"{spec.stem}-bundle", tmp_path / f"{spec.stem}-captures"
     bundle.build(compile_file(spec), Options(), spec.name, built)
+    extra = (["-Vendor", str(vendor)] if vendor else []) + (["-Domain", domain] if domain else [])
     run = subprocess.run([exe, "-NoProfile", "-NonInteractive", "-File", str(SCRIPT), "-Bundle",
-                          str(built), "-OutDir", str(out)], capture_output=True, text=True,
-                         env=dict(os.environ, DCOMC_WORK=str(tmp_path)), timeout=600,
-                         check=False)
+                          str(built), "-OutDir", str(out), *extra], capture_output=True,
+                         text=True, env=dict(os.environ, DCOMC_WORK=str(tmp_path)),
+                         timeout=600, check=False)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     return out
+
+
+def _round_trip(tmp_path: Path, spec: Path, domain: str = "") -> tuple[list[Capture], Path]:
+    """`spec` built and applied to fresh PCs, captured (A); A imported, built, applied to
+    other fresh PCs with the same vendor software, captured (B): A and B's folder."""
+    vendor = _vendor(tmp_path, spec)
+    first = tmp_path / "first"
+    first.mkdir()
+    originals = [load_capture(p) for p in
+                 sorted(_engine_captures(first, spec, vendor, domain).glob("*.json"))]
+    imported = _imported(tmp_path, originals)
+    assert not [d for d in compile_file(imported).diagnostics if "error" in str(d)]
+    return originals, _engine_captures(tmp_path, imported, vendor, domain)
 
 
 def test_shipped_captures_are_the_engines_output(tmp_path: Path) -> None:
@@ -124,6 +154,23 @@ def test_the_round_trip_gives_back_everything_dcomc_manages(tmp_path: Path) -> N
         assert all(name.startswith("dcomc-imported-site-") for name in rules)
 
 
+def test_the_domain_examples_round_trip_holds(tmp_path: Path) -> None:
+    """plant9-domain (domain accounts by SID, a server outside the catalog, a client inside
+    a service, a host with its own firewall scope and profiles): its captures, imported,
+    built and applied to other fresh PCs, are captured equal in everything dcomc manages."""
+    originals, again = _round_trip(tmp_path, ROOT / "examples" / "plant9-domain.yaml",
+                                   "plant9.local")
+    assert [c.computer for c in originals] == ["ENG-WS1", "UTIL-HIST", "UTIL-SRV1"]
+    for original in originals:
+        assert managed_differences(original, load_capture(again / original.path.name)) == []
+    text = (tmp_path / "imported.yaml").read_text(encoding="utf-8")
+    assert "identity: domain" in text and "domain: PLANT9" in text
+    assert "sid: S-1-5-21-1004336348-1177238915-682003330-1105" in text   # svc-opc's, found
+    assert "service: 'KEPServerEXV6'\n    run_as: 'PLANT9\\svc-opc'" in text
+    assert "remote: ['10.9.0.0/24']" in text and "profiles: [domain]" in text
+    assert "'Administrators': [local_launch, local_activation]" in text   # OPCEnum shows it
+
+
 def test_import_of_the_shipped_captures_passes_check(tmp_path: Path) -> None:
     compiled = compile_file(_imported(tmp_path, _shipped()))
     assert sorted(h.name for h in compiled.plan.hosts) == ["HMI01", "HMI02", "SCADA01"]
@@ -142,7 +189,7 @@ def test_round_trip_keeps_what_a_capture_sees(tmp_path: Path) -> None:
     original = compile_file(SPEC)
     imported = compile_file(_imported(tmp_path, _shipped()))
     rename = {"plant7-line3": "imported-site", "server-kepware": "server-kepserverex-v6",
-              "client-hmi": "client-client-hmi", ":kepware": ":kepserverex-v6"}
+              ":kepware": ":kepserverex-v6"}
     for host in ("SCADA01", "HMI01", "HMI02"):
         want = set()
         for rid in _ids(original, host):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
@@ -69,16 +70,37 @@ def _captured_fields(server: dict[str, Any]) -> dict[str, Any]:
             "bitness": 64 if server.get("Bitness") == 64 else 32}
 
 
+def key_from(candidates: Iterable[Any], taken: Iterable[str], fallback: str) -> str:
+    """A key (lower-case letters, digits, -) from the first candidate that has a letter or a
+    digit (a ProgID, a name, an executable's name, a CLSID), else `fallback`; `-2`, `-3`...
+    appended while it is taken."""
+    base = fallback
+    for candidate in candidates:
+        made = _KEY.sub("-", str(candidate or "").lower()).strip("-")[:40].strip("-")
+        if made:
+            base = made
+            break
+    used = set(taken)
+    key, n = base, 2
+    while key in used:
+        key, n = f"{base}-{n}", n + 1
+    return key
+
+
+def exe_stem(path: Any) -> str:
+    """An executable's file name without its folder and `.exe` (any case)."""
+    name = str(path or "").rpartition("\\")[2]
+    return name[:-4] if name.lower().endswith(".exe") else name
+
+
 def _key(fields: dict[str, Any], taken: set[str]) -> str:
-    """The catalog's key for a known CLSID, else one made from the ProgID."""
+    """The catalog's key for a known CLSID, else one made from the ProgID, the executable's
+    name or the CLSID (never another entry's or a catalog product's key)."""
     known = key_of_clsid(fields["clsid"])
     if known is not None:
         return known
-    base = _KEY.sub("-", str(fields["progid"] or fields["clsid"]).lower()).strip("-")[:40]
-    key, n = base or "server", 2
-    while key in taken or key in products():
-        key, n = f"{base}-{n}", n + 1
-    return key
+    return key_from((fields["progid"], exe_stem(fields["executable"]), fields["clsid"]),
+                    taken | set(products()), "server")
 
 
 def captured_entries(found: list[tuple[str, str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:

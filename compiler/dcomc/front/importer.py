@@ -23,7 +23,7 @@ from typing import Any
 
 from dcomc.checks.names import DESCRIPTION_MAX
 from dcomc.diagnostics import escaped
-from dcomc.front.catalog import key_of_clsid
+from dcomc.front.catalog import exe_stem, key_from, key_of_clsid
 from dcomc.front.load import yaml_quote as quote
 from dcomc.readback.capture import Capture, as_list
 from dcomc.windows.sd import ACCESS_RIGHTS, LAUNCH_RIGHTS, Ace, parse_sddl
@@ -41,10 +41,24 @@ BUILTIN_LOGONS = {"localsystem", ".\\localsystem", "nt authority\\localservice",
                   "nt authority\\network service"}
 
 
-def slug(text: str) -> str:
-    """A spec key from a ProgID or file name: lower case letters, digits and -."""
-    value = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return value[:40] or "server"
+def value(text: str) -> str:
+    """A YAML scalar that reads back as exactly `text`: single-quoted, or double-quoted with
+    escapes when it holds a character a line must not show raw (a newline in a captured
+    description: a single-quoted scalar would fold it into a space)."""
+    if escaped(text) == text:
+        return quote(text)
+    return '"' + "".join(_escape(c) for c in text) + '"'
+
+
+def _escape(char: str) -> str:
+    """One character of a double-quoted YAML scalar: printable ASCII as itself, anything else
+    as its \\u or \\U escape (a line of the spec stays printable ASCII)."""
+    if char in '"\\':
+        return "\\" + char
+    code = ord(char)
+    if 0x20 <= code < 0x7F:
+        return char
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 @dataclass
@@ -81,15 +95,39 @@ class Site:
     servers: dict[str, list[str]] = field(default_factory=dict)   # key -> lines
     clsid_keys: dict[str, str] = field(default_factory=dict)
     clients: dict[str, list[str]] = field(default_factory=dict)
+    client_programs: dict[str, str] = field(default_factory=dict)  # program (lower) -> key
+    # computer -> (address, server keys, client keys), in the order of the captures
+    placed: dict[str, tuple[str, list[str], list[str]]] = field(default_factory=dict)
+    # (computer, server key) -> the addresses its firewall rule admits (None: any, unknown)
+    admitted: dict[tuple[str, str], set[str] | None] = field(default_factory=dict)
     hosts: list[HostEntry] = field(default_factory=list)
     captures: Sequence[Capture] = ()
+
+    @cached_property
+    def domain_logons(self) -> set[str]:
+        """The Log On accounts of the servers' services on any of the PCs, as the PCs wrote
+        them (`.\\opcsvc`, `PLANT9\\svc-opc`, `LocalSystem`)."""
+        return {str((s.get("Service") or {}).get("StartName") or "")
+                for c in self.captures for s in c.servers() if isinstance(s.get("Service"), dict)}
 
     @cached_property
     def service_logons(self) -> set[str]:
         """The account names (lower case, without domain) a server's service logs on as, on
         any of the PCs."""
-        return {str((s.get("Service") or {}).get("StartName") or "").rpartition("\\")[2].lower()
-                for c in self.captures for s in c.servers() if isinstance(s.get("Service"), dict)}
+        return {name.rpartition("\\")[2].lower() for name in self.domain_logons}
+
+    @cached_property
+    def sids(self) -> dict[str, str]:
+        """DOMAIN\\name (lower case) -> SID of every account of another domain that some PC
+        resolved (a Log On account has no SID in its capture; a right or an ACL it holds on
+        another PC may)."""
+        found: dict[str, str] = {}
+        for capture in self.captures:
+            for sid, name in sorted(capture.names().items()):
+                domain = (name or "").rpartition("\\")[0].upper()
+                if name and LOCAL_RID.match(sid) and domain != capture.computer.upper():
+                    found.setdefault(name.lower(), sid)
+        return found
 
 
 class Principals:
@@ -212,7 +250,7 @@ def _ace_lines(aces: Sequence[Ace], rights: dict[str, int], principals: Principa
                          f"(0x{ace.mask:x}) is not imported")
             continue
         tail = f"   # {comment}" if comment else ""
-        lines.append(f"{quote(name)}: [{', '.join(granted)}]{tail}")
+        lines.append(f"{value(name)}: [{', '.join(granted)}]{tail}")
     return lines
 
 
@@ -220,11 +258,9 @@ def _server_key(server: dict[str, Any], site: Site) -> tuple[str, str | None]:
     known = key_of_clsid(str(server["Clsid"]))
     if known is not None:
         return known, known
-    base = slug(str(server.get("ProgId") or server.get("Name") or "server"))
-    key, n = base, 2
-    while key in site.servers:
-        key, n = f"{base}-{n}", n + 1
-    return key, None
+    return key_from((server.get("ProgId"), server.get("Name"), exe_stem(server.get("Executable")),
+                     server["Clsid"]),
+                    set(site.servers) | set(site.clients), "server"), None
 
 
 def _service_lines(server: dict[str, Any], principals: Principals) -> list[str]:
@@ -241,9 +277,9 @@ def _service_lines(server: dict[str, Any], principals: Principals) -> list[str]:
     account = principals.site.accounts.get(name.lower())
     if domain in (".", principals.computer) and account is not None:
         account.needed = account.runs_service = True
-        lines.append(f"service_account: {quote(account.name)}")
+        lines.append(f"service_account: {value(account.name)}")
     else:
-        lines.append(f"service_account: {quote(start)}")
+        lines.append(f"service_account: {value(start)}")
         principals.site.domain_accounts.setdefault(start, "")
     return lines
 
@@ -253,15 +289,15 @@ def _identity_lines(server: dict[str, Any], product: str | None) -> list[str]:
         return [f"product: {product}              # known to the catalog by its CLSID"]
     lines = ["# not in dcomc's catalog: its identifiers as the PC registers them"]
     if server.get("ProgId"):
-        lines.append(f"progid: {quote(str(server['ProgId']))}")
-    lines.append(f"clsid: {quote(str(server['Clsid']).upper())}")
+        lines.append(f"progid: {value(str(server['ProgId']))}")
+    lines.append(f"clsid: {value(str(server['Clsid']).upper())}")
     if server.get("AppId"):
-        lines.append(f"appid: {quote(str(server['AppId']).upper())}")
+        lines.append(f"appid: {value(str(server['AppId']).upper())}")
     if server.get("Executable"):
-        lines.append(f"executable: {quote(str(server['Executable']))}")
+        lines.append(f"executable: {value(str(server['Executable']))}")
     service = server.get("Service")
     if isinstance(service, dict) and service.get("Name"):
-        lines.append(f"service: {quote(str(service['Name']))}")
+        lines.append(f"service: {value(str(service['Name']))}")
     lines.append(f"bitness: {int(server.get('Bitness') or 32)}")
     return lines
 
@@ -307,19 +343,41 @@ def _additions(acls: dict[str, tuple[Ace, ...] | str | None]) -> dict[str, list[
     return added
 
 
+def _opcenum_masks(capture: Capture) -> dict[str, dict[str, int]]:
+    """Per ACL, what OPCEnum's AppID grants on the PC: dcomc narrows it to the principals of
+    the host's servers, so it shows which of them a server's spec named."""
+    opcenum = capture.data.get("OpcEnum")
+    appid = opcenum.get("AppIdKey") if isinstance(opcenum, dict) else None
+    acls = _acls(appid) if isinstance(appid, dict) else {}
+    return {which: masks(acl) for which, acl in acls.items() if isinstance(acl, tuple)}
+
+
+def _named_in_default(acl: tuple[Ace, ...], added: list[Ace], opcenum: dict[str, int],
+                      default: dict[str, int]) -> list[Ace]:
+    """The principals of Windows' default that OPCEnum's ACL grants too (the rights both
+    grant): a spec of this PC named them, so OPCEnum is narrowed to them again."""
+    granted, named = masks(acl), {ace.sid for ace in added}
+    return [Ace(sid, granted[sid] & opcenum[sid]) for sid in default
+            if sid not in named and sid in opcenum and granted.get(sid, 0) & opcenum[sid]]
+
+
 def _permission_lines(appid: dict[str, Any], principals: Principals) -> list[str]:
     """`add` with what the PC grants beyond Windows' default ACLs when both ACLs hold that
     default (the engine then gives a fresh PC the same ACLs), else `exact` as on the PC."""
     acls = _acls(appid)
     added = _additions(acls)
+    opcenum = _opcenum_masks(principals.capture)
     lines: list[str] = []
     for which, acl in acls.items():
         if acl is None:
             lines.append(f"# no {which.title()}Permission on the PC: Windows' default applies")
             continue
-        body = [acl] if isinstance(acl, str) else _ace_lines(
-            extra(acl, {}) if added is None else added[which], RIGHTS[which], principals)
-        lines += _block(which, body)
+        if isinstance(acl, str):
+            lines += _block(which, [acl])
+            continue
+        aces = extra(acl, {}) if added is None else added[which] + _named_in_default(
+            acl, added[which], opcenum.get(which, {}), default_masks(DEFAULT_APP_ACL[which]))
+        lines += _block(which, _ace_lines(aces, RIGHTS[which], principals))
     if added is None:
         lines.append("permissions: exact             # the PC's ACLs lack part of Windows' "
                      "default: as the PC has them")
@@ -353,16 +411,35 @@ def _collect_servers(capture: Capture, site: Site, principals: Principals) -> li
 
 
 def _run_as(capture: Capture, site: Site) -> list[str]:
-    """A guess at the account a client runs as: a site user of its PC that logs on no
-    service (a capture cannot see who runs a program)."""
+    """A guess at the account a client runs as (a capture cannot see who runs a program): a
+    site user of its PC that logs on no service, else one that does, else a domain account a
+    server's service logs on as (a domain PC's users are the domain's). Only the account it
+    names is marked needed."""
     services = site.service_logons
     users = sorted((a for a in site.accounts.values() if not a.group
                     and capture.computer.upper() in a.pcs), key=lambda a: a.name.lower())
     for user in sorted(users, key=lambda a: a.name.lower() in services):
         user.needed = True
-        return [f"run_as: {quote(user.name)}            # guessed: a user of that PC who runs "
+        return [f"run_as: {value(user.name)}            # guessed: a user of that PC who runs "
                 "no service; set the account the client really runs as"]
+    computers = {c.computer.upper() for c in site.captures} | {"", "."}
+    domain = sorted(name for name in site.domain_logons if name.lower() not in BUILTIN_LOGONS
+                    and name.rpartition("\\")[0].upper() not in computers)
+    if domain:
+        site.domain_accounts.setdefault(domain[0], "")
+        return [f"run_as: {value(domain[0])}            # guessed: the domain account a "
+                "server's service logs on as; set the account the client really runs as"]
     return ["# run_as: the account the client runs as (no local user found on the PC)"]
+
+
+def _client_key(program: str, site: Site) -> str:
+    """The key of the client that is `program` (one per executable, compared as Windows does:
+    without case): its file name, `-2`... when another program or a server has it."""
+    known = site.client_programs.get(program.lower())
+    if known is None:
+        known = site.client_programs[program.lower()] = key_from(
+            (exe_stem(program),), set(site.servers) | set(site.clients), "client")
+    return known
 
 
 def _collect_clients(capture: Capture, site: Site) -> list[str]:
@@ -371,13 +448,78 @@ def _collect_clients(capture: Capture, site: Site) -> list[str]:
         program = str(rule.get("Program") or "")
         if rule.get("Why") != "program" or not rule.get("Enabled") or not program:
             continue
-        key = "client-" + slug(program.rsplit("\\", 1)[-1].removesuffix(".exe"))
-        site.clients.setdefault(key, [
-            f"# guessed: {capture.computer}'s firewall lets {program} in (rule "
-            f"{rule.get('Name')}); remove this client if it is no OPC client",
-            f"executable: {quote(program)}", *_run_as(capture, site)])
+        key = _client_key(program, site)
+        if key not in site.clients:   # its first PC's guesses, made (and marked needed) once
+            site.clients[key] = [
+                f"# guessed: {capture.computer}'s firewall lets {program} in (rule "
+                f"{rule.get('Name')}); remove this client if it is no OPC client",
+                f"executable: {value(program)}", *_run_as(capture, site)]
         keys.append(key)
     return sorted(set(keys))
+
+
+def _callers(capture: Capture) -> set[str]:
+    """The addresses a PC's server executable rules admit (`remote: site`: the servers'
+    callers; its TCP 135 rule also admits the servers that call its clients back)."""
+    return {str(a) for r in as_list(capture.part("Firewall").get("Rules"))
+            if r.get("Enabled") and r.get("Why") == "server_executable"
+            for a in as_list(r.get("RemoteAddress"))}
+
+
+def _hidden_client(capture: Capture, site: Site) -> list[str]:
+    """A client the capture cannot see: the PC has no client program in its firewall, yet
+    another PC's server rules admit it (a caller), and a service of its own runs a server (a
+    client inside that service, whose callbacks enter through the server's rule). A guess."""
+    address = _address(capture)[0]
+    services = [s["Service"] for s in capture.servers() if isinstance(s.get("Service"), dict)
+                and s["Service"].get("Name")]
+    called = [c.computer for c in site.captures if c is not capture and address in _callers(c)]
+    if not services or not called:
+        return []
+    name = str(services[0]["Name"])
+    key = key_from((f"{name}-client",), set(site.servers) | set(site.clients), "client")
+    site.clients[key] = [
+        f"# guessed: {', '.join(called)} admit {capture.computer} to their servers, which "
+        f"shows no client program: a client inside its service {name}; check it",
+        f"service: {value(name)}", *_run_as(capture, site)]
+    return [key]
+
+
+def _collect_admitted(capture: Capture, site: Site, servers: list[str]) -> None:
+    """What each server's rule on this PC admits (its callers when the rule names single
+    addresses); None when the rule admits more or the PC has none for it."""
+    rules = {str(r.get("Program") or "").lower(): r
+             for r in as_list(capture.part("Firewall").get("Rules"))
+             if r.get("Enabled") and r.get("Why") == "server_executable"}
+    executables = {site.clsid_keys[str(s["Clsid"]).upper()]: str(s.get("Executable") or "")
+                   for s in capture.servers()}
+    for key in servers:
+        rule = rules.get(executables.get(key, "").lower())
+        found = {str(a) for a in as_list(rule.get("RemoteAddress"))} if rule else set()
+        single = found and all(re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+", a) for a in found)
+        site.admitted[(capture.computer.upper(), key)] = found if single else None
+
+
+def _calls_lines(site: Site, client: str) -> list[str]:
+    """`calls:` when the servers' rules show that the client's PCs call only some of them
+    (omitted when they call every one, or a rule does not say: dcomc's default is all)."""
+    mine = {site.placed[c][0] for c in site.placed if client in site.placed[c][2]}
+    called: dict[str, list[str]] = {}
+    every = True
+    for computer, (_, servers, _) in site.placed.items():
+        for key in servers:
+            admitted = site.admitted.get((computer, key))
+            if admitted is None or admitted & mine or site.placed[computer][0] in mine:
+                called.setdefault(key, []).append(computer)
+            else:
+                every = False
+    if every:
+        return []
+    hosts = {key: [c for c in site.placed if key in site.placed[c][1]] for key in called}
+    if all(called[key] == hosts[key] for key in called):
+        return [f"calls: [{', '.join(sorted(called))}]   # the servers whose rules admit it"]
+    return ["calls:                        # the servers whose rules admit it, and where"] + [
+        f"  {key}: [{', '.join(called[key])}]" for key in sorted(called)]
 
 
 def _address(capture: Capture) -> tuple[str, str | None]:
@@ -404,7 +546,7 @@ def _machine_lines(capture: Capture) -> tuple[list[str], list[str]]:
     guest = (lsa.get("ForceGuest") or {}).get("Data") == 1
     anonymous = (lsa.get("EveryoneIncludesAnonymous") or {}).get("Data") == 1
     discovery = capture.part("NetworkDiscovery").get("EnabledRules")
-    body: list[str] = []
+    body: list[str] = _firewall_lines(capture)
     if isinstance(discovery, int) and discovery > 0:
         body.append("network_discovery: true      # some of its rules are enabled on the PC")
     if guest or anonymous:
@@ -414,6 +556,45 @@ def _machine_lines(capture: Capture) -> tuple[list[str], list[str]]:
         if anonymous:
             body.append("  everyone_includes_anonymous: true   # as on the PC")
     return lines + _policy_lines(machine), body
+
+
+PROFILES = ("domain", "private", "public")
+DEFAULT_PROFILES = ["domain", "private"]   # dcomc's default for both roles
+
+
+def _profiles(text: Any) -> list[str]:
+    """A rule's Profile as Windows shows it ('Domain, Private', 'Any') as the spec's list."""
+    named = [p.strip().lower() for p in str(text or "").split(",")]
+    return list(PROFILES) if "any" in named else [p for p in PROFILES if p in named]
+
+
+def _network(address: str) -> str:
+    """Windows' display of a network (10.9.0.0/255.255.255.0) as the spec writes it (/24)."""
+    base, _, mask = address.partition("/")
+    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", mask):
+        bits = "".join(f"{int(part):08b}" for part in mask.split("."))
+        return f"{base}/{bits.count('1')}"
+    return address
+
+
+def _firewall_lines(capture: Capture) -> list[str]:
+    """The host's `firewall:` where its rules differ from dcomc's default: their profiles,
+    and their remote addresses when they are not single addresses (`site` gives those: the
+    hosts whose flows need the rule): `any`, or the PC's networks and addresses."""
+    rules = [r for r in as_list(capture.part("Firewall").get("Rules")) if r.get("Enabled")]
+    if not rules:
+        return []
+    lines: list[str] = []
+    profiles = _profiles(rules[0].get("Profile"))
+    if profiles and profiles != DEFAULT_PROFILES:
+        lines.append(f"  profiles: [{', '.join(profiles)}]   # as the PC's rules have them")
+    remote = sorted({str(a) for r in rules for a in as_list(r.get("RemoteAddress"))})
+    if "Any" in remote:
+        lines.append("  remote: any                # the PC's rules admit any address")
+    elif any(not re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+", a) for a in remote):
+        shown = ", ".join(value(_network(a)) for a in remote)
+        lines.append(f"  remote: [{shown}]   # as the PC's rules admit")
+    return ["firewall:", *lines] if lines else []
 
 
 def _policy_lines(machine: dict[str, Any]) -> list[str]:
@@ -488,12 +669,14 @@ def _collect_host(capture: Capture, site: Site) -> None:
     address, note = _address(capture)
     principals = Principals(capture, site)
     servers = _collect_servers(capture, site, principals)
-    clients = _collect_clients(capture, site)
+    clients = _collect_clients(capture, site) or _hidden_client(capture, site)
+    site.placed[capture.computer.upper()] = (address, servers, clients)
+    _collect_admitted(capture, site, servers)
     computer = capture.part("Computer")
     lines = [f"{capture.computer.upper()}:",
              f"  # {computer.get('OsCaption')} {computer.get('OsVersion')}, "
              f"{computer.get('InstallLanguage')}, captured {capture.data.get('Time')}",
-             f"  address: {quote(address)}" + (f"   # {note}" if note else "")]
+             f"  address: {value(address)}" + (f"   # {note}" if note else "")]
     if servers:
         lines.append(f"  servers: [{', '.join(servers)}]")
     if clients:
@@ -502,6 +685,8 @@ def _collect_host(capture: Capture, site: Site) -> None:
     if skipped:
         lines.append(f"  # not captured there: {', '.join(skipped)}")
     comments, body = _machine_lines(capture)
+    if servers and capture.data.get("OpcEnum") is None and "Servers" not in skipped:
+        body = ["opcenum: false               # no OPCEnum on the PC", *body]
     roles = tuple(role for role, keys in (("server", servers), ("client", clients)) if keys)
     limits = _limits(capture, principals)
     launch = [line for key in servers for line in _launch_entries(site.servers[key])]
@@ -551,24 +736,25 @@ def _account_lines(site: Site, several: int) -> list[str]:
     groups = [a for a in site.accounts.values() if a.group and _keep(a, several)]
     lines = ["accounts:", "  users:"] if users or site.domain_accounts else ["accounts:"]
     for user in sorted(users, key=lambda a: a.name.lower()):
-        lines += [f"    {quote(user.name)}:", *_pcs_comment(user, several),
+        lines += [f"    {value(user.name)}:", *_pcs_comment(user, several),
                   "      password: prompt          # never captured: asked at install time"]
         if user.description:
-            lines.append(f"      description: {quote(user.description[:DESCRIPTION_MAX])}")
+            lines.append(f"      description: {value(user.description[:DESCRIPTION_MAX])}")
         if user.never_expires:
             lines.append("      password_never_expires: true")
         lines += _member_of_lines(user)
     for name, sid in sorted(site.domain_accounts.items()):
-        lines += [f"    {quote(name)}:", "      existing: true"]
+        sid = sid or site.sids.get(name.lower(), "")
+        lines += [f"    {value(name)}:", "      existing: true"]
         lines.append(f"      sid: {sid}" if sid else "      # its SID was not captured")
     if groups:
         lines.append("  groups:")
     for group in sorted(groups, key=lambda a: a.name.lower()):
-        lines += [f"    {quote(group.name)}:", *_pcs_comment(group, several)]
+        lines += [f"    {value(group.name)}:", *_pcs_comment(group, several)]
         if group.description:
-            lines.append(f"      description: {quote(group.description)}")
+            lines.append(f"      description: {value(group.description)}")
         members = sorted(m for m in group.members if m.lower() in site.accounts or "\\" in m)
-        lines.append(f"      members: [{', '.join(map(quote, members))}]")
+        lines.append(f"      members: [{', '.join(map(value, members))}]")
     return lines
 
 
@@ -581,7 +767,7 @@ def _member_of_lines(user: Account) -> list[str]:
         lines.append("      # runs a server's service but is no administrator on the PC: dcomc "
                      "requires it (guide §3.2)")
     if groups:
-        lines.append(f"      member_of: [{', '.join(sorted(map(quote, groups)))}]")
+        lines.append(f"      member_of: [{', '.join(sorted(map(value, groups)))}]")
     return lines
 
 
@@ -626,6 +812,8 @@ def import_text(captures: Sequence[Capture]) -> str:
     for capture in captures:
         _collect_host(capture, site)
     blocks = _role_limits(site)
+    for key in site.clients:
+        site.clients[key] += _calls_lines(site, key)
     header = ["# Imported by `dcomc import` from captures of "
               + ", ".join(c.computer.upper() for c in captures) + " (docs/capture.md).",
               "# Review every comment: they mark what the import had to guess.",
