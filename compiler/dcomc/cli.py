@@ -309,9 +309,13 @@ def SIGN_OPTIONS(function: Any) -> Any:  # noqa: N802  (a decorator, named like 
               "still written).")
 @click.option("--product-version", default="1.0.0", show_default=True,
               help="ProductVersion of the MSIs; raise it so that a major upgrade re-applies.")
+@click.option("--site-msi", is_flag=True,
+              help="Also build the site package: one MSI for every PC of the site (Group "
+                   "Policy, Configuration Manager, Intune) that applies the plan of the host "
+                   "named like the PC (or DCOMC_HOST).")
 @SIGN_OPTIONS
 def build(spec_path: Path, out: Path | None, strict: bool, self_contained: bool,
-          replace_machine_limits: bool, no_msi: bool, product_version: str,
+          replace_machine_limits: bool, no_msi: bool, product_version: str, site_msi: bool,
           **signing: Any) -> None:
     """Compile SPEC into a per-host bundle of artifacts (atomically; nothing on error)."""
     from dcomc.emit import bundle
@@ -327,8 +331,11 @@ def build(spec_path: Path, out: Path | None, strict: bool, self_contained: bool,
     if refusal.has_errors:
         _fail(refusal, writes=True)
     options = Options(self_contained=self_contained, replace_machine_limits=replace_machine_limits,
-                      product_version=_product_version(product_version))
+                      product_version=_product_version(product_version),
+                      site_package=site_msi)
     errors = Diagnostics()
+    if site_msi:
+        _warn_site_passwords(compiled)
     # every reason to refuse, at once: lint warnings and what only the PC can resolve
     judged = lint.Findings(compiled.findings if strict else [], compiled.findings.pending)
     lint.report(judged, errors, strict=strict, self_contained=self_contained)
@@ -356,6 +363,25 @@ def build(spec_path: Path, out: Path | None, strict: bool, self_contained: bool,
     count = sum(len(h["artifacts"]) for h in result.manifest["hosts"].values())
     _echo(f"wrote {escaped(str(out))}: {plural(len(compiled.plan.hosts), 'host')}, "
           f"{plural(count, 'artifact')}", fg="green")
+
+
+def _warn_site_passwords(compiled: Compiled) -> None:
+    """W440: the site package asks for passwords on some PCs, which Group Policy cannot give
+    (README, Fleet deployment). A warning, at the first account that needs one: the package is
+    still right for the other routes."""
+    from dcomc_targets import wixsite
+
+    hosts = wixsite.needs_passwords(compiled.plan)
+    if not hosts:
+        return
+    names = [h.name for h in hosts]
+    found = Diagnostics()
+    found.warning(wixsite.password_span(hosts[0]), "W440",
+                  f"the site package asks for passwords at install on {plural(len(names), 'host')}"
+                  f" ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}): Group Policy "
+                  "cannot assign it to them; give the passwords in a transform kept off the "
+                  "share, or use their own MSIs or the PowerShell entry point")
+    _print_diagnostics(found)
 
 
 def _missing_msi_tools(no_msi: bool) -> str | None:

@@ -32,6 +32,8 @@ class Options:
     replace_machine_limits: bool = False
     # ProductVersion of the MSIs (major upgrades need a higher one).
     product_version: str = "1.0.0"
+    # Also the site package: one MSI that applies the plan of the PC it is installed on.
+    site_package: bool = False
 
 
 @dataclass(slots=True)

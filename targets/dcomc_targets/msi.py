@@ -184,6 +184,46 @@ class Builds:
             sys.setswitchinterval(self._interval)
 
 
+def build_site(out: Path, site: str, version: str, spec_sha: str) -> Built:
+    """The site package (wixsite.py): wixl run in the bundle folder `out`, whose host folders
+    hold the files it carries, then patched as a host's MSI is (`finish`). Sequential, after
+    the host MSIs: one wixl run of a few hundred small files."""
+    from dcomc_targets import wixsite
+
+    wxs, _, target = wixsite.paths(site)
+    try:
+        source = wixl_input((out / wxs).read_bytes())
+    except ValueError as exc:
+        raise MsiError(f"site package: {exc}") from exc
+    _wixl(["wixl", "-a", "x64", "-o", target, "/dev/stdin"], out, source.data, "site package")
+    package = wixsite.site_codes(site, version, spec_sha)["package"]
+    return Built(out / target, hashlib.sha256(_patch(out / target, source, package,
+                                                     "site package")).hexdigest())
+
+
+def _wixl(args: list[str], cwd: Path, data: bytes, what: str) -> None:
+    try:
+        proc = subprocess.run(args, cwd=cwd, env=_WIXL_ENV, input=data,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    except OSError as exc:  # wixl vanished or cannot run: not the output folder's fault
+        raise MsiError(f"{what}: wixl could not start: {exc}") from exc
+    if proc.returncode != 0:
+        raise MsiError(f"{what}: wixl failed ({proc.returncode}): "
+                       f"{proc.stderr.decode(errors='replace').strip()[-2000:]}")
+
+
+def _patch(msi: Path, source: WixlInput, package: str, what: str) -> bytes:
+    types = [msidb.ActionType(action, frozenset({old}), new)
+             for action, old, new in source.script_types]
+    swaps = [] if source.secure is None else [
+        msidb.PropertySwap("SecureCustomProperties", SECURE_DONOR, *source.secure)]
+    try:
+        return msidb.patch(msi, "DcomcApplyRollback", WIXL_ROLLBACK_TYPES, ROLLBACK_TYPE,
+                           package, CABINET, build_epoch(), types=types, swaps=swaps)
+    except msidb.MsiPatchError as exc:
+        raise MsiError(f"{what}: {exc}") from exc
+
+
 # --- reader ------------------------------------------------------------------------------------
 
 

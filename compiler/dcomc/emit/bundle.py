@@ -43,7 +43,7 @@ from dcomc.emit import review, sign
 from dcomc.emit.layout import MANIFEST as MANIFEST  # bundle.MANIFEST for its callers
 from dcomc.epoch import source_date_epoch
 from dcomc.pipeline import Compiled
-from dcomc_targets import TARGETS, EmitContext, Options, msi
+from dcomc_targets import TARGETS, EmitContext, Options, msi, wixsite
 
 try:
     import fcntl
@@ -85,7 +85,27 @@ def _emit(compiled: Compiled, options: Options, spec_name: str, land: Land | Non
     the caller too: they come last, when the hashes they list (the MSIs' among them) are
     known."""
     with _collector_paused():
-        return _emit_all(compiled, options, spec_name, land)
+        result, ctx = _emit_all(compiled, options, spec_name, land)
+    if options.site_package:
+        _emit_site(result, ctx, land)
+    return result, ctx
+
+
+def _emit_site(result: Bundle, ctx: EmitContext, land: Land | None) -> None:
+    """The site package's WiX files (--site-msi), listed in the manifest's `site_package`; its
+    MSI is built after the hosts' (`build`), from the files they landed."""
+    files = wixsite.emit(ctx.plan, ctx)
+    if land is not None:
+        files = land(wixsite.FOLDER, files, not ctx.diagnostics.has_errors)
+    else:
+        result.files.update(files)
+    kinds = dict(zip(wixsite.paths(ctx.plan.site), ("wix-site-product", "wix-script"),
+                     strict=False))
+    result.manifest["site_package"] = [{"kind": kinds[path], "path": path,
+                                        "sha256": _sha256(data)}
+                                       for path, data in files.items()]
+
+
 
 
 @contextmanager
@@ -131,8 +151,9 @@ def _add_reports(result: Bundle, compiled: Compiled, ctx: EmitContext, *,
     they were built, the signed files' when signed) and list them in it: the approved
     document pins every other file, and names the signer."""
     listed = {name: entry["artifacts"] for name, entry in result.manifest["hosts"].items()}
-    reports = review.render(review.build_view(compiled.plan, ctx, compiled.findings, listed,
-                                              msis_built=msis_built, signer=signer))
+    reports = review.render(review.build_view(
+        compiled.plan, ctx, compiled.findings, listed, msis_built=msis_built, signer=signer,
+        site_package=result.manifest.get("site_package")))
     result.files.update(reports)
     result.manifest["review"] = [{"kind": "review", "path": name, "sha256": _sha256(data)}
                                  for name, data in sorted(reports.items())]
@@ -228,19 +249,31 @@ def build(compiled: Compiled, options: Options, spec_name: str, out: Path,
             if signer is not None and ok:
                 files = signer.sign_scripts(files)
             _write_files(tmp, files)
-            if builds is not None and ok:
+            if builds is not None and ok and host != wixsite.FOLDER:
                 builds.submit(host)
             return files
 
         result, ctx = _emit(compiled, options, spec_name, land)
-        if builds is not None:
+        if builds is not None and msis is not None:
             for host, built in _signed_msis(builds.results(), signer).items():
                 result.manifest["hosts"][host]["artifacts"].append({
                     "kind": "msi", "path": f"{host}/{built.path.name}", "sha256": built.sha256})
+            if options.site_package:
+                _site_msi(tmp, result, compiled, msis.version, signer)
         # the reports after the MSIs: they list the MSIs' hashes (still inside the staging
         # folder, so the swap below puts the whole approved bundle in place at once)
         _finish(tmp, result, compiled, ctx, msis_built=builds is not None, signer=signer)
     return result
+
+
+def _site_msi(tmp: Path, result: Bundle, compiled: Compiled, version: str,
+              signer: sign.Signer | None) -> None:
+    """Build (and sign) the site package's MSI from the hosts' files in `tmp`, and list it."""
+    built = _signed_msis({wixsite.FOLDER: msi.build_site(tmp, compiled.plan.site, version,
+                                                          compiled.sha256)}, signer)
+    path = built[wixsite.FOLDER].path.relative_to(tmp).as_posix()
+    result.manifest["site_package"].append(
+        {"kind": "msi", "path": path, "sha256": built[wixsite.FOLDER].sha256})
 
 
 def _signed_msis(built: dict[str, msi.Built], signer: sign.Signer | None,

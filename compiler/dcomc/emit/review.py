@@ -105,11 +105,13 @@ class ClassView:
 
 def build_view(plan: SitePlan, ctx: EmitContext, findings: list[Finding],
                artifacts: dict[str, list[dict[str, str]]], *,
-               msis_built: bool = False, signer: Any = None) -> dict[str, Any]:
+               msis_built: bool = False, signer: Any = None,
+               site_package: list[dict[str, str]] | None = None) -> dict[str, Any]:
     """The report's data; `artifacts` are the manifest's entries (kind, path, sha256) per host,
     the MSIs among them when `msis_built`; `signer` the signing certificate (sign.CertInfo)
-    when the bundle is signed, so that the approval names it."""
-    files = _artifacts(plan, artifacts)
+    when the bundle is signed, so that the approval names it; `site_package` the manifest's
+    entries of the site package (--site-msi), which the digest covers too."""
+    files = _artifacts(plan, artifacts, site_package or [])
     site = SiteIndex(frozenset(h.address for h in plan.hosts), _findings_by_host(findings))
     classes = [_class(c, ctx, findings, files, site) for c in host_classes(plan)]
     del files["_per_host"]  # now in the classes' rows
@@ -123,12 +125,15 @@ def build_view(plan: SitePlan, ctx: EmitContext, findings: list[Finding],
         "msis_built": msis_built, **files,
         "signer": None if signer is None else signer.json(),
         "install_dir": f"%ProgramFiles%\\dcomc\\{plan.site}\\",  # where the MSI puts the engine
+        "site_package": [{**a, "label": KIND_LABELS.get(a["kind"], a["kind"])}
+                         for a in site_package or []],
     }  # fmt: skip
 
 
 # --- artifacts and their hashes ----------------------------------------------------------------
 
-def _artifacts(plan: SitePlan, artifacts: dict[str, list[dict[str, str]]]) -> dict[str, Any]:
+def _artifacts(plan: SitePlan, artifacts: dict[str, list[dict[str, str]]],
+               site_package: list[dict[str, str]]) -> dict[str, Any]:
     """The bundle digest, the files identical on every host (listed once), and the columns of
     the per-host hash tables (one per remaining kind, in manifest order)."""
     # the manifest's own entries, only read here: copying 100,000 dicts cost 0.5 s
@@ -144,7 +149,8 @@ def _artifacts(plan: SitePlan, artifacts: dict[str, list[dict[str, str]]]) -> di
     first = artifacts.get(plan.hosts[0].name, []) if plan.hosts else []
     kinds = list(dict.fromkeys(a["kind"] for a in first if _relative(a["path"]) not in shared))
     return {
-        "digest": bundle_digest(listed), "files": len(listed),
+        "digest": bundle_digest([*listed, *site_package]),
+        "files": len(listed) + len(site_package),
         "shared": [{"path": rel, "kind": a["kind"], "sha256": a["sha256"]}
                    for a in first if (rel := _relative(a["path"])) in shared],
         "columns": [{"kind": k, "label": KIND_LABELS.get(k, k)} for k in kinds],
@@ -154,7 +160,9 @@ def _artifacts(plan: SitePlan, artifacts: dict[str, list[dict[str, str]]]) -> di
 
 
 KIND_LABELS = {"msi": "MSI", "powershell-data": "data .psd1", "reg": ".reg", "inf": ".inf",
-               "netsh": ".netsh", "wix-firewall": "WiX firewall", "wix-product": "WiX product"}
+               "netsh": ".netsh", "wix-firewall": "WiX firewall", "wix-product": "WiX product",
+               "wix-site-product": "WiX product of the site package",
+               "wix-script": "custom actions (JScript)"}
 
 
 def _relative(path: str) -> str:

@@ -86,6 +86,7 @@ def read_manifest(folder: Path) -> Manifest:
                  if a.get("kind") == PSD1_KIND]
         psd1[name] = found[0] if found else f"{name}/powershell/{name}.psd1"
     artifacts(data, "review", "`review`")
+    artifacts(data, "site_package", "`site_package`")  # --site-msi: its .wxs, script and MSI
     return Manifest(path, text(data, "site", "`site`") or "", text(spec, "name", "`spec.name`"),
                     text(spec, "sha256", "`spec.sha256`"), text(data, "dcomc", "`dcomc`"),
                     psd1, listed)
