@@ -645,13 +645,11 @@ def catalog_cmd(as_json: bool, from_captures: bool, capture_paths: tuple[Path, .
 def _captured_catalog(paths: tuple[Path, ...], from_captures: bool, as_json: bool) -> None:
     """`catalog --from`: entries for the captured servers and OPCEnum (exit 2 on a bad
     capture, on captures without --from and on --from without captures)."""
-    from dcomc.readback.capture import load_capture
-
     if not from_captures or not paths:
         _input_error("catalog: give --from with one or more captures (dcomc catalog --from "
                      "CAPTURE.json...)", as_json=as_json)
     with _comparing(as_json=as_json):
-        captures = [load_capture(path) for path in paths]
+        captures = _captures(paths)
     found = [(c.computer, str(c.data.get("Time")), server) for c in captures
              for server in [*c.servers(), c.data.get("OpcEnum")] if isinstance(server, dict)]
     entries = catalog.captured_entries(found)
@@ -914,6 +912,19 @@ def _verify_colour(line: str) -> str | None:
 
 # --- import (issue 16): captures of brownfield PCs -> a starting spec -----------------------------
 
+def _captures(paths: tuple[Path, ...]) -> list[Any]:
+    """The captures, or every problem of all of them, one line each on stderr, before the
+    summary line `_comparing` prints (exit 2, nothing written)."""
+    from dcomc.readback.capture import CaptureError, load_captures
+
+    try:
+        return load_captures(paths)
+    except CaptureError as exc:
+        for line in exc.details:
+            _echo(cut(escaped(line)), err=True, fg="red")
+        raise
+
+
 @main.command("import")
 @click.argument("capture_paths", metavar="CAPTURE...", nargs=-1, required=True, type=READ_PATH)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
@@ -926,10 +937,9 @@ def import_cmd(capture_paths: tuple[Path, ...], output: Path | None, force: bool
     import tempfile
 
     from dcomc.front.importer import import_text
-    from dcomc.readback.capture import load_capture
 
     with _comparing("the imported spec"):
-        captures = [load_capture(path) for path in capture_paths]
+        captures = _captures(capture_paths)
         seen: dict[str, Path] = {}
         for capture in captures:
             if capture.computer.upper() in seen:

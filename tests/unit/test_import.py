@@ -28,10 +28,14 @@ spec reads differently from the original (same PCs, other words):
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import random
 import subprocess
 import sys
+import traceback
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +44,18 @@ from click.testing import CliRunner
 
 from dcomc.cli import main
 from dcomc.emit import bundle
-from dcomc.front.catalog import Product, product
+from dcomc.front.catalog import Product, captured_entries, key_from, product
 from dcomc.front.importer import import_text
 from dcomc.front.load import load_data
 from dcomc.pipeline import compile_file
 from dcomc.readback.capture import (
     Capture,
+    CaptureError,
     load_capture,
     managed,
     managed_differences,
     parse_capture,
 )
-from dcomc.readback.compare import InputError
 from dcomc.windows.sd import parse_sddl
 from dcomc.windows.sdbinary import to_binary
 from dcomc_targets import Options
@@ -169,6 +173,76 @@ def test_the_domain_examples_round_trip_holds(tmp_path: Path) -> None:
     assert "service: 'KEPServerEXV6'\n    run_as: 'PLANT9\\svc-opc'" in text
     assert "remote: ['10.9.0.0/24']" in text and "profiles: [domain]" in text
     assert "'Administrators': [local_launch, local_activation]" in text   # OPCEnum shows it
+
+
+def test_a_machine_default_launch_acl_is_reproduced_where_it_applies(tmp_path: Path) -> None:
+    """A PC whose DefaultLaunchPermission grants Users more than Windows' default, and whose
+    server has no LaunchPermission of its own (so the default applies to it), and no OPCEnum:
+    the import writes the default's principals into that server's launch ACL (the spec has
+    no machine setting for the value itself: a comment says so) and `opcenum: false`, and the
+    round trip gives the server the same launch ACL and the PC no OPCEnum."""
+    data = _capture()
+    launch = data["Servers"][0]["AppIdKey"]["LaunchPermission"]
+    data["Machine"]["Ole"]["DefaultLaunchPermission"] = _descriptor(
+        data, launch["Sddl"] + "(A;;0x1f;;;S-1-5-32-545)")
+    data["Servers"][0]["AppIdKey"]["LaunchPermission"] = {"Exists": False, "Type": None,
+                                                          "Data": None}
+    data["OpcEnum"] = None
+    limit = data["Machine"]["Ole"]["MachineLaunchRestriction"]   # Users may launch: the limit
+    data["Machine"]["Ole"]["MachineLaunchRestriction"] = _descriptor(  # lets it too
+        data, limit["Sddl"] + "(A;;0x1f;;;S-1-5-32-545)")
+    original = parse_capture(data, tmp_path / "SCADA01.json")
+    captures = [*_shipped()[:2], original]
+    text = import_text(captures)
+    assert "'Users': [local_launch, remote_launch, local_activation, remote_activation]" in text
+    assert "'OPC Users': [local_launch, remote_launch" in text
+    assert "its DefaultLaunchPermission applies, written here" in text
+    assert "the PC sets DefaultLaunchPermission" in text
+    assert "opcenum: false" in text
+    assert managed_differences(original, load_capture(SHIPPED / "SCADA01.json"))  # compared
+    again = _engine_captures(tmp_path, _imported(tmp_path, captures))
+    assert managed_differences(original, load_capture(again / "SCADA01.json")) == []
+    assert load_capture(again / "SCADA01.json").data["OpcEnum"] is None
+
+
+def _calls_spec(tmp_path: Path) -> Path:
+    """plant7 with a second server PC: HMI01's hmi calls the server on SCADA01 only, HMI02's
+    trend the one on SCADA02 only (`calls` by host)."""
+    hmi = "    run_as: opcuser" + " " * 23 + "# the client must run as the authenticated user\n"
+    assert hmi in SPEC.read_text(encoding="utf-8")
+    text = SPEC.read_text(encoding="utf-8").replace(hmi, """    run_as: opcuser
+    calls: {kepware: [SCADA01]}
+  trend:
+    executable: 'C:\\Trend\\trend.exe'
+    run_as: opcuser
+    calls: {kepware: [SCADA02]}
+""").replace("""    servers: [kepware]                    # a host with servers is a server host
+""", """    servers: [kepware]
+  SCADA02:
+    address: 10.7.3.11
+    servers: [kepware]
+""").replace("""  HMI02:
+    address: 10.7.3.22
+    clients: [hmi]""", """  HMI02:
+    address: 10.7.3.22
+    clients: [trend]""")
+    path = tmp_path / "calls.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_calls_are_read_from_the_servers_rules_and_round_trip(tmp_path: Path) -> None:
+    """Which client calls which server: the servers' rules admit their callers (`remote:
+    site`), so the import writes `calls` by host, and the round trip holds."""
+    spec = _calls_spec(tmp_path)
+    assert "calls: {kepware: [SCADA02]}" in spec.read_text(encoding="utf-8")
+    originals, again = _round_trip(tmp_path, spec)
+    for original in originals:
+        assert managed_differences(original, load_capture(again / original.path.name)) == []
+    text = (tmp_path / "imported.yaml").read_text(encoding="utf-8")
+    assert "  hmi:\n" in text and "  trend:\n" in text
+    assert "    calls:" in text and "      kepserverex-v6: [SCADA01]\n" in text
+    assert "      kepserverex-v6: [SCADA02]\n" in text
 
 
 def test_import_of_the_shipped_captures_passes_check(tmp_path: Path) -> None:
@@ -333,17 +407,135 @@ def test_the_comparison_ignores_what_dcomc_does_not_manage() -> None:
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"FormatVersion": 2}, "version 2 is not one this dcomc reads (1); use a newer dcomc"),
-    ({"Format": "other"}, "`Format` is not 'dcomc-capture'"),
-    ({"Computer": None}, "no `Computer.Name` string"),
-    ({"Servers": [{"ProgId": "x"}]}, "Servers[0] has no `Clsid` string"),
-    ({"Accounts": []}, "`Accounts` is a list, not an object"),
+    ({"Format": "other"}, "Format: not 'dcomc-capture'"),
+    ({"Computer": None}, "Computer: null, not an object"),
+    ({"Computer": {"Domain": "x"}}, "Computer: no `Name`"),
+    ({"Servers": [{"ProgId": "x"}]}, "Servers[0]: no `Clsid`"),
+    ({"Accounts": []}, "Accounts: a list, not an object"),
+    ({"Accounts": {"Users": ["x"]}}, "Accounts.Users[0]: a string, not an object"),
+    ({"Accounts": {"Users": [{"Name": "a", "Sid": "S-1-x"}]}}, "Accounts.Users[0].Sid: not a SID"),
+    ({"Servers": [{"Clsid": "{X}", "Bitness": "64"}]}, "Servers[0].Bitness: a string, not a whole"),
+    ({"Rights": {"SeServiceLogonRight": [{}]}}, "Rights.SeServiceLogonRight[0]: an object, not a"),
+    ({"Firewall": {"Rules": [{"Why": "program", "RemoteAddress": [1]}]}},
+     "Firewall.Rules[0].RemoteAddress[0]: a number, not a string"),
 ])
 def test_the_reader_refuses_a_malformed_capture(tmp_path: Path, change: dict[str, Any],
                                                  message: str) -> None:
-    with pytest.raises(InputError) as caught:
+    with pytest.raises(CaptureError) as caught:
         parse_capture(_capture(**change), tmp_path / "c.json")
-    assert str(caught.value).endswith(message)
-    assert "\n" not in str(caught.value)
+    assert [line for line in caught.value.details if message in line], caught.value.details
+    assert all(line.startswith(f"{tmp_path / 'c.json'}: error: ") and "\n" not in line
+               for line in caught.value.details)
+
+
+def test_a_newline_in_a_captured_description_is_refused_not_changed(tmp_path: Path) -> None:
+    """The spec cannot hold a newline in a description (E201): the import refuses the
+    capture, naming the value, rather than write something else; text with a character a
+    line must not show raw (a bidi control) is written double-quoted and reads back as is."""
+    data = _capture()
+    _named(data["Accounts"]["Users"], "opcsvc")["Description"] = "Line one\nLine two"
+    with pytest.raises(CaptureError) as caught:
+        parse_capture(data, tmp_path / "c.json")
+    assert caught.value.details == [
+        f"{tmp_path / 'c.json'}: error: Accounts.Users[3].Description: a control character "
+        "(a newline?) the spec cannot hold: Line one\\x0aLine two"]
+    _named(data["Accounts"]["Users"], "opcsvc")["Description"] = "Dienst \u202eKonto ü"
+    path = _imported(tmp_path, [parse_capture(data, tmp_path / "c.json")])
+    assert 'description: "Dienst \\u202eKonto \\u00fc"' in path.read_text(encoding="utf-8")
+    assert load_data(path.read_text(encoding="utf-8"))["accounts"]["users"]["opcsvc"][
+        "description"] == "Dienst \u202eKonto ü"
+
+
+def test_cli_import_lists_every_problem_of_every_capture_and_writes_nothing(
+        tmp_path: Path) -> None:
+    first, second, broken = tmp_path / "A.json", tmp_path / "B.json", tmp_path / "C.json"
+    first.write_text(json.dumps(_capture(Accounts={"Users": ["x"], "Groups": 5})),
+                     encoding="utf-8")
+    second.write_text(json.dumps(_capture(Servers=[{"Clsid": 7}])), encoding="utf-8")
+    broken.write_text('{"Format": "dcomc-capture",\n  "FormatVersion": 1,\n  oops}',
+                      encoding="utf-8")
+    out = tmp_path / "site.yaml"
+    result = CliRunner().invoke(main, ["import", str(first), str(second), str(broken),
+                                       "-o", str(out)])
+    assert result.exit_code == 2 and not out.exists()
+    lines = result.output.splitlines()
+    assert lines == [
+        f"{first}: error: Accounts.Users[0]: a string, not an object",
+        f"{first}: error: Accounts.Groups: a number, not an object",
+        f"{second}: error: Servers[0].Clsid: a number, not a string",
+        f"{broken}:3:3: error: not a JSON capture (Expecting property name enclosed in double "
+        "quotes: line 3 column 3 (char 52))",
+        "error: 4 problems in 3 captures; none is used"]
+
+
+def _wrong(rng: random.Random) -> Any:
+    """A value of a random shape: scalars of every JSON type, lists and objects of them."""
+    pick = rng.randrange(9)
+    scalars = [None, True, 0, -1, 2**40, 1.5, "", "x", "S-1-5-32-544", "\n", "{7BC0}"]
+    if pick < 5:
+        return rng.choice(scalars)
+    if pick < 7:
+        return [_wrong(rng) for _ in range(rng.randrange(3))]
+    return {rng.choice(["Name", "Sid", "Data", "Exists", "Clsid", "x"]): _wrong(rng)
+            for _ in range(rng.randrange(3))}
+
+
+def _same_kind(value: Any, rng: random.Random) -> Any:
+    """Another value of the same JSON type: a shape the reader accepts, odd content."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return rng.choice([0, -1, 7, 2**31, 6])
+    if isinstance(value, str):
+        return rng.choice(["", "x", "..", "S-1-5-21-1-2-3-1001", "C:\\a b\\c.EXE", "Any",
+                           "10.0.0.0/255.0.0.0", "ZZ", "{7BC0CC8E-482C-47CA-ABDC-0FE7F9C6E729}"])
+    return _wrong(rng)
+
+
+def _mutate(data: Any, rng: random.Random) -> None:
+    """Replaces one node, anywhere in the capture, with a value of a random shape (or, for a
+    scalar, half the time another value of its type)."""
+    node, key = data, None
+    while True:
+        keys = list(node) if isinstance(node, dict) else list(range(len(node)))
+        if not keys:
+            break
+        key = rng.choice(keys)
+        child = node[key]
+        if not isinstance(child, dict | list) or not child or rng.random() < 0.3:
+            break
+        node = child
+    if key is not None:
+        old = node[key]
+        scalar = not isinstance(old, dict | list) and old is not None
+        node[key] = _same_kind(old, rng) if scalar and rng.random() < 0.5 else _wrong(rng)
+
+
+def test_random_wrong_shapes_never_end_in_a_traceback(tmp_path: Path) -> None:
+    """Property: a capture with nodes of random wrong shapes is imported (exit 0) or refused
+    with problems named by their file and JSON path (exit 2, nothing written); never a
+    traceback. DCOMC_FUZZ_EXAMPLES sets the number of cases (200)."""
+    rng = random.Random(16)
+    originals = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(SHIPPED.glob("*.json"))]
+    runner = CliRunner()
+    count = int(os.environ.get("DCOMC_FUZZ_EXAMPLES") or 200)
+    exits: Counter[int] = Counter()
+    for case in range(count):
+        data = copy.deepcopy(rng.choice(originals))
+        for _ in range(rng.randrange(1, 4)):
+            _mutate(data, rng)
+        path, out = tmp_path / f"case{case}.json", tmp_path / f"case{case}.yaml"
+        path.write_text(json.dumps(data), encoding="utf-8")
+        result = runner.invoke(main, ["import", str(path), "-o", str(out)])
+        assert result.exit_code in (0, 2), (case, result.output, data)
+        assert result.exception is None or isinstance(result.exception, SystemExit), (
+            case, data, "".join(traceback.format_exception(result.exception)))
+        if result.exit_code == 2 and "none is used" in result.output:
+            assert not out.exists()
+            assert all(line.startswith((f"{path}: error: ", "error: "))
+                       for line in result.output.splitlines())
+        exits[result.exit_code] += 1
+    assert exits[2] > count // 4 and exits[0] > count // 10, exits
 
 
 def test_cli_import_writes_checks_and_refuses(tmp_path: Path) -> None:
@@ -369,6 +561,48 @@ def test_no_password_material_in_captures_or_import() -> None:
         text = path.read_text(encoding="utf-8")
         assert "PasswordHash" not in text and "Grüße" not in text
     assert "password: prompt" in import_text(_shipped())
+
+
+def _client_rule(data: dict[str, Any], program: str, name: str) -> None:
+    data["Firewall"]["Rules"].append({
+        "Why": "program", "Name": name, "DisplayName": name, "Group": "", "Enabled": True,
+        "Direction": "Inbound", "Action": "Allow", "Profile": "Domain, Private",
+        "Protocol": "TCP", "LocalPort": ["Any"], "Program": program, "Service": "Any",
+        "RemoteAddress": ["10.7.3.10"]})
+
+
+def test_client_keys_are_the_executables_name_once_per_program(tmp_path: Path) -> None:
+    """A client is keyed by its executable's name (`client-hmi.exe` is `client-hmi`, never
+    `client-client-hmi`); one program on two PCs (any case) is one client; two programs of one
+    name are `hmi` and `hmi-2`, the same every run."""
+    hmi1 = json.loads((SHIPPED / "HMI01.json").read_text(encoding="utf-8"))
+    hmi2 = json.loads((SHIPPED / "HMI02.json").read_text(encoding="utf-8"))
+    _client_rule(hmi1, r"C:\Tools\client-hmi.exe", "a")
+    _client_rule(hmi2, r"C:\TOOLS\CLIENT-HMI.EXE", "b")
+    _client_rule(hmi2, r"D:\Other\hmi.exe", "c")
+    captures = [parse_capture(hmi1, tmp_path / "HMI01.json"),
+                parse_capture(hmi2, tmp_path / "HMI02.json")]
+    text = import_text(captures)
+    assert "client-client" not in text
+    assert "    clients: [client-hmi, hmi]\n" in text        # HMI01
+    assert "    clients: [client-hmi, hmi, hmi-2]\n" in text  # HMI02
+    assert "  hmi-2:\n" in text and "executable: 'D:\\Other\\hmi.exe'" in text
+    assert import_text(captures) == text
+
+
+def test_a_client_run_as_guess_marks_only_the_account_it_names(tmp_path: Path) -> None:
+    """The client's run_as is guessed once, on the first PC that has it: a user found only on
+    a later PC with the same client is not made a site account by that guess."""
+    hmi2 = json.loads((SHIPPED / "HMI02.json").read_text(encoding="utf-8"))
+    hmi2["Accounts"]["Users"].append({
+        "Name": "aaron", "Sid": SID + "1007", "Description": "", "Disabled": False,
+        "PasswordNeverExpires": False, "PasswordExpired": False})
+    hmi2["Names"][SID + "1007"] = "HMI02\\aaron"
+    text = import_text([_shipped()[0], parse_capture(hmi2, tmp_path / "HMI02.json"),
+                        _shipped()[2]])
+    assert "run_as: 'opcuser'" in text and "aaron" not in text
+    alone = import_text([parse_capture(hmi2, tmp_path / "HMI02.json")])
+    assert "run_as: 'aaron'" in alone and "    'aaron':\n" in alone   # needed: named
 
 
 def _catalog(*args: str) -> Any:
@@ -414,12 +648,32 @@ def test_catalog_from_notes_what_other_pcs_captured_differently(tmp_path: Path) 
                                       "SCADA02 (")
 
 
+def test_catalog_keys_come_from_what_a_server_has() -> None:
+    """A server without a ProgID (or with one of punctuation only) is keyed by its
+    executable's name, else by its CLSID; never `server` and `-2`."""
+    base = {"Clsid": "{0B1C2D3E-4F50-4617-8293-A4B5C6D7E8F9}", "ProgId": "", "Bitness": 32,
+            "Executable": r"C:\Mill\Mill Server.EXE"}
+    found = [("PC", "t", base),
+             ("PC", "t", {**base, "Clsid": "{1B1C2D3E-4F50-4617-8293-A4B5C6D7E8F9}",
+                          "ProgId": "..."}),
+             ("PC", "t", {**base, "Clsid": "{2B1C2D3E-4F50-4617-8293-A4B5C6D7E8F9}",
+                          "ProgId": None, "Executable": None}),
+             ("PC", "t", {**base, "Clsid": "{3B1C2D3E-4F50-4617-8293-A4B5C6D7E8F9}",
+                          "ProgId": "--", "Executable": ""})]
+    assert list(captured_entries(found)) == [
+        "mill-server", "mill-server-2", "2b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9",
+        "3b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9"]
+    assert key_from(("!!", None, ""), {"client"}, "client") == "client-2"
+    assert key_from(("x" * 39 + "-y",), (), "server") == "x" * 39   # no trailing -
+
+
 @pytest.mark.parametrize(("args", "message"), [
     ((str(SHIPPED / "HMI01.json"),), "give --from with one or more captures"),
     (("--from",), "give --from with one or more captures"),
-    (("--from", "/nonexistent/c.json"), "c.json"),
+    (("--from", "/nonexistent/c.json"), "/nonexistent/c.json: error: cannot read the capture"),
 ])
 def test_catalog_from_refuses_bad_arguments(args: tuple[str, ...], message: str) -> None:
     result = _catalog(*args)
-    assert result.exit_code == 2 and message in result.output
-    assert result.output.count("\n") == 1
+    assert result.exit_code == 2 and message in result.output, result.output
+    # one line per problem, then (for captures) the count
+    assert result.output.count("\n") == (2 if "c.json" in message else 1)

@@ -321,14 +321,28 @@ def _block(key: str, body: list[str]) -> list[str]:
     return [f"{key}:"] + ["  " + line for line in body]
 
 
-def _acls(appid: dict[str, Any]) -> dict[str, tuple[Ace, ...] | str | None]:
-    """The AppID's launch and access DACLs (None: no value on the PC; str: undecodable)."""
+def _acls(appid: dict[str, Any], ole: dict[str, Any] | None = None,
+          ) -> dict[str, tuple[Ace, ...] | str | None]:
+    """The launch and access DACLs that apply to the AppID: its own values, else the PC's
+    machine-wide DefaultLaunch/AccessPermission in `ole` (COM uses those for an AppID without
+    its own); None: neither (Windows' default applies); str: undecodable."""
     acls: dict[str, tuple[Ace, ...] | str | None] = {}
     for which in RIGHTS:
-        value = appid.get(f"{which.title()}Permission")
-        present = isinstance(value, dict) and value.get("Exists")
-        acls[which] = _decode(value) if present else None
+        acls[which] = None
+        for stored in (appid.get(f"{which.title()}Permission"),
+                       (ole or {}).get(f"Default{which.title()}Permission")):
+            if isinstance(stored, dict) and stored.get("Exists"):
+                acls[which] = _decode(stored)
+                break
     return acls
+
+
+def _from_default(appid: dict[str, Any], ole: dict[str, Any], which: str) -> bool:
+    """Whether the ACL that applies is the PC's machine-wide default, not the AppID's own."""
+    own = appid.get(f"{which.title()}Permission")
+    default = ole.get(f"Default{which.title()}Permission")
+    return not (isinstance(own, dict) and own.get("Exists")) and isinstance(
+        default, dict) and bool(default.get("Exists"))
 
 
 def _additions(acls: dict[str, tuple[Ace, ...] | str | None]) -> dict[str, list[Ace]] | None:
@@ -348,7 +362,8 @@ def _opcenum_masks(capture: Capture) -> dict[str, dict[str, int]]:
     the host's servers, so it shows which of them a server's spec named."""
     opcenum = capture.data.get("OpcEnum")
     appid = opcenum.get("AppIdKey") if isinstance(opcenum, dict) else None
-    acls = _acls(appid) if isinstance(appid, dict) else {}
+    ole = capture.part("Machine").get("Ole") or {}
+    acls = _acls(appid, ole) if isinstance(appid, dict) else {}
     return {which: masks(acl) for which, acl in acls.items() if isinstance(acl, tuple)}
 
 
@@ -364,7 +379,8 @@ def _named_in_default(acl: tuple[Ace, ...], added: list[Ace], opcenum: dict[str,
 def _permission_lines(appid: dict[str, Any], principals: Principals) -> list[str]:
     """`add` with what the PC grants beyond Windows' default ACLs when both ACLs hold that
     default (the engine then gives a fresh PC the same ACLs), else `exact` as on the PC."""
-    acls = _acls(appid)
+    ole = principals.capture.part("Machine").get("Ole") or {}
+    acls = _acls(appid, ole)
     added = _additions(acls)
     opcenum = _opcenum_masks(principals.capture)
     lines: list[str] = []
@@ -372,6 +388,9 @@ def _permission_lines(appid: dict[str, Any], principals: Principals) -> list[str
         if acl is None:
             lines.append(f"# no {which.title()}Permission on the PC: Windows' default applies")
             continue
+        if _from_default(appid, ole, which):
+            lines.append(f"# no {which.title()}Permission on the PC: its Default"
+                         f"{which.title()}Permission applies, written here")
         if isinstance(acl, str):
             lines += _block(which, [acl])
             continue
@@ -537,7 +556,8 @@ def _machine_lines(capture: Capture) -> tuple[list[str], list[str]]:
     ole, lsa = machine.get("Ole") or {}, machine.get("Lsa") or {}
     lines: list[str] = []
     legacy = (ole.get("LegacyAuthenticationLevel") or {}).get("Data")
-    if legacy is None or (isinstance(legacy, int) and legacy < 5):
+    legacy = legacy if isinstance(legacy, int) and not isinstance(legacy, bool) else None
+    if legacy is None or legacy < 5:
         lines.append(f"# DCOM default authentication on the PC: {AUTH_LEVELS.get(legacy or 2)}"
                      " (below packet integrity): dcomc raises it to packet_integrity")
     enable = (ole.get("EnableDCOM") or {}).get("Data")
@@ -555,7 +575,16 @@ def _machine_lines(capture: Capture) -> tuple[list[str], list[str]]:
             body.append("  sharing_model: guest_only   # ForceGuest 1 on the PC")
         if anonymous:
             body.append("  everyone_includes_anonymous: true   # as on the PC")
-    return lines + _policy_lines(machine), body
+    return lines + _default_acl_lines(ole) + _policy_lines(machine), body
+
+
+def _default_acl_lines(ole: dict[str, Any]) -> list[str]:
+    """The PC's machine-wide default AppID ACLs, which the spec cannot set: said, and written
+    into the ACLs of its servers without their own (where they apply)."""
+    return [f"# the PC sets Default{which.title()}Permission (the ACL of AppIDs without their "
+            "own): the spec has no setting for it; its servers without their own ACL get it "
+            "as theirs" for which in RIGHTS
+            if (ole.get(f"Default{which.title()}Permission") or {}).get("Exists")]
 
 
 PROFILES = ("domain", "private", "public")

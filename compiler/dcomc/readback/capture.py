@@ -8,18 +8,19 @@ the parts the engine could not read (`Skipped`) are null and stay so.
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dcomc.readback.files import InputError, load_json, read_regular
+from dcomc.diagnostics import escaped
+from dcomc.readback.files import InputError, decode_text, load_json, read_regular
 from dcomc.windows.sdbinary import from_binary
 
 FORMAT = "dcomc-capture"
 VERSIONS = (1,)
-_LISTS = ("Servers", "Skipped")
-_OBJECTS = ("Computer", "Machine", "Accounts", "Rights", "Firewall", "NetworkDiscovery", "Names")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,44 +57,192 @@ def _type(value: Any) -> str:
             type(None): "null"}.get(type(value), "a number")
 
 
-def _check_version(data: dict[str, Any], where: str) -> None:
+class CaptureError(InputError):
+    """Captures that are not what the engine writes: every problem of every file (`details`,
+    one line each: file, JSON path, what is wrong), found before anything is imported."""
+
+    def __init__(self, details: list[str]) -> None:
+        files = len({line.split(":", 1)[0] for line in details})
+        super().__init__(f"{len(details)} problem{'s' * (len(details) != 1)} in {files} "
+                         f"capture{'s' * (files != 1)}; none is used")
+        self.details = details
+
+
+# --- the shape `dcomc import` relies on: each key's kind, checked everywhere at once ----------
+
+# A shape: a type name ("str", "int", "bool", "any", "hex"), "text" (a string the import writes
+# into the spec: no control character), a dict (an object with these keys, none required unless
+# listed in REQUIRED), ("list", shape) (a list, or one item as ConvertTo-Json writes a lone
+# one), ("map", shape) (an object of any keys), or ("null", shape) (that or null).
+Shape = Any
+REGISTRY_VALUE: Shape = {"Exists": "bool", "Type": ("null", "str"), "Data": "any",
+                         "Sddl": ("null", "str"), "Invalid": ("null", "str")}
+APPID: Shape = {"Exists": "bool", "Name": ("null", "str"),
+                "AuthenticationLevel": ("null", "int"), "RunAs": ("null", "str"),
+                "LocalService": ("null", "str"), "DllSurrogate": ("null", "str"),
+                "LaunchPermission": ("null", REGISTRY_VALUE),
+                "AccessPermission": ("null", REGISTRY_VALUE)}
+SERVICE: Shape = {"Name": ("null", "text"), "DisplayName": ("null", "str"),
+                  "StartName": ("null", "text"), "State": ("null", "str"),
+                  "StartMode": ("null", "str"), "FoundBy": ("null", "str")}
+SERVER: Shape = {"Clsid": "text", "View": ("null", "str"), "Bitness": ("null", "int"),
+                 "Name": ("null", "text"), "ProgId": ("null", "text"),
+                 "VersionIndependentProgId": ("null", "str"), "Categories": ("list", "str"),
+                 "LocalServer32": ("null", "str"), "Executable": ("null", "text"),
+                 "AppId": ("null", "text"), "AppIdKey": ("null", APPID),
+                 "Service": ("null", SERVICE)}
+ACCOUNT: Shape = {"Name": "text", "Sid": "sid", "Description": ("null", "text"),
+                  "Disabled": ("null", "bool"), "PasswordNeverExpires": ("null", "bool"),
+                  "PasswordExpired": ("null", "bool"), "Members": ("list", "str")}
+RULE: Shape = {"Why": "str", "Name": ("null", "str"), "DisplayName": ("null", "str"),
+               "Group": ("null", "str"), "Enabled": ("null", "bool"),
+               "Direction": ("null", "str"), "Action": ("null", "str"),
+               "Profile": ("null", "str"), "Protocol": ("null", "str"),
+               "LocalPort": ("list", "str"), "Program": ("null", "text"),
+               "Service": ("null", "str"), "RemoteAddress": ("list", "str")}
+CAPTURE: Shape = {
+    "Format": "str", "FormatVersion": "int", "Generator": ("null", "str"),
+    "Time": ("null", "str"), "Elevated": ("null", "bool"),
+    "Skipped": ("list", {"Part": "str", "Reason": ("null", "str")}),
+    "Computer": {"Name": "text", "Domain": ("null", "str"),
+                          "PartOfDomain": ("null", "bool"), "OsCaption": ("null", "str"),
+                          "OsVersion": ("null", "str"), "OsBuild": ("null", "str"),
+                          "Is64Bit": ("null", "bool"), "InstallLanguage": ("null", "str"),
+                          "UserLocale": ("null", "str"), "Addresses": ("list", "str")},
+    "Servers": ("list", SERVER), "OpcEnum": ("null", SERVER),
+    "Machine": ("null", {"Ole": ("map", REGISTRY_VALUE), "Policy": ("map", REGISTRY_VALUE),
+                         "Lsa": ("map", REGISTRY_VALUE)}),
+    "Accounts": ("null", {"Users": ("list", ACCOUNT), "Groups": ("list", ACCOUNT)}),
+    "Rights": ("null", ("map", ("list", "str"))),
+    "Firewall": ("null", {"Rules": ("list", RULE)}),
+    "NetworkDiscovery": ("null", {"Group": ("null", "str"), "Rules": ("null", "int"),
+                                  "EnabledRules": ("null", "int"),
+                                  "EnabledProfiles": ("list", "str"),
+                                  "Services": ("map", "any")}),
+    "Names": ("null", ("map", ("null", "text"))),
+}
+REQUIRED = {id(SERVER): ("Clsid",), id(ACCOUNT): ("Name", "Sid"), id(CAPTURE): ("Computer",),
+            id(CAPTURE["Computer"]): ("Name",)}
+_KINDS = {"str": (str, "a string"), "text": (str, "a string"), "bool": (bool, "true/false"),
+          "int": (int, "a whole number"), "sid": (str, "a SID string")}
+_SID = re.compile(r"S-1-\d+(-\d+)+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _problems(value: Any, shape: Shape, where: str) -> list[str]:
+    """What is wrong with `value` against `shape`, one `path: problem` each."""
+    if isinstance(shape, tuple):
+        kind, inner = shape
+        if kind == "null":
+            return [] if value is None else _problems(value, inner, where)
+        if kind == "list":
+            items = value if isinstance(value, list) else [] if value is None else [value]
+            return [p for i, item in enumerate(items) for p in _problems(
+                item, inner, f"{where}[{i}]" if isinstance(value, list) else where)]
+        if not isinstance(value, dict):
+            return [f"{where}: {_type(value)}, not an object"]
+        return [p for k, v in value.items() for p in _problems(v, inner, f"{where}.{k}")]
+    if isinstance(shape, dict):
+        return _object_problems(value, shape, where)
+    return _scalar_problems(value, shape, where)
+
+
+def _object_problems(value: Any, shape: dict[str, Shape], where: str) -> list[str]:
+    if not isinstance(value, dict):
+        return [f"{where}: {_type(value)}, not an object"]
+    found = [f"{where}: no `{key}`" for key in REQUIRED.get(id(shape), ()) if key not in value]
+    return found + [p for key, inner in shape.items() if key in value
+                    for p in _problems(value[key], inner, f"{where}.{key}".lstrip("."))]
+
+
+def _scalar_problems(value: Any, kind: str, where: str) -> list[str]:
+    if kind == "any":
+        return []
+    python, said = _KINDS[kind]
+    if not isinstance(value, python) or (python is int and isinstance(value, bool)):
+        return [f"{where}: {_type(value)}, not {said}"]
+    if kind == "sid" and not _SID.fullmatch(str(value)):
+        return [f"{where}: not a SID (S-1-...): {escaped(str(value)[:60])}"]
+    if kind == "text" and _CONTROL.search(str(value)):
+        return [f"{where}: a control character (a newline?) the spec cannot hold: "
+                f"{escaped(str(value)[:60])}"]
+    return []
+
+
+def _check_version(data: dict[str, Any]) -> list[str]:
     if data.get("Format") != FORMAT:
-        raise InputError(f"{where}: `Format` is not {FORMAT!r}")
+        return [f"Format: not {FORMAT!r}: not a capture of `Invoke-DcomConfig.ps1 -Mode "
+                "Capture`"]
     version = data.get("FormatVersion")
     if not isinstance(version, int) or isinstance(version, bool) or version not in VERSIONS:
-        raise InputError(f"{where}: capture format version {version!r} is not one this dcomc "
-                         f"reads ({', '.join(map(str, VERSIONS))}); use a newer dcomc")
+        return [f"FormatVersion: capture format version {version!r} is not one this dcomc "
+                f"reads ({', '.join(map(str, VERSIONS))}); use a newer dcomc"]
+    return []
 
 
-def _check_parts(data: dict[str, Any], where: str) -> None:
-    for key in _LISTS:
-        if data.get(key) is not None and not isinstance(data[key], list | dict):
-            raise InputError(f"{where}: `{key}` is {_type(data[key])}, not a list")
-    for key in _OBJECTS:
-        if data.get(key) is not None and not isinstance(data[key], dict):
-            raise InputError(f"{where}: `{key}` is {_type(data[key])}, not an object")
-    for index, server in enumerate(as_list(data.get("Servers"))):
-        if not isinstance(server, dict) or not isinstance(server.get("Clsid"), str):
-            raise InputError(f"{where}: Servers[{index}] has no `Clsid` string")
+def capture_problems(data: Any) -> list[str]:
+    """Every way `data` is not a capture this dcomc reads (`JSON path: problem`)."""
+    if not isinstance(data, dict):
+        return [f"the top level is {_type(data)}, not an object: not a capture of "
+                "`Invoke-DcomConfig.ps1 -Mode Capture`"]
+    version = _check_version(data)
+    if version:
+        return version   # another format or version: its keys may mean other things
+    found = _object_problems(data, CAPTURE, "")
+    name = data["Computer"].get("Name") if isinstance(data.get("Computer"), dict) else None
+    if isinstance(data.get("Computer"), dict) and name == "":
+        found.append("Computer.Name: empty")
+    return found
 
 
 def parse_capture(data: Any, path: Path) -> Capture:
-    """A capture from its parsed JSON; InputError (one line, with the file) when malformed."""
-    where = f"{path}: not a capture of `Invoke-DcomConfig.ps1 -Mode Capture`"
-    if not isinstance(data, dict):
-        raise InputError(f"{where}: the top level is {_type(data)}, not an object")
-    _check_version(data, where)
-    _check_parts(data, where)
-    name = data.get("Computer", {}).get("Name") if isinstance(data.get("Computer"), dict) else None
-    if not isinstance(name, str) or not name:
-        raise InputError(f"{where}: no `Computer.Name` string")
-    return Capture(path, name, data)
+    """A capture from its parsed JSON; CaptureError with every problem when malformed."""
+    found = capture_problems(data)
+    if found:
+        raise CaptureError([f"{path}: error: {line}" for line in found])
+    return Capture(path, data["Computer"]["Name"], data)
+
+
+def _syntax_position(raw: bytes) -> tuple[int, int] | None:
+    """Where JSON's parser stops in a capture that does not parse (line, column), if it
+    gets that far (not for bad encodings)."""
+    try:
+        json.loads(decode_text(raw))
+    except json.JSONDecodeError as exc:
+        return exc.lineno, exc.colno
+    except (ValueError, RecursionError):
+        return None
+    return None
 
 
 def load_capture(path: Path) -> Capture:
     """The capture at `path` (a regular file of JSON within load_json's limits)."""
     raw = read_regular(path, "the capture")
-    return parse_capture(load_json(raw, str(path), "a JSON capture"), path)
+    try:
+        data = load_json(raw, str(path), "a JSON capture")
+    except InputError as exc:
+        position = _syntax_position(raw)
+        if position is None:
+            raise
+        said = str(exc).removeprefix(f"{path}: ")
+        raise CaptureError([f"{path}:{position[0]}:{position[1]}: error: {said}"]) from None
+    return parse_capture(data, path)
+
+
+def load_captures(paths: Sequence[Path]) -> list[Capture]:
+    """Every capture, or CaptureError with the problems of all of them at once; a file that
+    cannot be read at all is one problem."""
+    captures, details = [], []
+    for path in paths:
+        try:
+            captures.append(load_capture(path))
+        except CaptureError as exc:
+            details += exc.details
+        except InputError as exc:
+            details.append(f"{path}: error: {str(exc).removeprefix(f'{path}: ')}")
+    if details:
+        raise CaptureError(details)
+    return captures
 
 
 # --- what dcomc manages, compared by meaning (the round trip of docs/capture.md) ----------------
@@ -108,9 +257,11 @@ RULE_FIELDS = ("Why", "Enabled", "Direction", "Action", "Profile", "Protocol", "
 # (Generator, Time, Elevated, Skipped); the computer (OS, locale, addresses); the names SIDs
 # resolve to (localized text); the servers' identity (ProgID, executable, categories, bitness:
 # the vendor's installer writes them); AppID Name, LocalService, ServiceParameters,
-# DllSurrogate; the service's display name, state, start mode; the machine default ACLs and the
-# Group Policy limits; built-in accounts and PasswordExpired; firewall rule names, display
-# names, groups and services; the network discovery services.
+# DllSurrogate; the service's display name, state, start mode; the machine default ACLs as
+# values (the spec has no setting for them: they are compared through the AppIDs without their
+# own ACL, to which they apply) and the Group Policy limits; built-in accounts and
+# PasswordExpired; firewall rule names, display names, groups and services; the network
+# discovery services.
 UNMANAGED = ("Generator", "Time", "Elevated", "Skipped", "Computer", "Names",
              "server identity", "AppID Name/LocalService/ServiceParameters/DllSurrogate",
              "service display name/state/start mode", "DefaultLaunch/AccessPermission",
@@ -179,15 +330,25 @@ def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def applying(appid: dict[str, Any], ole: dict[str, Any], name: str) -> Any:
+    """The descriptor value COM applies to an AppID: its own `name` value, else the PC's
+    machine-wide Default<name> (None: neither, Windows' documented default applies)."""
+    for stored in (appid.get(name), ole.get(f"Default{name}")):
+        if isinstance(stored, dict) and stored.get("Exists"):
+            return stored
+    return None
+
+
 def _appids(capture: Capture, meaning: Meaning) -> dict[str, Any]:
     found: dict[str, Any] = {}
     opcenum = capture.data.get("OpcEnum")
+    ole = _object(capture.part("Machine").get("Ole"))
     for server in capture.servers() + ([opcenum] if isinstance(opcenum, dict) else []):
         appid, service = _object(server.get("AppIdKey")), _object(server.get("Service"))
         where = f"{server.get('Clsid')} ({server.get('View')})"
         found[f"{where} AppID"] = [appid.get("AuthenticationLevel"), appid.get("RunAs"),
-                                   meaning.acl(appid.get("LaunchPermission")),
-                                   meaning.acl(appid.get("AccessPermission"))]
+                                   meaning.acl(applying(appid, ole, "LaunchPermission")),
+                                   meaning.acl(applying(appid, ole, "AccessPermission"))]
         found[f"{where} service logon"] = (
             [service.get("Name"), meaning.logon(str(service.get("StartName") or ""))]
             if service else None)
