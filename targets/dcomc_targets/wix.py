@@ -41,11 +41,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from lxml import etree
 
 from dcomc.plan.model import HostPlan, LocalUser, ServiceLogon
+from dcomc_targets import xmltext
 from dcomc_targets.base import Artifact, EmitContext, template_bytes
 from dcomc_targets.quoting import (
     QuoteError,
@@ -186,14 +188,14 @@ def reboot_tail(reg: str, key: str) -> str:
             f"({write}0 >nul 2>&1 && exit 0 || exit 3)")
 
 
-def apply_command(data_file: str, site: str) -> str:
+def apply_command(data_file: str, site: str, switch: str = "") -> str:
     """cmd.exe's arguments (the action's exe is [DCOMCCMDEXE]): the engine on `data_file` (a
     Formatted name in the install folder), then the tail that maps its exit code 5 (applied,
     reboot required) to success and a recorded reboot. An EXE action fails the install on any
     exit code but 0, and cannot tell 5 from a failure. The folder is Program Files unless an
     administrator sets DCOMC_INSTALLDIR: a `%` in it would be expanded by cmd.exe (the JScript
     route refuses it; this route cannot check)."""
-    return ('/d /v:off /s /c ""[POWERSHELLEXE]" ' + engine_command(data_file, "Apply")
+    return ('/d /v:off /s /c ""[POWERSHELLEXE]" ' + engine_command(data_file, "Apply", switch)
             + reboot_tail("[System64Folder]reg.exe", "HKLM\\" + reboot_key(site)) + '"')
 
 
@@ -223,11 +225,13 @@ def data_file(host: HostPlan) -> str:
     return f"{msi_formatted(host.name)}.psd1"
 
 
-def engine_command(data_file: str, mode: str) -> str:
+def engine_command(data_file: str, mode: str, switch: str = "") -> str:
     """PowerShell's arguments (Formatted) that run the installed engine in `mode` on the data
-    file `data_file` (Formatted) and the MSI's backup."""
+    file `data_file` (Formatted) and the MSI's backup, then `switch` (Formatted: the site
+    package's [DcomcForce])."""
     return (f'{PS_FLAGS} -File "[{INSTALLDIR}]Invoke-DcomConfig.ps1" -Mode {mode} '
-            f'-DataFile "[{INSTALLDIR}]{data_file}" -BackupName {BACKUP_NAME}')
+            f'-DataFile "[{INSTALLDIR}]{data_file}" -BackupName {BACKUP_NAME}'
+            + (f" {switch}" if switch else ""))
 
 
 def condition_string(value: str) -> str:
@@ -295,9 +299,11 @@ def _custom_action_rows(host: HostPlan, site: str) -> list[dict[str, str]]:
     return custom_action_rows(data_file(host), bool(password_accounts(host)), site)
 
 
-def custom_action_rows(data_file: str, passwords: bool, site: str) -> list[dict[str, str]]:
+def custom_action_rows(data_file: str, passwords: bool, site: str,
+                       switch: str = "") -> list[dict[str, str]]:
     """The CustomAction elements (attributes in order) of a product that runs the engine on
-    `data_file` (Formatted), through the JScript actions when it takes `passwords`."""
+    `data_file` (Formatted), through the JScript actions when it takes `passwords`; Apply
+    with `switch` (Formatted; the JScript route reads it from DcomcForce itself)."""
     rows = [{"Id": "SetPowerShellExe", "Property": "POWERSHELLEXE",
              "Value": "[System64Folder]WindowsPowerShell\\v1.0\\powershell.exe",
              "Impersonate": "yes"}]
@@ -312,7 +318,7 @@ def custom_action_rows(data_file: str, passwords: bool, site: str) -> list[dict[
         ]
     else:
         rows.append({"Id": "DcomcApply", "Property": "DCOMCCMDEXE",
-                     "ExeCommand": apply_command(data_file, site), "Execute": "deferred",
+                     "ExeCommand": apply_command(data_file, site, switch), "Execute": "deferred",
                      "Impersonate": "no", "Return": "check"})
     rollback = engine_command(data_file, "Rollback")
     rows += [
@@ -348,12 +354,14 @@ def _describe(attrs: dict[str, str]) -> tuple[tuple[str, str], tuple[str, str]]:
 class _Wxs:
     """One .wxs being written. Every attribute value and text passes through the WiX
     preprocessor's escape; a value that cannot (it holds `$(`) is kept in a `<?define?>`
-    at the top of the file and referred to as `$(var.DcomcLiteral<n>)`."""
+    at the top of the file and referred to as `$(var.DcomcLiteral<n>)`. Written as text
+    (xmltext: the bytes lxml's pretty_print writes), each value escaped once per process:
+    most are the same on every host (issue 18)."""
 
     def __init__(self, comments: list[str]) -> None:
-        self.root = etree.Element(f"{{{WIX_NS}}}Wix", nsmap={None: WIX_NS})  # type: ignore[dict-item]
+        self.root = xmltext.Element("Wix", {"xmlns": WIX_NS})
         for line in comments:  # read back by quoting.xml_uncomment (a site named "a---b")
-            self.root.append(etree.Comment(f" {xml_comment(line)} "))
+            self.root.children.append(xmltext.comment(f" {xml_comment(line)} "))
         self._defines: dict[str, str] = {}  # value -> variable name
 
     def literal(self, value: str) -> str:
@@ -364,22 +372,43 @@ class _Wxs:
             name = self._defines[value] = f"DcomcLiteral{len(self._defines) + 1}"
         return f"$(var.{name})"
 
-    def e(self, parent: etree._Element, tag: str, attrs: dict[str, str] | None = None,
-          text: str | None = None, **more: str) -> etree._Element:
-        values = {**(attrs or {}), **more}
-        element = etree.SubElement(parent, f"{{{WIX_NS}}}{tag}",
-                                   {k: self.literal(v) for k, v in values.items()})
+    def e(self, parent: xmltext.Element, tag: str, attrs: dict[str, str] | None = None,
+          text: str | None = None, **more: str) -> xmltext.Element:
+        values = {**attrs, **more} if attrs else more
+        element = xmltext.Element(tag)
+        if values:
+            element.head = f"<{tag}" + "".join(
+                [f' {k}="{self._attribute(v)}"' for k, v in values.items()])
         if text is not None:
-            element.text = self.literal(text)
+            element.text = self._text(text)
+        parent.children.append(element)
         return element
 
+    def _attribute(self, value: str) -> str:
+        return _attribute(value) if "$(" not in value else self.literal(value)
+
+    def _text(self, value: str) -> str:
+        return _text(value) if "$(" not in value else self.literal(value)
+
     def tostring(self) -> bytes:
-        at = sum(1 for child in self.root if isinstance(child, etree._Comment))
-        for offset, (value, name) in enumerate(self._defines.items()):
-            self.root.insert(at + offset, etree.ProcessingInstruction(
-                "define", wix_define(name, value)))
-        return etree.tostring(self.root, xml_declaration=True, encoding="utf-8",
-                              pretty_print=True)
+        children = self.root.children
+        at = sum(1 for child in children if isinstance(child, str) and child.startswith("<!--"))
+        children[at:at] = [xmltext.instruction("define", wix_define(name, value))
+                           for value, name in self._defines.items()]
+        return self.root.tostring()
+
+
+# A value's escapes (wixl's preprocessor, then XML) once per process, not once per host: most
+# values are the same on every host. Bounded, and only for values without `$(`, whose
+# rendering (a define's name) depends on the document.
+@lru_cache(maxsize=4096)
+def _attribute(value: str) -> str:
+    return xmltext.attribute(wix_preprocessor(value))
+
+
+@lru_cache(maxsize=4096)
+def _text(value: str) -> str:
+    return xmltext.text(wix_preprocessor(value))
 
 
 def fragment_xml(host: HostPlan, ctx: EmitContext, version: str) -> bytes:
@@ -442,7 +471,7 @@ def product_xml(host: HostPlan, ctx: EmitContext, version: str) -> bytes:
     return doc.tostring()
 
 
-def _custom_actions(doc: _Wxs, product: etree._Element, host: HostPlan, site: str) -> None:
+def _custom_actions(doc: _Wxs, product: xmltext.Element, host: HostPlan, site: str) -> None:
     rows = _custom_action_rows(host, site)
     doc.e(product, "CustomAction", rows[0])
     # every MSI: CheckReboot is JScript (Prepare and Apply too, for a host with passwords)

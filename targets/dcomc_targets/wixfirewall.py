@@ -18,7 +18,6 @@ each `$` doubled (quoting.wix_text). The reader undoes both (`_unformatted`).
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -27,7 +26,7 @@ from typing import Any
 from lxml import etree
 
 from dcomc.plan.model import FirewallRule, HostPlan
-from dcomc_targets import wixread
+from dcomc_targets import wixread, xmltext
 from dcomc_targets.base import Artifact, EmitContext, listed_ids, templates_dir
 from dcomc_targets.quoting import (
     msi_formatted,
@@ -42,7 +41,6 @@ from dcomc_targets.wix import guid, windows_names
 
 WIX_NS = "http://schemas.microsoft.com/wix/2006/wi"
 FIRE_NS = "http://schemas.microsoft.com/wix/FirewallExtension"
-NSMAP: Any = {None: WIX_NS, "fire": FIRE_NS}  # lxml: None is the default namespace
 ALL_PROFILES = ("domain", "private", "public")
 # Fixed namespace for component GUIDs: same site, host and rule → same GUID in every build.
 GUID_NAMESPACE = uuid.UUID("5a0c3c9e-6f0b-4a7e-9d55-0dc0c0dc0c01")
@@ -85,26 +83,22 @@ class WixFirewallTarget:
     kinds: tuple[str, ...] = ("wix-firewall",)
 
     def emit(self, host: HostPlan, ctx: EmitContext) -> list[Artifact]:
-        root = etree.Element(f"{{{WIX_NS}}}Wix", nsmap=NSMAP)
+        # written as text (xmltext: the bytes lxml's pretty_print writes for the same tree)
+        root = xmltext.Element("Wix", {"xmlns": WIX_NS, "xmlns:fire": FIRE_NS})
+        comments = root.children
         for line in [*ctx.header_lines(host, "WiX v3 firewall fragment"), *_usage(host)]:
-            root.append(etree.Comment(f" {xml_comment(line)} "))
+            comments.append(xmltext.comment(f" {xml_comment(line)} "))
         pending = [r for r in host.of_kind(FirewallRule) if not _expressible(r)]
         if pending:
-            root.append(etree.Comment(f" {PENDING_TITLE} "))
+            comments.append(xmltext.comment(f" {PENDING_TITLE} "))
             for r in pending:
                 line = ctx.not_compiled(host, "wixfirewall", r, "allows a service by name")
-                root.append(etree.Comment(f"   {xml_comment(line)} "))
-        fragment = etree.SubElement(root, f"{{{WIX_NS}}}Fragment")
-        group = etree.SubElement(fragment, f"{{{WIX_NS}}}ComponentGroup",
-                                 Id=component_group_id(host.name))
-        scopes: list[tuple[str, ...]] = []  # the remote lists, by their placeholders' index
+                comments.append(xmltext.comment(f"   {xml_comment(line)} "))
+        group = root.sub("Fragment").sub("ComponentGroup", {"Id": component_group_id(host.name)})
         for rule in host.of_kind(FirewallRule):
             if _expressible(rule):
-                group.append(_component(ctx, host, rule, scopes))
-        data = etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
-        if scopes:
-            data = _PLACEHOLDER.sub(lambda m: _remote_block(scopes[int(m[1])]), data)
-        return [Artifact(f"firewall/{host.name}-firewall.wxs", "wix-firewall", data)]
+                _component(group, ctx, host, rule)
+        return [Artifact(f"firewall/{host.name}-firewall.wxs", "wix-firewall", root.tostring())]
 
     def expected(self, host: HostPlan, ctx: EmitContext) -> WixFirewallContent:
         rules = tuple(
@@ -140,26 +134,27 @@ def _usage(host: HostPlan) -> list[str]:
     ]
 
 
-def _component(ctx: EmitContext, host: HostPlan, rule: FirewallRule,
-               scopes: list[tuple[str, ...]]) -> etree._Element:
+def _component(group: xmltext.Element, ctx: EmitContext, host: HostPlan,
+               rule: FirewallRule) -> None:
     names = windows_names(ctx.plan.site, host.name)  # stable when only the case changes
-    comp = etree.Element(f"{{{WIX_NS}}}Component", Id=wix_id("DcomcFw", host.name, rule.name),
-                         Directory="TARGETDIR",
-                         Guid=guid(*names, rule.name.lower(), namespace=GUID_NAMESPACE))
-    comp.append(etree.Comment(f" {xml_comment(rule.display_name)} ({rule.prov.guide}) "))
-    etree.SubElement(comp, f"{{{WIX_NS}}}RegistryValue", Root="HKLM",
-                     Key=_formatted(f"Software\\dcomc\\{ctx.plan.site}\\firewall"),
-                     Name=_formatted(rule.name), Type="string", Value=_formatted(ctx.version),
-                     KeyPath="yes")
+    comp = group.sub("Component", {"Id": wix_id("DcomcFw", host.name, rule.name),
+                                   "Directory": "TARGETDIR",
+                                   "Guid": guid(*names, rule.name.lower(),
+                                                namespace=GUID_NAMESPACE)})
+    comp.children.append(xmltext.comment(
+        f" {xml_comment(rule.display_name)} ({rule.prov.guide}) "))
+    key = _formatted(f"Software\\dcomc\\{ctx.plan.site}\\firewall")
+    comp.sub("RegistryValue", {"Root": "HKLM", "Key": key, "Name": _formatted(rule.name),
+                               "Type": "string", "Value": _formatted(ctx.version),
+                               "KeyPath": "yes"})
     profiles = _profiles(rule.profiles)
     for profile in profiles:
         name = rule.name if len(profiles) == 1 else f"{rule.name}-{profile}"
-        comp.append(_exception(host, rule, name, profile, scopes))
-    return comp
+        _exception(comp, host, rule, name, profile)
 
 
-def _exception(host: HostPlan, rule: FirewallRule, name: str, profile: str,
-               scopes: list[tuple[str, ...]]) -> etree._Element:
+def _exception(comp: xmltext.Element, host: HostPlan, rule: FirewallRule, name: str,
+               profile: str) -> None:
     attrs = {"Id": wix_id("DcomcFwEx", host.name, name), "Name": _formatted(name),
              "Description": _formatted(rule.description), "Profile": profile,
              "IgnoreFailure": "no"}
@@ -170,37 +165,27 @@ def _exception(host: HostPlan, rule: FirewallRule, name: str, profile: str,
         attrs["Program"] = _formatted(rule.program)
     if rule.remote == ("any",):
         attrs["Scope"] = "any"
-    exc = etree.Element(f"{{{FIRE_NS}}}FirewallException", attrs)
+    exc = comp.sub("fire:FirewallException", attrs)
     if rule.remote != ("any",):
-        exc.append(etree.Comment(f"{PLACEHOLDER}{len(scopes)}"))
-        scopes.append(rule.remote)
-    return exc
+        exc.children.append(_remote_block(rule.remote))
 
 
-# A rule's remote addresses stand in the tree as one comment, replaced in the serialized
-# bytes by the RemoteAddress lines, serialized once per distinct list (_remote_block): a scope
-# can be hundreds of networks, the same in many rules of many hosts, and building and
-# serializing them with lxml for every rule was most of a large site's build (issue 18). Every
-# other comment of the fragment starts with a space, so no other bytes look like this one.
-PLACEHOLDER = "dcomc-remote:"
-_PLACEHOLDER = re.compile(rb"<!--" + PLACEHOLDER.encode() + rb"(\d+)-->")
 # The RemoteAddress lines' indentation, as pretty_print puts children of a FirewallException
 # (Wix > Fragment > ComponentGroup > Component > FirewallException > RemoteAddress).
-REMOTE_INDENT = b"\n" + b"  " * 5
+REMOTE_INDENT = "\n" + "  " * 5
 
 
 @lru_cache(maxsize=256)
-def _remote_block(remote: tuple[str, ...]) -> bytes:
-    """The RemoteAddress elements of one list as pretty_print writes them inside an exception,
-    without the first line's indentation (the placeholder's): lxml serializes them (its
-    escaping), once per list."""
-    holder = etree.Element(f"{{{FIRE_NS}}}FirewallException", nsmap=NSMAP)
-    for address in remote:
-        etree.SubElement(holder, f"{{{FIRE_NS}}}RemoteAddress").text = _formatted(address)
-    lines = etree.tostring(holder, encoding="utf-8", pretty_print=True).splitlines()[1:-1]
-    return REMOTE_INDENT.join(line.removeprefix(b"  ") for line in lines)
+def _remote_block(remote: tuple[str, ...]) -> str:
+    """The RemoteAddress elements of one list, as one finished child of the exception: the
+    lines pretty_print writes, but the first line's indentation (the serializer's). Made once
+    per distinct list: a scope can be hundreds of networks, the same in many rules of many
+    hosts, and writing them for every rule was most of a large site's build (issue 18)."""
+    return REMOTE_INDENT.join(f"<fire:RemoteAddress>{xmltext.text(_formatted(address))}"
+                              "</fire:RemoteAddress>" for address in remote)
 
 
+@lru_cache(maxsize=4096)  # most values are the same in every host's fragment
 def _formatted(value: str) -> str:
     """A value of a Formatted column, as the fragment's text: literal to Windows Installer
     (msi_formatted) and to candle's preprocessor (wix_text)."""
