@@ -28,7 +28,7 @@ BeforeAll {
             $group = ConvertTo-DcomcOsSid -Name 'ALTPC7\OPC-Bediener'
             $launch = ConvertTo-SimSdBinary -Sddl ('O:BAG:BAD:(A;;CCDCLCSWRP;;;BA)(A;;CCDCLCSWRP;;;{0})(A;;CCDCLCSWRP;;;WD)' -f $group)
             Install-SimOpcServer -ProgId 'Vendor.Mill.2' -Clsid $vendor -LocalServer32 'C:\Program Files (x86)\Mill\millsrv.exe -service' -Service 'MillOPC' -StartName '.\opcdienst' -Password $password -NoLocalService -AppIdValues @{ AuthenticationLevel = 2; LaunchPermission = $launch }
-            Install-SimOpcServer -ProgId 'Wide.Opc.1' -Clsid $wide -Bitness 64 -LocalServer32 'C:\Program Files\Wide\wide.exe' -Category @('DA3') -AppIdValues @{ RunAs = 'Interactive User' }
+            Install-SimOpcServer -ProgId 'Wide.Opc.1' -Clsid $wide -Bitness 64 -LocalServer32 'C:\Program Files\Wide\wide.exe' -Category @('DA3') -AppIdValues @{ RunAs = 'Interactive User'; ServiceParameters = ('-user opc -password ' + $secret) }
             Install-SimComServer -ProgId 'OPC.ServerList.1' -Clsid '{13486D51-4821-11D2-A494-3CB306C10000}' -AppId '{13486D44-4821-11D2-A494-3CB306C10000}' -LocalServer32 'C:\Windows\SysWOW64\OpcEnum.exe'
             Install-SimComServer -ProgId 'Not.Opc.1' -Clsid '{22222222-3333-4444-5555-666666666666}'
             Set-SimRegistryValue -Path 'SOFTWARE\Microsoft\Ole' -Name 'LegacyAuthenticationLevel' -Type 'DWord' -Data 2
@@ -120,7 +120,71 @@ Describe 'Capture on a brownfield PC' {
         @($hashes).Count | Should -BeGreaterThan 1
         $capture.Text.Contains($script:Secret) | Should -BeFalse
         foreach ($hash in $hashes) { $capture.Text.Contains([string] $hash) | Should -BeFalse }
-        $capture.Text | Should -Not -Match '(?i)password"\s*:\s*"|DefaultPassword|SecretOfTest'
+        $capture.Text | Should -Not -Match '(?i)password"\s*:\s*"|DefaultPassword|SecretOfTest|ServiceParameters'
+    }
+
+    It 'reads the user rights from one secedit export, not one per right' {
+        @($calls | Where-Object -FilterScript { $_ -eq 'Get-DcomcOsUserRightMap' }).Count | Should -Be 1
+        @($calls | Where-Object -FilterScript { $_ -eq 'Get-DcomcOsUserRight' }).Count | Should -Be 0
+        @($capture.Json.Rights.PSObject.Properties.Name) | Should -Be @('SeServiceLogonRight', 'SeNetworkLogonRight', 'SeDenyNetworkLogonRight', 'SeDenyServiceLogonRight', 'SeBatchLogonRight')
+    }
+}
+
+Describe 'The capture''s reads in the real system layer (the Windows commands replaced)' {
+    BeforeAll {
+        Get-Module -Name 'DcomConfig' | Remove-Module -Force
+        $real = Import-Module -Name $scada.Engine -Force -PassThru -DisableNameChecking
+        $script:Exports = 0
+        Mock -ModuleName 'DcomConfig' -CommandName 'Invoke-DcomcOsSecedit' -MockWith {
+            $script:Exports += 1
+            $cfg = $Arguments[[array]::IndexOf($Arguments, '/cfg') + 1]
+            [IO.File]::WriteAllText($cfg, "[Privilege Rights]`r`nSeServiceLogonRight = *S-1-5-80-0,*S-1-5-21-1-2-3-1001`r`nSeBatchLogonRight = *S-1-5-32-544`r`n", [Text.Encoding]::Unicode)
+        }
+        function Invoke-FirewallPart {
+            # The Firewall part as Get-DcomcCapture runs it, with Get-NetFirewallRule answering
+            # by writing an error of this category (as the NetSecurity cmdlets do).
+            param([Parameter(Mandatory = $true)] [string] $Category)
+            & $real {
+                param($category)
+                function script:Get-NetFirewallRule { [CmdletBinding()] param($Direction) Write-Error -Message 'The RPC server is unavailable.' -Category $category }
+                foreach ($name in @('Get-NetFirewallPortFilter', 'Get-NetFirewallApplicationFilter', 'Get-NetFirewallServiceFilter', 'Get-NetFirewallAddressFilter')) {
+                    $null = New-Item -Path ('function:script:{0}' -f $name) -Value { [CmdletBinding()] param([switch] $All) } -Force
+                }
+                $capture = @{ Elevated = $true; Skipped = (New-Object -TypeName System.Collections.ArrayList) }
+                $part = Invoke-DcomcCapturePart -Part 'Firewall' -Capture $capture -Reader { [ordered] @{ Rules = @(Get-DcomcCaptureFirewall -Executables @()) } } 3>$null
+                @{ Part = $part; Skipped = @($capture.Skipped) }
+            } $Category
+        }
+    }
+
+    AfterAll {
+        Get-Module -Name 'DcomConfig' | Remove-Module -Force
+    }
+
+    It 'reads every captured right from one secedit export' {
+        $script:Exports = 0
+        $rights = & $real { Get-DcomcCaptureRights -Sids @{} }
+        $script:Exports | Should -Be 1
+        @($rights.SeServiceLogonRight) | Should -Be @('S-1-5-21-1-2-3-1001', 'S-1-5-80-0')
+        @($rights.SeBatchLogonRight) | Should -Be @('S-1-5-32-544')
+        @($rights.SeNetworkLogonRight).Count | Should -Be 0
+        $script:Exports = 0
+        $holders = & $real { Get-DcomcOsUserRight -Right 'SeServiceLogonRight' }
+        $holders.GetType().IsArray | Should -BeTrue
+        @($holders) | Should -Be @('S-1-5-80-0', 'S-1-5-21-1-2-3-1001')
+        $script:Exports | Should -Be 1
+    }
+
+    It 'records a firewall that cannot be read as a skipped part, not as a PC without rules' {
+        $outcome = Invoke-FirewallPart -Category 'ConnectionError'
+        $outcome.Part | Should -BeNullOrEmpty
+        @($outcome.Skipped | ForEach-Object -Process { '{0}: {1}' -f $_.Part, $_.Reason }) | Should -Be @('Firewall: The RPC server is unavailable.')
+    }
+
+    It 'reads "no inbound rule at all" as an empty list' {
+        $outcome = Invoke-FirewallPart -Category 'ObjectNotFound'
+        @($outcome.Skipped).Count | Should -Be 0
+        @($outcome.Part.Rules).Count | Should -Be 0
     }
 }
 

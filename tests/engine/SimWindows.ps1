@@ -2695,6 +2695,23 @@ function Get-SimSnapshot {
     return ($state | ConvertTo-Json -Depth 64 -Compress)
 }
 
+# --- several user rights from one secedit export (the capture's Rights part) -----------------------
+
+$script:SimOperations += @('Get-DcomcOsUserRightMap')
+
+function Get-DcomcOsUserRightMap {
+    <# @{ right = holders } for each right, as Get-DcomcOsUserRight gives them, from one
+       "secedit /export" (administrator only, like Get-DcomcOsUserRight). #>
+    param([Parameter(Mandatory = $true)] [string[]] $Right)
+    Invoke-SimGate -Operation 'Get-DcomcOsUserRightMap'
+    if (-not $script:Sim.Elevated) {
+        throw 'secedit /export failed with exit code 1'
+    }
+    $map = @{}
+    foreach ($name in $Right) { $map[$name] = @((Get-SimRightHolders -Right $name).ToArray()) }
+    return $map
+}
+
 # Removing the module this file was dot-sourced into deletes the temporary folder too (after
 # whatever the module itself does on removal).
 if ($null -ne $ExecutionContext.SessionState.Module -and $null -eq (Get-Variable -Name 'SimPreviousOnRemove' -Scope Script -ErrorAction SilentlyContinue)) {

@@ -314,13 +314,21 @@ function New-DcomcOsTempFolder {
 function Get-DcomcOsUserRight {
     <# The holders of a user right: 'S-1-...' SIDs, or names secedit could not translate. #>
     param([Parameter(Mandatory = $true)] [string] $Right)
+    return , (Get-DcomcOsUserRightMap -Right @($Right))[$Right]
+}
+
+function Get-DcomcOsUserRightMap {
+    <# The holders of several user rights from one secedit export (each export is a second or
+       more): @{ right = holders }, as Get-DcomcOsUserRight gives them. #>
+    param([Parameter(Mandatory = $true)] [string[]] $Right)
     $temp = New-DcomcOsTempFolder
     try {
         $inf = Join-Path -Path $temp -ChildPath 'rights.inf'
         Invoke-DcomcOsSecedit -Arguments @('/export', '/areas', 'USER_RIGHTS', '/cfg', $inf, '/quiet')
         $lines = [IO.File]::ReadAllLines($inf, [Text.Encoding]::Unicode)
-        $holders = ConvertFrom-DcomcRightLine -Lines $lines -Right $Right
-        return , $holders
+        $map = @{}
+        foreach ($name in $Right) { $map[$name] = ConvertFrom-DcomcRightLine -Lines $lines -Right $name }
+        return $map
     }
     finally {
         [IO.Directory]::Delete($temp, $true)
@@ -697,12 +705,20 @@ function Get-DcomcOsServiceList {
 function Get-DcomcOsFirewallRuleList {
     <# Every inbound rule as Get-DcomcOsFirewallRule shows one, plus its Group. The filters are
        read once for all rules (one query per rule takes minutes on a PC with 500 rules). #>
-    $rules = @(Get-NetFirewallRule -Direction Inbound -ErrorAction SilentlyContinue)
+    # A failed read throws (the capture records the part as skipped); only "no inbound rule at
+    # all" (ObjectNotFound) is an empty list.
+    try {
+        $rules = @(Get-NetFirewallRule -Direction Inbound -ErrorAction Stop)
+    }
+    catch {
+        if ($_.CategoryInfo.Category -ne [Management.Automation.ErrorCategory]::ObjectNotFound) { throw }
+        $rules = @()
+    }
     $filters = @{ Port = @{}; Application = @{}; Service = @{}; Address = @{} }
-    foreach ($filter in @(Get-NetFirewallPortFilter -All)) { $filters.Port[[string] $filter.InstanceID] = $filter }
-    foreach ($filter in @(Get-NetFirewallApplicationFilter -All)) { $filters.Application[[string] $filter.InstanceID] = $filter }
-    foreach ($filter in @(Get-NetFirewallServiceFilter -All)) { $filters.Service[[string] $filter.InstanceID] = $filter }
-    foreach ($filter in @(Get-NetFirewallAddressFilter -All)) { $filters.Address[[string] $filter.InstanceID] = $filter }
+    foreach ($filter in @(Get-NetFirewallPortFilter -All -ErrorAction Stop)) { $filters.Port[[string] $filter.InstanceID] = $filter }
+    foreach ($filter in @(Get-NetFirewallApplicationFilter -All -ErrorAction Stop)) { $filters.Application[[string] $filter.InstanceID] = $filter }
+    foreach ($filter in @(Get-NetFirewallServiceFilter -All -ErrorAction Stop)) { $filters.Service[[string] $filter.InstanceID] = $filter }
+    foreach ($filter in @(Get-NetFirewallAddressFilter -All -ErrorAction Stop)) { $filters.Address[[string] $filter.InstanceID] = $filter }
     return , @(foreach ($rule in $rules) {
             $id = [string] $rule.InstanceID
             $ports = $filters.Port[$id]

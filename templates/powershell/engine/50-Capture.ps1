@@ -19,7 +19,8 @@ $script:CaptureOleValues = @('EnableDCOM', 'LegacyAuthenticationLevel', 'LegacyI
 $script:CapturePolicyValues = @('MachineLaunchRestriction', 'MachineAccessRestriction')
 $script:CaptureLsaKey = 'SYSTEM\CurrentControlSet\Control\Lsa'
 $script:CaptureLsaValues = @('ForceGuest', 'EveryoneIncludesAnonymous', 'RestrictAnonymous', 'RestrictAnonymousSAM', 'LimitBlankPasswordUse')
-$script:CaptureAppIdValues = @('AuthenticationLevel', 'RunAs', 'LocalService', 'ServiceParameters', 'DllSurrogate')
+# Not ServiceParameters: free text a vendor may put a password in, and nothing import needs.
+$script:CaptureAppIdValues = @('AuthenticationLevel', 'RunAs', 'LocalService', 'DllSurrogate')
 $script:CaptureRights = @('SeServiceLogonRight', 'SeNetworkLogonRight', 'SeDenyNetworkLogonRight', 'SeDenyServiceLogonRight', 'SeBatchLogonRight')
 
 # --- descriptors: hex as stored, SDDL for people (SIDs as numbers: no alias, no local name) -------
@@ -258,10 +259,12 @@ function Get-DcomcCaptureAccounts {
 }
 
 function Get-DcomcCaptureRights {
+    <# The holders of the captured rights, from one secedit export for all of them. #>
     param([Parameter(Mandatory = $true)] $Sids)
     $rights = [ordered] @{}
+    $map = Get-DcomcOsUserRightMap -Right $script:CaptureRights
     foreach ($right in $script:CaptureRights) {
-        $held = Get-DcomcOsUserRight -Right $right
+        $held = $map[$right]
         $holders = @($held | Sort-Object)
         foreach ($holder in $holders) { if ($holder -match '^S-1-') { $Sids[[string] $holder] = $true } }
         $rights[$right] = $holders
