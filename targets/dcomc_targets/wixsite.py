@@ -15,7 +15,9 @@ chosen before LaunchConditions, in both sequences, by properties Windows Install
    case (`~=`; host names are unique without case, E-check), and one per host with passwords
    sets `DcomcAccounts` to the indexes of the accounts it needs (";1;3;");
 3. `DcomcDataFile` = `[DcomcHost].psd1`, which the engine's command lines (and Prepare, for a
-   site with passwords) name.
+   site with passwords) name; and, when DCOMC_HOST chose the host, `DcomcForce` = `-Force`:
+   the engine refuses a data file whose host is not the PC's name unless told (its Rollback,
+   which restores the PC's own backup, takes it whatever the PC is called now).
 A PC whose name is not a host stops at the launch condition `Installed OR DcomcHost` with a
 message in the MSI log, before anything changes. Passwords: `DCOMC_ACCOUNT_<n>` lists every
 account any host needs (`site_accounts`); a launch condition per account asks for
@@ -71,6 +73,7 @@ WANTED = "DcomcWanted"
 SELECTED = "DcomcHost"
 NEEDS = "DcomcAccounts"
 DATA_FILE = "DcomcDataFile"
+FORCE = "DcomcForce"  # read by the EXE route's command line and by Prepare (dcomc-apply.js)
 # After AppSearch (50), which reads INSTALLED_HOST, and before LaunchConditions (100). Every
 # host's action has the same number: their conditions exclude each other.
 CHOOSE, CHOOSE_HOST, CHOOSE_ACCOUNTS, CHOOSE_FILE = (51, 52, 53), 60, 61, 62
@@ -116,7 +119,8 @@ def choice_rows(plan: SitePlan) -> list[tuple[dict[str, str], int, str]]:
     rows = [(sets("DcomcWantHost", WANTED, f"[{HOST_PROPERTY}]"), first, HOST_PROPERTY),
             (sets("DcomcWantInstalled", WANTED, f"[{INSTALLED_HOST}]"), installed,
              f"NOT {WANTED} AND Installed AND {INSTALLED_HOST}"),
-            (sets("DcomcWantComputer", WANTED, "[ComputerName]"), computer, f"NOT {WANTED}")]
+            (sets("DcomcWantComputer", WANTED, "[ComputerName]"), computer, f"NOT {WANTED}"),
+            (sets("DcomcForceHost", FORCE, "-Force"), computer, HOST_PROPERTY)]
     index = {account: n for n, account in enumerate(site_accounts(plan), 1)}
     for n, host in enumerate(plan.hosts, 1):
         rows.append((sets(f"DcomcHost{n}", SELECTED, msi_formatted(host.name)), CHOOSE_HOST,
@@ -242,13 +246,13 @@ def action_rows(plan: SitePlan) -> tuple[list[dict[str, str]], list[tuple[str, i
     password runs the plain EXE action, as its own MSI would; where a host needs passwords,
     the JScript pair runs instead (`DcomcAccounts` is set only for such a host): the two routes
     have the same sequence number and exclusive conditions."""
-    rows = custom_action_rows(f"[{DATA_FILE}]", False, plan.site)
+    rows = custom_action_rows(f"[{DATA_FILE}]", False, plan.site, f"[{FORCE}]")
     sequence = _sequence(rows)
     if not site_accounts(plan):
         return rows, sequence
     exe = next(r for r in rows if r["Id"] == "DcomcApply")
     exe["Id"] = "DcomcApplyExe"
-    scripted = custom_action_rows(f"[{DATA_FILE}]", True, plan.site)
+    scripted = custom_action_rows(f"[{DATA_FILE}]", True, plan.site, f"[{FORCE}]")
     rows += [r for r in scripted if r["Id"] in ("SetDcomcApply", "DcomcApply")]
     guarded = []
     for action, number, condition in _sequence(scripted):

@@ -6,7 +6,8 @@
 // property DcomcApply, the CustomActionData of Apply (hidden from the MSI log by
 // MsiHiddenProperties): TAB-separated fields, each Base64 of the UTF-16LE code units of
 //     cmd.exe, powershell.exe, the entry script, the data file, the backup name, reg.exe,
-//     the site's registry key (HKLM\SOFTWARE\dcomc\<site>),
+//     the site's registry key (HKLM\SOFTWARE\dcomc\<site>), the engine's extra switch
+//     (DcomcForce: "" or "-Force", set by the site package when DCOMC_HOST names the host),
 //     then account and password pairs (DCOMC_ACCOUNT_n, DCOMC_PASSWORD_n)
 // so a TAB or newline in a password is data, not a separator, and no code page changes it.
 //
@@ -41,7 +42,9 @@
 var ENTRY = "Invoke-DcomConfig.ps1";
 var FLAGS = " -NoProfile -NonInteractive -ExecutionPolicy Bypass";
 var ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-var FIXED = 7; // cmd.exe, powershell.exe, entry script, data file, backup name, reg.exe, key
+var FIXED = 8; // cmd.exe, powershell.exe, entry script, data file, backup name, reg.exe, key,
+               // switch
+var PATHS = 7; // the fixed fields that go between quotes on cmd.exe's command line
 
 // Base64 of the UTF-16LE bytes of `text` (JScript has no btoa): two bytes per code unit, low
 // byte first; surrogate pairs stay two code units, as UTF-16LE stores them.
@@ -109,6 +112,11 @@ function cmdSafe(text) {
     return text != "" && !/["%\x00-\x1f]/.test(text);
 }
 
+// The engine's extra switch: nothing, or -Force (a host named by DCOMC_HOST, not by the PC).
+function switchSafe(text) {
+    return text == "" || text == "-Force";
+}
+
 // An account name that can be a field of a standard-input line.
 function lineSafe(text) {
     return text != "" && !/[\x00-\x1f]/.test(text);
@@ -172,9 +180,13 @@ function Prepare() {
     var fields = [Session.Property("System64Folder") + "cmd.exe", Session.Property("POWERSHELLEXE"),
                   folder + ENTRY, folder + Session.Property("DcomcDataFile"),
                   Session.Property("DcomcBackupName"), Session.Property("System64Folder") + "reg.exe",
-                  "HKLM\\" + Session.Property("DcomcRebootKey")];
+                  "HKLM\\" + Session.Property("DcomcRebootKey"), Session.Property("DcomcForce")];
     var i;
-    for (i = 0; i < FIXED; i++) {
+    if (!switchSafe(fields[PATHS])) {
+        report("DcomcForce holds '" + fields[PATHS] + "': only -Force or nothing.");
+        return 3;
+    }
+    for (i = 0; i < PATHS; i++) {
         if (!cmdSafe(fields[i])) {
             report("cannot start PowerShell with the path '" + fields[i] + "': a path with % or " +
                    "a double quote would change on cmd.exe's command line; install into " +
@@ -206,7 +218,7 @@ function Apply() {
     var i;
     for (i = 0; i < FIXED; i++) {
         paths.push(fromBase64(fields[i]));
-        if (paths[i] === null || !cmdSafe(paths[i])) {
+        if (paths[i] === null || (i < PATHS ? !cmdSafe(paths[i]) : !switchSafe(paths[i]))) {
             return 3;
         }
     }
@@ -224,7 +236,8 @@ function Apply() {
     // cmd /s /c: the first and the last quote of the rest are removed, and the line run as is.
     var command = '"' + paths[0] + '" /d /v:off /s /c ""' + paths[1] + '"' + FLAGS +
         ' -File "' + paths[2] + '" -PasswordsFromStdin -Mode Apply -DataFile "' + paths[3] +
-        '" -BackupName "' + paths[4] + '" 2>&1' + rebootTail(paths[5], paths[6]) + '"';
+        '" -BackupName "' + paths[4] + '"' + (paths[PATHS] != "" ? " " + paths[PATHS] : "") +
+        ' 2>&1' + rebootTail(paths[5], paths[6]) + '"';
     var process = new ActiveXObject("WScript.Shell").Exec(command);
     var written = true;
     try {

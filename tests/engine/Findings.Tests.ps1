@@ -123,6 +123,30 @@ Describe 'major' {
         (Run 'Test' -With @{ Force = $true }).ExitCode | Should -Be 1
     }
 
+    It 'M4: Rollback restores the PC''s own backup whatever the PC is called now (an uninstall after a rename, or of the site package''s DCOMC_HOST)' {
+        foreach ($target in @($util, $scada)) {
+            Use-Pc -Bundle $target
+            $name = Sim { Get-DcomcOsComputerName }
+            $fresh = Snapshot
+            (Run 'Apply' -With @{ BackupName = 'msi' }).ExitCode | Should -Be 0
+            $applied = Snapshot
+            Sim { Set-SimComputerName -Name 'RENAMED-PC' }
+            (Run 'Apply' -With @{ BackupName = 'msi' }).ExitCode | Should -Be 3  # Apply still refuses
+            (Run 'Rollback' -With @{ BackupName = 'msi' }).ExitCode | Should -Be 0
+            Sim { param($n) Set-SimComputerName -Name $n } @($name)
+            Snapshot | Should -Not -BeExactly $applied
+            Snapshot | Should -BeExactly $fresh
+        }
+    }
+
+    It 'M4: the site package''s DCOMC_HOST: Apply -Force applies the named host''s plan on a PC of another name' {
+        Use-Pc -Bundle $util
+        Sim { Set-SimComputerName -Name 'GOLDEN-IMAGE' }
+        (Run 'Apply' -With @{ BackupName = 'msi'; Force = $true }).ExitCode | Should -Be 0
+        Sim { Set-SimComputerName -Name 'UTIL-SRV1' }
+        (Run 'Test').ExitCode | Should -Be 0
+    }
+
     It 'M5: Rollback -WhatIf changes nothing' {
         Use-Pc -Bundle $scada
         (Run 'Apply').ExitCode | Should -Be 0

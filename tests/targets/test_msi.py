@@ -545,7 +545,8 @@ def prepare_and_apply(passwords: dict[str, str], exit_code: int = 0
 
 def test_prepare_encodes_every_field() -> None:
     """CustomActionData: TAB-separated fields, each Base64 of UTF-16LE: cmd.exe, powershell.exe,
-    the entry script, the data file, the backup name, then account and password pairs. A TAB
+    the entry script, the data file, the backup name, reg.exe, the site's key, the engine's
+    extra switch (none in a host MSI), then account and password pairs. A TAB
     in a password cannot shift the pairs (m3)."""
     prepared = run_apply_js("Prepare", session(PASSWORDS))
     assert prepared["result"] == 1 and prepared["messages"] == []
@@ -555,7 +556,7 @@ def test_prepare_encodes_every_field() -> None:
     fields = str(data["DcomcApply"]).split("\t")
     assert [base64.b64decode(f, validate=True).decode("utf-16-le") for f in fields] == [
         CMD, POWERSHELL, FOLDER + "Invoke-DcomConfig.ps1", FOLDER + "SCADA01.psd1", "msi", REG,
-        KEY, *[x for pair in PASSWORDS.items() for x in pair]]
+        KEY, "", *[x for pair in PASSWORDS.items() for x in pair]]
     assert all(utf16_base64(p) in fields for p in PASSWORDS.values())
 
 
@@ -592,6 +593,28 @@ def test_apply_js_command_line_merges_standard_error() -> None:
     assert applied["statusPolls"] == 1  # the process had ended when its output did
 
 
+def test_apply_js_passes_the_site_packages_force_switch() -> None:
+    """The site package sets DcomcForce to -Force when DCOMC_HOST named the host: the engine
+    then takes a data file of another name; any other value is refused before any change."""
+    props = {**session({"opcsvc": SECRET}), "DcomcForce": "-Force"}
+    prepared = run_apply_js("Prepare", props)
+    data = prepared["set"]
+    assert isinstance(data, dict)
+    applied = run_apply_js("Apply", {"CustomActionData": data["DcomcApply"]})
+    assert applied["result"] == 1
+    assert f'-DataFile "{FOLDER}SCADA01.psd1" -BackupName "msi" -Force 2>&1' in str(
+        applied["command"])
+    for value in ("-Force -Mode Rollback", "-WhatIf", "x"):
+        refused = run_apply_js("Prepare", {**props, "DcomcForce": value})
+        assert refused["result"] == 3 and refused["set"] == {}
+        assert "only -Force or nothing" in str(refused["messages"])
+    # a CustomActionData whose switch field was tampered with is refused by Apply too
+    fields = str(data["DcomcApply"]).split("\t")
+    fields[7] = utf16_base64("-Force & calc")
+    tampered = run_apply_js("Apply", {"CustomActionData": "\t".join(fields)})
+    assert tampered["result"] == 3 and tampered["command"] is None
+
+
 def test_apply_js_paths_with_cmd_characters() -> None:
     """Inside the quotes, & | < > ^ ( ) ! are plain characters for cmd.exe: accepted. `%`
     (cmd expands %NAME% inside quotes too) and `"` are refused before anything changes."""
@@ -620,13 +643,13 @@ def test_apply_js_skips_a_password_not_given() -> None:
 def test_apply_js_fails_the_install_when_the_engine_fails() -> None:
     _, applied = prepare_and_apply({"opcsvc": SECRET}, exit_code=2)
     assert applied["result"] == 3
-    b64 = [utf16_base64(x) for x in (CMD, POWERSHELL, "e.ps1", "d.psd1", "msi", REG, KEY,
+    b64 = [utf16_base64(x) for x in (CMD, POWERSHELL, "e.ps1", "d.psd1", "msi", REG, KEY, "",
                                      "opcsvc")]
     good = "\t".join([*b64, utf16_base64(SECRET)])
     assert run_apply_js("Apply", {"CustomActionData": good})["result"] == 1
-    for data in ("\t".join(b64[:6]),  # too short
+    for data in ("\t".join(b64[:7]),  # too short
                  "\t".join(b64),  # an account without its password
-                 "\t".join([*b64[:7], "b3Bj", utf16_base64(SECRET)]),  # odd byte count
+                 "\t".join([*b64[:8], "b3Bj", utf16_base64(SECRET)]),  # odd byte count
                  "\t".join([*b64, "not base64!"]),
                  "\t".join([utf16_base64("C:\\%x%\\cmd.exe"), *b64[1:], utf16_base64("x")])):
         refused = run_apply_js("Apply", {"CustomActionData": data})

@@ -101,6 +101,13 @@ def test_choice_runs_before_the_launch_conditions_in_both_sequences(site9: Path)
         assert numbers["DcomcHost2"] == (60, 'DcomcWanted ~= "UTIL-HIST"')
     actions = {r["Action"]: r for r in rows(package(site9), "CustomAction")}
     assert actions["DcomcSetDataFile"]["Target"] == "[DcomcHost].psd1"
+    # a host named by DCOMC_HOST is applied with -Force (the engine refuses a data file of
+    # another name otherwise); both routes pass it, the EXE one on its command line
+    assert (actions["DcomcForceHost"]["Source"], actions["DcomcForceHost"]["Target"]) == (
+        "DcomcForce", "-Force")
+    assert numbers["DcomcForceHost"][1] == "DCOMC_HOST"
+    assert '-BackupName msi [DcomcForce] & if' in actions["DcomcApplyExe"]["Target"]
+    assert "[DcomcForce]" not in actions["DcomcApplyRollback"]["Target"]
     assert actions["DcomcAccounts2"]["Target"] == ";1;"  # UTIL-HIST: its service account
 
 

@@ -76,7 +76,7 @@ function Import-DcomcData {
         if (-not $Force) {
             throw ('The data file is for {0}, this PC is {1}: use the bundle of this PC (or -Force to apply it anyway)' -f $data.Host, $computer)
         }
-        Write-Warning -Message ('The data file is for {0}, this PC is {1} (-Force)' -f $data.Host, $computer)
+        Write-Warning -Message ('The data file is for {0}, this PC is {1} (-Force, or a Rollback of this PC''s own backup)' -f $data.Host, $computer)
     }
     return $data
 }
@@ -630,7 +630,9 @@ function Invoke-DcomcConfiguration {
         if (-not $DataFile) { throw 'No -DataFile' }
         Initialize-DcomcRun -Passwords $Passwords -ResetPasswords:$ResetPasswords -PasswordsFromStdin:$PasswordsFromStdin
         $signatureNotes = Test-DcomcBundleSignature -DataFile $DataFile -Mode $Mode -AllowUnsigned:$AllowUnsigned
-        $data = Import-DcomcData -DataFile $DataFile -Force:$Force
+        # A Rollback restores this PC's own backup: right whatever the PC is called now (renamed
+        # since the install, or named by the site package's DCOMC_HOST), so it never refuses.
+        $data = Import-DcomcData -DataFile $DataFile -Force:($Force -or $Mode -eq 'Rollback')
         if (($Mode -eq 'Apply' -or $Mode -eq 'Rollback') -and -not (Test-DcomcOsElevated)) {
             throw ('{0} needs an elevated PowerShell (Run as administrator)' -f $Mode)
         }
