@@ -307,6 +307,9 @@ def SIGN_OPTIONS(function: Any) -> Any:  # noqa: N802  (a decorator, named like 
                    "(Windows' default + the spec's additions) instead of merging on the PC.")
 @click.option("--no-msi", is_flag=True, help="Do not build the MSIs (the WiX projects are "
               "still written).")
+@click.option("--no-reuse", is_flag=True, help="Emit every host again: reuse no host's files "
+              "from the bundle in OUT (by default a host whose inputs did not change is "
+              "taken from it, its files checked against its manifest).")
 @click.option("--product-version", default="1.0.0", show_default=True,
               help="ProductVersion of the MSIs; raise it so that a major upgrade re-applies.")
 @click.option("--site-msi", is_flag=True,
@@ -315,8 +318,8 @@ def SIGN_OPTIONS(function: Any) -> Any:  # noqa: N802  (a decorator, named like 
                    "named like the PC (or DCOMC_HOST).")
 @SIGN_OPTIONS
 def build(spec_path: Path, out: Path | None, strict: bool, self_contained: bool,
-          replace_machine_limits: bool, no_msi: bool, product_version: str, site_msi: bool,
-          **signing: Any) -> None:
+          replace_machine_limits: bool, no_msi: bool, no_reuse: bool, product_version: str,
+          site_msi: bool, **signing: Any) -> None:
     """Compile SPEC into a per-host bundle of artifacts (atomically; nothing on error)."""
     from dcomc.emit import bundle
     from dcomc_targets import msi
@@ -350,7 +353,7 @@ def build(spec_path: Path, out: Path | None, strict: bool, self_contained: bool,
         else:
             with _signer(settings) as signer:
                 result = _build_with_progress(bundle, compiled, options, spec_path.name, out,
-                                              request, signer)
+                                              request, signer, reuse_hosts=not no_reuse)
     except CompileError as exc:
         errors.extend(exc.diagnostics)
     except OSError as exc:  # the output folder cannot be written (the previous one is intact)
@@ -428,16 +431,19 @@ def _product_version(text: str) -> str:
 
 
 def _build_with_progress(bundle: Any, compiled: Any, options: Options, spec_name: str,
-                         out: Path, request: Any, signer: Any = None) -> Any:
+                         out: Path, request: Any, signer: Any = None, *,
+                         reuse_hosts: bool = True) -> Any:
     from rich.progress import Progress
 
     if request is None:
-        return bundle.build(compiled, options, spec_name, out, signer=signer)
+        return bundle.build(compiled, options, spec_name, out, signer=signer,
+                            reuse_hosts=reuse_hosts)
     hosts = len(compiled.plan.hosts)
     with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("building MSIs", total=hosts)
         request = bundle.MsiRequest(request.version, lambda _host: progress.advance(task))
-        return bundle.build(compiled, options, spec_name, out, request, signer)
+        return bundle.build(compiled, options, spec_name, out, request, signer,
+                            reuse_hosts=reuse_hosts)
 
 
 # --- signing (issue 14): build --sign, sign, verify --------------------------------------------

@@ -96,12 +96,12 @@ def run_wixl(host_dir: Path, host: str) -> Path:
     return msi
 
 
-def finish(msi: Path, site: str, host: str, version: str, spec_sha: str) -> bytes:
+def finish(msi: Path, site: str, host: str, version: str, inputs_sha: str) -> bytes:
     """Patch what wixl cannot write: the rollback action's type, the 64-bit script actions'
     types and SecureCustomProperties (what the host folder's product .wxs says), the
-    PackageCode derived from site, host and version, and fixed dates in the summary and the
-    cabinet (msidb). Returns the MSI's final bytes."""
-    package = product_codes(site, host, version, spec_sha)["package"]
+    PackageCode derived from site, host, version and the host's inputs hash, and fixed dates
+    in the summary and the cabinet (msidb). Returns the MSI's final bytes."""
+    package = product_codes(site, host, version, inputs_sha)["package"]
     source = wixl_source(msi.parent, host)
     types = [msidb.ActionType(action, frozenset({old}), new)
              for action, old, new in source.script_types]
@@ -143,15 +143,20 @@ class Builds:
 
     SWITCH_INTERVAL = 0.0005
 
-    def __init__(self, out: Path, site: str, version: str, spec_sha: str,
+    def __init__(self, out: Path, site: str, version: str, inputs_sha: str = "",
                  progress: Callable[[str], None] | None = None) -> None:
-        self._out, self._codes = out, (site, version, spec_sha)
+        self._out, self._codes = out, (site, version)
+        self._inputs: dict[str, str] = {}  # host -> the inputs hash its PackageCode is made of
+        self._default = inputs_sha
         self._progress = progress
         self._pool = ThreadPoolExecutor(max_workers=workers())
         self._futures: dict[str, Future[Path]] = {}
         self._interval = sys.getswitchinterval()
 
-    def submit(self, host: str) -> None:
+    def submit(self, host: str, inputs_sha: str | None = None) -> None:
+        """Build `host`'s MSI; its PackageCode from `inputs_sha` (the host's inputs hash),
+        else from the one given to the constructor."""
+        self._inputs[host] = self._default if inputs_sha is None else inputs_sha
         future = self._pool.submit(run_wixl, self._out / host, host)
         if self._progress is not None:  # from the worker thread: rich's Progress is thread-safe
             future.add_done_callback(lambda done: self._done(host, done))
@@ -163,12 +168,12 @@ class Builds:
 
     def results(self) -> dict[str, Built]:
         """Every host's MSI, patched, with its hash; raises the first failure (MsiError)."""
-        site, version, spec_sha = self._codes
+        site, version = self._codes
         hosts = {future: host for host, future in self._futures.items()}
         built: dict[str, Built] = {}
         for future in as_completed(hosts):
             host, path = hosts[future], future.result()
-            data = finish(path, site, host, version, spec_sha)
+            data = finish(path, site, host, version, self._inputs[host])
             built[host] = Built(path, hashlib.sha256(data).hexdigest())
         return {host: built[host] for host in self._futures}
 

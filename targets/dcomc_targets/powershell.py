@@ -137,6 +137,14 @@ def resource_data(resource: Resource, spec_name: str) -> dict[str, Any]:
 
 
 def host_data(host: HostPlan, ctx: EmitContext) -> dict[str, Any]:
+    """The data file's content: the plan, and the hash of what the host is built from."""
+    data = plan_data(host, ctx)
+    resources = data.pop("Resources")
+    return data | {"InputsSha256": ctx.inputs_sha256(host), "Resources": resources}
+
+
+def plan_data(host: HostPlan, ctx: EmitContext) -> dict[str, Any]:
+    """The host's plan in the data file's form, without its inputs hash (hashed for it)."""
     return {
         "FormatVersion": FORMAT_VERSION,
         "Site": ctx.plan.site,
@@ -145,7 +153,6 @@ def host_data(host: HostPlan, ctx: EmitContext) -> dict[str, Any]:
         "Roles": list(host.roles),
         "Generator": f"dcomc {ctx.version}",
         "Spec": ctx.spec_name,
-        "SpecSha256": ctx.spec_sha256,
         "Resources": [resource_data(r, ctx.spec_name) for r in host.resources],
     }
 

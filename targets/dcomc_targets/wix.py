@@ -151,12 +151,12 @@ def windows_names(site: str, host: str) -> tuple[str, str]:
     return site.lower(), host.upper()
 
 
-def product_codes(site: str, host: str, version: str, spec_sha: str) -> dict[str, str]:
+def product_codes(site: str, host: str, version: str, inputs_sha: str) -> dict[str, str]:
     site, host = windows_names(site, host)
     return {
         "product": guid("product", site, host, version),
         "upgrade": guid("upgrade", site, host),  # stable across versions: major upgrades
-        "package": guid("package", site, host, version, spec_sha),
+        "package": guid("package", site, host, version, inputs_sha),
     }
 
 
@@ -205,13 +205,13 @@ def reboot_key(site: str) -> str:
 
 
 def detection_values(host: HostPlan, site: str, version: str,
-                     spec_sha: str) -> list[tuple[str, str, str]]:
+                     inputs_sha: str) -> list[tuple[str, str, str]]:
     """(name, WiX type, value) of the detection key's values, Formatted as the Registry table
     reads them. RebootRequired starts at 1 and Apply, which runs later in the same
     installation, overwrites it with its verdict: a path that wrote the table but did not run
     Apply would then ask for a reboot too many, not hide one (as CheckReboot does)."""
     rows = [("Site", "string", site), ("Host", "string", host.name),
-            ("ProductVersion", "string", version), ("SpecSha256", "string", spec_sha)]
+            ("ProductVersion", "string", version), ("InputsSha256", "string", inputs_sha)]
     for name, _, value in rows:
         if value.startswith("#"):  # the Registry table would read #1 as a DWORD, #x as binary
             raise QuoteError(f"registry value {name}: cannot start with '#': {value!r}")
@@ -434,7 +434,7 @@ def fragment_xml(host: HostPlan, ctx: EmitContext, version: str) -> bytes:
 
 
 def product_xml(host: HostPlan, ctx: EmitContext, version: str) -> bytes:
-    codes = product_codes(ctx.plan.site, host.name, version, ctx.spec_sha256)
+    codes = product_codes(ctx.plan.site, host.name, version, ctx.inputs_sha256(host))
     doc = _Wxs([*ctx.header_lines(host, "WiX Product (build with wixl -a x64)"),
                 "Passwords: DCOMC_PASSWORD_<n> for the account in DCOMC_ACCOUNT_<n>; "
                 "never stored in the MSI, hidden from its log, never on a command line."])
@@ -461,7 +461,7 @@ def product_xml(host: HostPlan, ctx: EmitContext, version: str) -> bytes:
                                 "DcomcDetection"))
     key = reboot_key(ctx.plan.site)
     for n, (name, kind, value) in enumerate(
-            detection_values(host, ctx.plan.site, version, ctx.spec_sha256)):
+            detection_values(host, ctx.plan.site, version, ctx.inputs_sha256(host))):
         attrs = {"Root": "HKLM", "Key": key, "Name": name, "Type": kind, "Value": value}
         doc.e(detection, "RegistryValue", attrs | ({"KeyPath": "yes"} if n == 0 else {}))
     feature = doc.e(product, "Feature", Id="DcomcMain", Level="1")
@@ -567,7 +567,7 @@ class WixTarget:
 
     def expected(self, host: HostPlan, ctx: EmitContext) -> WixContent:
         version = ctx.options.product_version
-        codes = product_codes(ctx.plan.site, host.name, version, ctx.spec_sha256)
+        codes = product_codes(ctx.plan.site, host.name, version, ctx.inputs_sha256(host))
         rows = _custom_action_rows(host, ctx.plan.site)
         described = [_describe(row) for row in rows]
         properties = _properties(host, ctx.plan.site)
@@ -580,7 +580,7 @@ class WixTarget:
             tuple(sorted((p["Id"], p["Value"]) for p in properties if "Value" in p)),
             tuple(_conditions(host, ctx.plan.site)),
             tuple((f"HKLM\\{reboot_key(ctx.plan.site)}", name, kind, value) for name, kind, value
-                  in detection_values(host, ctx.plan.site, version, ctx.spec_sha256)))
+                  in detection_values(host, ctx.plan.site, version, ctx.inputs_sha256(host))))
 
     def covers(self, host: HostPlan, ctx: EmitContext) -> set[str]:
         return {r.id for r in host.resources}  # the MSI runs the engine on every resource

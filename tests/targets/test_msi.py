@@ -79,10 +79,11 @@ def test_file_table_holds_the_payload(plant7: Path) -> None:
 
 
 def detection_rows(out: Path, host: str, version: str = "1.0.0") -> dict[str, str]:
-    """What the detection key must hold, from the bundle's manifest (site, spec hash)."""
+    """What the detection key must hold, from the bundle's manifest (site, the host's inputs
+    hash)."""
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     return {"Site": manifest["site"], "Host": host, "ProductVersion": version,
-            "SpecSha256": manifest["spec"]["sha256"], "RebootRequired": "#1"}
+            "InputsSha256": manifest["hosts"][host]["inputs"], "RebootRequired": "#1"}
 
 
 def test_registry_rows_are_the_detection_key_only(plant7: Path) -> None:

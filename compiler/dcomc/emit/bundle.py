@@ -39,10 +39,11 @@ from typing import Any
 
 from dcomc import __version__
 from dcomc.diagnostics import CompileError, Diagnostics, Span
-from dcomc.emit import review, sign
+from dcomc.emit import reuse, review, sign
 from dcomc.emit.layout import MANIFEST as MANIFEST  # bundle.MANIFEST for its callers
 from dcomc.epoch import source_date_epoch
 from dcomc.pipeline import Compiled
+from dcomc.plan.model import HostPlan
 from dcomc_targets import TARGETS, EmitContext, Options, msi, wixsite
 
 try:
@@ -73,19 +74,22 @@ def emit(compiled: Compiled, options: Options, spec_name: str) -> Bundle:
 
 
 Land = Callable[[str, dict[str, bytes], bool], dict[str, bytes]]
+# A host's manifest entries when its files were taken from the previous bundle, else None.
+Keep = Callable[[HostPlan, EmitContext], list[dict[str, str]] | None]
 
 
 def _emit(compiled: Compiled, options: Options, spec_name: str, land: Land | None,
-          ) -> tuple[Bundle, EmitContext]:
+          keep: Keep | None = None) -> tuple[Bundle, EmitContext]:
     """Emit host by host; `land(host, files, ok)` gets each host's files as soon as they exist
     (`ok` is False once an error is known: nothing may be built from them), so that writing
     and MSI building overlap with the emission of the next hosts; it returns the files as
-    they are in the bundle (the scripts signed), which the manifest lists. The manifest is
+    they are in the bundle (the scripts signed), which the manifest lists. A host that
+    `keep` took from the previous bundle is not emitted (see reuse.py). The manifest is
     left to the caller to serialize (once, when it is complete), and the review reports to
     the caller too: they come last, when the hashes they list (the MSIs' among them) are
     known."""
     with _collector_paused():
-        result, ctx = _emit_all(compiled, options, spec_name, land)
+        result, ctx = _emit_all(compiled, options, spec_name, land, keep)
     if options.site_package:
         _emit_site(result, ctx, land)
     return result, ctx
@@ -106,8 +110,6 @@ def _emit_site(result: Bundle, ctx: EmitContext, land: Land | None) -> None:
                                        for path, data in files.items()]
 
 
-
-
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Emission allocates hundreds of thousands of short-lived containers and makes almost no
@@ -123,26 +125,37 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _emit_all(compiled: Compiled, options: Options, spec_name: str, land: Land | None,
-              ) -> tuple[Bundle, EmitContext]:
+              keep: Keep | None) -> tuple[Bundle, EmitContext]:
     ctx = EmitContext(compiled.plan, options, spec_name, compiled.sha256)
     files: dict[str, bytes] = {}
     hosts: dict[str, Any] = {}
     digests: dict[bytes, str] = {}  # the engine is the same bytes on every host: hashed once
     for host in compiled.plan.hosts:
+        kept = None if keep is None else keep(host, ctx)
+        if kept is not None:
+            hosts[host.name] = _host_entry(host, ctx, kept)
+            continue
         own = {f"{host.name}/{art.path}": art for target in TARGETS
                for art in target.emit(host, ctx)}
         data = {path: art.data for path, art in own.items()}
         if land is not None:
             data = land(host.name, data, not ctx.diagnostics.has_errors)
-        hosts[host.name] = {"address": host.address, "roles": list(host.roles),
-                            "artifacts": [{"kind": art.kind, "path": path,
-                                           "sha256": _digest(data[path], digests)}
-                                          for path, art in own.items()]}
+        hosts[host.name] = _host_entry(host, ctx, [
+            {"kind": art.kind, "path": path, "sha256": _digest(data[path], digests)}
+            for path, art in own.items()])
         if land is None:  # landed files are on disk: keeping their bytes made a 10,000-host
             files.update(data)  # build hold its whole output (5 GB) in memory (issue 18)
     if ctx.diagnostics.has_errors:
         raise CompileError(ctx.diagnostics)
-    return Bundle(files, _manifest(compiled, spec_name, hosts)), ctx
+    return Bundle(files, _manifest(compiled, spec_name, ctx, hosts)), ctx
+
+
+def _host_entry(host: HostPlan, ctx: EmitContext, artifacts: list[dict[str, str]],
+                ) -> dict[str, Any]:
+    """The manifest's entry of a host: what it was built from (its inputs hash; the options
+    are the manifest's), and every file's hash."""
+    return {"address": host.address, "roles": list(host.roles),
+            "inputs": ctx.inputs_sha256(host), "artifacts": artifacts}
 
 
 def _add_reports(result: Bundle, compiled: Compiled, ctx: EmitContext, *,
@@ -177,18 +190,26 @@ def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
     return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
 
 
-def _manifest(compiled: Compiled, spec_name: str, hosts: dict[str, Any]) -> dict[str, Any]:
+def _manifest(compiled: Compiled, spec_name: str, ctx: EmitContext, hosts: dict[str, Any],
+              ) -> dict[str, Any]:
     manifest: dict[str, Any] = {
         "format": 1,
         "dcomc": __version__,
         "site": compiled.plan.site,
         "spec": {"name": spec_name, "sha256": compiled.sha256},
+        "options": ctx.built_from(),
         "hosts": hosts,
     }
-    epoch = source_date_epoch()
-    if epoch is not None:  # reproducible builds: a timestamp only when the caller fixes it
-        manifest["built"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    built = _built()
+    if built is not None:  # reproducible builds: a timestamp only when the caller fixes it
+        manifest["built"] = built
     return manifest
+
+
+def _built() -> str | None:
+    """SOURCE_DATE_EPOCH as the manifest's `built` (the MSIs' dates), None when unset."""
+    epoch = source_date_epoch()
+    return None if epoch is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 def default_out(site: str) -> Path:
@@ -234,36 +255,89 @@ def write(bundle: Bundle, out: Path) -> None:
 
 
 def build(compiled: Compiled, options: Options, spec_name: str, out: Path,
-          msis: MsiRequest | None = None, signer: sign.Signer | None = None) -> Bundle:
+          msis: MsiRequest | None = None, signer: sign.Signer | None = None, *,
+          reuse_hosts: bool = True) -> Bundle:
     """Emit and write the bundle to OUT atomically; with `msis`, each host's MSI is built as
     soon as its files are written, in parallel with the emission of the next hosts (wixl runs
     are most of a build's time). With `signer`, in this order (issue 14): each host's scripts
     are signed before they are written, its MSI is built from the signed files, the MSIs are
     signed, then the reports and the manifest pin the signed bytes and the manifest is signed.
+    With `reuse_hosts`, a host whose inputs are those it was built from in the bundle at OUT
+    is taken from it, files and MSI, instead of being emitted (`_Reuser`, reuse.py).
     Raises CompileError (nothing written) like `emit`, SignError too."""
     with _staging(out) as tmp, ExitStack() as stack:
         builds = None if msis is None else stack.enter_context(msi.Builds(
             tmp, compiled.plan.site, msis.version, compiled.sha256, msis.progress))
+        reuser = _Reuser(tmp, out, compiled, options, msis, signer, enabled=reuse_hosts)
 
         def land(host: str, files: dict[str, bytes], ok: bool) -> dict[str, bytes]:
             if signer is not None and ok:
                 files = signer.sign_scripts(files)
             _write_files(tmp, files)
             if builds is not None and ok and host != wixsite.FOLDER:
-                builds.submit(host)
+                builds.submit(host, reuser.inputs[host])
             return files
 
-        result, ctx = _emit(compiled, options, spec_name, land)
+        def keep(host: HostPlan, ctx: EmitContext) -> list[dict[str, str]] | None:
+            return reuser.keep(host, ctx, builds)
+
+        result, ctx = _emit(compiled, options, spec_name, land, keep)
         if builds is not None and msis is not None:
-            for host, built in _signed_msis(builds.results(), signer).items():
-                result.manifest["hosts"][host]["artifacts"].append({
-                    "kind": "msi", "path": f"{host}/{built.path.name}", "sha256": built.sha256})
+            result.manifest["tools"] = {"wixl": reuse.wixl_version()}
+            built = {host: {"kind": "msi", "path": f"{host}/{b.path.name}", "sha256": b.sha256}
+                     for host, b in _signed_msis(builds.results(), signer).items()}
+            for host, entry in (reuser.msis | built).items():
+                result.manifest["hosts"][host]["artifacts"].append(entry)
             if options.site_package:
                 _site_msi(tmp, result, compiled, msis.version, signer)
         # the reports after the MSIs: they list the MSIs' hashes (still inside the staging
         # folder, so the swap below puts the whole approved bundle in place at once)
         _finish(tmp, result, compiled, ctx, msis_built=builds is not None, signer=signer)
     return result
+
+
+class _Reuser:
+    """The hosts of an incremental build (issue 18): which host's files are taken from the
+    previous bundle at OUT (reuse.py says when that is safe), and every host's inputs hash."""
+
+    def __init__(self, tmp: Path, out: Path, compiled: Compiled, options: Options,
+                 msis: MsiRequest | None, signer: sign.Signer | None, *, enabled: bool) -> None:
+        self.tmp, self.progress = tmp, None if msis is None else msis.progress
+        self.inputs: dict[str, str] = {}  # host -> its inputs hash (its MSI's PackageCode)
+        self.msis: dict[str, dict[str, str]] = {}  # host -> the manifest entry of a kept MSI
+        ctx = EmitContext(compiled.plan, options)
+        same = {"format": 1, "dcomc": __version__, "site": compiled.plan.site,
+                "options": ctx.built_from()}
+        msi_same = None if msis is None else {"built": _built(), "tools": {
+            "wixl": reuse.wixl_version()}}
+        self.previous = reuse.previous(out.resolve(), same, _signing(signer), msi_same) \
+            if enabled else None
+
+    def keep(self, host: HostPlan, ctx: EmitContext, builds: msi.Builds | None,
+             ) -> list[dict[str, str]] | None:
+        """The host's manifest entries when its files were taken from the previous bundle (its
+        MSI built from them when it could not be taken too), else None: emit it."""
+        inputs = self.inputs[host.name] = ctx.inputs_sha256(host)
+        if self.previous is None:
+            return None
+        kept = reuse.keep(self.previous, host.name, inputs, self.tmp, msi=builds is not None)
+        if kept is None:
+            return None
+        if kept.msi is not None:
+            self.msis[host.name] = kept.msi
+            if self.progress is not None:
+                self.progress(host.name)
+        elif builds is not None and not ctx.diagnostics.has_errors:
+            builds.submit(host.name, inputs)
+        return kept.artifacts
+
+
+def _signing(signer: sign.Signer | None) -> str | None:
+    """What the signatures are made of besides the files (the manifest's `signature.inputs`)."""
+    if signer is None:
+        return None
+    return reuse.signing_inputs(signer.leaf, signer.chain, signer.time,
+                                signer.settings.timestamp)
 
 
 def _site_msi(tmp: Path, result: Bundle, compiled: Compiled, version: str,
@@ -292,7 +366,8 @@ def _finish(tmp: Path, result: Bundle, compiled: Compiled, ctx: EmitContext, *,
     _write_files(tmp, _add_reports(result, compiled, ctx, msis_built=msis_built, signer=info))
     if signer is not None:
         result.manifest["signature"] = {"file": sign.SIGNATURE, "subject": signer.info.subject,
-                                        "sha256": signer.info.sha256}
+                                        "sha256": signer.info.sha256,
+                                        "inputs": _signing(signer)}
     result.files[MANIFEST] = _manifest_bytes(result.manifest)
     (tmp / MANIFEST).write_bytes(result.files[MANIFEST])
     if signer is not None:
@@ -318,24 +393,44 @@ def sign_existing(folder: Path, compiled: Compiled, signer: sign.Signer) -> Bund
         _write_files(tmp, files)
         msis = [host for host, entry in hosts.items()
                 if any(a["kind"] == "msi" for a in entry["artifacts"])]
-        built = _rebuild_msis(tmp, compiled, msis, signer)
+        built = _rebuild_msis(tmp, compiled, msis, signer,
+                              {host: str(entry.get("inputs")) for host, entry in hosts.items()})
         for entry in hosts.values():
             for a in entry["artifacts"]:
                 a["sha256"] = _sha256(files[a["path"]]) if a["kind"] != "msi" else \
                     built[a["path"].partition("/")[0]].sha256
+        _resign_site_package(folder, tmp, compiled, manifest, signer)
         result = Bundle(files, manifest)
         _finish(tmp, result, compiled, ctx, msis_built=bool(msis), signer=signer)
     return result
 
 
+def _resign_site_package(folder: Path, tmp: Path, compiled: Compiled, manifest: dict[str, Any],
+                         signer: sign.Signer) -> None:
+    """`dcomc sign` of a bundle with a site package: its WiX files as they were (no script),
+    its MSI built again from the signed host files in `tmp` (as a signed build does), signed."""
+    entries = manifest.get("site_package") or []
+    _write_files(tmp, {a["path"]: (folder / a["path"]).read_bytes() for a in entries
+                       if a["kind"] != "msi"})
+    if not any(a["kind"] == "msi" for a in entries):
+        return
+    site = compiled.plan.site
+    version = _product_version(tmp / wixsite.paths(site)[0])
+    built = _signed_msis({wixsite.FOLDER: msi.build_site(tmp, site, version, compiled.sha256)},
+                         signer)[wixsite.FOLDER]
+    for a in entries:
+        if a["kind"] == "msi":
+            a["sha256"] = built.sha256
+
+
 def _rebuild_msis(tmp: Path, compiled: Compiled, hosts: list[str], signer: sign.Signer,
-                  ) -> dict[str, msi.Built]:
+                  inputs: dict[str, str]) -> dict[str, msi.Built]:
     if not hosts:
         return {}
     version = _product_version(tmp / hosts[0] / "wix" / f"{hosts[0]}.wxs")
-    with msi.Builds(tmp, compiled.plan.site, version, compiled.sha256) as builds:
-        for host in hosts:
-            builds.submit(host)
+    with msi.Builds(tmp, compiled.plan.site, version) as builds:
+        for host in hosts:  # each MSI's PackageCode from its host's inputs (sign_precheck:
+            builds.submit(host, inputs[host])  # built by this dcomc, untouched)
         return _signed_msis(builds.results(), signer)
 
 

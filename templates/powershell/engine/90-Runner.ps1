@@ -545,7 +545,7 @@ function Write-DcomcReport {
     param([Parameter(Mandatory = $true)] $Data, [Parameter(Mandatory = $true)] [AllowEmptyCollection()] [object[]] $Results, [Parameter(Mandatory = $true)] [string] $Path)
     $report = [ordered] @{
         Site = $Data.Site; Host = $Data.Host; Computer = (Get-DcomcOsComputerName); Generator = $Data.Generator
-        Spec = $Data.Spec; SpecSha256 = $Data.SpecSha256; Time = (Get-DcomcOsUtcNow).ToString('o', [Globalization.CultureInfo]::InvariantCulture)
+        Spec = $Data.Spec; InputsSha256 = $Data.InputsSha256; Time = (Get-DcomcOsUtcNow).ToString('o', [Globalization.CultureInfo]::InvariantCulture)
         Resources = @($Results | Select-Object -Property 'Id', 'Compliant', 'Reason', 'State')
     }
     Write-DcomcOsFile -Path $Path -Text (ConvertTo-Json -InputObject $report -Depth 14)

@@ -1,0 +1,161 @@
+"""Incremental builds (issue 18): a build into an existing bundle takes the files of every host
+whose inputs did not change from the previous bundle at OUT instead of emitting them (and
+building their MSI) again. The result is the bundle a full build gives, byte for byte.
+
+A host's files are reused when the previous bundle was written by this dcomc for the same site
+with the same options and signing (`Previous`), its manifest records the same inputs hash for
+the host (`EmitContext.inputs_sha256`: the host's plan, the spec's file name, dcomc and its
+templates, nothing of the other hosts), and every file it lists for the host is still, byte for
+byte, what it says: each is linked (or copied) into the staging folder and hashed there. The
+host's MSI is reused too when the previous MSIs were built with the same wixl and the same date
+(`built`, from SOURCE_DATE_EPOCH). Anything else (no manifest, another dcomc, a file edited,
+missing or not a regular file, a path outside the host's folder) and the host is emitted again.
+
+What this cannot see: dcomc's own code changed without its version (a development checkout);
+`dcomc build --no-reuse` emits every host.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dcomc.emit.layout import MANIFEST
+
+
+@dataclass(frozen=True, slots=True)
+class Previous:
+    """The bundle at OUT before this build, as far as this build may reuse it."""
+
+    folder: Path
+    hosts: dict[str, Any]  # its manifest's host entries, by host name
+    msis: bool  # its MSIs were built as this build builds them (same wixl, same date)
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """A host's files linked into the staging folder: their manifest entries, the MSI's
+    apart (None: the MSI is to be built)."""
+
+    artifacts: list[dict[str, str]]
+    msi: dict[str, str] | None
+
+
+def previous(out: Path, same: dict[str, Any], signing: str | None,
+             msi_same: dict[str, Any] | None) -> Previous | None:
+    """The bundle at `out` if its manifest has every key of `same` with the same value (the
+    format, dcomc, site, options) and was signed with the same `signing` (None: unsigned);
+    its MSIs reusable when it also has those of `msi_same` (None: no MSIs wanted). None when
+    there is nothing to reuse."""
+    try:
+        data = json.loads((out / MANIFEST).read_bytes())
+    except (OSError, ValueError):  # no bundle yet, or a manifest that is not JSON
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("hosts"), dict):
+        return None
+    if any(data.get(key) != value for key, value in same.items()):
+        return None
+    signature = data.get("signature")
+    if (signature.get("inputs") if isinstance(signature, dict) else signature) != signing:
+        return None  # signed files are reused only from a bundle signed the same way
+    msis = msi_same is not None and all(data.get(k) == v for k, v in msi_same.items())
+    return Previous(out, data["hosts"], msis)
+
+
+def keep(prev: Previous, host: str, inputs: str, tmp: Path, *, msi: bool) -> Kept | None:
+    """Link `host`'s files (its MSI too, with `msi`, when reusable) from the previous bundle
+    into `tmp`, each checked against the hash the previous manifest lists; None (and nothing
+    left in `tmp`) when the host must be emitted again."""
+    entry = prev.hosts.get(host)
+    if not isinstance(entry, dict) or entry.get("inputs") != inputs:
+        return None
+    listed = entry.get("artifacts")
+    if not isinstance(listed, list) or not all(_plain(a, host) for a in listed):
+        return None
+    texts = [a for a in listed if a["kind"] != "msi"]
+    msis = [a for a in listed if a["kind"] == "msi"]
+    take_msi = msi and prev.msis and len(msis) == 1
+    linked: list[str] = []
+    folders: set[str] = set()
+    try:
+        for art in texts + (msis if take_msi else []):
+            linked.append(_link(f"{prev.folder}/{art['path']}", f"{tmp}/{art['path']}",
+                                folders))
+            if _sha256(linked[-1]) != art["sha256"]:
+                raise _UnusableError
+    except (_UnusableError, OSError):
+        for path in linked:  # the host is written again: no link to the old bundle may stay
+            os.unlink(path)  # noqa: PTH108 (writing it would write into the old file)
+        return None
+    entries = [{"kind": a["kind"], "path": a["path"], "sha256": a["sha256"]} for a in texts]
+    found = {"kind": "msi", "path": msis[0]["path"], "sha256": msis[0]["sha256"]} \
+        if take_msi else None
+    return Kept(entries, found)
+
+
+class _UnusableError(Exception):
+    """A previous file is not the one its manifest lists."""
+
+
+def _plain(art: Any, host: str) -> bool:
+    """An artifact entry as dcomc writes it, naming a plain path inside the host's folder."""
+    if not isinstance(art, dict) or not all(isinstance(art.get(k), str)
+                                            for k in ("kind", "path", "sha256")):
+        return False
+    parts = art["path"].split("/")
+    return (len(parts) > 1 and parts[0] == host
+            and not any(c in art["path"] for c in "\\:\x00")
+            and not any(p in ("", ".", "..") for p in parts))
+
+
+def _link(source: str, target: str, folders: set[str]) -> str:
+    """The previous bundle's file `source`, a regular file (no link followed), hard-linked as
+    `target` (copied where the file system has no hard links); OSError when it is not there.
+    Plain strings and system calls: a bundle is thousands of small files."""
+    if not stat.S_ISREG(os.lstat(source).st_mode):
+        raise OSError(f"{source}: not a regular file")
+    folder = os.path.dirname(target)  # noqa: PTH120
+    if folder not in folders:
+        os.makedirs(folder, exist_ok=True)  # noqa: PTH103
+        folders.add(folder)
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (some network and FUSE file systems)
+        shutil.copyfile(source, target, follow_symlinks=False)
+    return target
+
+
+def _sha256(path: str) -> str:
+    with open(path, "rb") as stream:  # noqa: PTH123 (a string path: one call per file)
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def signing_inputs(leaf: bytes, chain: bytes, time: int, timestamp: str | None) -> str:
+    """What a signed file's signature is made of besides its bytes: the certificate, its
+    chain, the signing time and the timestamp server. Two builds with the same may share
+    signed files."""
+    sha = hashlib.sha256()
+    for part in (leaf, chain, str(time).encode(), (timestamp or "").encode()):
+        sha.update(len(part).to_bytes(8, "big") + part)
+    return sha.hexdigest()
+
+
+@functools.cache
+def wixl_version() -> str:
+    """`wixl --version`: another wixl may build other MSI bytes from the same files."""
+    try:
+        proc = subprocess.run(["wixl", "--version"], capture_output=True, check=False,
+                              timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return proc.stdout.decode(errors="replace").strip()
