@@ -148,6 +148,32 @@ def test_sign_command_gives_the_bytes_of_a_signed_build(plant7: Path, pki: Pki, 
     assert again.exit_code == 2 and "signed already" in again.stderr and "[E412]" in again.stderr
 
 
+def test_site_package_signed_by_build_and_by_sign_alike(pki: Pki, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The site package carries the signed scripts and is signed itself, whether the build
+    signs or `dcomc sign` signs the bundle later: the same bytes, every file."""
+    require(not msi.missing_tools(), "wixl/msitools")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    signing = ["--sign", str(pki.cert("signer")), "--sign-key", str(pki.key("signer"))]
+    runner = CliRunner()
+    now, later = tmp_path / "now", tmp_path / "later"
+    built = runner.invoke(main, ["build", str(PLANT9), "-o", str(now), "--site-msi", *signing])
+    assert built.exit_code == 0, built.output
+    assert runner.invoke(main, ["build", str(PLANT9), "-o", str(later), "--site-msi"]
+                         ).exit_code == 0
+    signed = runner.invoke(main, ["sign", str(later), "--spec", str(PLANT9), *signing])
+    assert signed.exit_code == 0, signed.output
+    assert tree(later) == tree(now)
+    package = now / "_site" / "plant9-utilities.msi"
+    osslsigncode_verify(pki, package)
+    engine = (now / "ENG-WS1" / "powershell" / "DcomConfig.psm1").read_bytes()
+    assert b"# SIG # Begin signature block" in engine
+    tables = msi.read_tables(package, ["File"])["File"]
+    assert {r["FileName"]: int(r["FileSize"]) for r in tables}["DcomConfig.psm1"] == len(engine)
+    code, report = verify(now, pki)
+    assert code == 0, report
+
+
 def test_sign_refuses_a_bundle_edited_since_its_build(pki: Pki, tmp_path: Path) -> None:
     out = tmp_path / "b"
     runner = CliRunner()
