@@ -256,14 +256,13 @@ RULE_FIELDS = ("Why", "Enabled", "Direction", "Action", "Profile", "Protocol", "
 # What a capture holds that dcomc does not manage (never compared): the capture's own fields
 # (Generator, Time, Elevated, Skipped); the computer (OS, locale, addresses); the names SIDs
 # resolve to (localized text); the servers' identity (ProgID, executable, categories, bitness:
-# the vendor's installer writes them); AppID Name, LocalService, ServiceParameters,
-# DllSurrogate; the service's display name, state, start mode; the machine default ACLs as
-# values (the spec has no setting for them: they are compared through the AppIDs without their
-# own ACL, to which they apply) and the Group Policy limits; built-in accounts and
-# PasswordExpired; firewall rule names, display names, groups and services; the network
-# discovery services.
+# the vendor's installer writes them); AppID Name, LocalService, DllSurrogate; the service's
+# display name, state, start mode; the machine default ACLs as values (the spec has no setting
+# for them: they are compared through the AppIDs without their own ACL, to which they apply)
+# and the Group Policy limits; built-in accounts and PasswordExpired; firewall rule names,
+# display names, groups and services; the network discovery services.
 UNMANAGED = ("Generator", "Time", "Elevated", "Skipped", "Computer", "Names",
-             "server identity", "AppID Name/LocalService/ServiceParameters/DllSurrogate",
+             "server identity", "AppID Name/LocalService/DllSurrogate",
              "service display name/state/start mode", "DefaultLaunch/AccessPermission",
              "Policy limits", "built-in accounts", "PasswordExpired",
              "firewall rule names/display names/groups", "network discovery services")
