@@ -1,15 +1,19 @@
 """`dcomc import`: captures of brownfield PCs (docs/capture.md) -> a commented site spec that
 reproduces what they show, as far as a spec can say it and `dcomc check` accepts it.
 
-The rules (docs/capture.md#import): every PC is a host (its first IPv4 address); every OPC
-server is a server (a catalog product when its CLSID is known, else its own identifiers); a
-program the firewall lets in that is no server is a client (a guess, commented); local users
-and groups found on several PCs, or that a server, an ACL or a group needs, are site accounts
-(no password is ever captured: `prompt`); ACEs name site accounts and well-known principals by
-name, other accounts by the DOMAIN\\name the PC resolved, and a SID nobody resolved stays a SID
-with a comment. Machine values are written only where they differ from what dcomc plans by
-default, and a value `check` refuses as insecure (authentication below packet integrity) is
-left to dcomc's default with a comment saying what the PC has.
+The rules (docs/capture.md#import-rules): every PC is a host (its first IPv4 address); every
+OPC server is a server (a catalog product when its CLSID is known, else its own identifiers);
+a program the firewall lets in that is no server is a client keyed by its executable's name
+(a guess, commented), and a PC other PCs' server rules admit without a client program runs
+one inside its server's service (a guess); `calls` come from what the servers' rules admit;
+local users and groups found on several PCs, or that a server, an ACL or a group needs, are
+site accounts (no password is ever captured: `prompt`), domain accounts keep the SID some PC
+resolved; ACEs name site accounts and well-known principals by name, other accounts by the
+DOMAIN\\name the PC resolved, and a SID nobody resolved stays a SID with a comment; an AppID
+without its own ACL gets the PC's machine-wide default ACL where the PC sets one. Machine
+values (and firewall profiles and scopes) are written only where they differ from what dcomc
+plans by default, and a value `check` refuses as insecure (authentication below packet
+integrity) is left to dcomc's default with a comment saying what the PC has.
 """
 
 from __future__ import annotations
@@ -614,7 +618,8 @@ def _firewall_lines(capture: Capture) -> list[str]:
     if not rules:
         return []
     lines: list[str] = []
-    profiles = _profiles(rules[0].get("Profile"))
+    # one profile set per host in a spec: the one most of its rules have (the first on a tie)
+    profiles = list(Counter(tuple(_profiles(r.get("Profile"))) for r in rules).most_common(1)[0][0])
     if profiles and profiles != DEFAULT_PROFILES:
         lines.append(f"  profiles: [{', '.join(profiles)}]   # as the PC's rules have them")
     remote = sorted({str(a) for r in rules for a in as_list(r.get("RemoteAddress"))})
