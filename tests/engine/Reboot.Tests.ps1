@@ -69,3 +69,49 @@ Describe 'Invoke-DcomConfig.ps1, run as a process' {
         Invoke-Entry -ExitCode $Code -Reboot $Reboot -Mode $Mode | Should -Be $Expected
     }
 }
+
+Describe 'the last Apply''s result in the detection key (docs/deployment.md)' {
+    BeforeAll {
+        function Status {
+            & $module {
+                param($site)
+                $key = "SOFTWARE\dcomc\$site"
+                if ($null -eq (Get-DcomcOsRegistryKey -Path $key)) { return $null }
+                $result = Get-DcomcOsRegistryValue -Path $key -Name 'LastApplyResult'
+                $time = Get-DcomcOsRegistryValue -Path $key -Name 'LastApplyTime'
+                return @{ Result = $result; Time = $time }
+            } $script:data.Site
+        }
+    }
+
+    It 'records each Apply''s process exit code and UTC time; Rollback removes them and the key' {
+        Use-Pc
+        & $module { Set-SimClock -Time ([DateTime]::new(2026, 11, 30, 10, 0, 0, [DateTimeKind]::Utc)) }
+        Status | Should -BeNullOrEmpty
+        $fresh = & $module { Get-SimSnapshot }
+        $null = Run 'Apply'
+        $first = Status
+        $first.Result.Type | Should -Be 'DWord'
+        $first.Result.Data | Should -Be 5  # machine DCOM settings changed: reboot required
+        $first.Time.Type | Should -Be 'String'
+        $first.Time.Data | Should -Match '^2026-11-30T10:0\d:\d\dZ$'
+        $null = Run 'Apply'
+        (Status).Result.Data | Should -Be 0
+        (Run 'Rollback').ExitCode | Should -Be 0
+        Status | Should -BeNullOrEmpty
+        & $module { Get-DcomcOsRegistryKey -Path 'SOFTWARE\dcomc' } | Should -BeNullOrEmpty
+        & $module { Get-SimSnapshot } | Should -BeExactly $fresh
+    }
+
+    It 'records a failed Apply (2, rolled back), and -WhatIf records nothing' {
+        Use-Pc
+        $null = Run 'Apply' @{ WhatIf = $true }
+        Status | Should -BeNullOrEmpty
+        $fresh = & $module { Get-SimSnapshot }
+        # the first Get-DcomcOsUserRight is Test's, the second Apply's: after earlier changes
+        & $module { Add-SimFault -Operation 'Get-DcomcOsUserRight' -At 2 }
+        (Run 'Apply').ExitCode | Should -Be 2
+        (Status).Result.Data | Should -Be 2
+        & $module { Get-SimSnapshot } | Should -BeExactly $fresh  # rolled back
+    }
+}

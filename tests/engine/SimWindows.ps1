@@ -2639,9 +2639,14 @@ function Get-SimSnapshot {
     <# The whole simulated system as one canonical JSON string (keys sorted; equal states give
        equal strings): computer, registry, users, groups, domain accounts, rights, services,
        firewall. Not in it: the RID counter, the clock, the call log and faults, the process
-       (elevation, console), and the files under ProgramData. Passwords only as hashes. #>
+       (elevation, console), and dcomc's own records: the files under ProgramData (logs,
+       backups) and the key HKLM\SOFTWARE\dcomc (the last Apply's result, which a failed Apply
+       records too; tests read it themselves). Passwords only as hashes. #>
     $registry = [ordered]@{}
     Add-SimRegistrySnapshot -Node $script:Sim.Registry -Path 'HKLM' -Into $registry
+    foreach ($own in @($registry.Keys | Where-Object -FilterScript { $_ -match '^HKLM\\SOFTWARE\\dcomc(\\|$)' })) {
+        $registry.Remove($own)
+    }
     $users = [ordered]@{}
     $bySid = @{}
     foreach ($user in $script:Sim.Users.Values) { $bySid[$user.Sid] = $user }

@@ -551,6 +551,60 @@ function Write-DcomcReport {
     Write-DcomcOsFile -Path $Path -Text (ConvertTo-Json -InputObject $report -Depth 14)
 }
 
+# --- the last Apply's verdict, where deployment tools look (docs/deployment.md) ---------------------
+# HKLM\SOFTWARE\dcomc\<site> (64-bit view) is the MSI's detection key; the engine adds the last
+# Apply's exit code and time whatever ran it (an MSI, a script, a scheduled task), so an inventory
+# of that key (SCCM hardware inventory, an Intune remediation, `reg query` over the network) sees
+# the result of every route. Rollback removes them again, and the key once nothing else is in it:
+# an uninstall leaves no trace (Windows Installer removes its own values after the engine ran).
+
+function Get-DcomcStatusKey {
+    param([Parameter(Mandatory = $true)] $Data)
+    return ('SOFTWARE\dcomc\{0}' -f $Data.Site)
+}
+
+function Write-DcomcApplyStatus {
+    <# Records an Apply's process exit code and its time (UTC, ISO 8601). Never fails the run:
+       the PC's configuration is what matters, a verdict that cannot be recorded is logged. #>
+    param([Parameter(Mandatory = $true)] $Data, [Parameter(Mandatory = $true)] [int] $ExitCode)
+    if ($WhatIfPreference) {
+        return
+    }
+    $key = Get-DcomcStatusKey -Data $Data
+    $time = (Get-DcomcOsUtcNow).ToString('yyyy-MM-ddTHH:mm:ssZ', [Globalization.CultureInfo]::InvariantCulture)
+    try {
+        Set-DcomcOsRegistryValue -Path $key -Name 'LastApplyResult' -Type 'DWord' -Data $ExitCode
+        Set-DcomcOsRegistryValue -Path $key -Name 'LastApplyTime' -Type 'String' -Data $time
+    }
+    catch {
+        Write-DcomcLog -Level 'WARN' -Message ('cannot record the result in HKLM\{0}: {1}' -f $key, $_.Exception.Message)
+    }
+}
+
+function Clear-DcomcApplyStatus {
+    <# After a successful Rollback: the values Write-DcomcApplyStatus wrote, and the key when
+       it holds nothing else (an MSI's own values are removed by Windows Installer). #>
+    param([Parameter(Mandatory = $true)] $Data)
+    if ($WhatIfPreference) {
+        return
+    }
+    $key = Get-DcomcStatusKey -Data $Data
+    try {
+        foreach ($name in @('LastApplyResult', 'LastApplyTime')) {
+            Remove-DcomcOsRegistryValue -Path $key -Name $name
+        }
+        foreach ($path in @($key, 'SOFTWARE\dcomc')) {  # the site's key, then dcomc's if empty
+            $left = Get-DcomcOsRegistryKey -Path $path
+            if ($null -ne $left -and $left.ValueCount -eq 0 -and $left.SubKeyCount -eq 0) {
+                Remove-DcomcOsRegistryKey -Path $path
+            }
+        }
+    }
+    catch {
+        Write-DcomcLog -Level 'WARN' -Message ('cannot clear the result in HKLM\{0}: {1}' -f $key, $_.Exception.Message)
+    }
+}
+
 function New-DcomcOutcome {
     param([int] $ExitCode, [AllowEmptyCollection()] [object[]] $Results = @())
     return [pscustomobject] @{ ExitCode = $ExitCode; Results = $Results; RebootRequired = $script:RebootNeeded; LogFile = $script:LogFile }
@@ -653,6 +707,7 @@ function Invoke-DcomcConfiguration {
         }
         if ($Mode -eq 'Rollback') {
             $code = Invoke-DcomcRollback -Data $data -Backup $Backup -BackupName $BackupName -Cmdlet $PSCmdlet
+            if ($code -eq 0) { Clear-DcomcApplyStatus -Data $data }
             $script:RebootNeeded = $true
             return New-DcomcOutcome -ExitCode $code
         }
@@ -660,6 +715,7 @@ function Invoke-DcomcConfiguration {
         $code = 0
         if ($Mode -eq 'Apply') {
             $code = Invoke-DcomcApply -Data $data -Results $results -Cmdlet $PSCmdlet -BackupName $BackupName -DataFile $DataFile
+            Write-DcomcApplyStatus -Data $data -ExitCode (Get-DcomcProcessExitCode -Outcome (New-DcomcOutcome -ExitCode $code) -Mode 'Apply')
             $results = @(foreach ($resource in $data.Resources) { Test-DcomcResource -Resource $resource })
         }
         Write-DcomcSummary -Results $results
