@@ -521,15 +521,18 @@ def test_random_wrong_shapes_never_end_in_a_traceback(tmp_path: Path) -> None:
     count = int(os.environ.get("DCOMC_FUZZ_EXAMPLES") or 200)
     exits: Counter[int] = Counter()
     for case in range(count):
-        data = copy.deepcopy(rng.choice(originals))
-        for _ in range(rng.randrange(1, 4)):
-            _mutate(data, rng)
-        path, out = tmp_path / f"case{case}.json", tmp_path / f"case{case}.yaml"
-        path.write_text(json.dumps(data), encoding="utf-8")
-        result = runner.invoke(main, ["import", str(path), "-o", str(out)])
-        assert result.exit_code in (0, 2), (case, result.output, data)
+        paths = []
+        for n, original in enumerate(rng.sample(originals, rng.randrange(1, 4))):
+            data = copy.deepcopy(original)   # one to three PCs, one of them mutated
+            for _ in range(rng.randrange(1, 4) if n == 0 else 0):
+                _mutate(data, rng)
+            paths.append(tmp_path / f"case{case}-{n}.json")
+            paths[-1].write_text(json.dumps(data), encoding="utf-8")
+        path, out = paths[0], tmp_path / f"case{case}.yaml"
+        result = runner.invoke(main, ["import", *map(str, paths), "-o", str(out)])
+        assert result.exit_code in (0, 2), (case, result.output, path.read_text())
         assert result.exception is None or isinstance(result.exception, SystemExit), (
-            case, data, "".join(traceback.format_exception(result.exception)))
+            case, path.read_text(), "".join(traceback.format_exception(result.exception)))
         if result.exit_code == 2 and "none is used" in result.output:
             assert not out.exists()
             assert all(line.startswith((f"{path}: error: ", "error: "))
