@@ -443,8 +443,9 @@ def _run_as(capture: Capture, site: Site) -> list[str]:
                     and capture.computer.upper() in a.pcs), key=lambda a: a.name.lower())
     for user in sorted(users, key=lambda a: a.name.lower() in services):
         user.needed = True
-        return [f"run_as: {value(user.name)}            # guessed: a user of that PC who runs "
-                "no service; set the account the client really runs as"]
+        runs = "runs a service" if user.name.lower() in services else "runs no service"
+        return [f"run_as: {value(user.name)}            # guessed: a user of that PC who {runs}"
+                "; set the account the client really runs as"]
     computers = {c.computer.upper() for c in site.captures} | {"", "."}
     domain = sorted(name for name in site.domain_logons if name.lower() not in BUILTIN_LOGONS
                     and name.rpartition("\\")[0].upper() not in computers)
