@@ -38,8 +38,9 @@ class Options:
     site_package: bool = False
 
 
-# Options that change no artifact's bytes (a refusal only): not part of what a host is built from.
-_NOT_BUILT_FROM = frozenset({"self_contained"})
+# Options that change no host artifact's bytes (a refusal; the site package, a site-level file):
+# not part of what a host is built from.
+_NOT_BUILT_FROM = frozenset({"self_contained", "site_package"})
 
 
 @dataclass(slots=True)

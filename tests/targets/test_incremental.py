@@ -25,6 +25,7 @@ from tools import require
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ("reg", "secedit", "firewall", "powershell", "wix")  # a host's folders
 SITE_FILES = {"manifest.json", "REVIEW.md", "review.html"}  # what every build writes again
+SIGNATURE = "manifest.json.p7s"  # and a signed one
 FLIP = "HMI0003"  # the host whose own setting the tests change
 
 
@@ -84,7 +85,8 @@ def relinked(before: dict[str, tuple[str, int]], after: dict[str, tuple[str, int
              ) -> set[str]:
     """The hosts any of whose files is a new file (not the previous bundle's, linked)."""
     return {rel.split("/")[0] for rel in after
-            if rel not in SITE_FILES and (rel not in before or before[rel][1] != after[rel][1])}
+            if rel not in SITE_FILES | {SIGNATURE}
+            and (rel not in before or before[rel][1] != after[rel][1])}
 
 
 @pytest.fixture
@@ -345,3 +347,39 @@ def test_msis_of_unchanged_hosts_are_reused(tmp_path: Path,
     assert relinked(dated, plain) == set()
     build(spec, tmp_path / "full-plain", reuse_hosts=False)
     same_bytes(out, tmp_path / "full-plain")
+
+
+# --- signed: a signature is reused only from a bundle signed the same way ---------------------
+
+
+def test_signed_files_are_reused_only_when_signed_alike(tmp_path: Path) -> None:
+    from dcomc.emit import sign
+    from unit.test_sign import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    spec = tmp_path / "site.yaml"
+    spec.write_text(spec_text(5), encoding="utf-8")
+    hosts = {h.name for h in compile_file(spec).plan.hosts}
+
+    def signed(out: Path, name: str = "signer", *, reuse_hosts: bool = True) -> dict[str, Any]:
+        settings = sign.SignSettings(pki.cert(name), str(pki.key(name)))
+        with sign.Signer(settings) as signer:
+            return bundle.build(compile_file(spec), Options(), spec.name, out,
+                                signer=signer, reuse_hosts=reuse_hosts).manifest
+
+    out = tmp_path / "out"
+    signed(out)
+    before = files(out)
+    spec.write_text(spec_text(5, flipped=True), encoding="utf-8")
+    manifest = signed(out)
+    assert manifest["signature"]["inputs"]
+    assert relinked(before, files(out)) == {FLIP}
+    signed(tmp_path / "full", reuse_hosts=False)
+    same_bytes(out, tmp_path / "full")
+    for name in ("other", None):  # another certificate, or none: every host signed anew
+        before = files(out)
+        if name is None:
+            build(spec, out)
+        else:
+            signed(out, name)
+        assert relinked(before, files(out)) == hosts

@@ -24,11 +24,13 @@ import os
 import shutil
 import stat
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dcomc.emit.layout import MANIFEST
+
+_MIN_SEEN, _MAX_SEEN = 16384, 64 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,9 @@ class Previous:
     folder: Path
     hosts: dict[str, Any]  # its manifest's host entries, by host name
     msis: bool  # its MSIs were built as this build builds them (same wixl, same date)
+    # the bytes of large files checked already, by sha256: the engine is the same 200 kB on
+    # every host, and comparing bytes costs a fraction of hashing them (issue 18)
+    seen: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +94,7 @@ def keep(prev: Previous, host: str, inputs: str, tmp: Path, *, msi: bool) -> Kep
         for art in texts + (msis if take_msi else []):
             linked.append(_link(f"{prev.folder}/{art['path']}", f"{tmp}/{art['path']}",
                                 folders))
-            if _sha256(linked[-1]) != art["sha256"]:
+            if not _holds(linked[-1], art["sha256"], prev.seen):
                 raise _UnusableError
     except (_UnusableError, OSError):
         for path in linked:  # the host is written again: no link to the old bundle may stay
@@ -135,9 +140,22 @@ def _link(source: str, target: str, folders: set[str]) -> str:
     return target
 
 
-def _sha256(path: str) -> str:
+def _holds(path: str, sha256: str, seen: dict[str, bytes]) -> bool:
+    """Whether the file `path` has the hash `sha256`: its bytes compared with those of a file
+    that had it (`seen`), else hashed."""
     with open(path, "rb") as stream:  # noqa: PTH123 (a string path: one call per file)
-        return hashlib.file_digest(stream, "sha256").hexdigest()
+        known = seen.get(sha256)
+        size = os.fstat(stream.fileno()).st_size
+        if known is not None:
+            return size == len(known) and stream.read() == known
+        if size > _MAX_SEEN:  # not held in memory
+            return hashlib.file_digest(stream, "sha256").hexdigest() == sha256
+        data = stream.read()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        return False
+    if len(data) >= _MIN_SEEN:  # small files are cheaper to hash than to keep and compare
+        seen[sha256] = data
+    return True
 
 
 def signing_inputs(leaf: bytes, chain: bytes, time: int, timestamp: str | None) -> str:
