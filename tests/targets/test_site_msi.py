@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from stub_exe import exit_code_exe
 from test_msi import (  # the Wine prefix and its helpers: one definition for both suites
     PLANT7,
     PLANT9,
@@ -257,3 +258,47 @@ def test_wine_password_asked_only_where_needed(wine: dict[str, str], site9: Path
     own = [line for line in trace.splitlines() if "msiexec" in line.lower()]
     assert all(SECRET not in line for line in trace.splitlines() if line not in own)
     assert SECRET.encode() not in package(site9).read_bytes()
+
+
+def engine_exits_with(env: dict[str, str], code: int) -> None:
+    """Replace the prefix's powershell.exe (Wine's stub: always 0) with a program that exits
+    with `code`, as the engine would."""
+    path = (Path(env["WINEPREFIX"]) / "drive_c" / "windows" / "system32" / "WindowsPowerShell"
+            / "v1.0" / "powershell.exe")
+    path.write_bytes(exit_code_exe(code))
+
+
+REBOOT_REQUIRED = 3010 & 0xFF  # ERROR_SUCCESS_REBOOT_REQUIRED, as Linux sees the exit code
+
+
+def test_wine_engine_exit_5_makes_the_install_return_3010(wine: dict[str, str],
+                                                          site9: Path) -> None:
+    """The engine says "applied, reboot required" (5): cmd.exe's tail records it, CheckReboot
+    reads it, ScheduleReboot runs, and msiexec returns 3010 without rebooting (REBOOT is
+    ReallySuppress); the package stays installed."""
+    computer(wine, "UTIL-SRV1")
+    engine_exits_with(wine, 5)
+    code, trace = msiexec(wine, "/i", winpath(package(site9)), "/qn")
+    assert code == REBOOT_REQUIRED, trace
+    values = wine_values(wine, KEY9)
+    assert values is not None and values["RebootRequired"] == "REG_DWORD 0x1"
+    assert (installed_dir(wine, "plant9-utilities") / "UTIL-SRV1.psd1").is_file()
+    engine_exits_with(wine, 0)
+    code, _ = msiexec(wine, "/x", winpath(package(site9)), "/qn")
+    assert code == 0 and wine_values(wine, KEY9) is None
+
+
+@pytest.mark.parametrize("engine", [2, 3, 4, 1, 6])
+def test_wine_engine_failure_fails_the_install_and_rolls_it_back(
+        wine: dict[str, str], site9: Path, engine: int) -> None:
+    """Any other engine exit code fails the install (1603) and Windows Installer rolls it back:
+    no payload, no detection key (its rollback action runs the engine's Rollback)."""
+    computer(wine, "ENG-WS1")
+    engine_exits_with(wine, engine)
+    code, trace = msiexec(wine, "/i", winpath(package(site9)), "/qn")
+    # Windows Installer ends a failed deferred action with 1603; Wine's msiexec says 1627
+    # (ERROR_FUNCTION_FAILED) for the same rollback
+    assert code in (FAILED, 1627 & 0xFF), trace
+    assert "-Mode Rollback" in trace
+    assert not installed_dir(wine, "plant9-utilities").exists()
+    assert wine_values(wine, KEY9) is None
