@@ -302,3 +302,29 @@ def test_wine_engine_failure_fails_the_install_and_rolls_it_back(
     assert "-Mode Rollback" in trace
     assert not installed_dir(wine, "plant9-utilities").exists()
     assert wine_values(wine, KEY9) is None
+
+
+HOSTS = [("plant7", "HMI01"), ("plant7", "HMI02"), ("plant7", "SCADA01"),
+         ("plant9", "ENG-WS1"), ("plant9", "UTIL-HIST"), ("plant9", "UTIL-SRV1")]
+
+
+@pytest.mark.parametrize(("example", "host"), HOSTS, ids=[h for _, h in HOSTS])
+def test_wine_every_host_of_both_examples_gets_its_own_plan(
+        wine: dict[str, str], site7: Path, site9: Path, example: str, host: str) -> None:
+    """The one package of each example, installed on a PC named like each of its hosts, runs
+    the engine on that host's data file (the traced command line names it), with the
+    passwords the host needs given; hosts without passwords install (exit 0). Hosts with
+    passwords go through the JScript action, whose WshExec exit code Wine does not report:
+    there the started command line is what is observed."""
+    out = site7 if example == "plant7" else site9
+    computer(wine, host)
+    plan = compile_file(PLANT7 if example == "plant7" else PLANT9).plan
+    accounts = wixsite.site_accounts(plan)
+    needs = password_accounts(next(h for h in plan.hosts if h.name == host))
+    given = [f"DCOMC_PASSWORD_{n}={SECRET}" for n, a in enumerate(accounts, 1) if a in needs]
+    code, trace = msiexec(wine, "/i", winpath(package(out)), "/qn", *given)
+    assert data_file_named(trace, host), trace
+    others = [h.name for h in plan.hosts if h.name != host]
+    assert not any(data_file_named(trace, other) for other in others)
+    if not needs:
+        assert code == 0
