@@ -127,6 +127,7 @@ def build_view(plan: SitePlan, ctx: EmitContext, findings: list[Finding],
         "install_dir": f"%ProgramFiles%\\dcomc\\{plan.site}\\",  # where the MSI puts the engine
         "site_package": [{**a, "label": KIND_LABELS.get(a["kind"], a["kind"])}
                          for a in site_package or []],
+        "site_msi": next((a["path"] for a in site_package or [] if a["kind"] == "msi"), ""),
     }  # fmt: skip
 
 
