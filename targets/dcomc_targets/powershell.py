@@ -167,6 +167,49 @@ def render(value: Any, indent: int = 0) -> str:
     return "".join(out)
 
 
+class _Rendered(str):
+    """A value already rendered (a resource's literal, `_data_literal`): written as it is."""
+
+    __slots__ = ()
+
+
+# The literals of the most recent MAX_RESOURCES distinct resources, by (resource, guide
+# section): equal resources (frozen dataclasses, compared field by field but the provenance)
+# have equal data but their Source, the place in the spec, which is cut out of the cached
+# literal (before, after) and written per resource. Most resources of a site are the same on
+# many of its hosts (10,000 hosts: 100,000 resources, under 10,000 distinct); rendering each
+# of them again was most of the data file's cost (issue 18).
+MAX_RESOURCES = 8192
+_RESOURCES: dict[tuple[Resource, str], tuple[str, str] | None] = {}
+RESOURCE_INDENT = 2  # a resource's dict in the data file: @{ Resources = @( @{ ...
+_SOURCE = "dcomc-source-3f0c9b7e5d21"  # stands for the Source in a cached literal
+
+
+def _data_literal(host: HostPlan, ctx: EmitContext) -> str:
+    """render(host_data(host, ctx)), each resource's literal made once per distinct resource."""
+    data = host_data(host, ctx)
+    resources = data["Resources"]
+    if len(resources) != len(host.resources):  # one entry per resource, in order
+        return render(data)
+    literals = []
+    for resource, item in zip(host.resources, resources, strict=True):
+        key = (resource, resource.prov.guide)
+        if key not in _RESOURCES:
+            if len(_RESOURCES) >= MAX_RESOURCES:
+                del _RESOURCES[next(iter(_RESOURCES))]
+            _RESOURCES[key] = _source_cut(render(item | {"Source": _SOURCE}, RESOURCE_INDENT))
+        parts = _RESOURCES[key]
+        literals.append(_Rendered(render(item, RESOURCE_INDENT) if parts is None else
+                                  parts[0] + _scalar(item["Source"]) + parts[1]))
+    return render(data | {"Resources": literals})
+
+
+def _source_cut(literal: str) -> tuple[str, str] | None:
+    """The literal around its Source placeholder; None if it is not there exactly once."""
+    before, found, after = literal.partition(ps_quote(_SOURCE))
+    return (before, after) if found and _SOURCE not in before + after else None
+
+
 def _render(value: Any, indent: int, out: list[str]) -> None:
     """Append the literal of `value` to `out` (one list for the whole file: nested literals
     are not joined level by level)."""
@@ -180,7 +223,9 @@ def _render(value: Any, indent: int, out: list[str]) -> None:
         items = value.items() if isinstance(value, dict) else ((None, v) for v in value)
         for key, item in items:
             out.append(pad if key is None else f"{pad}{_key(key)} = ")
-            if type(item) is _Strings:
+            if type(item) is _Rendered:
+                out.append(item)
+            elif type(item) is _Strings:
                 literal = item.literals.get(indent + 1)
                 if literal is None:
                     literal = item.literals[indent + 1] = render(list(item), indent + 1)
@@ -220,7 +265,7 @@ class PowerShellTarget:
         header = [f"# {line}" for line in ctx.header_lines(host, "Data of the dcomc engine")]
         header += ["# Literals only: loaded with Import-PowerShellDataFile (restricted language).",
                    f"# Run: .\\{ENTRY} [-Mode Test|Apply|Report|Rollback]"]
-        text = "\n".join(header) + "\n" + render(host_data(host, ctx)) + "\n"
+        text = "\n".join(header) + "\n" + _data_literal(host, ctx) + "\n"
         return [
             Artifact(f"powershell/{host.name}.psd1", "powershell-data", _bom_crlf(text)),
             Artifact(f"powershell/{ENGINE}", "powershell-engine", _static(ENGINE)),

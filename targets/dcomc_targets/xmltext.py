@@ -116,14 +116,24 @@ class Element:
         if self.text is not None:
             out.append(self.text)
             formatted = False
-        inner = newline + INDENT
+        inner = newline + INDENT if formatted else ""
         for child in self.children:
-            if formatted:
-                out.append(inner)
-            if isinstance(child, str):
-                out.append(child)
+            if type(child) is str:
+                out.append(inner + child)
+            elif not child.children:  # a leaf, written here: most elements are
+                out.append(f"{inner}{child.head}/>" if child.text is None else
+                           f"{inner}{child.head}>{child.text}</{child.tag}>")
             else:
+                out.append(inner)
                 child._write(out, inner, formatted)
         if formatted and self.children:
             out.append(newline)
         out.append(f"</{self.tag}>")
+
+
+def element(tag: str, head: str, content: str | None) -> Element:
+    """An Element from its start tag's text (`<tag` and its attributes, escaped) and its
+    escaped text: for a writer that keeps them (wix._Wxs, once per distinct element)."""
+    made = Element.__new__(Element)
+    made.tag, made.head, made.text, made.children = tag, head, content, []
+    return made

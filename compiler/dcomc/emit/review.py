@@ -16,7 +16,7 @@ import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -368,7 +368,11 @@ def _diagram(classes: list[ClassView], plan: SitePlan) -> dict[str, Any]:
     height = top + row * max(len(clients), len(servers), 1) + 10
     boxes = [_box(c, 20, top + i * row, "client") for i, c in enumerate(clients)]
     boxes += [_box(c, 440, top + i * row, "server") for i, c in enumerate(servers)]
-    pairs = [(clients.index(c), servers.index(s)) for c, s in _flow_pairs(classes, plan)]
+    # by number, not list.index: that compared ClassViews field by field, each against every
+    # box before it (2,000 classes: 0.8 s)
+    client_row = {c.number: i for i, c in enumerate(clients)}
+    server_row = {c.number: j for j, c in enumerate(servers)}
+    pairs = [(client_row[c.number], server_row[s.number]) for c, s in _flow_pairs(classes, plan)]
     mid = box // 2
     if len(pairs) <= MAX_PAIR_ARROWS:
         flows = [{"x1": 240, "y1": top + i * row + mid, "x2": 440, "y2": top + j * row + mid,
@@ -431,6 +435,7 @@ def md_escape(value: Any) -> str:
 # markup anywhere in a line (what could still start a block at a line's start is checked
 # apart: `_MD_LINE_START`). Everything else goes into a code span.
 _MD_PLAIN = re.compile(r"[^\W_]|[ .,:;()/'\"%$§?=+-]")
+_MD_PLAIN_RUN = re.compile(f"(?:{_MD_PLAIN.pattern})*")
 _MD_LINK_START = re.compile(r"(?i)://|www\.")
 _BACKTICKS = re.compile(r"`+")
 
@@ -444,7 +449,14 @@ def md_text(value: Any) -> str:
     `|` is marked (`_PIPE`) and becomes `\\|` in a table row, where GFM splits cells before
     it reads code spans (and drops that backslash), and stays `|` elsewhere, where the
     backslash would show (`_pipes`); line breaks are flattened."""
-    text = "" if value is None else str(value).replace("\r", " ").replace("\n", " ")
+    if type(value) is str:
+        return _md_str(value)
+    return _md_str("" if value is None else str(value))
+
+
+@lru_cache(maxsize=4096)  # the texts of a class's tables recur in every class like it
+def _md_str(value: str) -> str:
+    text = value.replace("\r", " ").replace("\n", " ")
     if _plain(text):
         return text
     fence = "`" * (1 + max((len(run) for run in _BACKTICKS.findall(text)), default=0))
@@ -466,7 +478,9 @@ def _pipes(markdown: str) -> str:
 
 
 def _plain(text: str) -> bool:
-    return (text == "" or (text.strip() == text and _MD_PLAIN.sub("", text) == ""
+    if text.isalnum():  # exactly `[^\W_]+` (both are Unicode's alphanumerics): a hash, a name
+        return True  # nothing else to find: no space, `://`, `www.`, list marker or number+`.`
+    return (text == "" or (text.strip() == text and _MD_PLAIN_RUN.fullmatch(text) is not None
             and _MD_LINK_START.search(text) is None and _MD_LINE_START.match(text) is None))
 
 

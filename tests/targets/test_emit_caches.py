@@ -1,0 +1,76 @@
+"""The writers' per-process caches (issue 18) give the bytes the uncached code gives."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from pathlib import Path
+
+from dcomc.emit import review
+from dcomc.pipeline import Compiled, compile_file
+from dcomc_targets import EmitContext, Options, powershell
+from dcomc_targets.wix import GUID_NAMESPACE, guid
+from dcomc_targets.wixfirewall import GUID_NAMESPACE as FIREWALL_NAMESPACE
+
+HOSTILE = Path(__file__).parents[1] / "engine" / "hostile-names.yaml"
+
+
+def test_wix_guid_is_uuid5() -> None:
+    rng = random.Random(18)
+    alphabet = "aZ0 -\\{}$(ä€😀\x00"
+    for _ in range(5000):
+        parts = tuple("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 9)))
+                      for _ in range(rng.randint(1, 4)))
+        namespace = rng.choice([GUID_NAMESPACE, FIREWALL_NAMESPACE])
+        expected = "{" + str(uuid.uuid5(namespace, "\0".join(parts))).upper() + "}"
+        assert guid(*parts, namespace=namespace) == expected
+
+
+def _data_files(compiled: Compiled) -> dict[str, str]:
+    ctx = EmitContext(compiled.plan, Options(), "site.yaml", compiled.sha256)
+    return {h.name: powershell._data_literal(h, ctx) for h in compiled.plan.hosts}
+
+
+def test_data_file_literals_cached_are_rendered(plant7: Compiled, plant9: Compiled) -> None:
+    """Each resource's literal is cached without its Source (the spec line differs between
+    equal resources of two hosts): the data files are render(host_data) all the same, from
+    an empty cache and from a full one."""
+    for compiled in (plant7, plant9, compile_file(HOSTILE)):
+        ctx = EmitContext(compiled.plan, Options(), "site.yaml", compiled.sha256)
+        expected = {h.name: powershell.render(powershell.host_data(h, ctx))
+                    for h in compiled.plan.hosts}
+        powershell._RESOURCES.clear()
+        assert _data_files(compiled) == expected
+        assert _data_files(compiled) == expected  # every literal from the cache
+        assert powershell._RESOURCES
+        assert all(parts is not None for parts in powershell._RESOURCES.values())
+
+
+def test_data_file_sources_differ_where_resources_are_equal(plant7: Compiled) -> None:
+    """Two equal resources of two hosts with other places in the spec each keep their own
+    Source line (one cache entry serves both)."""
+    ctx = EmitContext(plant7.plan, Options(), "site.yaml", plant7.sha256)
+    seen: dict[object, tuple[str, object]] = {}
+    pair = None
+    for host in plant7.plan.hosts:
+        for r in host.resources:
+            other = seen.setdefault(r, (host.name, r))
+            if other[0] != host.name and other[1].prov.span != r.prov.span:  # type: ignore[attr-defined]
+                pair = (other, (host.name, r))
+    assert pair is not None, "the example has no equal resources with other sources"
+    powershell._RESOURCES.clear()
+    texts = {h.name: powershell._data_literal(h, ctx) for h in plant7.plan.hosts}
+    for name, resource in pair:
+        span = resource.prov.span  # type: ignore[attr-defined]
+        assert f"Source = 'site.yaml:{span.line}:{span.col}'" in texts[name]
+
+
+def test_md_text_cached_is_md_text() -> None:
+    values = ["", "opcsvc", "10.7.3.10", "local_user:opcsvc", "C:\\Program Files", "a|b *c*",
+              " lead", "trail ", "`tick`", "1. item", "www.example.com", "x\ny", 12, None,
+              "ÄÖÜ", "abc123", "-", "§5.1 step 4"]
+    for value in values:
+        first = review.md_text(value)
+        assert review.md_text(value) == first
+        text = "" if value is None else str(value).replace("\r", " ").replace("\n", " ")
+        assert (first == text) == review._plain(text)
