@@ -25,6 +25,7 @@ from test_msi import computer, installed_dir, msiexec, wine, winpath  # noqa: F4
 from dcomc.cli import main
 from dcomc.emit import bundle, sign
 from dcomc.pipeline import compile_file
+from dcomc.readback import verify as verify_module
 from dcomc_targets import Options, msi
 from tools import require
 from unit.test_sign import Pki, _build, make_pki, osslsigncode_verify
@@ -579,3 +580,61 @@ def test_a_timestamp_keeps_a_signature_valid_after_the_certificate_expired(
 def test_dcomc_verify_of_a_timestamped_bundle(stamped: Path, pki: Pki) -> None:
     code, report = verify(stamped, pki)
     assert code == 0, report["failures"]
+
+
+def _roots(tmp_path: Path, pki: Pki, tsa: tsa_server.Tsa) -> Path:
+    """A --ca file trusting the code-signing CA and the TSA's root (a site with its own TSA)."""
+    roots = tmp_path / "roots.pem"
+    roots.write_bytes(pki.ca.read_bytes() + tsa.ca.read_bytes())
+    return roots
+
+
+def verify_ca(folder: Path, ca: Path) -> tuple[int, dict[str, object]]:
+    result = CliRunner().invoke(main, ["verify", str(folder), "--json", "--ca", str(ca)])
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_dcomc_verify_judges_a_timestamped_bundle_at_its_timestamps(
+        stamped: Path, plant7: Path, pki: Pki, tsa: tsa_server.Tsa, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With verify's clock after the signer's notAfter (2099-12-31), as Windows judges: a
+    bundle whose every signature has a timestamp that holds passes, judged at the timestamps;
+    the same bundle whose TSA is not trusted, and the untimestamped one, fail E430 alone."""
+    roots = _roots(tmp_path, pki, tsa)
+    monkeypatch.setattr(verify_module, "_now", lambda: AFTER_EXPIRY)
+    code, report = verify_ca(stamped, roots)
+    assert code == 0, report["failures"]
+    judged = report["validity_judged_at"]
+    assert isinstance(judged, list) and len(judged) == 2 and judged[1] < "2099-12-31"
+    text = CliRunner().invoke(main, ["verify", str(stamped), "--ca", str(roots)]).stdout
+    assert "every signature is timestamped: the certificate is judged at the timestamps'" in text
+    code, report = verify_ca(stamped, pki.ca)  # the TSA untrusted: no timestamp holds
+    assert code == 1 and codes(report) == {("E430", None)}
+    assert report["validity_judged_at"] is None
+    code, report = verify_ca(plant7, roots)
+    assert code == 1 and codes(report) == {("E430", None)}
+
+
+def test_dcomc_verify_judges_now_when_one_signature_has_no_timestamp(
+        stamped: Path, plant7: Path, pki: Pki, tsa: tsa_server.Tsa, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One script signed without a timestamp (the manifest re-signed over it, so that the
+    bundle is otherwise sound): that script stops running when the certificate expires, so the
+    bundle is judged now and fails E430; today it passes."""
+    mixed = Path(shutil.copytree(stamped, tmp_path / "mixed"))
+    rel = "HMI01/powershell/HMI01.psd1"
+    (mixed / rel).write_bytes((plant7 / rel).read_bytes())
+    manifest = json.loads((mixed / "manifest.json").read_text())
+    for art in manifest["hosts"]["HMI01"]["artifacts"]:
+        if art["path"] == rel:
+            art["sha256"] = hashlib.sha256((mixed / rel).read_bytes()).hexdigest()
+    data = (json.dumps(manifest, indent=2) + "\n").encode()
+    (mixed / "manifest.json").write_bytes(data)
+    with sign.Signer(sign.SignSettings(pki.cert("signer"), str(pki.key("signer")))) as signer:
+        (mixed / sign.SIGNATURE).write_bytes(signer.sign_manifest(data))
+    roots = _roots(tmp_path, pki, tsa)
+    code, report = verify_ca(mixed, roots)
+    assert code == 0 and report["validity_judged_at"] is None, report["failures"]
+    monkeypatch.setattr(verify_module, "_now", lambda: AFTER_EXPIRY)
+    code, report = verify_ca(mixed, roots)
+    assert code == 1 and codes(report) == {("E430", None)}

@@ -8,7 +8,11 @@ E420-E430); the bundle passes only when there is none.
 - every PowerShell file and MSI the manifest lists has an Authenticode signature that holds
   and is by that certificate (osslsigncode verify -require-leaf-hash);
 - that certificate chains to --ca (else the system's store), names Code Signing in its
-  extended key usage, and is valid now.
+  extended key usage, and is valid now -- or, when every script and MSI carries an RFC 3161
+  timestamp that holds, at the time of each timestamp, as Windows judges a timestamped
+  Authenticode signature (the manifest's CMS signature carries no signing time: emit/sign.py
+  signs it with -noattr, and Windows never reads it). A timestamp holds when its TSA chains to
+  --ca or to the system's store (a public TSA's root is in the latter).
 
 The tools are the real ones: openssl for the CMS signature and the chain, osslsigncode for
 Authenticode. A chain failure is reported once, for the certificate, not for every file.
@@ -16,7 +20,9 @@ Authenticode. A chain failure is reported once, for the certificate, not for eve
 
 from __future__ import annotations
 
+import calendar
 import hashlib
+import re
 import shutil
 import subprocess
 import tempfile
@@ -71,6 +77,16 @@ class Result:
     files: int = 0
     signatures: int = 0
     failures: list[Failure] = field(default_factory=list)
+    # each Authenticode-signed file's timestamp (epoch) when one holds, else None
+    stamps: list[int | None] = field(default_factory=list)
+
+    @property
+    def judged_at(self) -> list[int] | None:
+        """The times the certificate's validity is judged at: the timestamps, when every
+        signed file has one that holds; None for now."""
+        if not self.stamps or None in self.stamps:
+            return None
+        return sorted({s for s in self.stamps if s is not None})
 
     @property
     def ok(self) -> bool:
@@ -80,6 +96,8 @@ class Result:
         return {"bundle": str(self.folder), "ok": self.ok, "files": self.files,
                 "authenticode_signatures": self.signatures,
                 "signer": None if self.signer is None else self.signer.json(),
+                "validity_judged_at": None if self.judged_at is None else
+                [_iso(t) for t in (self.judged_at[0], self.judged_at[-1])],
                 "failures": [f.json() for f in self.failures]}
 
     def text(self) -> str:
@@ -88,6 +106,9 @@ class Result:
         if self.signer is not None:
             lines.append(f"signer: {self.signer.subject}, certificate sha256 "
                          f"{self.signer.sha256}")
+        if self.judged_at is not None:
+            lines.append("every signature is timestamped: the certificate is judged at "
+                         f"{_span(self.judged_at)}, not now")
         lines += [f.text() for f in self.failures]
         lines.append("ok: every check holds" if self.ok else
                      f"{len(self.failures)} check(s) failed: do not install this bundle")
@@ -107,9 +128,14 @@ def verify(folder: Path, ca: Path | None) -> Result:
         certs = _manifest_signer(folder, work, result)
         if certs is not None:
             result.signer = cert_info(certs[0])
-            result.failures += _certificate(result.signer, certs, ca, work)
         anchors = ca if ca is not None else SYSTEM_CA
-        result.failures += _authenticode(folder, manifest, result, anchors)
+        # a timestamp's TSA is trusted by --ca or the system's store (public TSAs are there)
+        tsa = work.write("tsa-anchors.pem", (ca.read_bytes() + b"\n" if ca else b"")
+                         + _system_ca())
+        files = _authenticode(folder, manifest, result, anchors, tsa)  # fills result.stamps
+        if certs is not None and result.signer is not None:
+            result.failures += _certificate(result.signer, certs, ca, work, result.judged_at)
+        result.failures += files
     return result
 
 
@@ -123,7 +149,7 @@ def integrity(folder: Path, manifest: bundle_manifest.Manifest) -> list[Failure]
         if certs is not None:
             result.signer = cert_info(certs[0])
         anchors = work.write("anchors.pem", b"".join(certs or []) + _system_ca())
-        return result.failures + _authenticode(folder, manifest, result, anchors)
+        return result.failures + _authenticode(folder, manifest, result, anchors, anchors)
 
 
 class _Workspace:
@@ -143,6 +169,26 @@ class _Workspace:
         path = self.dir / name
         path.write_bytes(data)
         return path
+
+
+def _now() -> int:
+    """The clock every check judges by (osslsigncode's and openssl's too); one function, so
+    that a test can set it after a certificate's end."""
+    return int(time.time())
+
+
+def _iso(epoch: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _day(epoch: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(epoch))
+
+
+def _span(times: list[int]) -> str:
+    """The timestamps' day(s): "2026-11-30", or "2026-11-30 to 2026-12-02"."""
+    first, last = _day(times[0]), _day(times[-1])
+    return f"the timestamps' time {first}" + ("" if first == last else f" to {last}")
 
 
 def _tool(args: list[str]) -> subprocess.CompletedProcess[bytes]:
@@ -173,23 +219,27 @@ def _manifest_signer(folder: Path, work: _Workspace, result: Result) -> list[byt
 
 
 def _certificate(info: CertInfo, certs: list[bytes], ca: Path | None,
-                 work: _Workspace) -> list[Failure]:
-    """Code signing, validity now, and the chain to the trusted roots."""
+                 work: _Workspace, stamps: list[int] | None) -> list[Failure]:
+    """Code signing, validity (now, or at every timestamp of `stamps`), and the chain to the
+    trusted roots (at the same time)."""
     found: list[Failure] = []
     if not info.code_signing:
         found.append(Failure("E429", "not-code-signing", None, f"the certificate of "
                              f"{info.subject} does not name Code Signing in its extended key "
                              "usage: Windows refuses it for Authenticode"))
-    now = int(time.time())
-    if not info.not_before <= now <= info.not_after:
-        state = "expired on" if now > info.not_after else "not valid before"
-        when = time.strftime("%Y-%m-%d", time.gmtime(
-            info.not_after if now > info.not_after else info.not_before))
-        found.append(Failure("E430", "validity", None,
-                             f"the certificate of {info.subject} {state} {when}"))
+    first, last = (stamps[0], stamps[-1]) if stamps else (_now(), _now())
+    if not info.not_before <= first <= last <= info.not_after:
+        late = last > info.not_after
+        state = "expired on" if late else "not valid before"
+        at = "" if stamps is None else f", before {_span(stamps)}" if late else \
+            f", after {_span(stamps)}"
+        found.append(Failure("E430", "validity", None, f"the certificate of {info.subject} "
+                             f"{state} {_day(info.not_after if late else info.not_before)}{at}"))
     args = ["openssl", "verify", "-purpose", "any"]
     if found and found[-1].code == "E430":
         args.append("-no_check_time")  # its validity is E430's: judge the chain alone
+    else:
+        args += ["-attime", str(last)]
     if ca is not None:
         args += ["-CAfile", str(ca), "-no-CApath"]
     if len(certs) > 1:
@@ -218,9 +268,9 @@ def _system_ca() -> bytes:
 
 
 def _authenticode(folder: Path, manifest: bundle_manifest.Manifest, result: Result,
-                  anchors: Path) -> list[Failure]:
+                  anchors: Path, tsa: Path) -> list[Failure]:
     """Each listed PowerShell file and MSI, once per distinct content (the engine is the same
-    on every host), in parallel."""
+    on every host), in parallel; each one's timestamp goes to `result.stamps`."""
     paths = [rel for rel in sorted(manifest.listed) if rel.lower().endswith(SIGNED_SUFFIXES)
              and (folder / rel).is_file()]
     by_content: dict[str, list[str]] = {}
@@ -230,21 +280,41 @@ def _authenticode(folder: Path, manifest: bundle_manifest.Manifest, result: Resu
     leaf = None if result.signer is None else result.signer.sha256
     firsts = [rels[0] for rels in by_content.values()]
     with ThreadPoolExecutor(max_workers=workers()) as pool:
-        answers = list(pool.map(lambda rel: _one(folder / rel, anchors, leaf), firsts))
+        answers = list(pool.map(lambda rel: _one(folder / rel, anchors, tsa, leaf), firsts))
     result.signatures = len(paths)
+    result.stamps = [stamp for rels, (_, stamp) in zip(by_content.values(), answers,
+                                                       strict=True) for _ in rels]
     return [Failure(code, check, rel, message)
-            for rels, answer in zip(by_content.values(), answers, strict=True)
+            for rels, (answer, _) in zip(by_content.values(), answers, strict=True)
             if answer is not None for rel in rels for code, check, message in [answer]]
 
 
-def _one(path: Path, anchors: Path, leaf: str | None) -> tuple[str, str, str] | None:
+def _one(path: Path, anchors: Path, tsa: Path, leaf: str | None
+         ) -> tuple[tuple[str, str, str] | None, int | None]:
     """One file's Authenticode signature: None when it holds (its chain aside), else the
-    failure's code, check and message."""
-    args = ["osslsigncode", "verify", "-CAfile", str(anchors), "-in", str(path)]
+    failure's code, check and message; and its timestamp when one holds."""
+    args = ["osslsigncode", "verify", "-CAfile", str(anchors), "-TSA-CAfile", str(tsa),
+            "-time", str(_now()), "-in", str(path)]
     if leaf is not None:
         args += ["-require-leaf-hash", f"sha256:{leaf}"]
     proc = _tool(args)
     out = (proc.stdout + proc.stderr).decode(errors="replace")
+    return _failure(proc, out), _stamp(out)
+
+
+def _stamp(out: str) -> int | None:
+    """The primary signature's timestamp from osslsigncode's report, when its TSA's
+    signature verified ("Timestamp Server Signature verification: ok")."""
+    found = _STAMP.search(out)
+    if found is None or "Timestamp Server Signature verification: ok" not in out:
+        return None
+    return calendar.timegm(time.strptime(" ".join(found[1].split()), "%b %d %H:%M:%S %Y"))
+
+
+_STAMP = re.compile(r"^\s*Timestamp time: (\w{3} +\d+ [\d:]+ \d{4}) GMT", re.M)
+
+
+def _failure(proc: subprocess.CompletedProcess[bytes], out: str) -> tuple[str, str, str] | None:
     if proc.returncode == 0:
         return None
     if "No signature found" in out:
