@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -376,6 +377,19 @@ def test_signed_files_are_reused_only_when_signed_alike(tmp_path: Path) -> None:
     assert relinked(before, files(out)) == {FLIP}
     signed(tmp_path / "full", reuse_hosts=False)
     same_bytes(out, tmp_path / "full")
+    # a file changed with the manifest (which lists its new hash): the manifest's signature no
+    # longer holds, so nothing is taken from the bundle, and the build repairs the file
+    target = out / "HMI0001" / "reg" / "HMI0001.reg"
+    target.write_bytes(target.read_bytes() + b"\r\n")
+    data = json.loads((out / "manifest.json").read_bytes())
+    for art in data["hosts"]["HMI0001"]["artifacts"]:
+        if art["path"] == "HMI0001/reg/HMI0001.reg":
+            art["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
+    (out / "manifest.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    before = files(out)
+    signed(out)
+    assert relinked(before, files(out)) == hosts
+    same_bytes(out, tmp_path / "full")
     for name in ("other", None):  # another certificate, or none: every host signed anew
         before = files(out)
         if name is None:
@@ -383,3 +397,20 @@ def test_signed_files_are_reused_only_when_signed_alike(tmp_path: Path) -> None:
         else:
             signed(out, name)
         assert relinked(before, files(out)) == hosts
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "nested"])
+def test_a_manifest_that_is_no_file_of_a_bundle_is_not_read(tmp_path: Path, kind: str) -> None:
+    """A FIFO would block the build, a link may point anywhere, JSON nested too deep would
+    exhaust the parser: nothing is reused, the build does not hang or fail on it."""
+    out = tmp_path / "out"
+    out.mkdir()
+    manifest = out / "manifest.json"
+    if kind == "fifo":
+        os.mkfifo(manifest)
+    elif kind == "symlink":
+        (tmp_path / "elsewhere.json").write_text('{"hosts": {}}', encoding="utf-8")
+        manifest.symlink_to(tmp_path / "elsewhere.json")
+    else:
+        manifest.write_text("[" * 100000 + "]" * 100000, encoding="utf-8")
+    assert reuse.previous(out, {}, None, None) is None

@@ -310,7 +310,8 @@ class _Reuser:
                 "options": ctx.built_from()}
         msi_same = None if msis is None else {"built": _built(), "tools": {
             "wixl": reuse.wixl_version()}}
-        self.previous = reuse.previous(out.resolve(), same, _signing(signer), msi_same) \
+        self.previous = reuse.previous(out.resolve(), same, _signing(signer), msi_same,
+                                       None if signer is None else signer.leaf) \
             if enabled else None
 
     def keep(self, host: HostPlan, ctx: EmitContext, builds: msi.Builds | None,
@@ -400,28 +401,9 @@ def sign_existing(folder: Path, compiled: Compiled, signer: sign.Signer) -> Bund
                 a["sha256"] = _sha256(files[a["path"]]) if a["kind"] != "msi" else \
                     built[a["path"].partition("/")[0]].sha256
         _resign_site_package(folder, tmp, compiled, manifest, signer)
-        _resign_site_package(folder, tmp, compiled, manifest, signer)
         result = Bundle(files, manifest)
         _finish(tmp, result, compiled, ctx, msis_built=bool(msis), signer=signer)
     return result
-
-
-def _resign_site_package(folder: Path, tmp: Path, compiled: Compiled, manifest: dict[str, Any],
-                         signer: sign.Signer) -> None:
-    """`dcomc sign` of a bundle with a site package: its WiX files as they were (no script),
-    its MSI built again from the signed host files in `tmp` (as a signed build does), signed."""
-    entries = manifest.get("site_package") or []
-    _write_files(tmp, {a["path"]: (folder / a["path"]).read_bytes() for a in entries
-                       if a["kind"] != "msi"})
-    if not any(a["kind"] == "msi" for a in entries):
-        return
-    site = compiled.plan.site
-    version = _product_version(tmp / wixsite.paths(site)[0])
-    built = _signed_msis({wixsite.FOLDER: msi.build_site(tmp, site, version, compiled.sha256)},
-                         signer)[wixsite.FOLDER]
-    for a in entries:
-        if a["kind"] == "msi":
-            a["sha256"] = built.sha256
 
 
 def _resign_site_package(folder: Path, tmp: Path, compiled: Compiled, manifest: dict[str, Any],

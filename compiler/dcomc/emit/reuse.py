@@ -11,12 +11,18 @@ host's MSI is reused too when the previous MSIs were built with the same wixl an
 (`built`, from SOURCE_DATE_EPOCH). Anything else (no manifest, another dcomc, a file edited,
 missing or not a regular file, a path outside the host's folder) and the host is emitted again.
 
-What this cannot see: dcomc's own code changed without its version (a development checkout);
-`dcomc build --no-reuse` emits every host.
+A signed bundle's files are reused only by a build signed the same way (certificate, chain,
+time, timestamp server: the manifest's `signature.inputs`), and only when its manifest still
+holds with its signature by that certificate: no one without the key changed a file together
+with the hash the manifest lists for it. An unsigned manifest is trusted as `dcomc verify`
+would trust it without a signature: a file changed together with its listed hash is taken as it
+is. What this cannot see either: dcomc's own code changed without its version (a development
+checkout). `dcomc build --no-reuse`, or a build into an empty folder, emits every host.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import json
@@ -24,6 +30,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +38,7 @@ from typing import Any
 from dcomc.emit.layout import MANIFEST
 
 _MIN_SEEN, _MAX_SEEN = 16384, 64 << 20
+_MAX_MANIFEST = 1 << 30  # 10,000 hosts: about 22 MB
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +63,16 @@ class Kept:
 
 
 def previous(out: Path, same: dict[str, Any], signing: str | None,
-             msi_same: dict[str, Any] | None) -> Previous | None:
+             msi_same: dict[str, Any] | None, signer: bytes | None = None) -> Previous | None:
     """The bundle at `out` if its manifest has every key of `same` with the same value (the
-    format, dcomc, site, options) and was signed with the same `signing` (None: unsigned);
-    its MSIs reusable when it also has those of `msi_same` (None: no MSIs wanted). None when
-    there is nothing to reuse."""
+    format, dcomc, site, options) and was signed with the same `signing` (None: unsigned), its
+    manifest's signature holding and made by `signer` (the certificate, PEM); its MSIs
+    reusable when it also has those of `msi_same` (None: no MSIs wanted). None when there is
+    nothing to reuse."""
     try:
-        data = json.loads((out / MANIFEST).read_bytes())
-    except (OSError, ValueError):  # no bundle yet, or a manifest that is not JSON
+        text = _read_regular(out / MANIFEST)
+        data = json.loads(text)
+    except (OSError, ValueError, RecursionError):  # no bundle yet, or not a dcomc manifest
         return None
     if not isinstance(data, dict) or not isinstance(data.get("hosts"), dict):
         return None
@@ -71,8 +81,59 @@ def previous(out: Path, same: dict[str, Any], signing: str | None,
     signature = data.get("signature")
     if (signature.get("inputs") if isinstance(signature, dict) else signature) != signing:
         return None  # signed files are reused only from a bundle signed the same way
+    if signer is not None and not _signed_by(out, text, signer):
+        return None  # a signed bundle's files are reused only as its signer listed them
     msis = msi_same is not None and all(data.get(k) == v for k, v in msi_same.items())
     return Previous(out, data["hosts"], msis)
+
+
+def _signed_by(out: Path, manifest: bytes, signer: bytes) -> bool:
+    """Whether `manifest` (the bytes read) holds with the bundle's detached signature, made by
+    the certificate `signer`: then no file it lists was changed with it but by the key's
+    holder (openssl, as `dcomc verify` checks it; the chain is the signer's own)."""
+    from dcomc.emit.sign import SIGNATURE, split_pem
+
+    try:
+        p7s = _read_regular(out / SIGNATURE)
+    except OSError:
+        return False
+    with tempfile.TemporaryDirectory(prefix="dcomc-reuse-") as work:
+        folder = Path(work)
+        (folder / "m").write_bytes(manifest)
+        (folder / "s").write_bytes(p7s)
+        try:
+            proc = subprocess.run(
+                ["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-noverify",
+                 "-in", str(folder / "s"), "-content", str(folder / "m"),
+                 "-signer", str(folder / "c"), "-out", os.devnull],
+                capture_output=True, check=False, timeout=60, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        found = split_pem((folder / "c").read_bytes()) if (folder / "c").is_file() else []
+    return proc.returncode == 0 and bool(found) and _der(found[0]) == _der(signer)
+
+
+def _der(pem: bytes) -> bytes:
+    """A PEM certificate's DER bytes (however its base64 is wrapped); b"" when it is not."""
+    body = b"".join(word for word in pem.split() if b"-----" not in word)  # no armour lines
+    try:
+        return base64.b64decode(body, validate=True)
+    except ValueError:
+        return b""
+
+
+def _read_regular(path: Path) -> bytes:
+    """A regular file's bytes (OSError for anything else: a link, a FIFO that would block the
+    build, a device, a file too large to be a manifest)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_MANIFEST:
+            raise OSError(f"{path}: not a regular file of a bundle")
+        with os.fdopen(os.dup(fd), "rb") as stream:
+            return stream.read()
+    finally:
+        os.close(fd)
 
 
 def keep(prev: Previous, host: str, inputs: str, tmp: Path, *, msi: bool) -> Kept | None:
