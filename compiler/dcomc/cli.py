@@ -716,11 +716,15 @@ def _ace_line(item: dict[str, Any]) -> str:
 
 def _read_value(value: str) -> str:
     """The text of VALUE: inline, from standard input (-) or @FILE (a regular file), in
-    UTF-8 or UTF-16 with its BOM (as `reg export` writes); InputError otherwise."""
-    from dcomc.readback.files import InputError, decode_text, read_regular
+    UTF-8 or UTF-16 with its BOM (as `reg export` writes); InputError otherwise. Either
+    file is read up to the same cap (files.MAX_BYTES): a pipe may never end."""
+    from dcomc.readback.files import MAX_BYTES, InputError, decode_text, read_regular
 
     if value == "-":
-        raw, where = sys.stdin.buffer.read(), "standard input"
+        raw, where = sys.stdin.buffer.read(MAX_BYTES + 1), "standard input"
+        if len(raw) > MAX_BYTES:  # read_regular's words for @FILE
+            raise InputError(f"{where}: the value is larger than {MAX_BYTES // 2**20} MiB; "
+                             "refused")
     elif value.startswith("@"):
         raw, where = read_regular(Path(value[1:]), "the value file"), value[1:]
     else:

@@ -154,6 +154,15 @@ def test_sd_decode_of_a_fifo(tmp_path: Path) -> None:
     refused(run("sd", "decode", f"@{tmp_path / 'fifo'}"), "is a FIFO", "not a regular file")
 
 
+def test_sd_decode_caps_standard_input_as_it_caps_a_file(tmp_path: Path) -> None:
+    """Class: standard input read whole, however large (64 MiB is @FILE's cap)."""
+    raw = b"0" * (64 * 2**20 + 1)
+    refused(run("sd", "decode", f"@{write(tmp_path / 'v.txt', raw)}"),
+            "the value file is larger than 64 MiB; refused")
+    refused(run("sd", "decode", "-", stdin=raw),
+            "standard input: the value is larger than 64 MiB; refused")
+
+
 def test_sd_decode_reads_standard_input_as_bytes() -> None:
     value = sddl_to_binary("O:BAG:BAD:(A;;CCDCLCSWRP;;;BA)").hex().encode()
     result = run("sd", "decode", "-", stdin=b"\xef\xbb\xbf" + value + b"\r\n")
