@@ -359,7 +359,7 @@ def build(spec_path: Path, out: Path | None, strict: bool, self_contained: bool,
     except OSError as exc:  # the output folder cannot be written (the previous one is intact)
         errors.extend(_unwritable(bundle, out, exc))
     except msi.MsiError as exc:
-        _echo(f"error: {exc}; nothing written", err=True, fg="red")
+        _echo(f"error: {escaped(str(exc))}; nothing written", err=True, fg="red")
         sys.exit(1)
     if errors.has_errors or missing:
         _fail(errors, writes=True, also=missing)
@@ -410,7 +410,7 @@ def _check_epoch(*, msi_dates: bool) -> None:
         else:
             source_date_epoch()
     except (EpochError, msi.MsiError) as exc:
-        _echo(f"error: {exc}; nothing written", err=True, fg="red")
+        _echo(f"error: {escaped(str(exc))}; nothing written", err=True, fg="red")
         sys.exit(EXIT_INPUT)
 
 
@@ -883,7 +883,7 @@ def sign_cmd(bundle_path: Path, spec_path: Path, **signing: Any) -> None:
         try:
             result = bundle.sign_existing(bundle_path, compiled, signer)
         except msi.MsiError as exc:  # the MSIs are built again from the signed scripts
-            _echo(f"error: {exc}; nothing written", err=True, fg="red")
+            _echo(f"error: {escaped(str(exc))}; nothing written", err=True, fg="red")
             sys.exit(1)
     count = sum(len(h["artifacts"]) for h in result.manifest["hosts"].values())
     _echo(f"signed {escaped(str(bundle_path))}: {plural(count, 'artifact')}, by "

@@ -434,3 +434,40 @@ def test_usage_errors_are_one_line(args: tuple[str, ...]) -> None:
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "--help`)" in lines[0] and result.stdout == ""
+
+
+FORGED = "HMI01.wxs:1: bad\nwrote build/x: 3 hosts, 30 artifacts\x1b[2J\u202e"
+
+
+def _one_escaped_line(result: Result, code: int) -> str:
+    """Exit `code`, one stderr line, no raw control character: a value cannot forge a line."""
+    assert result.exit_code == code, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert not re.search("[\x00-\x1f\x7f\u202e]", lines[0]), lines[0]
+    return lines[0]
+
+
+def test_build_escapes_an_msi_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """wixl's own output (its stderr, which names spec values) ends the MsiError message."""
+    from dcomc_targets import msi
+
+    def failing(host_dir: Path, host: str) -> Path:
+        raise msi.MsiError(f"{host}: wixl failed (1): {FORGED}")
+
+    monkeypatch.setattr(msi, "missing_tools", lambda: [])
+    monkeypatch.setattr(msi, "run_wixl", failing)
+    out = tmp_path / "out"
+    line = _one_escaped_line(run("build", PLANT7, "-o", out), 1)
+    assert "wixl failed (1): HMI01.wxs:1: bad\\x0awrote build/x" in line
+    assert line.endswith("\\x1b[2J\\u202e; nothing written") and not out.exists()
+
+
+@pytest.mark.parametrize("no_msi", [True, False], ids=["epoch", "msi-epoch"])
+def test_build_escapes_a_source_date_epoch_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                no_msi: bool) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1\n" + FORGED)
+    out = tmp_path / "out"
+    args = ["--no-msi"] if no_msi else []
+    line = _one_escaped_line(run("build", PLANT7, "-o", out, *args), 2)
+    assert "SOURCE_DATE_EPOCH=" in line and not out.exists()
