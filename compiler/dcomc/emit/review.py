@@ -12,13 +12,15 @@ row of the class's host table, so a 300-host site with 3 classes reads like a 3-
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import cache, lru_cache, wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import jinja2
 from jinja2 import (
@@ -59,6 +61,8 @@ from dcomc_targets import TARGETS, EmitContext
 from dcomc_targets.base import templates_dir
 from dcomc_targets.wix import password_accounts
 
+P = ParamSpec("P")
+R = TypeVar("R")
 # Columns of the permission matrix, as dcomcnfg shows them.
 MATRIX = (
     ("Local launch", "launch", 0x02), ("Remote launch", "launch", 0x04),
@@ -103,6 +107,26 @@ class ClassView:
     lints: list[dict[str, str]] = field(default_factory=list)
 
 
+def _collector_paused(function: Callable[P, R]) -> Callable[P, R]:
+    """Run `function` without the cyclic garbage collector: the report allocates hundreds of
+    thousands of small containers and makes no reference cycles, and at the end of a large
+    build each collection pass also walks the whole plan (10,000 hosts: 1.6 s of the
+    report's 3.2 s). Reference counting still frees everything."""
+
+    @wraps(function)
+    def paused(*args: P.args, **kwargs: P.kwargs) -> R:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    return paused
+
+
+@_collector_paused
 def build_view(plan: SitePlan, ctx: EmitContext, findings: list[Finding],
                artifacts: dict[str, list[dict[str, str]]], *,
                msis_built: bool = False, signer: Any = None,
@@ -554,6 +578,7 @@ class _TolerantCache(FileSystemBytecodeCache):
             pass
 
 
+@_collector_paused
 def render(view: dict[str, Any]) -> dict[str, bytes]:
     """review.html and REVIEW.md, UTF-8."""
     html = _env(False).get_template("review.html.j2").render(view=view, rights=sd.LAUNCH_RIGHTS)
