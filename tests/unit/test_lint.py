@@ -156,13 +156,32 @@ def test_w616_stays_silent(change: Change, tmp_path: Path) -> None:
 def test_default_launch_limit_matches_the_observed_windows_default() -> None:
     """The lint trusts only Windows' documented entries; the observed Windows 10/11 default the
     .reg starts from must grant at least those, or one of the two tables is wrong."""
-    from dcomc.plan.lint import DEFAULT_LAUNCH_LIMIT
     from dcomc.windows import sd
+    from dcomc.windows.limits import DEFAULT_LAUNCH_LIMIT
     from dcomc_targets.regfile import DEFAULT_LIMITS
 
     observed = {a.sid: a.mask for a in sd.parse_sddl(DEFAULT_LIMITS["launch"]).dacl or ()}
     for sid, mask in DEFAULT_LAUNCH_LIMIT.items():
         assert observed.get(sid, 0) & mask == mask, sid
+
+
+def test_lint_and_flow_verifier_judge_by_one_default_launch_limit() -> None:
+    """W616 and the flow verifier (and explain, through it) read windows/limits.py: the same
+    holders with the same rights, and Performance Log Users (observed, not documented) in
+    neither."""
+    from dcomc.plan import lint, verify
+    from dcomc.windows.limits import DEFAULT_LAUNCH_LIMIT
+
+    host = compile_file(ROOT / "examples" / "plant7-workgroup.yaml").plan.hosts[0]
+    verifier = {p.sid: mask for p, mask, label in verify.limit_holders(host, "launch")
+                if label.startswith("Windows default limit")}
+    assert verifier == dict(DEFAULT_LAUNCH_LIMIT) == {
+        "S-1-5-32-544": 0x1F, "S-1-5-32-562": 0x1F, "S-1-1-0": 0x0B}
+    remote = {sid for sid, mask in DEFAULT_LAUNCH_LIMIT.items() if mask & 0x10}
+    assert {p.sid for p in verify.DEFAULT_LAUNCH_LIMIT} == remote
+    for sid, mask in [*DEFAULT_LAUNCH_LIMIT.items(), ("S-1-5-32-559", 0x0B)]:
+        assert not lint._beyond_default(sid, mask), sid
+        assert lint._beyond_default(sid, 0x1F) == (sid not in remote), sid
 
 
 # --- E401: check and build --self-contained refuse the same -------------------------------------

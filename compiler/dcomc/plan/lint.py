@@ -44,17 +44,18 @@ from dcomc.plan.model import (
     UserRight,
 )
 from dcomc.windows import sd, sids
+from dcomc.windows.limits import DEFAULT_LAUNCH_LIMIT
 
 PKT_INTEGRITY = 5
 EVERYONE, ANONYMOUS = "S-1-1-0", "S-1-5-7"
 LAUNCH_BITS = 0x1E  # local/remote launch and activation
 BUILTIN_LOGONS = frozenset({"S-1-5-18", "S-1-5-19", "S-1-5-20"})  # SYSTEM, LOCAL/NETWORK SERVICE
 DCOM_USERS = "S-1-5-32-562"
-# Windows' documented default machine launch limit (docs/windows.md#machine-limits): SID → the
-# COM rights it grants. Everyone's local rights reach every account. Only these documented
-# entries count: an account the limit does not name here is treated as not admitted, so a wrong
-# guess shows as a warning, never as a silently missing one.
-DEFAULT_LAUNCH_LIMIT = {"S-1-5-32-544": 0x1F, DCOM_USERS: 0x1F, EVERYONE: 0x0B}
+# Windows' documented default machine launch limit, SID -> the COM rights it grants, is
+# DEFAULT_LAUNCH_LIMIT (windows/limits.py, shared with the flow verifier). Everyone's local
+# rights reach every account. Only documented entries count: an account the limit does not
+# name is treated as not admitted, so a wrong guess shows as a warning, never as a silently
+# missing one.
 # A link users can open, for messages (the guide itself is named in docs/windows.md#the-guide).
 WINDOWS_MD = "docs/windows.md"
 

@@ -46,7 +46,7 @@ from dcomc.plan.model import (
     SitePlan,
 )
 from dcomc.plan.principals import Resolver
-from dcomc.windows import sids
+from dcomc.windows import limits, sd, sids
 
 PKT_INTEGRITY = 5  # RPC_C_AUTHN_LEVEL_PKT_INTEGRITY (docs/windows.md#authentication-levels)
 LEGACY_AUTH_DEFAULT = 2  # LegacyAuthenticationLevel when absent (docs/windows.md#machine-defaults)
@@ -59,8 +59,10 @@ def _wk(sid: str) -> Principal:
 
 EVERYONE, ANONYMOUS = _wk("S-1-1-0"), _wk("S-1-5-7")
 ADMINISTRATORS, SYSTEM = _wk("S-1-5-32-544"), _wk("S-1-5-18")
-# Who passes the machine launch limit out of the box, remotely (docs/windows.md#machine-limits).
-DEFAULT_LAUNCH_LIMIT = (ADMINISTRATORS, _wk("S-1-5-32-562"), _wk("S-1-5-32-559"))
+# Who passes the machine launch limit out of the box, remotely: read from the one definition
+# the lint shares (windows/limits.py, docs/windows.md#machine-limits).
+DEFAULT_LAUNCH_LIMIT = tuple(_wk(sid) for sid, mask in limits.DEFAULT_LAUNCH_LIMIT.items()
+                             if mask & sd.COM_RIGHTS_ACTIVATE_REMOTE)
 # Groups every authenticated account is in.
 IMPLICIT_GROUPS = frozenset({"S-1-1-0", "S-1-5-11"})  # Everyone, Authenticated Users
 # COM rights bits (docs/windows.md#com-rights): what a remote or a local flow needs.
@@ -76,7 +78,6 @@ DEFAULT_APP_ACL: dict[str, tuple[tuple[Principal, int], ...]] = {
     "access": ((_wk("S-1-5-10"), 0x07), (SYSTEM, 0x07)),  # SELF
 }
 DEFAULT_ACCESS_LIMIT = ((EVERYONE, 0x07), (ANONYMOUS, 0x03))
-DEFAULT_LAUNCH_LIMIT_EVERYONE = 0x0B  # Everyone: local launch and activation only
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,9 +404,9 @@ def limit_holders(host: HostPlan, which: Literal["launch", "access"]) -> list[Ho
     """Who passes a machine limit: Windows' default holders, then the plan's additions."""
     holders: list[Holder]
     if which == "launch":
-        holders = [(p, FULL, "Windows default limit, docs/windows.md#machine-limits")
-                   for p in DEFAULT_LAUNCH_LIMIT]
-        holders.append((EVERYONE, DEFAULT_LAUNCH_LIMIT_EVERYONE, "Windows default limit"))
+        holders = [(_wk(sid), mask, "Windows default limit" if sid == EVERYONE.sid else
+                    "Windows default limit, docs/windows.md#machine-limits")
+                   for sid, mask in limits.DEFAULT_LAUNCH_LIMIT.items()]
     else:
         holders = [(p, m, "Windows default limit") for p, m in DEFAULT_ACCESS_LIMIT]
     holders += [(m.principal, m.mask, m.id) for m in host.of_kind(MachineLimitAddition)
