@@ -12,8 +12,10 @@
   5.1, the computer the package is for, and every password the host needs.
 
 Passwords (route, see README): public properties `DCOMC_PASSWORD_<n>` (accounts listed in
-`DCOMC_ACCOUNT_<n>`; both Secure, so a managed install passes them to the server side), given
-at install time (msiexec UI or command line, or a transform). They never enter the MSI file.
+`DCOMC_ACCOUNT_<n>`; both Secure, so a managed install passes them to the server side), asked
+for at install: in a transform kept off the share, or typed at the PC; never in a command line
+(a deployment tool stores its install command and process auditing shows it: docs/deployment.md,
+"Passwords and Group Policy"). They never enter the MSI file.
 `MsiHiddenProperties` hides them and the custom action data that carries them from the MSI
 log. Two 64-bit JScript actions (`dcomc-apply.js`) carry them: `Prepare` (immediate) reads
 the properties and sets the deferred action's data, every variable field Base64 of UTF-16LE

@@ -65,6 +65,23 @@ def test_permission_matrix_and_secrets() -> None:
     assert "Passwords of: opcsvc, opcuser" in " ".join(doc.itertext())
 
 
+def test_the_apply_step_keeps_passwords_off_command_lines() -> None:
+    """With MSIs built, each class with passwords names the properties and where they may be
+    given: asked for at install, in a transform kept off the share or typed at the PC, never
+    in a command line (a deployment tool's install command is stored and audited)."""
+    compiled = compile_file(ROOT / "examples" / "plant7-workgroup.yaml")
+    ctx = EmitContext(compiled.plan, Options(), "site.yaml", compiled.sha256)
+    files = review.render(review.build_view(compiled.plan, ctx, compiled.findings, {},
+                                            msis_built=True))
+    html = "".join(etree.fromstring(files["review.html"], etree.HTMLParser()).itertext())
+    for report in (html, files["REVIEW.md"].decode().replace("`", "")):
+        text = " ".join(report.split())
+        assert ("DCOMC_PASSWORD_2 = password of opcuser (asked for at install: in a transform "
+                "kept off the share, or typed at the PC; never in a command line, see "
+                'docs/deployment.md, "Passwords and Group Policy")') in text
+        assert "install command" not in text
+
+
 def test_markdown_has_the_same_content_and_escapes_values(tmp_path: Path) -> None:
     spec = yaml.safe_load((ROOT / "examples" / "plant7-workgroup.yaml").read_text())
     spec = copy.deepcopy(spec)
