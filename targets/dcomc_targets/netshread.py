@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dcomc_targets.readerror import ReadError
+from dcomc_targets.readerror import ReadError, decode_windows_text
 
 # Options of each command (learn: netsh advfirewall firewall add/delete/set rule).
 _MATCH = ("name", "dir", "profile", "program", "service", "localip", "remoteip", "localport",
@@ -63,17 +63,8 @@ class Script:
 
 
 def decode(data: bytes) -> str:
-    try:
-        if data.startswith(b"\xff\xfe"):
-            return data[2:].decode("utf-16-le")
-        if len(data) >= 4 and data[0] and not data[1] and not data[3]:
-            return data.decode("utf-16-le")
-    except UnicodeDecodeError as exc:
-        raise ReadError(f"not UTF-16LE text: {exc.reason} at byte {exc.start}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
+    """A netsh script's text: the readers' one decoder (UTF-16LE, UTF-8, else ANSI)."""
+    return decode_windows_text(data)[0]
 
 
 def tokenize(line: str, number: int) -> list[Token]:

@@ -120,3 +120,29 @@ def test_zone_ids_pass_through_quoted(tmp_path: Path) -> None:
     assert quoted and all(set(q.split(b",")) == {b"fe80::1%12", b"fe80::%eth0/64",
                                                  b"10.7.3.0/24"} for q in quoted)
     assert NETSH.read(artifact.data) == NETSH.expected(host, ctx)
+
+
+LINE = 'netsh advfirewall firewall add rule name="Zül \x81" dir=in action=allow\r\n'
+
+
+@pytest.mark.parametrize("data", [
+    LINE.encode("latin-1"),  # ANSI: cp1252 leaves 0x81 undefined, Windows maps it 1:1
+    b"\xef\xbb\xbf" + LINE.encode("utf-8"),
+    b"\xff\xfe" + LINE.encode("utf-16-le"),
+    LINE.encode("utf-16-le"),  # no BOM
+], ids=["ansi", "utf-8-bom", "utf-16-bom", "utf-16"])
+def test_a_netsh_script_decodes_as_the_other_readers_read_text(data: bytes) -> None:
+    """The netsh reader shares decode_windows_text with the .reg and .inf readers."""
+    from dcomc_targets import netshread, regread
+
+    assert netshread.decode(data) == regread.decode(data)[0]
+    [command] = netshread.inspect(netshread.parse_text(netshread.decode(data)))["commands"]
+    assert command["rule"]["name"] == "Zül \x81"
+
+
+def test_a_netsh_script_with_a_utf8_bom_and_bad_utf8_is_refused() -> None:
+    from dcomc_targets import netshread
+    from dcomc_targets.readerror import ReadError
+
+    with pytest.raises(ReadError, match="not UTF-8 text: invalid start byte at byte 46"):
+        netshread.decode(b"\xef\xbb\xbf" + LINE.encode("latin-1"))
