@@ -36,25 +36,6 @@ def reg_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def reg_unstring(quoted: str) -> tuple[str, str]:
-    """Inverse of reg_string at the start of `quoted`: (value, rest of the line)."""
-    if not quoted.startswith('"'):
-        raise QuoteError(f".reg: expected a quoted string at {quoted[:20]!r}")
-    out: list[str] = []
-    i = 1
-    while i < len(quoted):
-        char = quoted[i]
-        if char == "\\" and i + 1 < len(quoted):
-            out.append(quoted[i + 1])
-            i += 2
-            continue
-        if char == '"':
-            return "".join(out), quoted[i + 1 :]
-        out.append(char)
-        i += 1
-    raise QuoteError(f".reg: unterminated string {quoted[:40]!r}")
-
-
 def reg_key(path: str) -> str:
     """A key line `[path]`; a key name cannot escape `]`, so it may not contain one."""
     _refuse_controls(path, ".reg")
