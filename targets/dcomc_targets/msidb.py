@@ -106,8 +106,7 @@ def patch(msi: Path, action: str, old_types: frozenset[int], new_type: int,
     with msi.open("r+b") as file:
         cfb = Compound(file.read())
         strings, ref = _string_pool(cfb)  # the patches change cells, never a string
-        for fix in (ActionType(action, old_types, new_type), *types):
-            _set_action_type(cfb, strings, ref, fix)
+        _set_action_types(cfb, strings, ref, [ActionType(action, old_types, new_type), *types])
         for swap in swaps:
             _swap_property_values(cfb, strings, ref, swap)
         _set_summary(cfb, package_code, epoch)
@@ -256,18 +255,24 @@ def _table(cfb: Compound, strings: _Pool, ref: int, table: str
     return name, data, rows, rest, [c for c, _ in columns], widths
 
 
-def _set_action_type(cfb: Compound, strings: _Pool, ref: int, fix: ActionType) -> None:
+def _set_action_types(cfb: Compound, strings: _Pool, ref: int,
+                      fixes: Sequence[ActionType]) -> None:
+    """Each fix in turn, on the table read once and written once (it was read and written
+    per fix, four times per MSI)."""
     name, data, rows, rest, names, widths = _table(cfb, strings, ref, "CustomAction")
     if rest or names[:2] != [b"Action", b"Type"] or widths[1] != 2:
         raise MsiPatchError(f"CustomAction table has an unexpected layout: {names}")
-    row = _only_row(_cells(data, 0, ref, rows), strings, "CustomAction", fix.action)
-    at = rows * widths[0] + 2 * row
-    current = int.from_bytes(data[at:at + 2], "little") - 0x8000
-    if current != fix.new and current not in fix.old:
-        raise MsiPatchError(f"CustomAction {fix.action!r} has type {current}, expected one of "
-                            f"{sorted(fix.old | {fix.new})}: wixl changed, review the patch")
-    cell = (fix.new + 0x8000).to_bytes(2, "little")
-    cfb.write(name, data[:at] + cell + data[at + 2:])
+    keys = _cells(data, 0, ref, rows)
+    out = bytearray(data)
+    for fix in fixes:
+        at = rows * widths[0] + 2 * _only_row(keys, strings, "CustomAction", fix.action)
+        current = int.from_bytes(out[at:at + 2], "little") - 0x8000
+        if current != fix.new and current not in fix.old:
+            raise MsiPatchError(f"CustomAction {fix.action!r} has type {current}, expected one "
+                                f"of {sorted(fix.old | {fix.new})}: wixl changed, review the "
+                                "patch")
+        out[at:at + 2] = (fix.new + 0x8000).to_bytes(2, "little")
+    cfb.write(name, bytes(out))
 
 
 def _only_row(keys: list[int], strings: _Pool, table: str, key: str) -> int:
