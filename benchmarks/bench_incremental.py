@@ -94,6 +94,9 @@ def measure(hosts: int, work: Path, repeat: int, msis: bool, change: str) -> Non
             incremental.append(child(new_spec, out, msis))
             new, reference = tree(out), tree(fresh)
             identical = new == reference
+            if not identical:  # name them: a difference is a bug
+                print("differ:", sorted(rel for rel in set(new) | set(reference)
+                                        if new.get(rel) != reference.get(rel))[:10])
             changed = sorted(rel for rel in new if old.get(rel) != new[rel])
             shutil.rmtree(fresh)
             shutil.rmtree(out)

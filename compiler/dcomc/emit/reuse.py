@@ -27,6 +27,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -148,14 +149,15 @@ def keep(prev: Previous, host: str, inputs: str, tmp: Path, *, msi: bool) -> Kep
         return None
     texts = [a for a in listed if a["kind"] != "msi"]
     msis = [a for a in listed if a["kind"] == "msi"]
-    take_msi = msi and prev.msis and len(msis) == 1
+    take_msi = msi and prev.msis and [a["path"] for a in msis] == [f"{host}/{host}.msi"]
     linked: list[str] = []
     folders: set[str] = set()
     try:
         for art in texts + (msis if take_msi else []):
-            linked.append(_link(f"{prev.folder}/{art['path']}", f"{tmp}/{art['path']}",
-                                folders))
-            if not _holds(linked[-1], art["sha256"], prev.seen):
+            target = f"{tmp}/{art['path']}"
+            _link(f"{prev.folder}/{art['path']}", target, folders)
+            linked.append(target)
+            if not _holds(target, art["sha256"], prev.seen):
                 raise _UnusableError
     except (_UnusableError, OSError):
         for path in linked:  # the host is written again: no link to the old bundle may stay
@@ -171,24 +173,23 @@ class _UnusableError(Exception):
     """A previous file is not the one its manifest lists."""
 
 
+# After the host's name: one or more path parts, none empty, `.` or `..`, and no backslash,
+# colon or NUL (what `manifest.bundle_path` refuses too).
+_INSIDE = re.compile(r"(?:/(?!\.\.?(?:/|$))[^/\\:\x00]+)+")
+
+
 def _plain(art: Any, host: str) -> bool:
     """An artifact entry as dcomc writes it, naming a plain path inside the host's folder."""
-    if not isinstance(art, dict) or not all(isinstance(art.get(k), str)
-                                            for k in ("kind", "path", "sha256")):
-        return False
-    parts = art["path"].split("/")
-    return (len(parts) > 1 and parts[0] == host
-            and not any(c in art["path"] for c in "\\:\x00")
-            and not any(p in ("", ".", "..") for p in parts))
+    return (isinstance(art, dict) and type(art.get("kind")) is str
+            and type(art.get("sha256")) is str and type(path := art.get("path")) is str
+            and path.startswith(host) and _INSIDE.fullmatch(path, len(host)) is not None)
 
 
-def _link(source: str, target: str, folders: set[str]) -> str:
-    """The previous bundle's file `source`, a regular file (no link followed), hard-linked as
-    `target` (copied where the file system has no hard links); OSError when it is not there.
-    Plain strings and system calls: a bundle is thousands of small files."""
-    if not stat.S_ISREG(os.lstat(source).st_mode):
-        raise OSError(f"{source}: not a regular file")
-    folder = os.path.dirname(target)  # noqa: PTH120
+def _link(source: str, target: str, folders: set[str]) -> None:
+    """Hard-link the previous bundle's file `source` as `target` (a copy where the file system
+    has no hard links); OSError when it is not there. A link is linked as a link, and `_holds`
+    then refuses it. Plain strings and system calls: a bundle is thousands of small files."""
+    folder = target.rpartition("/")[0]
     if folder not in folders:
         os.makedirs(folder, exist_ok=True)  # noqa: PTH103
         folders.add(folder)
@@ -197,19 +198,23 @@ def _link(source: str, target: str, folders: set[str]) -> str:
     except FileExistsError:
         raise
     except OSError:  # no hard links here (some network and FUSE file systems)
+        if not stat.S_ISREG(os.lstat(source).st_mode):
+            raise
         shutil.copyfile(source, target, follow_symlinks=False)
-    return target
 
 
 def _holds(path: str, sha256: str, seen: dict[str, bytes]) -> bool:
-    """Whether the file `path` has the hash `sha256`: its bytes compared with those of a file
-    that had it (`seen`), else hashed."""
-    with open(path, "rb") as stream:  # noqa: PTH123 (a string path: one call per file)
+    """Whether `path` is a regular file (no link followed) with the hash `sha256`: its bytes
+    compared with those of a file that had it (`seen`), else hashed."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as stream:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # a FIFO, a device: not a file of the bundle
+            return False
         known = seen.get(sha256)
-        size = os.fstat(stream.fileno()).st_size
         if known is not None:
-            return size == len(known) and stream.read() == known
-        if size > _MAX_SEEN:  # not held in memory
+            return info.st_size == len(known) and stream.read() == known
+        if info.st_size > _MAX_SEEN:  # not held in memory
             return hashlib.file_digest(stream, "sha256").hexdigest() == sha256
         data = stream.read()
     if hashlib.sha256(data).hexdigest() != sha256:
