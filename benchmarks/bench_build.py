@@ -1,12 +1,17 @@
 """Benchmark (issue 3): build every artifact (but the MSIs) of a generated site of N hosts.
 
 Targets: 1,000 hosts in under 10 s on the 2-core machine, peak memory under 300 MB, and the time
-per host within 1.5x from 10 to 1,000 hosts; issue 18: 10,000 hosts in 10 s and 1 GB. Each size
-runs in a fresh process so that its peak RSS is its own. The bundles are written under ./build,
-where `dcomc build` writes by default (see bench_msi.py on why the folder matters); a disk's
-speed varies 50x within minutes on the shared VM, so compare code on tmpfs:
-    python benchmarks/bench_build.py [N ...] [--dir /dev/shm/bench] [--addresses contiguous]
-                                     [--flows all] [--write memory]
+per host within 1.5x from 10 to 1,000 hosts; issue 18: 10,000 hosts in 10 s and 1 GB, and the
+marginal cost of a host from 1,000 to 10,000 hosts within 1.5x of that from 100 to 1,000 (the
+`marginal` lines: the time added per host from one size to the next, and its ratio to the
+previous step's). Each size runs in a fresh process so that its peak RSS is its own, ROUNDS
+times (the median is shown, and the CPU seconds beside the wall time: on the shared VM the wall
+time follows the neighbours' load, the CPU time much less). The bundles are written under
+./build, where `dcomc build` writes by default (see bench_msi.py on why the folder matters); a
+disk's speed varies 50x within minutes on the shared VM, and 100,000 small files are mostly
+kernel time on a disk, so compare code on tmpfs:
+    python benchmarks/bench_build.py [N ...] [--rounds 3] [--dir /dev/shm/bench]
+                                     [--addresses contiguous] [--flows all] [--write memory]
 
 Addresses (the `site` firewall scope lists them, collapsed into networks): `scattered` (the
 default) puts 100 hosts at .10-.109 of each /24, which collapses to 8 networks per /24 (800 at
@@ -19,10 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +96,7 @@ def run_one(hosts: int, layout: str, flows: str, work: Path, write: str) -> dict
     with tempfile.TemporaryDirectory(prefix="bench-build-", dir=work) as tmp:
         spec = Path(tmp) / "site.yaml"
         spec.write_text(yaml.safe_dump(generate(hosts, layout, flows)), encoding="utf-8")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         compiled = compile_file(spec)
         lowered = time.perf_counter()
         if write == "streamed":
@@ -99,11 +106,11 @@ def run_one(hosts: int, layout: str, flows: str, work: Path, write: str) -> dict
             result = bundle.emit(compiled, Options(), spec.name)
             emitted = time.perf_counter()
             bundle.write(result, Path(tmp) / "out")
-        done = time.perf_counter()
+        done, cpu = time.perf_counter(), time.process_time() - cpu
         files = sum(1 for p in (Path(tmp) / "out").rglob("*") if p.is_file())
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"hosts": hosts, "compile_s": lowered - start, "emit_s": emitted - lowered,
-            "write_s": done - emitted, "total_s": done - start,
+            "write_s": done - emitted, "total_s": done - start, "cpu_s": cpu,
             "per_host_ms": (done - start) / hosts * 1000, "peak_mb": peak_mb,
             "files": files}
 
@@ -116,6 +123,7 @@ def main() -> None:
     parser.add_argument("--addresses", choices=("scattered", "contiguous"), default="scattered")
     parser.add_argument("--flows", choices=("cell", "all"), default="cell")
     parser.add_argument("--write", choices=("streamed", "memory"), default="streamed")
+    parser.add_argument("--rounds", type=int, default=1, help="runs per size (the median)")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child process
     args = parser.parse_args()
     if args.one:
@@ -123,21 +131,26 @@ def main() -> None:
         return
     rows = []
     for n in args.sizes:
-        out = subprocess.run([sys.executable, __file__, "--one", str(n), "--dir", str(args.dir),
-                              "--addresses", args.addresses, "--flows", args.flows,
-                              "--write", args.write],
-                             check=True, capture_output=True, text=True).stdout
-        rows.append(json.loads(out))
+        runs = [json.loads(subprocess.run(
+            [sys.executable, __file__, "--one", str(n), "--dir", str(args.dir), "--addresses",
+             args.addresses, "--flows", args.flows, "--write", args.write],
+            check=True, capture_output=True, text=True).stdout) for _ in range(args.rounds)]
+        rows.append({key: statistics.median(r[key] for r in runs) for key in runs[0]})
     print(f"addresses {args.addresses}, flows {args.flows}, write {args.write}, in "
-          f"{args.dir.resolve()}")
+          f"{args.dir.resolve()}, median of {args.rounds}")
     print(f"{'hosts':>6} {'compile s':>10} {'emit s':>8} {'write s':>8} {'total s':>8} "
-          f"{'ms/host':>8} {'peak MB':>8} {'files':>6}")
+          f"{'cpu s':>7} {'ms/host':>8} {'peak MB':>8} {'files':>6}")
     for r in rows:
         print(f"{r['hosts']:>6} {r['compile_s']:>10.2f} {r['emit_s']:>8.2f} {r['write_s']:>8.2f} "
-              f"{r['total_s']:>8.2f} {r['per_host_ms']:>8.2f} {r['peak_mb']:>8.0f} "
-              f"{r['files']:>6}")
+              f"{r['total_s']:>8.2f} {r['cpu_s']:>7.2f} {r['per_host_ms']:>8.2f} "
+              f"{r['peak_mb']:>8.0f} {r['files']:>6.0f}")
     ratio = rows[-1]["per_host_ms"] / rows[0]["per_host_ms"]
     print(f"per-host time ratio {rows[-1]['hosts']} vs {rows[0]['hosts']} hosts: {ratio:.2f}x")
+    steps = [(a, b, (b["total_s"] - a["total_s"]) / (b["hosts"] - a["hosts"]) * 1000)
+             for a, b in pairwise(rows) if b["hosts"] > a["hosts"]]
+    for n, (a, b, marginal) in enumerate(steps):
+        vs = f", {marginal / steps[n - 1][2]:.2f}x the previous step" if n else ""
+        print(f"marginal {a['hosts']} -> {b['hosts']} hosts: {marginal:.2f} ms/host{vs}")
 
 
 if __name__ == "__main__":
