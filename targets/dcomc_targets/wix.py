@@ -49,6 +49,7 @@ from typing import Any
 
 from lxml import etree
 
+from dcomc import __version__
 from dcomc.plan.model import HostPlan, LocalUser, ServiceLogon
 from dcomc_targets import xmltext
 from dcomc_targets.base import Artifact, EmitContext, template_bytes
@@ -222,7 +223,8 @@ def detection_values(host: HostPlan, site: str, version: str,
     installation, overwrites it with its verdict: a path that wrote the table but did not run
     Apply would then ask for a reboot too many, not hide one (as CheckReboot does)."""
     rows = [("Site", "string", site), ("Host", "string", host.name),
-            ("ProductVersion", "string", version), ("InputsSha256", "string", inputs_sha)]
+            ("ProductVersion", "string", version), ("InputsSha256", "string", inputs_sha),
+            ("Generator", "string", f"dcomc {__version__}")]
     for name, _, value in rows:
         if value.startswith("#"):  # the Registry table would read #1 as a DWORD, #x as binary
             raise QuoteError(f"registry value {name}: cannot start with '#': {value!r}")

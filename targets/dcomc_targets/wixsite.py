@@ -37,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from dcomc import __version__
 from dcomc.diagnostics import Span
 from dcomc.plan.model import HostPlan, LocalUser, ServiceLogon, SitePlan
 from dcomc_targets.base import EmitContext, template_bytes
@@ -171,7 +172,8 @@ def detection_values(plan: SitePlan, version: str, spec_sha: str) -> list[tuple[
         raise QuoteError(f"registry value Site: cannot start with '#': {plan.site!r}")
     return [("Site", "string", msi_formatted(plan.site)), ("Host", "string", f"[{SELECTED}]"),
             ("ProductVersion", "string", msi_formatted(version)),
-            ("SpecSha256", "string", spec_sha), ("RebootRequired", "integer", "1")]
+            ("SpecSha256", "string", spec_sha), ("Generator", "string", f"dcomc {__version__}"),
+            ("RebootRequired", "integer", "1")]
 
 
 def product_xml(plan: SitePlan, ctx: EmitContext, version: str) -> bytes:

@@ -83,7 +83,8 @@ def detection_rows(out: Path, host: str, version: str = "1.0.0") -> dict[str, st
     hash)."""
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     return {"Site": manifest["site"], "Host": host, "ProductVersion": version,
-            "InputsSha256": manifest["hosts"][host]["inputs"], "RebootRequired": "#1"}
+            "InputsSha256": manifest["hosts"][host]["inputs"],
+            "Generator": f"dcomc {manifest['dcomc']}", "RebootRequired": "#1"}
 
 
 def test_registry_rows_are_the_detection_key_only(plant7: Path) -> None:

@@ -207,8 +207,12 @@ def test_wine_applies_the_plan_of_the_pc(wine: dict[str, str], site9: Path, host
     assert (target / f"{host}.psd1").read_bytes() == (
         site9 / host / "powershell" / f"{host}.psd1").read_bytes()
     values = wine_values(wine, KEY9)
-    assert values is not None and values["Host"] == f"REG_SZ {host}"
-    assert values["RebootRequired"] == "REG_DWORD 0x0"
+    manifest = json.loads((site9 / "manifest.json").read_text(encoding="utf-8"))
+    assert values == {"Site": "REG_SZ plant9-utilities", "Host": f"REG_SZ {host}",
+                      "ProductVersion": "REG_SZ 1.0.0",
+                      "SpecSha256": f"REG_SZ {manifest['spec']['sha256']}",
+                      "Generator": f"REG_SZ dcomc {manifest['dcomc']}",
+                      "RebootRequired": "REG_DWORD 0x0"}
     computer(wine, "RENAMED-PC")  # uninstall: the recorded host, whatever the PC is now called
     code, trace = msiexec(wine, "/x", winpath(package(site9)), "/qn")
     assert code == 0
