@@ -39,6 +39,9 @@ from typing import Any
 from dcomc.emit.layout import MANIFEST
 
 _MIN_SEEN, _MAX_SEEN = 16384, 64 << 20
+# link() the link itself where the system can say so (Linux; Windows cannot)
+_NO_FOLLOW: dict[str, Any] = {"follow_symlinks": False} if os.link in os.supports_follow_symlinks \
+    else {}
 _MAX_MANIFEST = 1 << 30  # 10,000 hosts: about 22 MB
 
 
@@ -191,13 +194,18 @@ def _link(source: str, target: str, folders: set[str]) -> None:
     then refuses it. Plain strings and system calls: a bundle is thousands of small files."""
     folder = target.rpartition("/")[0]
     if folder not in folders:
-        os.makedirs(folder, exist_ok=True)  # noqa: PTH103
+        try:
+            os.mkdir(folder)  # noqa: PTH102 (the host's folder is made with its first file's)
+        except FileNotFoundError:
+            os.makedirs(folder)  # noqa: PTH103
+        except FileExistsError:
+            pass
         folders.add(folder)
     try:
-        os.link(source, target, follow_symlinks=False)
+        os.link(source, target, **_NO_FOLLOW)
     except FileExistsError:
         raise
-    except OSError:  # no hard links here (some network and FUSE file systems)
+    except (OSError, NotImplementedError):  # no hard links here (FAT, some network shares)
         if not stat.S_ISREG(os.lstat(source).st_mode):
             raise
         shutil.copyfile(source, target, follow_symlinks=False)
