@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import random
 import uuid
 from pathlib import Path
+
+import pytest
 
 from dcomc.emit import review
 from dcomc.pipeline import Compiled, compile_file
@@ -74,3 +78,34 @@ def test_md_text_cached_is_md_text() -> None:
         assert review.md_text(value) == first
         text = "" if value is None else str(value).replace("\r", " ").replace("\n", " ")
         assert (first == text) == review._plain(text)
+
+
+def test_engine_written_once_and_linked(plant7: Compiled, tmp_path: Path) -> None:
+    """The engine, the same large file on every host, is one file linked into each host
+    folder: its bytes as the manifest lists them."""
+    from dcomc.emit import bundle
+
+    result = bundle.build(plant7, Options(), "site.yaml", tmp_path / "out")
+    engines = sorted((tmp_path / "out").glob("*/powershell/DcomConfig.psm1"))
+    assert len(engines) == len(plant7.plan.hosts) > 1
+    assert len({p.stat().st_ino for p in engines}) == 1
+    assert engines[0].stat().st_nlink == len(engines)
+    listed = {a["path"]: a["sha256"] for h in result.manifest["hosts"].values()
+              for a in h["artifacts"]}
+    for path in engines:
+        rel = path.relative_to(tmp_path / "out").as_posix()
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == listed[rel]
+
+
+def test_engine_copied_where_links_fail(plant7: Compiled, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from dcomc.emit import bundle
+
+    def no_links(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EPERM, "no hard links on this file system")
+
+    monkeypatch.setattr(bundle.os, "link", no_links)
+    bundle.build(plant7, Options(), "site.yaml", tmp_path / "out")
+    engines = sorted((tmp_path / "out").glob("*/powershell/DcomConfig.psm1"))
+    assert len({p.stat().st_ino for p in engines}) == len(engines) > 1
+    assert len({p.read_bytes() for p in engines}) == 1
