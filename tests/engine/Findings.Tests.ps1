@@ -92,6 +92,7 @@ Describe 'major' {
 
     It 'M3: dcomc''s folders are created trusted, and a planted backup is refused by Rollback' {
         Use-Pc -Bundle $scada
+        $fresh = Snapshot
         (Run 'Apply').ExitCode | Should -Be 0
         $root = Sim { Get-DcomcOsDataRoot }
         Sim { param($p) Test-DcomcTrustedPath -Path $p } @(Join-Path -Path $root -ChildPath $data.Site) | Should -BeTrue
@@ -102,8 +103,14 @@ Describe 'major' {
         Sim { param($p) Add-SimPlantedItem -Path $p -Folder } @($planted)
         Sim { param($p, $t) Add-SimPlantedItem -Path (Join-Path -Path $p -ChildPath 'changes.json') -Text $t } @($planted, $text)
         $applied = Snapshot
-        (Run 'Rollback').ExitCode | Should -Be 3
+        (Run 'Rollback' -With @{ Backup = $planted }).ExitCode | Should -Be 3
         Snapshot | Should -BeExactly $applied
+        # Not asked for, it is skipped with a warning (it must not block every later Rollback,
+        # an uninstall's included): the newest trusted backup is rolled back, never the planted one.
+        $outcome = Run 'Rollback'
+        $outcome.ExitCode | Should -Be 0
+        (Get-Content -LiteralPath $outcome.LogFile -Raw) | Should -Match ('WARN +backup skipped: The backup {0} can be changed by users other than SYSTEM and Administrators' -f [regex]::Escape($planted))
+        Snapshot | Should -BeExactly $fresh
     }
 
     It 'M3: a non-elevated Test creates no folder under ProgramData' {
@@ -185,6 +192,58 @@ Describe 'major' {
         (Run 'Rollback').ExitCode | Should -Be 0
         (Sim { param($o) Get-DcomcOsRegistryValue -Path ($o.Key.Substring(19)) -Name $o.ValueName } @($option)).Data | Should -Be 7
         @(Get-Backups) | Should -Contain 'msi'
+    }
+
+    It 'M7: backups from before the numbers (no Sequence) are taken newest first, by the time recorded in them' {
+        Use-Pc -Bundle $scada
+        $option = (Get-Resource 'security_option')[0]
+        foreach ($value in 7, 9) {
+            Sim { param($o, $v) Set-DcomcOsRegistryValue -Path ($o.Key.Substring(19)) -Name $o.ValueName -Type 'DWord' -Data $v } @($option, $value)
+            (Run 'Apply').ExitCode | Should -Be 0
+        }
+        # Both backups as the engine wrote them before it numbered them: no Sequence field. The
+        # folders are listed oldest first, so the first one listed must not win a tie.
+        Sim { param($site)
+            $root = Join-Path -Path (Get-DcomcOsDataRoot) -ChildPath "$site/backups"
+            foreach ($name in (Get-DcomcOsChildFolder -Path $root)) {
+                $file = Join-Path -Path (Join-Path -Path $root -ChildPath $name) -ChildPath 'changes.json'
+                $saved = ConvertFrom-Json -InputObject (Read-DcomcOsFile -Path $file)
+                $saved.PSObject.Properties.Remove('Sequence')
+                Write-DcomcOsFile -Path $file -Text (ConvertTo-Json -InputObject $saved -Depth 14)
+            }
+        } @($data.Site)
+        @(Get-Backups).Count | Should -Be 2
+        (Run 'Rollback').ExitCode | Should -Be 0
+        (Sim { param($o) Get-DcomcOsRegistryValue -Path ($o.Key.Substring(19)) -Name $o.ValueName } @($option)).Data | Should -Be 9
+        (Run 'Rollback').ExitCode | Should -Be 0
+        (Sim { param($o) Get-DcomcOsRegistryValue -Path ($o.Key.Substring(19)) -Name $o.ValueName } @($option)).Data | Should -Be 7
+    }
+
+    It 'M7: a damaged backup folder is skipped with a warning, unless it is the one asked for' {
+        Use-Pc -Bundle $scada
+        $option = (Get-Resource 'security_option')[0]
+        Sim { param($o) Set-DcomcOsRegistryValue -Path ($o.Key.Substring(19)) -Name $o.ValueName -Type 'DWord' -Data 7 } @($option)
+        (Run 'Apply').ExitCode | Should -Be 0
+        # A half-written changes.json in a folder that sorts last (a disk full, a hand edit)
+        $bad = Sim { param($site)
+            $folder = Join-Path -Path (Get-DcomcOsDataRoot) -ChildPath "$site/backups/run-20991231-000000-000"
+            Initialize-DcomcSecureFolder -Path $folder
+            Write-DcomcOsFile -Path (Join-Path -Path $folder -ChildPath 'changes.json') -Text '{ "Format": 1, "Site":'
+            $folder
+        } @($data.Site)
+        Sim { param($o) Set-DcomcOsRegistryValue -Path ($o.Key.Substring(19)) -Name $o.ValueName -Type 'DWord' -Data 9 } @($option)
+        $outcome = Run 'Apply'
+        $outcome.ExitCode | Should -Be 0
+        (Get-Content -LiteralPath $outcome.LogFile -Raw) | Should -Match ('WARN +backup skipped: The backup {0} cannot be read' -f [regex]::Escape($bad))
+        $asked = Run 'Rollback' -With @{ Backup = $bad }
+        $asked.ExitCode | Should -Be 3
+        (Get-Content -LiteralPath $asked.LogFile -Raw) | Should -Match ('ERROR +The backup {0} cannot be read' -f [regex]::Escape($bad))
+        (Run 'Rollback' -With @{ BackupName = (Split-Path -Path $bad -Leaf) }).ExitCode | Should -Be 3
+        foreach ($value in 9, 7) {
+            (Run 'Rollback').ExitCode | Should -Be 0
+            (Sim { param($o) Get-DcomcOsRegistryValue -Path ($o.Key.Substring(19)) -Name $o.ValueName } @($option)).Data | Should -Be $value
+        }
+        @(Get-Backups) | Should -Contain (Split-Path -Path $bad -Leaf)
     }
 
     It 'M8: a Log On account that cannot be restored is a manual step: Rollback exits 0, the uninstall goes on' {

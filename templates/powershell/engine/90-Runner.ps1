@@ -231,7 +231,26 @@ function Read-DcomcBackup {
     if (-not (Test-DcomcTrustedPath -Path $file)) {
         throw ('The backup {0} can be changed by users other than SYSTEM and Administrators; it is not used' -f $Folder)
     }
-    $saved = ConvertFrom-Json -InputObject (Read-DcomcOsFile -Path $file)
+    try {
+        $saved = ConvertFrom-Json -InputObject (Read-DcomcOsFile -Path $file)
+        if ($saved -isnot [System.Management.Automation.PSCustomObject]) {
+            throw 'not a JSON object'
+        }
+        foreach ($field in 'Format', 'Site', 'Named', 'Changes') {
+            if ($null -eq $saved.PSObject.Properties[$field]) { throw ('no {0}' -f $field) }
+        }
+        # What orders the backups. One written before they were numbered has no Sequence: 0,
+        # older than any numbered one (Test-DcomcNewerBackup).
+        foreach ($field in 'Sequence', 'Created') {
+            if ($null -eq $saved.PSObject.Properties[$field]) {
+                Add-Member -InputObject $saved -NotePropertyName $field -NotePropertyValue ([long] 0)
+            }
+            $null = [long] $saved.$field
+        }
+    }
+    catch {
+        throw ('The backup {0} cannot be read: {1}' -f $Folder, ($_.Exception.Message -replace '\s+', ' '))
+    }
     if ([int] $saved.Format -ne $script:BackupFormat -or [string] $saved.Site -ne [string] $Data.Site) {
         throw ('The backup {0} is not a backup of site {1} by this engine' -f $Folder, $Data.Site)
     }
@@ -303,7 +322,9 @@ function Complete-DcomcBackup {
 
 function Get-DcomcSavedBackup {
     <# @{ Folder; Saved } of every backup folder of the site with a changes.json, retired ones
-       included (their numbers are never given again). #>
+       included (their numbers are never given again). A folder that cannot be read (damaged,
+       untrusted, another engine's) is skipped with a warning: it must not stop every later
+       Apply and Rollback. Asked for by -Backup or -BackupName, the same folder fails the run. #>
     param([Parameter(Mandatory = $true)] $Data)
     $root = Get-DcomcSiteFolder -Data $Data -Name 'backups'
     if (-not (Test-DcomcOsPath -Path $root)) {
@@ -311,7 +332,13 @@ function Get-DcomcSavedBackup {
     }
     foreach ($name in (Get-DcomcOsChildFolder -Path $root)) {
         $folder = Join-Path -Path $root -ChildPath $name
-        $saved = Read-DcomcBackup -Folder $folder -Data $Data
+        try {
+            $saved = Read-DcomcBackup -Folder $folder -Data $Data
+        }
+        catch {
+            Write-DcomcLog -Level 'WARN' -Message ('backup skipped: {0}' -f $_.Exception.Message)
+            continue
+        }
         if ($null -ne $saved) {
             @{ Folder = $folder; Name = $name; Saved = $saved }
         }
@@ -329,20 +356,37 @@ function Get-DcomcNextSequence {
     return ($highest + 1)
 }
 
-function Find-DcomcLatestBackup {
-    <# The newest unnamed, unretired backup by its number (never by folder name or time, and
-       never a named backup such as the MSI's). #>
-    param([Parameter(Mandatory = $true)] $Data)
-    $best = $null
-    $bestSequence = [long] -1
-    foreach ($backup in (Get-DcomcSavedBackup -Data $Data)) {
-        if ($backup.Name -notmatch '^run-[0-9-]+$' -or $backup.Saved.Named) { continue }
-        if ([long] $backup.Saved.Sequence -gt $bestSequence) {
-            $best = $backup.Folder
-            $bestSequence = [long] $backup.Saved.Sequence
+function Test-DcomcNewerBackup {
+    <# Whether backup $A is newer than $B: by number. Backups written before the numbers (no
+       Sequence: all 0, older than any numbered one) by the time recorded in them, then by
+       folder name (the run's UTC stamp), so that the choice among them never depends on the
+       order the folders are listed in. #>
+    param([Parameter(Mandatory = $true)] $A, $B)
+    if ($null -eq $B) { return $true }
+    foreach ($field in 'Sequence', 'Created') {
+        if ([long] $A.Saved.$field -ne [long] $B.Saved.$field) {
+            return ([long] $A.Saved.$field -gt [long] $B.Saved.$field)
         }
     }
-    return $best
+    return ([string]::CompareOrdinal([string] $A.Name, [string] $B.Name) -gt 0)
+}
+
+function Find-DcomcLatestBackup {
+    <# The newest unnamed, unretired backup by its number (never by folder name or time, and
+       never a named backup such as the MSI's; see Test-DcomcNewerBackup for backups from
+       before the numbers). #>
+    param([Parameter(Mandatory = $true)] $Data)
+    $best = $null
+    foreach ($backup in (Get-DcomcSavedBackup -Data $Data)) {
+        if ($backup.Name -notmatch '^run-[0-9-]+$' -or $backup.Saved.Named) { continue }
+        if (Test-DcomcNewerBackup -A $backup -B $best) {
+            $best = $backup
+        }
+    }
+    if ($null -eq $best) {
+        return $null
+    }
+    return $best.Folder
 }
 
 # --- restoring --------------------------------------------------------------------------------------
