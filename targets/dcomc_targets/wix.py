@@ -41,6 +41,7 @@ copy without the attributes it does not know).
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -374,7 +375,7 @@ class _Wxs:
     def __init__(self, comments: list[str]) -> None:
         self.root = xmltext.Element("Wix", {"xmlns": WIX_NS})
         for line in comments:  # read back by quoting.xml_uncomment (a site named "a---b")
-            self.root.children.append(xmltext.comment(f" {xml_comment(line)} "))
+            self.root.children.append(_comment(line))
         self._defines: dict[str, str] = {}  # value -> variable name
 
     def literal(self, value: str) -> str:
@@ -420,9 +421,21 @@ def _start_tag(tag: str, items: tuple[tuple[str, str], ...]) -> str | None:
     return f"<{tag}" + "".join([f' {name}="{_attribute(value)}"' for name, value in items])
 
 
-@lru_cache(maxsize=4096)  # the values of a tag seen first: most are seen on every host
 def _attribute(value: str) -> str:
+    """xmltext.attribute(wix_preprocessor(value)), which is `value` itself when it holds
+    nothing either escapes or refuses (one search instead of four: most values are plain)."""
+    if _PLAIN_VALUE.search(value) is None:
+        return value
     return xmltext.attribute(wix_preprocessor(value))
+
+
+# What wix_preprocessor refuses or changes (controls, `$`) and what XML escapes or refuses.
+_PLAIN_VALUE = re.compile('[\x00-\x1f\x7f-\x9f$&<>"\ufffe\uffff]')
+
+
+@lru_cache(maxsize=256)  # the header's lines: most are the same in every host's files
+def _comment(line: str) -> str:
+    return xmltext.comment(f" {xml_comment(line)} ")
 
 
 @lru_cache(maxsize=4096)
