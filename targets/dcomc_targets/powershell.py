@@ -123,17 +123,22 @@ def to_data(value: Any) -> Any:
 
 
 def resource_data(resource: Resource, spec_name: str) -> dict[str, Any]:
-    span = resource.prov.span
     head = {
         "Id": resource.id,
         "Kind": resource.kind,
         "Phase": resource.phase,
         "Guide": resource.prov.guide,
-        # the spec's file name only: the same spec gives the same bytes from any folder
-        "Source": f"{spec_name}:{span.line}:{span.col}" if span else None,
+        "Source": _source(resource, spec_name),
     }
     return head | {pascal(name): to_data(getattr(resource, name))
                    for name in data_fields(type(resource))}
+
+
+def _source(resource: Resource, spec_name: str) -> str | None:
+    """Where the spec says it: the spec's file name only, so that the same spec gives the same
+    bytes from any folder."""
+    span = resource.prov.span
+    return f"{spec_name}:{span.line}:{span.col}" if span else None
 
 
 def host_data(host: HostPlan, ctx: EmitContext) -> dict[str, Any]:
@@ -145,6 +150,11 @@ def host_data(host: HostPlan, ctx: EmitContext) -> dict[str, Any]:
 
 def plan_data(host: HostPlan, ctx: EmitContext) -> dict[str, Any]:
     """The host's plan in the data file's form, without its inputs hash (hashed for it)."""
+    return _plan_head(host, ctx) | {
+        "Resources": [resource_data(r, ctx.spec_name) for r in host.resources]}
+
+
+def _plan_head(host: HostPlan, ctx: EmitContext) -> dict[str, Any]:
     return {
         "FormatVersion": FORMAT_VERSION,
         "Site": ctx.plan.site,
@@ -153,7 +163,6 @@ def plan_data(host: HostPlan, ctx: EmitContext) -> dict[str, Any]:
         "Roles": list(host.roles),
         "Generator": f"dcomc {ctx.version}",
         "Spec": ctx.spec_name,
-        "Resources": [resource_data(r, ctx.spec_name) for r in host.resources],
     }
 
 
@@ -186,22 +195,23 @@ _SOURCE = "dcomc-source-3f0c9b7e5d21"  # stands for the Source in a cached liter
 
 
 def _data_literal(host: HostPlan, ctx: EmitContext) -> str:
-    """render(host_data(host, ctx)), each resource's literal made once per distinct resource."""
-    data = host_data(host, ctx)
-    resources = data["Resources"]
-    if len(resources) != len(host.resources):  # one entry per resource, in order
-        return render(data)
+    """render(host_data(host, ctx)) (test_emit_caches compares them), each resource's literal
+    made once per distinct resource: its data (resource_data) only then."""
     literals = []
-    for resource, item in zip(host.resources, resources, strict=True):
+    for resource in host.resources:
         key = (resource, resource.prov.guide)
         if key not in _RESOURCES:
             if len(_RESOURCES) >= MAX_RESOURCES:
                 del _RESOURCES[next(iter(_RESOURCES))]
-            _RESOURCES[key] = _source_cut(render(item | {"Source": _SOURCE}, RESOURCE_INDENT))
+            item = resource_data(resource, ctx.spec_name) | {"Source": _SOURCE}
+            _RESOURCES[key] = _source_cut(render(item, RESOURCE_INDENT))
         parts = _RESOURCES[key]
-        literals.append(_Rendered(render(item, RESOURCE_INDENT) if parts is None else
-                                  parts[0] + _scalar(item["Source"]) + parts[1]))
-    return render(data | {"Resources": literals})
+        source = _source(resource, ctx.spec_name)
+        literals.append(_Rendered(
+            render(resource_data(resource, ctx.spec_name), RESOURCE_INDENT) if parts is None
+            else parts[0] + _scalar(source) + parts[1]))
+    return render(_plan_head(host, ctx) | {"InputsSha256": ctx.inputs_sha256(host),
+                                           "Resources": literals})
 
 
 def _source_cut(literal: str) -> tuple[str, str] | None:
