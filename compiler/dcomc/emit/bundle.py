@@ -4,7 +4,9 @@ All artifacts are produced in memory first; a failure (or a --strict or --self-c
 refusal) writes nothing. The bundle is then written into a temporary folder beside OUT and
 swapped into place, so an interrupted build never leaves a half-written bundle, and the
 previous OUT survives any failure. A folder that is not a dcomc bundle is never replaced: `-o
-~` must not wipe a home.
+~` must not wipe a home. A build into a previous bundle takes the hosts whose inputs did not
+change from it (reuse.py) as hard links into the temporary folder: the previous bundle's files
+are never written to, so it survives a failure as well.
 
 The swap, for a reader of OUT (see `_swap`): on Linux the staged folder and the previous OUT
 are exchanged in one step (renameat2 RENAME_EXCHANGE), so OUT is at every moment the complete
