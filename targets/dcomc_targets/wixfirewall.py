@@ -87,7 +87,7 @@ class WixFirewallTarget:
         root = xmltext.Element("Wix", {"xmlns": WIX_NS, "xmlns:fire": FIRE_NS})
         comments = root.children
         for line in [*ctx.header_lines(host, "WiX v3 firewall fragment"), *_usage(host)]:
-            comments.append(xmltext.comment(f" {xml_comment(line)} "))
+            comments.append(_comment(line))
         pending = [r for r in host.of_kind(FirewallRule) if not _expressible(r)]
         if pending:
             comments.append(xmltext.comment(f" {PENDING_TITLE} "))
@@ -141,8 +141,7 @@ def _component(group: xmltext.Element, ctx: EmitContext, host: HostPlan,
                                    "Directory": "TARGETDIR",
                                    "Guid": guid(*names, rule.name.lower(),
                                                 namespace=GUID_NAMESPACE)})
-    comp.children.append(xmltext.comment(
-        f" {xml_comment(rule.display_name)} ({rule.prov.guide}) "))
+    comp.children.append(_rule_comment(rule.display_name, rule.prov.guide))
     key = _formatted(f"Software\\dcomc\\{ctx.plan.site}\\firewall")
     comp.sub("RegistryValue", {"Root": "HKLM", "Key": key, "Name": _formatted(rule.name),
                                "Type": "string", "Value": _formatted(ctx.version),
@@ -168,6 +167,17 @@ def _exception(comp: xmltext.Element, host: HostPlan, rule: FirewallRule, name: 
     exc = comp.sub("fire:FirewallException", attrs)
     if rule.remote != ("any",):
         exc.children.append(_remote_block(rule.remote))
+
+
+# The header's and the rules' comments recur in every host's fragment: made once each.
+@lru_cache(maxsize=256)
+def _comment(line: str) -> str:
+    return xmltext.comment(f" {xml_comment(line)} ")
+
+
+@lru_cache(maxsize=1024)
+def _rule_comment(display_name: str, guide: str) -> str:
+    return xmltext.comment(f" {xml_comment(display_name)} ({guide}) ")
 
 
 # The RemoteAddress lines' indentation, as pretty_print puts children of a FirewallException
