@@ -61,7 +61,7 @@ $script:SimOperations = @(
     'Get-DcomcOsUtcNow', 'Get-DcomcOsDataRoot', 'Test-DcomcOsTrustedItem',
     'New-DcomcOsSecureFolder', 'Test-DcomcOsPath', 'Get-DcomcOsChildFolder',
     'Write-DcomcOsFile', 'Read-DcomcOsFile', 'Copy-DcomcOsFile', 'Rename-DcomcOsFolder',
-    'Export-DcomcOsSystemBackup'
+    'Export-DcomcOsSystemBackup', 'Write-DcomcOsApplyRecord', 'Remove-DcomcOsApplyRecord'
 )
 # Verbs of the functions that change state ('write' faults) and of those that only read.
 $script:SimWriteVerbs = @('Set', 'New', 'Remove', 'Add', 'Grant', 'Revoke', 'Start', 'Stop', 'Restart', 'Initialize', 'Write', 'Copy', 'Rename', 'Export')
@@ -1944,6 +1944,38 @@ function Rename-DcomcOsFolder {
     [IO.Directory]::Move($from, $to)
     Move-SimPathSet -Set $script:Sim.Untrusted -From $from -To $to
     Move-SimPathSet -Set $script:Sim.SecureFolders -From $from -To $to
+}
+
+function Write-DcomcOsApplyRecord {
+    <# The engine's record of its last Apply in the site's key (the real function writes two
+       registry values): one operation, so that tests can tell it from the configuration. #>
+    param([Parameter(Mandatory = $true)] [string] $Site, [Parameter(Mandatory = $true)] [int] $Result, [Parameter(Mandatory = $true)] [string] $Time)
+    Invoke-SimGate -Operation 'Write-DcomcOsApplyRecord'
+    Assert-SimElevated -Operation 'Write-DcomcOsApplyRecord'
+    Set-SimRegistryValue -Path ('SOFTWARE\dcomc\' + $Site) -Name 'LastApplyResult' -Type 'DWord' -Data $Result -View 'Registry64'
+    Set-SimRegistryValue -Path ('SOFTWARE\dcomc\' + $Site) -Name 'LastApplyTime' -Type 'String' -Data $Time -View 'Registry64'
+}
+
+function Remove-DcomcOsApplyRecord {
+    <# The two values, then the site's key and dcomc's key when empty (as the real function). #>
+    param([Parameter(Mandatory = $true)] [string] $Site)
+    Invoke-SimGate -Operation 'Remove-DcomcOsApplyRecord'
+    Assert-SimElevated -Operation 'Remove-DcomcOsApplyRecord'
+    $names = Resolve-SimRegistryPath -Path ('SOFTWARE\dcomc\' + $Site) -View 'Registry64'
+    $node = Get-SimRegistryNode -Names $names
+    if ($null -eq $node) {
+        return
+    }
+    foreach ($name in @('LastApplyResult', 'LastApplyTime')) {
+        if ($node.Values.Contains($name)) { $node.Values.Remove($name) }
+    }
+    for ($depth = $names.Count; $depth -ge $names.Count - 1; $depth--) {
+        $key = Get-SimRegistryNode -Names @($names | Select-Object -First $depth)
+        $parent = Get-SimRegistryNode -Names @($names | Select-Object -First ($depth - 1))
+        if ($null -ne $key -and $key.Values.Count -eq 0 -and $key.Keys.Count -eq 0) {
+            $parent.Keys.Remove($names[$depth - 1])
+        }
+    }
 }
 
 function Export-DcomcOsSystemBackup {

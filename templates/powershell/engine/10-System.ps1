@@ -646,6 +646,34 @@ function Get-DcomcOsFileSignature {
     return @{ Status = [string] $signature.Status; SignerThumbprint = $thumbprint; Subject = $subject; StatusMessage = [string] $signature.StatusMessage }
 }
 
+# --- dcomc's own record: the last Apply's verdict in the site's detection key ------------------------
+# HKLM\SOFTWARE\dcomc\<site>, 64-bit view: the key the MSIs' detection rule reads (their own
+# values are Windows Installer's); these two are the engine's, like its log files.
+
+function Write-DcomcOsApplyRecord {
+    <# LastApplyResult (REG_DWORD) and LastApplyTime (REG_SZ) of the site's key, created when missing. #>
+    param([Parameter(Mandatory = $true)] [string] $Site, [Parameter(Mandatory = $true)] [int] $Result, [Parameter(Mandatory = $true)] [string] $Time)
+    $path = 'SOFTWARE\dcomc\' + $Site
+    Set-DcomcOsRegistryValue -Path $path -Name 'LastApplyResult' -Type 'DWord' -Data $Result
+    Set-DcomcOsRegistryValue -Path $path -Name 'LastApplyTime' -Type 'String' -Data $Time
+}
+
+function Remove-DcomcOsApplyRecord {
+    <# Removes the two values, then the site's key and dcomc's key when nothing else is in them
+       (an MSI's values are removed by Windows Installer, after the engine's Rollback). #>
+    param([Parameter(Mandatory = $true)] [string] $Site)
+    $path = 'SOFTWARE\dcomc\' + $Site
+    foreach ($name in @('LastApplyResult', 'LastApplyTime')) {
+        Remove-DcomcOsRegistryValue -Path $path -Name $name
+    }
+    foreach ($key in @($path, 'SOFTWARE\dcomc')) {
+        $left = Get-DcomcOsRegistryKey -Path $key
+        if ($null -ne $left -and $left.ValueCount -eq 0 -and $left.SubKeyCount -eq 0) {
+            Remove-DcomcOsRegistryKey -Path $key
+        }
+    }
+}
+
 function Export-DcomcOsSystemBackup {
     <# Human-usable copies of what Apply may touch, for an administrator (Rollback uses the
        machine-readable changes.json): returns one warning per copy that failed. #>

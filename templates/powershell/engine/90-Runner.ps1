@@ -602,11 +602,6 @@ function Write-DcomcReport {
 # the result of every route. Rollback removes them again, and the key once nothing else is in it:
 # an uninstall leaves no trace (Windows Installer removes its own values after the engine ran).
 
-function Get-DcomcStatusKey {
-    param([Parameter(Mandatory = $true)] $Data)
-    return ('SOFTWARE\dcomc\{0}' -f $Data.Site)
-}
-
 function Write-DcomcApplyStatus {
     <# Records an Apply's process exit code and its time (UTC, ISO 8601). Never fails the run:
        the PC's configuration is what matters, a verdict that cannot be recorded is logged. #>
@@ -614,38 +609,26 @@ function Write-DcomcApplyStatus {
     if ($WhatIfPreference) {
         return
     }
-    $key = Get-DcomcStatusKey -Data $Data
     $time = (Get-DcomcOsUtcNow).ToString('yyyy-MM-ddTHH:mm:ssZ', [Globalization.CultureInfo]::InvariantCulture)
     try {
-        Set-DcomcOsRegistryValue -Path $key -Name 'LastApplyResult' -Type 'DWord' -Data $ExitCode
-        Set-DcomcOsRegistryValue -Path $key -Name 'LastApplyTime' -Type 'String' -Data $time
+        Write-DcomcOsApplyRecord -Site $Data.Site -Result $ExitCode -Time $time
     }
     catch {
-        Write-DcomcLog -Level 'WARN' -Message ('cannot record the result in HKLM\{0}: {1}' -f $key, $_.Exception.Message)
+        Write-DcomcLog -Level 'WARN' -Message ('cannot record the result in HKLM\SOFTWARE\dcomc\{0}: {1}' -f $Data.Site, $_.Exception.Message)
     }
 }
 
 function Clear-DcomcApplyStatus {
-    <# After a successful Rollback: the values Write-DcomcApplyStatus wrote, and the key when
-       it holds nothing else (an MSI's own values are removed by Windows Installer). #>
+    <# After a successful Rollback: the record Write-DcomcApplyStatus wrote. #>
     param([Parameter(Mandatory = $true)] $Data)
     if ($WhatIfPreference) {
         return
     }
-    $key = Get-DcomcStatusKey -Data $Data
     try {
-        foreach ($name in @('LastApplyResult', 'LastApplyTime')) {
-            Remove-DcomcOsRegistryValue -Path $key -Name $name
-        }
-        foreach ($path in @($key, 'SOFTWARE\dcomc')) {  # the site's key, then dcomc's if empty
-            $left = Get-DcomcOsRegistryKey -Path $path
-            if ($null -ne $left -and $left.ValueCount -eq 0 -and $left.SubKeyCount -eq 0) {
-                Remove-DcomcOsRegistryKey -Path $path
-            }
-        }
+        Remove-DcomcOsApplyRecord -Site $Data.Site
     }
     catch {
-        Write-DcomcLog -Level 'WARN' -Message ('cannot clear the result in HKLM\{0}: {1}' -f $key, $_.Exception.Message)
+        Write-DcomcLog -Level 'WARN' -Message ('cannot clear the result in HKLM\SOFTWARE\dcomc\{0}: {1}' -f $Data.Site, $_.Exception.Message)
     }
 }
 
