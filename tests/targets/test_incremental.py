@@ -414,3 +414,15 @@ def test_a_manifest_that_is_no_file_of_a_bundle_is_not_read(tmp_path: Path, kind
     else:
         manifest.write_text("[" * 100000 + "]" * 100000, encoding="utf-8")
     assert reuse.previous(out, {}, None, None) is None
+
+
+def test_manifest_is_written_as_json_writes_it() -> None:
+    """The manifest's own serializer (faster) gives json.dumps(indent=2)'s bytes exactly."""
+    value = {"format": 1, "site": "plänt \"7\"\n\u2028\x01", "empty": {}, "none": [],
+             "flags": [True, False, None, -3, 1.5, 10**20], "tuple": ("a", {"b": []}),
+             "hosts": {"HMI01": {"roles": ["client"], "artifacts": [
+                 {"kind": "reg", "path": "HMI01/reg/HMI01.reg", "sha256": "0" * 64}]}}}
+    expected = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+    assert bundle._manifest_bytes(value) == expected.encode()
+    with pytest.raises(TypeError):
+        bundle._manifest_bytes({"x": {1, 2}})
