@@ -118,7 +118,7 @@ class Element:
             formatted = False
         inner = newline + INDENT if formatted else ""
         for child in self.children:
-            if type(child) is str:
+            if isinstance(child, str):  # a comment or processing instruction, as text
                 out.append(inner + child)
             elif not child.children:  # a leaf, written here: most elements are
                 out.append(f"{inner}{child.head}/>" if child.text is None else
