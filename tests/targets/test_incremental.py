@@ -163,12 +163,17 @@ def test_unrelated_spec_edit_rebuilds_no_host(spec: Path, tmp_path: Path) -> Non
     assert {rel for rel in after if before[rel][0] != after[rel][0]} == SITE_FILES
 
 
-@pytest.mark.parametrize("spoil", ["edit", "remove", "symlink", "manifest"])
+@pytest.mark.parametrize("spoil", ["edit", "remove", "symlink", "manifest", "engine"])
 def test_a_file_not_as_listed_rebuilds_its_host(spec: Path, tmp_path: Path, spoil: str) -> None:
     out = tmp_path / "out"
     build(spec, out)
     target = out / "HMI0007" / "reg" / "HMI0007.reg"
-    if spoil == "edit":
+    if spoil == "engine":  # a large file, the same on every host: another file in one of them
+        engine = out / "HMI0007" / "powershell" / "DcomConfig.psm1"
+        data = engine.read_bytes()
+        engine.unlink()
+        engine.write_bytes(data[:-1] + b"#")
+    elif spoil == "edit":
         target.write_bytes(target.read_bytes() + b"\r\n")
     elif spoil == "remove":
         target.unlink()

@@ -55,6 +55,9 @@ class Previous:
     # the bytes of large files checked already, by sha256: the engine is the same 200 kB on
     # every host, and comparing bytes costs a fraction of hashing them (issue 18)
     seen: dict[str, bytes] = field(default_factory=dict)
+    # files checked already, by inode: a build links a large file's copies to its first one
+    # (the engine of every host is one file), which is then read once
+    checked: dict[tuple[int, int], tuple[str, int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +163,7 @@ def keep(prev: Previous, host: str, inputs: str, tmp: Path, *, msi: bool) -> Kep
             target = f"{tmp}/{art['path']}"
             _link(f"{prev.folder}/{art['path']}", target, folders)
             linked.append(target)
-            if not _holds(target, art["sha256"], prev.seen):
+            if not _holds(target, art["sha256"], prev):
                 raise _UnusableError
     except (_UnusableError, OSError):
         for path in linked:  # the host is written again: no link to the old bundle may stay
@@ -211,25 +214,31 @@ def _link(source: str, target: str, folders: set[str]) -> None:
         shutil.copyfile(source, target, follow_symlinks=False)
 
 
-def _holds(path: str, sha256: str, seen: dict[str, bytes]) -> bool:
-    """Whether `path` is a regular file (no link followed) with the hash `sha256`: its bytes
-    compared with those of a file that had it (`seen`), else hashed."""
+def _holds(path: str, sha256: str, prev: Previous) -> bool:
+    """Whether `path` is a regular file (no link followed) with the hash `sha256`: the file
+    checked already (another link to it), or its bytes compared with those of a file that had
+    the hash (`seen`), else hashed."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     with os.fdopen(fd, "rb") as stream:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):  # a FIFO, a device: not a file of the bundle
             return False
-        known = seen.get(sha256)
+        inode, state = (info.st_dev, info.st_ino), (sha256, info.st_size, info.st_mtime_ns)
+        if prev.checked.get(inode) == state:
+            return True
+        known = prev.seen.get(sha256)
         if known is not None:
-            return info.st_size == len(known) and stream.read() == known
-        if info.st_size > _MAX_SEEN:  # not held in memory
-            return hashlib.file_digest(stream, "sha256").hexdigest() == sha256
-        data = stream.read()
-    if hashlib.sha256(data).hexdigest() != sha256:
-        return False
-    if len(data) >= _MIN_SEEN:  # small files are cheaper to hash than to keep and compare
-        seen[sha256] = data
-    return True
+            good = info.st_size == len(known) and stream.read() == known
+        elif info.st_size > _MAX_SEEN:  # not held in memory
+            good = hashlib.file_digest(stream, "sha256").hexdigest() == sha256
+        else:
+            data = stream.read()
+            good = hashlib.sha256(data).hexdigest() == sha256
+            if good and len(data) >= _MIN_SEEN:  # small files: hashing costs less than this
+                prev.seen[sha256] = data
+    if good and info.st_size >= _MIN_SEEN:
+        prev.checked[inode] = state
+    return good
 
 
 def signing_inputs(leaf: bytes, chain: bytes, time: int, timestamp: str | None) -> str:
