@@ -146,11 +146,14 @@ def main() -> None:
               f"{r['peak_mb']:>8.0f} {r['files']:>6.0f}")
     ratio = rows[-1]["per_host_ms"] / rows[0]["per_host_ms"]
     print(f"per-host time ratio {rows[-1]['hosts']} vs {rows[0]['hosts']} hosts: {ratio:.2f}x")
-    steps = [(a, b, (b["total_s"] - a["total_s"]) / (b["hosts"] - a["hosts"]) * 1000)
+    steps = [(a, b, *((b[key] - a[key]) / (b["hosts"] - a["hosts"]) * 1000
+                      for key in ("total_s", "cpu_s")))
              for a, b in pairwise(rows) if b["hosts"] > a["hosts"]]
-    for n, (a, b, marginal) in enumerate(steps):
-        vs = f", {marginal / steps[n - 1][2]:.2f}x the previous step" if n else ""
-        print(f"marginal {a['hosts']} -> {b['hosts']} hosts: {marginal:.2f} ms/host{vs}")
+    for n, (a, b, wall, cpu) in enumerate(steps):
+        vs = (f", {wall / steps[n - 1][2]:.2f}x the previous step (CPU "
+              f"{cpu / steps[n - 1][3]:.2f}x)") if n else ""
+        print(f"marginal {a['hosts']} -> {b['hosts']} hosts: {wall:.2f} ms/host (CPU "
+              f"{cpu:.2f}){vs}")
 
 
 if __name__ == "__main__":
