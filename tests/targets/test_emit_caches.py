@@ -109,3 +109,31 @@ def test_engine_copied_where_links_fail(plant7: Compiled, tmp_path: Path,
     engines = sorted((tmp_path / "out").glob("*/powershell/DcomConfig.psm1"))
     assert len({p.stat().st_ino for p in engines}) == len(engines) > 1
     assert len({p.read_bytes() for p in engines}) == 1
+
+
+def test_inspect_reads_a_linked_file_once(plant7: Compiled, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """inspect reads the engine, linked into every host folder, once; every file's result
+    is what it is in a copy of the bundle without links."""
+    import shutil
+
+    from dcomc.emit import bundle
+    from dcomc.readback import inspect
+
+    bundle.build(plant7, Options(), "site.yaml", tmp_path / "out")
+    shutil.copytree(tmp_path / "out", tmp_path / "copy")  # copies: no links
+    read: list[str] = []
+    real = inspect.read_regular
+
+    def counted(path: Path, what: str) -> bytes:
+        read.append(path.name)
+        return real(path, what)
+
+    monkeypatch.setattr(inspect, "read_regular", counted)
+    linked = {p.relative_to(tmp_path / "out").as_posix(): inspect.inspect_file(p)
+              for p in inspect.files_of([tmp_path / "out"])}
+    assert read.count("DcomConfig.psm1") == 1
+    copied = {p.relative_to(tmp_path / "copy").as_posix(): inspect.inspect_file(p)
+              for p in inspect.files_of([tmp_path / "copy"])}
+    assert linked == copied
+    assert read.count("DcomConfig.psm1") == 1 + len(plant7.plan.hosts)

@@ -30,7 +30,29 @@ def files_of(paths: list[Path]) -> Iterator[Path]:
 
 def inspect_file(path: Path) -> dict[str, Any]:
     """The artifact's content as JSON-able data; `kind` names what it was recognised as.
-    Raises ValueError or InputError with a one-line message for anything it cannot read."""
+    Raises ValueError or InputError with a one-line message for anything it cannot read.
+    A file read already under the same name (another hard link to it: a bundle links every
+    host's engine to one file) is not read again: its data once per bundle, not per host."""
+    try:
+        st = path.stat()
+    except (OSError, ValueError):
+        return _inspect_file(path)  # read_regular says why
+    key = (path.name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if st.st_nlink > 1 and key in _READ:
+        return _READ[key]
+    result = _inspect_file(path)
+    if st.st_nlink > 1:
+        if len(_READ) >= MAX_READ:
+            del _READ[next(iter(_READ))]
+        _READ[key] = result
+    return result
+
+
+MAX_READ = 64  # results kept of files with more than one link (the same few in every host)
+_READ: dict[tuple[str, int, int, int, int, int], dict[str, Any]] = {}
+
+
+def _inspect_file(path: Path) -> dict[str, Any]:
     data = read_regular(path, "the artifact")
     if path.name == MANIFEST:
         manifest = load_json(data, str(path), "a JSON manifest")
