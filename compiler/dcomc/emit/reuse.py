@@ -6,10 +6,11 @@ A host's files are reused when the previous bundle was written by this dcomc for
 with the same options and signing (`Previous`), its manifest records the same inputs hash for
 the host (`EmitContext.inputs_sha256`: the host's plan, the spec's file name, dcomc and its
 templates, nothing of the other hosts), and every file it lists for the host is still, byte for
-byte, what it says: each is linked (or copied) into the staging folder and hashed there. The
-host's MSI is reused too when the previous MSIs were built with the same wixl and the same date
-(`built`, from SOURCE_DATE_EPOCH). Anything else (no manifest, another dcomc, a file edited,
-missing or not a regular file, a path outside the host's folder) and the host is emitted again.
+byte, what it says: each is linked (or copied) into the staging folder and checked there
+(hashed, or compared with the bytes of a file that had the same hash). The host's MSI is reused
+too when the previous MSIs were built with the same wixl and the same date (`built`, from
+SOURCE_DATE_EPOCH). Anything else (no manifest, another dcomc, a file edited, missing or not a
+regular file, a path outside the host's folder) and the host is emitted again.
 
 A signed bundle's files are reused only by a build signed the same way (certificate, chain,
 time, timestamp server: the manifest's `signature.inputs`), and only when its manifest still
