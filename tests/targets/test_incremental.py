@@ -431,3 +431,23 @@ def test_manifest_is_written_as_json_writes_it() -> None:
     assert bundle._manifest_bytes(value) == expected.encode()
     with pytest.raises(TypeError):
         bundle._manifest_bytes({"x": {1, 2}})
+
+
+def test_only_bytes_that_repeat_are_kept_in_memory(spec: Path, tmp_path: Path) -> None:
+    """The engine is compared, not hashed, on every host after the first; a file listed once
+    (a host's data file, its MSI) is never held: 10,000 MSIs would be a gigabyte."""
+    out = tmp_path / "out"
+    build(spec, out)
+    compiled = compile_file(spec)
+    ctx = EmitContext(compiled.plan, Options(), spec.name, compiled.sha256)
+    prev = reuse.previous(out, {}, None, None)
+    assert prev is not None
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    for host in compiled.plan.hosts:
+        assert reuse.keep(prev, host.name, ctx.inputs_sha256(host), staging, msi=False)
+    engine = hashlib.sha256((out / "SRV0000/powershell/DcomConfig.psm1").read_bytes())
+    assert set(prev.seen) == {engine.hexdigest()}
+    assert engine.hexdigest() in prev.repeated
+    psd1 = hashlib.sha256((out / "SRV0000/powershell/SRV0000.psd1").read_bytes()).hexdigest()
+    assert psd1 not in prev.repeated

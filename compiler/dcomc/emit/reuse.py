@@ -33,6 +33,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ class Previous:
     folder: Path
     hosts: dict[str, Any]  # its manifest's host entries, by host name
     msis: bool  # its MSIs were built as this build builds them (same wixl, same date)
+    repeated: frozenset[str] = frozenset()  # hashes of more than one listed file
     # the bytes of large files checked already, by sha256: the engine is the same 200 kB on
     # every host, and comparing bytes costs a fraction of hashing them (issue 18)
     seen: dict[str, bytes] = field(default_factory=dict)
@@ -92,7 +94,16 @@ def previous(out: Path, same: dict[str, Any], signing: str | None,
     if signer is not None and not _signed_by(out, text, signer):
         return None  # a signed bundle's files are reused only as its signer listed them
     msis = msi_same is not None and all(data.get(k) == v for k, v in msi_same.items())
-    return Previous(out, data["hosts"], msis)
+    return Previous(out, data["hosts"], msis, _repeated(data["hosts"]))
+
+
+def _repeated(hosts: dict[str, Any]) -> frozenset[str]:
+    """The hashes the manifest lists for more than one file (the engine, the entry point): the
+    only bytes worth keeping to compare the next copy with. An MSI is one host's own."""
+    counts = Counter(art.get("sha256") for entry in hosts.values() if isinstance(entry, dict)
+                     and isinstance(entry.get("artifacts"), list)
+                     for art in entry["artifacts"] if isinstance(art, dict))
+    return frozenset(sha for sha, n in counts.items() if n > 1 and isinstance(sha, str))
 
 
 def _signed_by(out: Path, manifest: bytes, signer: bytes) -> bool:
@@ -235,8 +246,9 @@ def _holds(path: str, sha256: str, prev: Previous) -> bool:
         else:
             data = stream.read()
             good = hashlib.sha256(data).hexdigest() == sha256
-            if good and len(data) >= _MIN_SEEN:  # small files: hashing costs less than this
-                prev.seen[sha256] = data
+            if good and len(data) >= _MIN_SEEN and sha256 in prev.repeated:
+                prev.seen[sha256] = data  # not a small file (hashing costs less), nor a unique
+                # one (1,000 hosts' MSIs would be held in memory for nothing)
     if good and info.st_size >= _MIN_SEEN:
         prev.checked[inode] = state
     return good
