@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import resource
 import shutil
 import statistics
 import subprocess
@@ -61,7 +62,8 @@ def run_one(spec: Path, out: Path, msis: bool) -> dict[str, Any]:
                  bundle.MsiRequest("1.0.0") if msis else None)
     done = time.perf_counter()
     return {"compile_s": compiled_at - start, "build_s": done - compiled_at,
-            "total_s": done - start}
+            "total_s": done - start,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def child(spec: Path, out: Path, msis: bool) -> dict[str, Any]:
@@ -111,10 +113,10 @@ def report(hosts: int, msis: bool, change: str, full: list[dict[str, Any]],
 
     print(f"{hosts} hosts, {'with' if msis else 'without'} MSIs, change: one host's {change}; "
           f"medians of {len(full)}")
-    print(f"{'':>12} {'compile s':>10} {'build s':>8} {'total s':>8}")
+    print(f"{'':>12} {'compile s':>10} {'build s':>8} {'total s':>8} {'peak MB':>8}")
     for name, rows in (("full", full), ("incremental", incremental)):
         print(f"{name:>12} {median(rows, 'compile_s'):>10.2f} {median(rows, 'build_s'):>8.2f} "
-              f"{median(rows, 'total_s'):>8.2f}")
+              f"{median(rows, 'total_s'):>8.2f} {median(rows, 'peak_mb'):>8.0f}")
     ratio = median(incremental, "total_s") / median(full, "total_s")
     build_ratio = median(incremental, "build_s") / median(full, "build_s")
     hosts_changed = sorted({rel.split("/")[0] for rel in changed if "/" in rel})
