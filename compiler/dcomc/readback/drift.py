@@ -321,10 +321,11 @@ def _time(report: Report) -> datetime | None:
 
 def _host_drift(compiled: Compiled, spec_path: Path, host: str, report: Report) -> Drift:
     """`drift` of the host the report's computer is. A PC that ran another host's data file
-    (`-Force`) is compared with its own host's plan, and its bundle is stale."""
-    result = drift(compiled, spec_path, replace(report, host=host))
+    (`-Force`) is compared with its own host's plan, and its bundle is stale (that one: the
+    inputs hash it reports is the other host's, not a sign of an older build of its own)."""
     if report.host.casefold() == host.casefold():
-        return result
+        return drift(compiled, spec_path, replace(report, host=host))
+    result = drift(compiled, spec_path, replace(report, host=host, inputs_sha256=None))
     note = (f"the PC ran the bundle of host {report.host!r} (-Force); build and deploy "
             f"{host}'s own bundle")
     return replace(result, stale=(*result.stale, note))
