@@ -100,15 +100,8 @@ def run_wixl(host_dir: Path, host: str) -> Path:
     folder per host cost 2 ms on the VM measured, a tenth of a wixl run); the MSI, unpatched."""
     msi = host_dir / f"{host}.msi"
     source = wixl_source(host_dir, host)
-    args = ["wixl", "-a", "x64", "-o", msi.name, "/dev/stdin", "wix/DcomConfig.wxs"]
-    try:
-        proc = subprocess.run(args, cwd=host_dir, env=_WIXL_ENV, input=source.data,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
-    except OSError as exc:  # wixl vanished or cannot run: not the output folder's fault
-        raise MsiError(f"{host}: wixl could not start: {exc}") from exc
-    if proc.returncode != 0:
-        raise MsiError(f"{host}: wixl failed ({proc.returncode}): "
-                       f"{proc.stderr.decode(errors='replace').strip()[-2000:]}")
+    _wixl(["wixl", "-a", "x64", "-o", msi.name, "/dev/stdin", "wix/DcomConfig.wxs"], host_dir,
+          source.data, host)
     return msi
 
 
@@ -118,16 +111,7 @@ def finish(msi: Path, site: str, host: str, version: str, inputs_sha: str) -> by
     PackageCode derived from site, host, version and the host's inputs hash, and fixed dates
     in the summary and the cabinet (msidb). Returns the MSI's final bytes."""
     package = product_codes(site, host, version, inputs_sha)["package"]
-    source = wixl_source(msi.parent, host)
-    types = [msidb.ActionType(action, frozenset({old}), new)
-             for action, old, new in source.script_types]
-    swaps = [] if source.secure is None else [
-        msidb.PropertySwap("SecureCustomProperties", SECURE_DONOR, *source.secure)]
-    try:
-        return msidb.patch(msi, "DcomcApplyRollback", WIXL_ROLLBACK_TYPES, ROLLBACK_TYPE,
-                           package, CABINET, build_epoch(), types=types, swaps=swaps)
-    except msidb.MsiPatchError as exc:
-        raise MsiError(f"{host}: {exc}") from exc
+    return _patch(msi, wixl_source(msi.parent, host), package, host)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +207,8 @@ def build_site(out: Path, site: str, version: str, spec_sha: str) -> Built:
 
 
 def _wixl(args: list[str], cwd: Path, data: bytes, what: str) -> None:
+    """Run wixl (strict) in `cwd` on the product .wxs `data`; MsiError names `what` (the host,
+    or the site package) with the end of wixl's complaint."""
     try:
         proc = subprocess.run(args, cwd=cwd, env=_WIXL_ENV, input=data,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
@@ -234,6 +220,8 @@ def _wixl(args: list[str], cwd: Path, data: bytes, what: str) -> None:
 
 
 def _patch(msi: Path, source: WixlInput, package: str, what: str) -> bytes:
+    """The patches of `finish` for the MSI wixl built from `source`, with PackageCode
+    `package`; returns the MSI's final bytes."""
     types = [msidb.ActionType(action, frozenset({old}), new)
              for action, old, new in source.script_types]
     swaps = [] if source.secure is None else [
