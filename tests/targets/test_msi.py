@@ -46,10 +46,10 @@ PLANT9 = ROOT / "examples" / "plant9-domain.yaml"
 SECRET = "Zq7-not-in-any-file"
 
 
-def built(spec: Path, out: Path, version: str = "1.0.0") -> Path:
+def built(spec: Path, out: Path, version: str = "1.0.0", *, site_package: bool = False) -> Path:
     require(not msi.missing_tools(), "wixl/msitools")
-    bundle.build(compile_file(spec), Options(product_version=version), spec.name, out,
-                 bundle.MsiRequest(version))
+    bundle.build(compile_file(spec), Options(product_version=version, site_package=site_package),
+                 spec.name, out, bundle.MsiRequest(version))
     return out
 
 

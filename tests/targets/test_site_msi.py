@@ -21,6 +21,7 @@ from test_msi import (  # the Wine prefix and its helpers: one definition for bo
     PLANT7,
     PLANT9,
     SECRET,
+    built,
     computer,
     installed_dir,
     msiexec,
@@ -33,19 +34,15 @@ from test_msi import (  # the Wine prefix and its helpers: one definition for bo
 from dcomc.emit import bundle
 from dcomc.pipeline import compile_file
 from dcomc.readback.manifest import read_manifest, tampered
-from dcomc_targets import EmitContext, Options, msi, wixsite
+from dcomc_targets import EmitContext, Options, wixsite
 from dcomc_targets.wix import password_accounts
-from tools import require
 
 __all__ = ["wine"]  # a fixture, used by name
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def site_built(spec: Path, out: Path, version: str = "1.0.0") -> Path:
-    require(not msi.missing_tools(), "wixl/msitools")
-    bundle.build(compile_file(spec), Options(product_version=version, site_package=True),
-                 spec.name, out, bundle.MsiRequest(version))
-    return out
+def site_built(spec: Path, out: Path) -> Path:
+    return built(spec, out, site_package=True)
 
 
 @pytest.fixture(scope="module")
