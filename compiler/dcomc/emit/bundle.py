@@ -33,7 +33,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +41,7 @@ from typing import Any
 
 from dcomc import __version__
 from dcomc.diagnostics import CompileError, Diagnostics, Span
-from dcomc.emit import reuse, review, sign
+from dcomc.emit import forked, reuse, review, sign
 from dcomc.emit.layout import MANIFEST as MANIFEST  # bundle.MANIFEST for its callers
 from dcomc.epoch import source_date_epoch
 from dcomc.pipeline import Compiled
@@ -81,7 +81,7 @@ Keep = Callable[[HostPlan, EmitContext], list[dict[str, str]] | None]
 
 
 def _emit(compiled: Compiled, options: Options, spec_name: str, land: Land | None,
-          keep: Keep | None = None) -> tuple[Bundle, EmitContext]:
+          keep: Keep | None = None, *, fork: bool = False) -> tuple[Bundle, EmitContext]:
     """Emit host by host; `land(host, files, ok)` gets each host's files as soon as they exist
     (`ok` is False once an error is known: nothing may be built from them), so that writing
     and MSI building overlap with the emission of the next hosts; it returns the files as
@@ -89,9 +89,10 @@ def _emit(compiled: Compiled, options: Options, spec_name: str, land: Land | Non
     `keep` took from the previous bundle is not emitted (see reuse.py). The manifest is
     left to the caller to serialize (once, when it is complete), and the review reports to
     the caller too: they come last, when the hashes they list (the MSIs' among them) are
-    known."""
+    known. `fork`: the caller builds no MSI and signs nothing, so half the hosts may be
+    emitted by a forked child (forked.py)."""
     with _collector_paused():
-        result, ctx = _emit_all(compiled, options, spec_name, land, keep)
+        result, ctx = _emit_all(compiled, options, spec_name, land, keep, fork)
     if options.site_package:
         _emit_site(result, ctx, land)
     return result, ctx
@@ -127,29 +128,55 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _emit_all(compiled: Compiled, options: Options, spec_name: str, land: Land | None,
-              keep: Keep | None) -> tuple[Bundle, EmitContext]:
+              keep: Keep | None, fork: bool) -> tuple[Bundle, EmitContext]:
     ctx = EmitContext(compiled.plan, options, spec_name, compiled.sha256)
     files: dict[str, bytes] = {}
-    hosts: dict[str, Any] = {}
+    plan_hosts = compiled.plan.hosts
+    # `fork`: a text build whose files land on disk; the second half of the hosts in a child
+    split = forked.split_point(len(plan_hosts)) if fork and land is not None else len(plan_hosts)
+    child = None
+    if split < len(plan_hosts):
+        seen = len(ctx.diagnostics.items)
+        child = forked.Child(lambda: _emitted(plan_hosts[split:], ctx, land, keep, seen))
+    entries = _emit_hosts(plan_hosts[:split], ctx, land, keep, files)
+    if child is not None:
+        theirs, diagnostics = child.join()
+        entries.update(theirs)
+        ctx.diagnostics.extend(diagnostics)
+    if ctx.diagnostics.has_errors:
+        raise CompileError(ctx.diagnostics)
+    hosts = {h.name: entries[h.name] for h in plan_hosts}  # plan order, whoever emitted them
+    return Bundle(files, _manifest(compiled, spec_name, ctx, hosts)), ctx
+
+
+def _emitted(hosts: Sequence[HostPlan], ctx: EmitContext, land: Land | None, keep: Keep | None,
+             seen: int) -> tuple[dict[str, Any], Diagnostics]:
+    """The forked child's work: its hosts' manifest entries, and the diagnostics it added."""
+    entries = _emit_hosts(hosts, ctx, land, keep, None)
+    return entries, Diagnostics(ctx.diagnostics.items[seen:])
+
+
+def _emit_hosts(hosts: Sequence[HostPlan], ctx: EmitContext, land: Land | None,
+                keep: Keep | None, files: dict[str, bytes] | None) -> dict[str, Any]:
+    """Each host's manifest entry; its files landed (`land`) or, without, kept in `files`."""
+    entries: dict[str, Any] = {}
     digests: dict[bytes, str] = {}  # the engine is the same bytes on every host: hashed once
-    for host in compiled.plan.hosts:
+    for host in hosts:
         kept = None if keep is None else keep(host, ctx)
         if kept is not None:
-            hosts[host.name] = _host_entry(host, ctx, kept)
+            entries[host.name] = _host_entry(host, ctx, kept)
             continue
         own = {f"{host.name}/{art.path}": art for target in TARGETS
                for art in target.emit(host, ctx)}
         data = {path: art.data for path, art in own.items()}
         if land is not None:
             data = land(host.name, data, not ctx.diagnostics.has_errors)
-        hosts[host.name] = _host_entry(host, ctx, [
+        entries[host.name] = _host_entry(host, ctx, [
             {"kind": art.kind, "path": path, "sha256": _digest(data[path], digests)}
             for path, art in own.items()])
-        if land is None:  # landed files are on disk: keeping their bytes made a 10,000-host
-            files.update(data)  # build hold its whole output (5 GB) in memory (issue 18)
-    if ctx.diagnostics.has_errors:
-        raise CompileError(ctx.diagnostics)
-    return Bundle(files, _manifest(compiled, spec_name, ctx, hosts)), ctx
+        if land is None and files is not None:  # landed files are on disk: keeping their
+            files.update(data)  # bytes made a 10,000-host build hold 5 GB (issue 18)
+    return entries
 
 
 def _host_entry(host: HostPlan, ctx: EmitContext, artifacts: list[dict[str, str]],
@@ -330,7 +357,8 @@ def build(compiled: Compiled, options: Options, spec_name: str, out: Path,
         def keep(host: HostPlan, ctx: EmitContext) -> list[dict[str, str]] | None:
             return reuser.keep(host, ctx, builds)
 
-        result, ctx = _emit(compiled, options, spec_name, land, keep)
+        result, ctx = _emit(compiled, options, spec_name, land, keep,
+                            fork=builds is None and signer is None)
         if builds is not None and msis is not None:
             result.manifest["tools"] = {"wixl": reuse.wixl_version()}
             built = {host: {"kind": "msi", "path": f"{host}/{b.path.name}", "sha256": b.sha256}
