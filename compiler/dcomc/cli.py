@@ -899,8 +899,8 @@ def sign_cmd(bundle_path: Path, spec_path: Path, **signing: Any) -> None:
 
 @main.command("verify")
 @click.argument("bundle_path", metavar="BUNDLE", type=READ_PATH)
-@click.option("--ca", type=READ_PATH, help="Trust the roots in this PEM file (default: the "
-              "system's certificate store).")
+@click.option("--ca", type=READ_PATH, help="Trust the roots in this PEM file, for the "
+              "signer and the timestamp server (default: the system's certificate store).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def verify_cmd(bundle_path: Path, ca: Path | None, as_json: bool) -> None:
     """Check a signed bundle before installing it: every file listed and unchanged, every
