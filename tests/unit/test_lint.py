@@ -51,6 +51,9 @@ CASES: dict[str, tuple[Change, str]] = {
         remote=["10.7.3.0/24", "0.0.0.0/1", "128.0.0.0/1"]), "W613"),
     "firewall-all-ipv6": (
         lambda s: role(s, "client")["firewall"].update(remote=["10.7.3.0/24", "::/0"]), "W613"),
+    # 1,001 single hosts no network merges: more than Windows Firewall takes in one rule
+    "firewall-scope-too-long": (lambda s: role(s, "server")["firewall"].update(
+        remote=[f"10.{i // 200}.{i % 200}.7" for i in range(1001)]), "E603"),
     "everyone-anonymous-on-server": (
         lambda s: role(s, "server")["security_policy"].update(everyone_includes_anonymous=True),
         "W614"),
@@ -342,3 +345,25 @@ def test_run_as_appid_resolved_on_the_pc_is_pending_for_self_contained(tmp_path:
     compiled = compile_changed(add_panel("interactive_user"), tmp_path)
     assert any(f.code == "E401" and "appid_run_as:panel" in f.message
                for f in compiled.findings.pending)
+
+
+@pytest.mark.parametrize(("remote", "refused"), [
+    ([f"10.{i // 200}.{i % 200}.7" for i in range(999)], False),  # the limit itself
+    ([f"10.{i // 200}.{i % 200}.7" for i in range(1001)], True),
+])
+def test_firewall_scope_limit_counts_merged_entries(remote: list[str], refused: bool,
+                                                    tmp_path: Path) -> None:
+    """Counted as the artifacts write the list (a `site` scope merged into networks, a
+    written list as written). The site's clients (10.7.3.0/24) are in every list, so that the
+    flows still pass the verifier."""
+    scope = [*remote, "10.7.3.0/24"]
+    change: Change = lambda s: role(s, "server")["firewall"].update(remote=scope)  # noqa: E731
+    if not refused:
+        compiled = compile_changed(change, tmp_path)
+        assert "E603" not in {f.code for f in compiled.findings}
+        return
+    with pytest.raises(CompileError) as info:
+        compile_changed(change, tmp_path)
+    found = [d for d in info.value.diagnostics if d.code == "E603"]
+    assert found and "1,002 remote addresses" in found[0].message
+    assert found[0].span is not None and found[0].span.line > 1  # the rule's place in the spec

@@ -72,6 +72,7 @@ LINTS: dict[str, Lint] = {lint.code: lint for lint in (
          "(KB5004442)"),
     Lint("E602", Severity.ERROR, "machine default authentication level below packet "
          "integrity (KB5004442)"),
+    Lint("E603", Severity.ERROR, "firewall rule scope longer than Windows Firewall takes"),
     Lint("W611", Severity.WARNING, "Everyone or ANONYMOUS LOGON may launch or activate"),
     Lint("W612", Severity.WARNING, "ANONYMOUS LOGON access that neither OPCEnum nor callbacks "
          "need"),
@@ -214,6 +215,14 @@ def _anonymous_access(host: HostPlan) -> Iterator[Finding]:
 # --- firewall and policies ------------------------------------------------------------------
 
 
+# Windows Firewall's remote scope per rule: Microsoft documents no maximum (INetFwRule
+# RemoteAddresses, New-NetFirewallRule -RemoteAddress); administrators report 1,000 entries
+# (addresses, ranges or networks) on Windows 10 and Server 2016, more on Windows 11. The lowest
+# report is the limit, so that a wrong guess is a build refused with this message, not an
+# Apply that fails on the PC (docs/windows.md#firewall-scope-limit).
+MAX_SCOPE_ENTRIES = 1000
+
+
 def _firewall(host: HostPlan) -> Iterator[Finding]:
     for r in host.of_kind(FirewallRule):
         opened = open_to_any(r.remote)
@@ -221,6 +230,13 @@ def _firewall(host: HostPlan) -> Iterator[Finding]:
             yield _finding("W613", host, r, (
                 f"firewall rule {r.name} allows {opened}; use `site` or "
                 "the plant network (guide §5: restore the firewall with exact exceptions)"))
+        if len(r.remote) > MAX_SCOPE_ENTRIES:
+            yield _finding("E603", host, r, (
+                f"firewall rule {r.name} lists {len(r.remote):,} remote addresses and networks; "
+                f"Windows Firewall takes at most {MAX_SCOPE_ENTRIES:,} per rule on Windows 10 "
+                "and Server 2016: give `remote` the plant's networks instead of single hosts "
+                "(a `site` scope is merged into networks already: number its hosts in fewer "
+                f"blocks) ({WINDOWS_MD}#firewall-scope-limit)"))
 
 
 @functools.lru_cache(maxsize=256)
