@@ -5,6 +5,7 @@ must reach the build as if it had happened in the parent."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,27 @@ def test_an_exception_in_the_child_fails_the_build(tmp_path: Path,
     with pytest.raises(OSError, match="No space left"):
         bundle.build(compiled, Options(), PLANT7.name, out, reuse_hosts=False)
     assert tree(out) == before  # the previous bundle, untouched
+
+
+def test_a_failure_in_the_parent_stops_the_child(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent's half fails: the child is stopped and reaped before the staging folder is
+    removed, so no file of it lands there afterwards, and nothing is left beside OUT."""
+    compiled = compile_file(LARGE)
+    first = compiled.plan.hosts[0].name  # in the parent's half
+    target = TARGETS[0]
+    emit = target.emit
+
+    def failing(host, ctx):  # type: ignore[no-untyped-def]
+        if host.name == first:
+            raise RuntimeError("parent failed")
+        return emit(host, ctx)
+
+    monkeypatch.setattr(target, "emit", failing)
+    force_split(monkeypatch, True)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="parent failed"):
+        bundle.build(compiled, Options(), LARGE.name, out, reuse_hosts=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    time.sleep(0.3)  # a child still running would recreate its host folders by now
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

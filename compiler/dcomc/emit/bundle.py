@@ -138,7 +138,12 @@ def _emit_all(compiled: Compiled, options: Options, spec_name: str, land: Land |
     if split < len(plan_hosts):
         seen = len(ctx.diagnostics.items)
         child = forked.Child(lambda: _emitted(plan_hosts[split:], ctx, land, keep, seen))
-    entries = _emit_hosts(plan_hosts[:split], ctx, land, keep, files)
+    try:
+        entries = _emit_hosts(plan_hosts[:split], ctx, land, keep, files)
+    except BaseException:
+        if child is not None:
+            child.cancel()
+        raise
     if child is not None:
         theirs, diagnostics = child.join()
         entries.update(theirs)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +52,16 @@ class Child:
             _run_and_send(work, write)
         os.close(write)
         self._read = read
+
+    def cancel(self) -> None:
+        """Stop the child (the parent failed: its files must not go on landing in a staging
+        folder being removed) and reap it."""
+        try:
+            os.kill(self._pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self._pid, 0)
+        os.close(self._read)
 
     def join(self) -> Any:
         with os.fdopen(self._read, "rb") as stream:
