@@ -74,6 +74,7 @@ WANTED = "DcomcWanted"
 SELECTED = "DcomcHost"
 NEEDS = "DcomcAccounts"
 DATA_FILE = "DcomcDataFile"
+INPUTS = "DcomcInputs"  # the chosen host's inputs hash, for the detection key
 FORCE = "DcomcForce"  # read by the EXE route's command line and by Prepare (dcomc-apply.js)
 # After AppSearch (50), which reads INSTALLED_HOST, and before LaunchConditions (100). Every
 # host's action has the same number: their conditions exclude each other.
@@ -110,9 +111,10 @@ def payload(plan: SitePlan) -> tuple[PayloadFile, ...]:
     return tuple(files)
 
 
-def choice_rows(plan: SitePlan) -> list[tuple[dict[str, str], int, str]]:
+def choice_rows(plan: SitePlan, ctx: EmitContext) -> list[tuple[dict[str, str], int, str]]:
     """The type 51 actions that choose the host: (CustomAction attributes, sequence, condition),
-    in order (see the module's docstring)."""
+    in order (see the module's docstring). With the host, its inputs hash (`DcomcInputs`),
+    which the detection key records as a host MSI does."""
     def sets(action: str, prop: str, value: str) -> dict[str, str]:
         return {"Id": action, "Property": prop, "Value": value, "Impersonate": "yes"}
 
@@ -127,6 +129,9 @@ def choice_rows(plan: SitePlan) -> list[tuple[dict[str, str], int, str]]:
         rows.append((sets(f"DcomcHost{n}", SELECTED, msi_formatted(host.name)), CHOOSE_HOST,
                      f"{WANTED} ~= {condition_string(host.name)}"))
     for n, host in enumerate(plan.hosts, 1):
+        chosen = f"{SELECTED} = {condition_string(host.name)}"
+        rows.append((sets(f"DcomcInputs{n}", INPUTS, ctx.inputs_sha256(host)), CHOOSE_ACCOUNTS,
+                     chosen))
         needs = [str(index[a]) for a in password_accounts(host)]
         if needs:
             rows.append((sets(f"DcomcAccounts{n}", NEEDS, f";{';'.join(needs)};"),
@@ -172,7 +177,8 @@ def detection_values(plan: SitePlan, version: str, spec_sha: str) -> list[tuple[
         raise QuoteError(f"registry value Site: cannot start with '#': {plan.site!r}")
     return [("Site", "string", msi_formatted(plan.site)), ("Host", "string", f"[{SELECTED}]"),
             ("ProductVersion", "string", msi_formatted(version)),
-            ("SpecSha256", "string", spec_sha), ("Generator", "string", f"dcomc {__version__}"),
+            ("InputsSha256", "string", f"[{INPUTS}]"), ("SpecSha256", "string", spec_sha),
+            ("Generator", "string", f"dcomc {__version__}"),
             ("RebootRequired", "integer", "1")]
 
 
@@ -206,7 +212,7 @@ def product_xml(plan: SitePlan, ctx: EmitContext, version: str) -> bytes:
     for condition, message in _conditions(plan):
         doc.e(product, "Condition", text=condition, Message=message)
     _payload(doc, product, plan, version, ctx.spec_sha256)
-    _actions(doc, product, plan, script)
+    _actions(doc, product, plan, ctx, script)
     return doc.tostring()
 
 
@@ -267,9 +273,9 @@ def action_rows(plan: SitePlan) -> tuple[list[dict[str, str]], list[tuple[str, i
     return rows, guarded
 
 
-def _actions(doc: _Wxs, product: Any, plan: SitePlan, script: str) -> None:
+def _actions(doc: _Wxs, product: Any, plan: SitePlan, ctx: EmitContext, script: str) -> None:
     rows, sequence_rows = action_rows(plan)
-    choice = choice_rows(plan)
+    choice = choice_rows(plan, ctx)
     doc.e(product, "Binary", Id="DcomcApplyJs", SourceFile=script)
     for row in [*(attrs for attrs, _, _ in choice), *rows]:
         doc.e(product, "CustomAction", row)
@@ -315,7 +321,7 @@ class SiteContent:
 def expected(plan: SitePlan, ctx: EmitContext) -> SiteContent:
     version = ctx.options.product_version
     codes = site_codes(plan.site, version, ctx.spec_sha256)
-    choice = choice_rows(plan)
+    choice = choice_rows(plan, ctx)
     rows, _ = action_rows(plan)
     hosts = [h.name for h in plan.hosts]
     by_name = {h.name: h for h in plan.hosts}

@@ -207,6 +207,7 @@ def test_wine_applies_the_plan_of_the_pc(wine: dict[str, str], site9: Path, host
     manifest = json.loads((site9 / "manifest.json").read_text(encoding="utf-8"))
     assert values == {"Site": "REG_SZ plant9-utilities", "Host": f"REG_SZ {host}",
                       "ProductVersion": "REG_SZ 1.0.0",
+                      "InputsSha256": f"REG_SZ {manifest['hosts'][host]['inputs']}",
                       "SpecSha256": f"REG_SZ {manifest['spec']['sha256']}",
                       "Generator": f"REG_SZ dcomc {manifest['dcomc']}",
                       "RebootRequired": "REG_DWORD 0x0"}
