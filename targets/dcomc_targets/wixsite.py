@@ -124,21 +124,26 @@ def choice_rows(plan: SitePlan, ctx: EmitContext) -> list[tuple[dict[str, str], 
              f"NOT {WANTED} AND Installed AND {INSTALLED_HOST}"),
             (sets("DcomcWantComputer", WANTED, "[ComputerName]"), computer, f"NOT {WANTED}"),
             (sets("DcomcForceHost", FORCE, "-Force"), computer, HOST_PROPERTY)]
-    index = {account: n for n, account in enumerate(site_accounts(plan), 1)}
     for n, host in enumerate(plan.hosts, 1):
         rows.append((sets(f"DcomcHost{n}", SELECTED, msi_formatted(host.name)), CHOOSE_HOST,
                      f"{WANTED} ~= {condition_string(host.name)}"))
-    for n, host in enumerate(plan.hosts, 1):
+    for n, (host, needs) in enumerate(_needs(plan), 1):
         chosen = f"{SELECTED} = {condition_string(host.name)}"
         rows.append((sets(f"DcomcInputs{n}", INPUTS, ctx.inputs_sha256(host)), CHOOSE_ACCOUNTS,
                      chosen))
-        needs = [str(index[a]) for a in password_accounts(host)]
         if needs:
-            rows.append((sets(f"DcomcAccounts{n}", NEEDS, f";{';'.join(needs)};"),
-                         CHOOSE_ACCOUNTS, f"{SELECTED} = {condition_string(host.name)}"))
+            rows.append((sets(f"DcomcAccounts{n}", NEEDS, needs), CHOOSE_ACCOUNTS, chosen))
     rows.append((sets("DcomcSetDataFile", DATA_FILE, f"[{SELECTED}].psd1"), CHOOSE_FILE,
                  SELECTED))
     return rows
+
+
+def _needs(plan: SitePlan) -> list[tuple[HostPlan, str]]:
+    """Each host and the `DcomcAccounts` value of its accounts (";1;3;", the indexes of
+    `site_accounts`), "" for a host that needs no password."""
+    index = {account: n for n, account in enumerate(site_accounts(plan), 1)}
+    needs = [(host, [str(index[a]) for a in password_accounts(host)]) for host in plan.hosts]
+    return [(host, f";{';'.join(numbers)};" if numbers else "") for host, numbers in needs]
 
 
 def _properties(plan: SitePlan) -> list[dict[str, str]]:
@@ -324,10 +329,7 @@ def expected(plan: SitePlan, ctx: EmitContext) -> SiteContent:
     choice = choice_rows(plan, ctx)
     rows, _ = action_rows(plan)
     hosts = [h.name for h in plan.hosts]
-    by_name = {h.name: h for h in plan.hosts}
-    index = {a: n for n, a in enumerate(site_accounts(plan), 1)}
-    needs = tuple((name, ";" + ";".join(str(index[a]) for a in password_accounts(host)) + ";")
-                  for name, host in by_name.items() if password_accounts(host))
+    needs = tuple((host.name, value) for host, value in _needs(plan) if value)
     described = sorted({(r["Id"], r.get("ExeCommand") or r.get("Value") or
                          (f"JScript {APPLY_JS}:{r['JScriptCall']}" if "JScriptCall" in r else ""))
                         for r in [*(a for a, _, _ in choice), *rows]})
