@@ -273,9 +273,7 @@ def _pretty(value: Any, newline: str, out: list[str]) -> None:
 def _manifest(compiled: Compiled, spec_name: str, ctx: EmitContext, hosts: dict[str, Any],
               ) -> dict[str, Any]:
     manifest: dict[str, Any] = {
-        "format": 1,
-        "dcomc": __version__,
-        "site": compiled.plan.site,
+        **_identity(compiled),
         "spec": {"name": spec_name, "sha256": compiled.sha256},
         "options": ctx.built_from(),
         "hosts": hosts,
@@ -284,6 +282,17 @@ def _manifest(compiled: Compiled, spec_name: str, ctx: EmitContext, hosts: dict[
     if built is not None:  # reproducible builds: a timestamp only when the caller fixes it
         manifest["built"] = built
     return manifest
+
+
+def _identity(compiled: Compiled) -> dict[str, Any]:
+    """The manifest's first keys: which bundle format, dcomc and site it is. A previous
+    bundle is reused only when they are the same (`_Reuser`), so both take them from here."""
+    return {"format": 1, "dcomc": __version__, "site": compiled.plan.site}
+
+
+def _tools() -> dict[str, str]:
+    """The manifest's `tools` of a build with MSIs: another wixl builds other MSI bytes."""
+    return {"wixl": reuse.wixl_version()}
 
 
 def _built() -> str | None:
@@ -365,7 +374,7 @@ def build(compiled: Compiled, options: Options, spec_name: str, out: Path,
         result, ctx = _emit(compiled, options, spec_name, land, keep,
                             fork=builds is None and signer is None)
         if builds is not None and msis is not None:
-            result.manifest["tools"] = {"wixl": reuse.wixl_version()}
+            result.manifest["tools"] = _tools()
             built = {host: {"kind": "msi", "path": f"{host}/{b.path.name}", "sha256": b.sha256}
                      for host, b in _signed_msis(builds.results(), signer).items()}
             for host, entry in (reuser.msis | built).items():
@@ -387,11 +396,8 @@ class _Reuser:
         self.tmp, self.progress = tmp, None if msis is None else msis.progress
         self.inputs: dict[str, str] = {}  # host -> its inputs hash (its MSI's PackageCode)
         self.msis: dict[str, dict[str, str]] = {}  # host -> the manifest entry of a kept MSI
-        ctx = EmitContext(compiled.plan, options)
-        same = {"format": 1, "dcomc": __version__, "site": compiled.plan.site,
-                "options": ctx.built_from()}
-        msi_same = None if msis is None else {"built": _built(), "tools": {
-            "wixl": reuse.wixl_version()}}
+        same = {**_identity(compiled), "options": EmitContext(compiled.plan, options).built_from()}
+        msi_same = None if msis is None else {"built": _built(), "tools": _tools()}
         self.previous = reuse.previous(out.resolve(), same, _signing(signer), msi_same,
                                        None if signer is None else signer.leaf) \
             if enabled else None
