@@ -29,7 +29,7 @@ from dcomc.checks.names import DESCRIPTION_MAX
 from dcomc.diagnostics import escaped
 from dcomc.front.catalog import exe_stem, key_from, key_of_clsid
 from dcomc.front.load import yaml_quote as quote
-from dcomc.readback.capture import Capture, as_list
+from dcomc.readback.capture import Capture, applying, as_list
 from dcomc.windows.sd import ACCESS_RIGHTS, LAUNCH_RIGHTS, Ace, parse_sddl
 from dcomc.windows.sdbinary import from_binary
 from dcomc.windows.sids import SPEC_ALIASES
@@ -325,28 +325,21 @@ def _block(key: str, body: list[str]) -> list[str]:
     return [f"{key}:"] + ["  " + line for line in body]
 
 
-def _acls(appid: dict[str, Any], ole: dict[str, Any] | None = None,
-          ) -> dict[str, tuple[Ace, ...] | str | None]:
-    """The launch and access DACLs that apply to the AppID: its own values, else the PC's
-    machine-wide DefaultLaunch/AccessPermission in `ole` (COM uses those for an AppID without
-    its own); None: neither (Windows' default applies); str: undecodable."""
+def _acls(appid: dict[str, Any], ole: dict[str, Any]) -> dict[str, tuple[Ace, ...] | str | None]:
+    """The launch and access DACLs that apply to the AppID (capture.applying: its own values,
+    else the PC's machine-wide DefaultLaunch/AccessPermission in `ole`); None: neither
+    (Windows' default applies); str: undecodable."""
     acls: dict[str, tuple[Ace, ...] | str | None] = {}
     for which in RIGHTS:
-        acls[which] = None
-        for stored in (appid.get(f"{which.title()}Permission"),
-                       (ole or {}).get(f"Default{which.title()}Permission")):
-            if isinstance(stored, dict) and stored.get("Exists"):
-                acls[which] = _decode(stored)
-                break
+        stored = applying(appid, ole, f"{which.title()}Permission")
+        acls[which] = None if stored is None else _decode(stored)
     return acls
 
 
 def _from_default(appid: dict[str, Any], ole: dict[str, Any], which: str) -> bool:
     """Whether the ACL that applies is the PC's machine-wide default, not the AppID's own."""
-    own = appid.get(f"{which.title()}Permission")
-    default = ole.get(f"Default{which.title()}Permission")
-    return not (isinstance(own, dict) and own.get("Exists")) and isinstance(
-        default, dict) and bool(default.get("Exists"))
+    name = f"{which.title()}Permission"
+    return applying(appid, {}, name) is None and applying(appid, ole, name) is not None
 
 
 def _additions(acls: dict[str, tuple[Ace, ...] | str | None]) -> dict[str, list[Ace]] | None:
