@@ -56,8 +56,10 @@ from dcomc_targets.wix import (
     SCHEDULE_REBOOT,
     WIX_NS,
     PayloadFile,
+    _preprocessed,
     _sequence,
     _Wxs,
+    _xml,
     common_conditions,
     condition_string,
     custom_action_rows,
@@ -330,9 +332,7 @@ def expected(plan: SitePlan, ctx: EmitContext) -> SiteContent:
     rows, _ = action_rows(plan)
     hosts = [h.name for h in plan.hosts]
     needs = tuple((host.name, value) for host, value in _needs(plan) if value)
-    described = sorted({(r["Id"], r.get("ExeCommand") or r.get("Value") or
-                         (f"JScript {APPLY_JS}:{r['JScriptCall']}" if "JScriptCall" in r else ""))
-                        for r in [*(a for a, _, _ in choice), *rows]})
+    described = _described([*(a for a, _, _ in choice), *rows])
     return SiteContent(
         codes["product"], codes["upgrade"], version, tuple(hosts), needs, site_accounts(plan),
         tuple((f.name, f.source) for f in payload(plan)), tuple(_conditions(plan)),
@@ -343,8 +343,6 @@ def expected(plan: SitePlan, ctx: EmitContext) -> SiteContent:
 
 def read(data: bytes) -> SiteContent:
     """The site .wxs as wixl builds it (wix.parse_product reads what the two kinds share)."""
-    from dcomc_targets.wix import _preprocessed, _xml
-
     root = _xml(data)
     product = root.find(f"{{{WIX_NS}}}Product")
     if product is None:
@@ -360,12 +358,18 @@ def read(data: bytes) -> SiteContent:
                   for i, a in actions.items() if _numbered(i, "DcomcAccounts"))
     files = tuple((value(f.get("Name")), value(f.get("Source")))
                   for f in product.iter(f"{{{WIX_NS}}}File"))
-    described = sorted({(i, a.get("ExeCommand") or a.get("Value") or
-                         (f"JScript {APPLY_JS}:{a['JScriptCall']}" if "JScriptCall" in a else ""))
-                        for i, a in actions.items()})
+    described = _described(list(actions.values()))
     return SiteContent(p["product_code"], p["upgrade_code"], p["version"], hosts, needs,
                        tuple(p["accounts"]), files, tuple(p["conditions"]), tuple(described),
                        tuple(p["registry"]))
+
+
+def _described(actions: list[dict[str, str]]) -> list[tuple[str, str]]:
+    """(id, its command, value or JScript call) of each CustomAction, sorted: what `expected`
+    and `read` compare."""
+    return sorted({(a.get("Id", ""), a.get("ExeCommand") or a.get("Value") or
+                    (f"JScript {APPLY_JS}:{a['JScriptCall']}" if "JScriptCall" in a else ""))
+                   for a in actions})
 
 
 def _numbered(action: str, prefix: str) -> bool:
