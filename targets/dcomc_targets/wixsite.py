@@ -262,20 +262,19 @@ def action_rows(plan: SitePlan) -> tuple[list[dict[str, str]], list[tuple[str, i
     the JScript pair runs instead (`DcomcAccounts` is set only for such a host): the two routes
     have the same sequence number and exclusive conditions."""
     rows = custom_action_rows(f"[{DATA_FILE}]", False, plan.site, f"[{FORCE}]")
-    sequence = _sequence(rows)
     if not site_accounts(plan):
-        return rows, sequence
+        return rows, _sequence(rows)
     exe = next(r for r in rows if r["Id"] == "DcomcApply")
     exe["Id"] = "DcomcApplyExe"
     scripted = custom_action_rows(f"[{DATA_FILE}]", True, plan.site, f"[{FORCE}]")
     rows += [r for r in scripted if r["Id"] in ("SetDcomcApply", "DcomcApply")]
     guarded = []
     for action, number, condition in _sequence(scripted):
-        if action in ("SetDcomcApply", "DcomcApply"):
-            guarded.append((action, number, f"{condition} AND {NEEDS}"))
-        elif action != "DcomcApply":
+        if action not in ("SetDcomcApply", "DcomcApply"):
             guarded.append((action, number, condition))
-        if action == "DcomcApply":
+            continue
+        guarded.append((action, number, f"{condition} AND {NEEDS}"))
+        if action == "DcomcApply":  # the EXE route, at the same number
             guarded.append(("DcomcApplyExe", number, f"{condition} AND NOT {NEEDS}"))
     return rows, guarded
 
