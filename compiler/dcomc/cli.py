@@ -359,8 +359,7 @@ def build(spec_path: Path, out: Path | None, strict: bool, self_contained: bool,
     except OSError as exc:  # the output folder cannot be written (the previous one is intact)
         errors.extend(_unwritable(bundle, out, exc))
     except msi.MsiError as exc:
-        _echo(f"error: {escaped(str(exc))}; nothing written", err=True, fg="red")
-        sys.exit(1)
+        _not_written(exc, 1)
     if errors.has_errors or missing:
         _fail(errors, writes=True, also=missing)
     count = sum(len(h["artifacts"]) for h in result.manifest["hosts"].values())
@@ -387,6 +386,13 @@ def _warn_site_passwords(compiled: Compiled) -> None:
     _print_diagnostics(found)
 
 
+def _not_written(exc: Exception, code: int) -> NoReturn:
+    """A tool's or the environment's refusal (wixl, SOURCE_DATE_EPOCH): one line, escaped (it
+    may quote a file or tool output), and exit `code`."""
+    _echo(f"error: {escaped(str(exc))}; nothing written", err=True, fg="red")
+    sys.exit(code)
+
+
 def _missing_msi_tools(no_msi: bool) -> str | None:
     """Why the MSIs asked for (no --no-msi) cannot be made, or None: such a build fails rather
     than leave a bundle without the artifact a deployment would look for."""
@@ -410,8 +416,7 @@ def _check_epoch(*, msi_dates: bool) -> None:
         else:
             source_date_epoch()
     except (EpochError, msi.MsiError) as exc:
-        _echo(f"error: {escaped(str(exc))}; nothing written", err=True, fg="red")
-        sys.exit(EXIT_INPUT)
+        _not_written(exc, EXIT_INPUT)
 
 
 def _unwritable(bundle: Any, out: Path, exc: OSError) -> Diagnostics:
@@ -890,8 +895,7 @@ def sign_cmd(bundle_path: Path, spec_path: Path, **signing: Any) -> None:
         try:
             result = bundle.sign_existing(bundle_path, compiled, signer)
         except msi.MsiError as exc:  # the MSIs are built again from the signed scripts
-            _echo(f"error: {escaped(str(exc))}; nothing written", err=True, fg="red")
-            sys.exit(1)
+            _not_written(exc, 1)
     count = sum(len(h["artifacts"]) for h in result.manifest["hosts"].values())
     _echo(f"signed {escaped(str(bundle_path))}: {plural(count, 'artifact')}, by "
           f"{escaped(signer.info.subject)} (sha256 {signer.info.sha256})", fg="green")
