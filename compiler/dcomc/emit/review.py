@@ -135,7 +135,8 @@ def build_view(plan: SitePlan, ctx: EmitContext, findings: list[Finding],
     the MSIs among them when `msis_built`; `signer` the signing certificate (sign.CertInfo)
     when the bundle is signed, so that the approval names it; `site_package` the manifest's
     entries of the site package (--site-msi), which the digest covers too."""
-    files = _artifacts(plan, artifacts, site_package or [])
+    site_package = site_package or []
+    files = _artifacts(plan, artifacts, site_package)
     site = SiteIndex(frozenset(h.address for h in plan.hosts), _findings_by_host(findings))
     classes = [_class(c, ctx, findings, files, site) for c in host_classes(plan)]
     del files["_per_host"]  # now in the classes' rows
@@ -150,8 +151,8 @@ def build_view(plan: SitePlan, ctx: EmitContext, findings: list[Finding],
         "signer": None if signer is None else signer.json(),
         "install_dir": f"%ProgramFiles%\\dcomc\\{plan.site}\\",  # where the MSI puts the engine
         "site_package": [{**a, "label": KIND_LABELS.get(a["kind"], a["kind"])}
-                         for a in site_package or []],
-        "site_msi": next((a["path"] for a in site_package or [] if a["kind"] == "msi"), ""),
+                         for a in site_package],
+        "site_msi": next((a["path"] for a in site_package if a["kind"] == "msi"), ""),
     }  # fmt: skip
 
 
