@@ -513,7 +513,7 @@ def _collect_admitted(capture: Capture, site: Site, servers: list[str]) -> None:
     for key in servers:
         rule = rules.get(executables.get(key, "").lower())
         found = {str(a) for a in as_list(rule.get("RemoteAddress"))} if rule else set()
-        single = found and all(re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+", a) for a in found)
+        single = found and all(map(_single, found))
         site.admitted[(capture.computer.upper(), key)] = found if single else None
 
 
@@ -537,6 +537,12 @@ def _calls_lines(site: Site, client: str) -> list[str]:
         return [f"calls: [{', '.join(sorted(called))}]   # the servers whose rules admit it"]
     return ["calls:                        # the servers whose rules admit it, and where"] + [
         f"  {key}: [{', '.join(called[key])}]" for key in sorted(called)]
+
+
+def _single(address: str) -> bool:
+    """Whether a firewall rule's remote entry is one address (not a network, range or
+    keyword), as Windows shows it."""
+    return re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+", address) is not None
 
 
 def _address(capture: Capture) -> tuple[str, str | None]:
@@ -619,7 +625,7 @@ def _firewall_lines(capture: Capture) -> list[str]:
     remote = sorted({str(a) for r in rules for a in as_list(r.get("RemoteAddress"))})
     if "Any" in remote:
         lines.append("  remote: any                # the PC's rules admit any address")
-    elif any(not re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+", a) for a in remote):
+    elif not all(map(_single, remote)):
         shown = ", ".join(value(_network(a)) for a in remote)
         lines.append(f"  remote: [{shown}]   # as the PC's rules admit")
     return ["firewall:", *lines] if lines else []
