@@ -115,6 +115,31 @@ def run_one(hosts: int, layout: str, flows: str, work: Path, write: str) -> dict
             "files": files}
 
 
+def timed(command: list[str], accept: tuple[int, ...] = (0,)) -> tuple[float, float]:
+    """Wall and CPU seconds of one run of `command` in a fresh process, its output to
+    /dev/null (the wall time of a shared VM swings with its neighbours' load, the children's
+    CPU time much less); an exit status not in `accept` stops the benchmark with its stderr."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    wall = time.perf_counter() - start
+    if done.returncode not in accept:
+        raise SystemExit(f"{' '.join(command)}: exit {done.returncode}: {done.stderr[-2000:]!r}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def sizes_parser(doc: str, sizes: tuple[int, ...], where: str) -> argparse.ArgumentParser:
+    """The command line of a benchmark of commands run at several sizes: N..., --rounds (the
+    median of so many) and --dir (`where` goes there; ./build by default, as `dcomc build`)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=list(sizes))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dir", type=Path, default=WORK, help=f"where {where} go (default: "
+                        "./build, as `dcomc build`)")
+    return parser
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sizes", nargs="*", type=int, default=list(SIZES))

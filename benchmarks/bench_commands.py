@@ -26,20 +26,16 @@ writes, to measure what a user gets.
 
 from __future__ import annotations
 
-import argparse
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_build import generate
+from bench_build import generate, sizes_parser, timed
 
 SIZES = (1000, 10000)
 FLOOR = ("import sys\nfrom pathlib import Path\nimport dcomc.cli\n"
@@ -57,31 +53,14 @@ def moved(spec: dict[str, Any]) -> dict[str, Any]:
     return {**spec, "hosts": hosts}
 
 
-def timed(command: list[str]) -> tuple[float, float]:
-    """Wall and CPU seconds of one run; exit 1 (diff: the plans differ) is a result, not a
-    failure."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
-    wall = time.perf_counter() - start
-    if done.returncode not in (0, 1):
-        raise SystemExit(f"{' '.join(command)}: exit {done.returncode}: {done.stderr[-2000:]!r}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-
-
 def median_of(rounds: int, command: list[str]) -> tuple[float, float]:
-    runs = [timed(command) for _ in range(rounds)]
+    # exit 1 (diff: the plans differ) is a result, not a failure
+    runs = [timed(command, (0, 1)) for _ in range(rounds)]
     return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("sizes", nargs="*", type=int, default=list(SIZES))
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--dir", type=Path, default=Path("build"),
-                        help="where the specs and bundles go (default: ./build)")
-    args = parser.parse_args()
+    args = sizes_parser(__doc__, SIZES, "the specs and bundles").parse_args()
     python, dcomc = sys.executable, [sys.executable, "-m", "dcomc"]
     args.dir.mkdir(parents=True, exist_ok=True)
     print(f"in {args.dir.resolve()}, median of {args.rounds}; ratio = command / floor (wall)")

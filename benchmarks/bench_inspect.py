@@ -10,42 +10,22 @@ VM the disk's speed varies 50x within minutes, so compare code on tmpfs:
 
 from __future__ import annotations
 
-import argparse
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_build import generate
+from bench_build import generate, sizes_parser, timed
 
 SIZES = (100, 1000)
 
 
-def timed(command: list[str]) -> tuple[float, float]:
-    """Wall seconds, and CPU seconds of the child (the wall time of a shared VM swings with
-    its neighbours' load; the CPU time much less)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("sizes", nargs="*", type=int, default=list(SIZES))
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--dir", type=Path, default=Path("build"),
-                        help="where the bundles go (default: ./build, as `dcomc build`)")
-    args = parser.parse_args()
+    args = sizes_parser(__doc__, SIZES, "the bundles").parse_args()
     dcomc = [sys.executable, "-m", "dcomc"]
     args.dir.mkdir(parents=True, exist_ok=True)
     print(f"in {args.dir.resolve()}, median of {args.rounds}")
