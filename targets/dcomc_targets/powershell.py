@@ -206,10 +206,9 @@ def _data_literal(host: HostPlan, ctx: EmitContext) -> str:
             item = resource_data(resource, ctx.spec_name) | {"Source": _SOURCE}
             _RESOURCES[key] = _source_cut(render(item, RESOURCE_INDENT))
         parts = _RESOURCES[key]
-        source = _source(resource, ctx.spec_name)
         literals.append(_Rendered(
             render(resource_data(resource, ctx.spec_name), RESOURCE_INDENT) if parts is None
-            else parts[0] + _scalar(source) + parts[1]))
+            else parts[0] + _scalar(_source(resource, ctx.spec_name)) + parts[1]))
     return render(_plan_head(host, ctx) | {"InputsSha256": ctx.inputs_sha256(host),
                                            "Resources": literals})
 
