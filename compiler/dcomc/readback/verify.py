@@ -227,7 +227,10 @@ def _certificate(info: CertInfo, certs: list[bytes], ca: Path | None,
         found.append(Failure("E429", "not-code-signing", None, f"the certificate of "
                              f"{info.subject} does not name Code Signing in its extended key "
                              "usage: Windows refuses it for Authenticode"))
-    first, last = (stamps[0], stamps[-1]) if stamps else (_now(), _now())
+    if stamps:
+        first, last = stamps[0], stamps[-1]
+    else:
+        first = last = _now()  # one reading: the validity and the chain judged at one time
     if not info.not_before <= first <= last <= info.not_after:
         late = last > info.not_after
         state = "expired on" if late else "not valid before"
