@@ -375,7 +375,7 @@ class _Wxs:
     def __init__(self, comments: list[str]) -> None:
         self.root = xmltext.Element("Wix", {"xmlns": WIX_NS})
         for line in comments:  # read back by quoting.xml_uncomment (a site named "a---b")
-            self.root.children.append(_comment(line))
+            self.root.children.append(comment_line(line))
         self._defines: dict[str, str] = {}  # value -> variable name
 
     def literal(self, value: str) -> str:
@@ -434,7 +434,9 @@ _PLAIN_VALUE = re.compile('[\x00-\x1f\x7f-\x9f$&<>"\ufffe\uffff]')
 
 
 @lru_cache(maxsize=256)  # the header's lines: most are the same in every host's files
-def _comment(line: str) -> str:
+def comment_line(line: str) -> str:
+    """`<!-- line -->`, the line through quoting.xml_comment (read back by xml_uncomment): a
+    header line of a .wxs (this module's and the firewall fragment's)."""
     return xmltext.comment(f" {xml_comment(line)} ")
 
 

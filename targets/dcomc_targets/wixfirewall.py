@@ -37,7 +37,7 @@ from dcomc_targets.quoting import (
     xml_comment,
     xml_uncomment,
 )
-from dcomc_targets.wix import guid, windows_names
+from dcomc_targets.wix import comment_line, guid, windows_names
 
 WIX_NS = "http://schemas.microsoft.com/wix/2006/wi"
 FIRE_NS = "http://schemas.microsoft.com/wix/FirewallExtension"
@@ -87,7 +87,7 @@ class WixFirewallTarget:
         root = xmltext.Element("Wix", {"xmlns": WIX_NS, "xmlns:fire": FIRE_NS})
         comments = root.children
         for line in [*ctx.header_lines(host, "WiX v3 firewall fragment"), *_usage(host)]:
-            comments.append(_comment(line))
+            comments.append(comment_line(line))
         pending = [r for r in host.of_kind(FirewallRule) if not _expressible(r)]
         if pending:
             comments.append(xmltext.comment(f" {PENDING_TITLE} "))
@@ -169,12 +169,8 @@ def _exception(comp: xmltext.Element, host: HostPlan, rule: FirewallRule, name: 
         exc.children.append(_remote_block(rule.remote))
 
 
-# The header's and the rules' comments recur in every host's fragment: made once each.
-@lru_cache(maxsize=256)
-def _comment(line: str) -> str:
-    return xmltext.comment(f" {xml_comment(line)} ")
-
-
+# The rules' comments recur in every host's fragment (the header's: wix.comment_line): made
+# once each.
 @lru_cache(maxsize=1024)
 def _rule_comment(display_name: str, guide: str) -> str:
     return xmltext.comment(f" {xml_comment(display_name)} ({guide}) ")
