@@ -44,13 +44,12 @@ from dcomc.plan.model import (
     UserRight,
 )
 from dcomc.windows import sd, sids
-from dcomc.windows.limits import DEFAULT_LAUNCH_LIMIT
+from dcomc.windows.limits import DEFAULT_LAUNCH_LIMIT, EVERYONE
 
 PKT_INTEGRITY = 5
-EVERYONE, ANONYMOUS = "S-1-1-0", "S-1-5-7"
+ANONYMOUS = "S-1-5-7"
 LAUNCH_BITS = 0x1E  # local/remote launch and activation
 BUILTIN_LOGONS = frozenset({"S-1-5-18", "S-1-5-19", "S-1-5-20"})  # SYSTEM, LOCAL/NETWORK SERVICE
-DCOM_USERS = "S-1-5-32-562"
 # Windows' documented default machine launch limit, SID -> the COM rights it grants, is
 # DEFAULT_LAUNCH_LIMIT (windows/limits.py, shared with the flow verifier). Everyone's local
 # rights reach every account. Only documented entries count: an account the limit does not
