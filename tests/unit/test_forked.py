@@ -39,6 +39,20 @@ def force_split(monkeypatch: pytest.MonkeyPatch, split: bool) -> list[int]:
     return points
 
 
+def fail_at(monkeypatch: pytest.MonkeyPatch, name: str, error: Exception) -> None:
+    """The first target raises `error` when it emits the host `name` (in whichever process
+    emits that host)."""
+    target = TARGETS[0]
+    emit = target.emit
+
+    def failing(host, ctx):  # type: ignore[no-untyped-def]
+        if host.name == name:
+            raise error
+        return emit(host, ctx)
+
+    monkeypatch.setattr(target, "emit", failing)
+
+
 def test_a_forked_build_is_the_single_process_build(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     compiled = compile_file(LARGE)
@@ -85,15 +99,7 @@ def test_an_exception_in_the_child_fails_the_build(tmp_path: Path,
     bundle.build(compiled, Options(), PLANT7.name, out, reuse_hosts=False)
     before = tree(out)
     last = compiled.plan.hosts[-1].name  # in the child's half
-    target = TARGETS[0]
-    emit = target.emit
-
-    def failing(host, ctx):  # type: ignore[no-untyped-def]
-        if host.name == last:
-            raise OSError(28, "No space left on device")
-        return emit(host, ctx)
-
-    monkeypatch.setattr(target, "emit", failing)
+    fail_at(monkeypatch, last, OSError(28, "No space left on device"))
     force_split(monkeypatch, True)
     with pytest.raises(OSError, match="No space left"):
         bundle.build(compiled, Options(), PLANT7.name, out, reuse_hosts=False)
@@ -106,15 +112,7 @@ def test_a_failure_in_the_parent_stops_the_child(tmp_path: Path,
     removed, so no file of it lands there afterwards, and nothing is left beside OUT."""
     compiled = compile_file(LARGE)
     first = compiled.plan.hosts[0].name  # in the parent's half
-    target = TARGETS[0]
-    emit = target.emit
-
-    def failing(host, ctx):  # type: ignore[no-untyped-def]
-        if host.name == first:
-            raise RuntimeError("parent failed")
-        return emit(host, ctx)
-
-    monkeypatch.setattr(target, "emit", failing)
+    fail_at(monkeypatch, first, RuntimeError("parent failed"))
     force_split(monkeypatch, True)
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="parent failed"):
