@@ -47,6 +47,10 @@ BeforeAll {
         return @($output | Where-Object -FilterScript { $null -ne $_.PSObject.Properties['ExitCode'] })[-1]
     }
     function Get-Log { param($Outcome) return [IO.File]::ReadAllText($Outcome.LogFile) }
+    function Get-BackupName {
+        <# The names of the site's backup folders on the simulated PC. #>
+        Sim { param($site) @(Get-ChildItem -LiteralPath (Join-Path -Path (Get-DcomcOsDataRoot) -ChildPath "$site/backups") -Directory | ForEach-Object -Process { $_.Name }) } @($script:data.Site)
+    }
     function Assert-Refused {
         <# Exit 3, the PC as it was, and no write of any kind (not even dcomc's folders): the
            check came before the first state-changing call. #>
@@ -203,11 +207,11 @@ Describe 'Rollback' {
         Sign
         (Run 'Apply').ExitCode | Should -Be 0
         $applied = Snapshot
-        $backups = Sim { param($site) @(Get-ChildItem -LiteralPath (Join-Path -Path (Get-DcomcOsDataRoot) -ChildPath "$site/backups") -Directory | ForEach-Object -Process { $_.Name }) } @($script:data.Site)
+        $backups = Get-BackupName
         Sign -Status 'NotSigned'
         Sim { Reset-SimCalls }
         Assert-Refused -Outcome (Run 'Rollback') -Before $applied -Like '*Rollback refused before any change*it is not signed*'
-        Sim { param($site) @(Get-ChildItem -LiteralPath (Join-Path -Path (Get-DcomcOsDataRoot) -ChildPath "$site/backups") -Directory | ForEach-Object -Process { $_.Name }) } @($script:data.Site) | Should -Be $backups
+        Get-BackupName | Should -Be $backups
         (Run 'Rollback' @{ AllowUnsigned = $true }).ExitCode | Should -Be 0
         Snapshot | Should -BeExactly $script:fresh
     }
