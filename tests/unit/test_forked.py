@@ -120,3 +120,27 @@ def test_a_failure_in_the_parent_stops_the_child(tmp_path: Path,
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     time.sleep(0.3)  # a child still running would recreate its host folders by now
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_an_interrupt_while_waiting_stops_the_child() -> None:
+    """Ctrl-C while the parent waits for the child's result: the child is killed and reaped
+    before the interrupt reaches the build, which then removes its staging folder."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        child = forked.Child(lambda: time.sleep(30))
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        start = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            child.join()
+        assert time.monotonic() - start < 10
+        with pytest.raises(ProcessLookupError):
+            os.kill(child._pid, 0)  # gone, and reaped (a zombie would still take the signal)
+        child.cancel()  # a second stop is a no-op
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -52,21 +52,34 @@ class Child:
             _run_and_send(work, write)
         os.close(write)
         self._read = read
+        self._done = False  # reaped, and the pipe closed
 
     def cancel(self) -> None:
-        """Stop the child (the parent failed: its files must not go on landing in a staging
-        folder being removed) and reap it."""
+        """Stop the child (the parent failed or was interrupted: its files must not go on
+        landing in a staging folder being removed) and reap it; once."""
+        if self._done:
+            return
+        self._done = True
         try:
             os.kill(self._pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        os.waitpid(self._pid, 0)
+        try:
+            os.waitpid(self._pid, 0)
+        except ChildProcessError:  # reaped already (an interrupt right after join's wait)
+            pass
         os.close(self._read)
 
     def join(self) -> Any:
-        with os.fdopen(self._read, "rb") as stream:
-            payload = stream.read()  # to the end: the child has written all and exited
-        _, status = os.waitpid(self._pid, 0)
+        try:  # an interrupt while waiting stops the child too, before the caller cleans up
+            with os.fdopen(self._read, "rb", closefd=False) as stream:
+                payload = stream.read()  # to the end: the child has written all and exited
+            _, status = os.waitpid(self._pid, 0)
+        except BaseException:
+            self.cancel()
+            raise
+        self._done = True
+        os.close(self._read)
         if not payload:
             raise RuntimeError(f"the emitting child process ended without a result "
                                f"(wait status {status})")
