@@ -121,6 +121,12 @@ class Site:
         return {name.rpartition("\\")[2].lower() for name in self.domain_logons}
 
     @cached_property
+    def callers(self) -> list[tuple[Capture, set[str]]]:
+        """Each capture with the addresses its server rules admit (_callers), read once for
+        the site rather than once per PC that looks for a hidden client."""
+        return [(capture, _callers(capture)) for capture in self.captures]
+
+    @cached_property
     def sids(self) -> dict[str, str]:
         """DOMAIN\\name (lower case) -> SID of every account of another domain that some PC
         resolved (a Log On account has no SID in its capture; a right or an ACL it holds on
@@ -490,7 +496,7 @@ def _hidden_client(capture: Capture, site: Site) -> list[str]:
     address = _address(capture)[0]
     services = [s["Service"] for s in capture.servers() if isinstance(s.get("Service"), dict)
                 and s["Service"].get("Name")]
-    called = [c.computer for c in site.captures if c is not capture and address in _callers(c)]
+    called = [c.computer for c, callers in site.callers if c is not capture and address in callers]
     if not services or not called:
         return []
     name = str(services[0]["Name"])
