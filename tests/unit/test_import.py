@@ -428,6 +428,21 @@ def test_the_reader_refuses_a_malformed_capture(tmp_path: Path, change: dict[str
                for line in caught.value.details)
 
 
+def test_a_json_problem_is_placed_where_the_parser_found_it(tmp_path: Path) -> None:
+    """A syntax error gets its line and column; a problem that is not one (NaN) is named
+    without a place, never at the place of a syntax error further down."""
+    from dcomc.readback.capture import load_captures
+
+    broken, nan = tmp_path / "broken.json", tmp_path / "nan.json"
+    broken.write_text('{\n  "Format": "dcomc-capture",\n  "b": }\n', encoding="utf-8")
+    nan.write_text('{"Format": NaN,\n"x": 1,\n"b": }\n', encoding="utf-8")
+    with pytest.raises(CaptureError) as caught:
+        load_captures([broken, nan])
+    first, second = caught.value.details
+    assert first.startswith(f"{broken}:3:8: error: not a JSON capture")
+    assert second.startswith(f"{nan}: error: not a JSON capture") and "NaN" in second
+
+
 def test_a_newline_in_a_captured_description_is_refused_not_changed(tmp_path: Path) -> None:
     """The spec cannot hold a newline in a description (E201): the import refuses the
     capture, naming the value, rather than write something else; text with a character a

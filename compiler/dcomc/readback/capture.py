@@ -8,7 +8,6 @@ the parts the engine could not read (`Skipped`) are null and stay so.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dcomc.diagnostics import escaped
-from dcomc.readback.files import InputError, decode_text, load_json, read_regular
+from dcomc.readback.files import InputError, load_json, read_regular
 from dcomc.windows.sdbinary import from_binary
 
 FORMAT = "dcomc-capture"
@@ -203,29 +202,17 @@ def parse_capture(data: Any, path: Path) -> Capture:
     return Capture(path, data["Computer"]["Name"], data)
 
 
-def _syntax_position(raw: bytes) -> tuple[int, int] | None:
-    """Where JSON's parser stops in a capture that does not parse (line, column), if it
-    gets that far (not for bad encodings)."""
-    try:
-        json.loads(decode_text(raw))
-    except json.JSONDecodeError as exc:
-        return exc.lineno, exc.colno
-    except (ValueError, RecursionError):
-        return None
-    return None
-
-
 def load_capture(path: Path) -> Capture:
     """The capture at `path` (a regular file of JSON within load_json's limits)."""
     raw = read_regular(path, "the capture")
     try:
         data = load_json(raw, str(path), "a JSON capture")
     except InputError as exc:
-        position = _syntax_position(raw)
-        if position is None:
+        if exc.position is None:  # not a syntax error (NaN, a huge number, too deep, encoding)
             raise
         said = str(exc).removeprefix(f"{path}: ")
-        raise CaptureError([f"{path}:{position[0]}:{position[1]}: error: {said}"]) from None
+        line, column = exc.position
+        raise CaptureError([f"{path}:{line}:{column}: error: {said}"]) from None
     return parse_capture(data, path)
 
 

@@ -16,7 +16,12 @@ from typing import IO, Any
 
 
 class InputError(Exception):
-    """An input that is not what the command expects (exit 2)."""
+    """An input that is not what the command expects (exit 2); `position` (line, column) where
+    JSON's parser stopped, for a document that is not JSON."""
+
+    def __init__(self, message: str, position: tuple[int, int] | None = None) -> None:
+        super().__init__(message)
+        self.position = position
 
 
 # --- reading inputs: regular files only, inside the bundle, JSON within limits ---------------
@@ -130,7 +135,8 @@ def load_json(raw: bytes, where: str, what: str = "JSON") -> Any:
     except RecursionError:
         data = None
     except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise InputError(f"{where}: not {what} ({exc})") from None
+        position = (exc.lineno, exc.colno) if isinstance(exc, json.JSONDecodeError) else None
+        raise InputError(f"{where}: not {what} ({exc})", position) from None
     else:
         if _depth_within(data, MAX_DEPTH):
             return data
