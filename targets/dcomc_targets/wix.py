@@ -482,9 +482,7 @@ def product_xml(host: HostPlan, ctx: EmitContext, version: str) -> bytes:
           "PC is already installed.")
     for row in _properties(host, ctx.plan.site):
         doc.e(product, "Property", row)
-    doc.e(doc.e(product, "Property", Id=POWERSHELL_VERSION), "RegistrySearch",
-          Id="DcomcPowerShellVersion", Root="HKLM", Key=POWERSHELL_KEY,
-          Name="PowerShellVersion", Type="raw", Win64="yes")
+    powershell_search(doc, product)
     for condition, message in _conditions(host, ctx.plan.site):
         doc.e(product, "Condition", text=condition, Message=message)
     doc.e(product, "Directory", Id="TARGETDIR", Name="SourceDir")
@@ -513,7 +511,20 @@ def _custom_actions(doc: _Wxs, product: xmltext.Element, host: HostPlan, site: s
     for row in rows[1:]:
         doc.e(product, "CustomAction", row)
     table = doc.e(product, "InstallExecuteSequence")
-    for action, number, condition in _sequence(rows):
+    sequence_rows(doc, table, _sequence(rows))
+
+
+def powershell_search(doc: _Wxs, product: xmltext.Element) -> None:
+    """The AppSearch of Windows PowerShell's version (64-bit view), for the launch condition."""
+    doc.e(doc.e(product, "Property", Id=POWERSHELL_VERSION), "RegistrySearch",
+          Id="DcomcPowerShellVersion", Root="HKLM", Key=POWERSHELL_KEY,
+          Name="PowerShellVersion", Type="raw", Win64="yes")
+
+
+def sequence_rows(doc: _Wxs, table: xmltext.Element, rows: list[tuple[str, int, str]]) -> None:
+    """The InstallExecuteSequence rows of the custom actions (action, number, condition), then
+    the standard actions dcomc places itself (ScheduleReboot, RemoveExistingProducts)."""
+    for action, number, condition in rows:
         doc.e(table, "Custom", text=condition or None, Action=action, Sequence=str(number))
     action, number, condition = SCHEDULE_REBOOT
     doc.e(table, action, text=condition, Sequence=str(number))

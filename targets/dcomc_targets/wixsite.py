@@ -48,12 +48,8 @@ from dcomc_targets.wix import (
     CABINET,
     DETECTION_COMPONENT,
     INSTALLDIR,
-    POWERSHELL_KEY,
-    POWERSHELL_VERSION,
     REBOOT_DEFAULT,
     REBOOT_KEY,
-    REMOVE_EXISTING,
-    SCHEDULE_REBOOT,
     WIX_NS,
     PayloadFile,
     _preprocessed,
@@ -66,7 +62,9 @@ from dcomc_targets.wix import (
     guid,
     parse_product,
     password_accounts,
+    powershell_search,
     reboot_key,
+    sequence_rows,
 )
 
 FOLDER = "_site"  # in the bundle: not a host name (those are letters, digits and hyphens)
@@ -225,9 +223,7 @@ def product_xml(plan: SitePlan, ctx: EmitContext, version: str) -> bytes:
 
 def _searches(doc: _Wxs, product: Any, site: str) -> None:
     """Windows PowerShell's version and the host the installed package chose (AppSearch)."""
-    doc.e(doc.e(product, "Property", Id=POWERSHELL_VERSION), "RegistrySearch",
-          Id="DcomcPowerShellVersion", Root="HKLM", Key=POWERSHELL_KEY,
-          Name="PowerShellVersion", Type="raw", Win64="yes")
+    powershell_search(doc, product)
     doc.e(doc.e(product, "Property", Id=INSTALLED_HOST), "RegistrySearch",
           Id="DcomcInstalledHost", Root="HKLM", Key=reboot_key(site), Name="Host",
           Type="raw", Win64="yes")
@@ -280,7 +276,7 @@ def action_rows(plan: SitePlan) -> tuple[list[dict[str, str]], list[tuple[str, i
 
 
 def _actions(doc: _Wxs, product: Any, plan: SitePlan, ctx: EmitContext, script: str) -> None:
-    rows, sequence_rows = action_rows(plan)
+    rows, engine_rows = action_rows(plan)
     choice = choice_rows(plan, ctx)
     doc.e(product, "Binary", Id="DcomcApplyJs", SourceFile=script)
     for row in [*(attrs for attrs, _, _ in choice), *rows]:
@@ -289,12 +285,7 @@ def _actions(doc: _Wxs, product: Any, plan: SitePlan, ctx: EmitContext, script: 
         sequence = doc.e(product, table)
         for attrs, number, condition in choice:
             doc.e(sequence, "Custom", text=condition, Action=attrs["Id"], Sequence=str(number))
-    for action, number, condition in sequence_rows:
-        doc.e(sequence, "Custom", text=condition or None, Action=action, Sequence=str(number))
-    action, number, condition = SCHEDULE_REBOOT
-    doc.e(sequence, action, text=condition, Sequence=str(number))
-    action, number = REMOVE_EXISTING
-    doc.e(sequence, action, Sequence=str(number))
+    sequence_rows(doc, sequence, engine_rows)  # InstallExecuteSequence, the last table
 
 
 def emit(plan: SitePlan, ctx: EmitContext) -> dict[str, bytes]:
