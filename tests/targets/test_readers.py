@@ -9,8 +9,6 @@ security descriptors and on the templates' sections and keys."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_wine_reg import wine  # the Wine prefix fixture: one definition for both suites
 
 from dcomc.cli import main
 from dcomc.windows import sd, sdbinary
@@ -32,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "targets" / "corpus"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
 SYSTEM_PYTHON = "/usr/bin/python3"
+__all__ = ["wine"]  # a fixture, used by name
 
 
 def run(*args: str | Path) -> Result:
@@ -512,17 +512,6 @@ def _meaning(kind: str | int, data: str | int | bytes, v4: bool) -> tuple[str, s
         return "REG_DWORD", int(data)
     assert isinstance(data, bytes)
     return ("REG_BINARY" if kind == 3 else f"hex({kind:x})"), data.hex()
-
-
-@pytest.fixture(scope="module")
-def wine(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    require(shutil.which("wine") is not None, "wine")
-    prefix = tmp_path_factory.mktemp("wineprefix")
-    env = {**os.environ, "WINEPREFIX": str(prefix), "WINEDEBUG": "-all"}
-    subprocess.run(["wine", "wineboot", "-i"], env=env, capture_output=True, check=False,
-                   timeout=300)
-    yield env
-    subprocess.run(["wineserver", "-k"], env=env, capture_output=True, check=False)
 
 
 def test_wine_imports_what_we_read_and_we_read_what_wine_exports(wine: dict[str, str],
