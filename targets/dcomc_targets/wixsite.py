@@ -183,7 +183,7 @@ def detection_values(plan: SitePlan, version: str, spec_sha: str) -> list[tuple[
     return [("Site", "string", msi_formatted(plan.site)), ("Host", "string", f"[{SELECTED}]"),
             ("ProductVersion", "string", msi_formatted(version)),
             ("InputsSha256", "string", f"[{INPUTS}]"), ("SpecSha256", "string", spec_sha),
-            ("Generator", "string", f"dcomc {__version__}"),
+            ("Generator", "string", msi_formatted(f"dcomc {__version__}")),
             ("RebootRequired", "integer", "1")]
 
 
