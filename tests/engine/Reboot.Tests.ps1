@@ -103,7 +103,7 @@ Describe 'the last Apply''s result in the detection key (docs/deployment.md)' {
         & $module { Get-SimSnapshot } | Should -BeExactly $fresh
     }
 
-    It 'records a failed Apply (2, rolled back), and -WhatIf records nothing' {
+    It 'records a failed Apply (2, rolled back; 3, nothing changed), and -WhatIf records nothing' {
         Use-Pc
         $null = Run 'Apply' @{ WhatIf = $true }
         Status | Should -BeNullOrEmpty
@@ -113,5 +113,11 @@ Describe 'the last Apply''s result in the detection key (docs/deployment.md)' {
         (Run 'Apply').ExitCode | Should -Be 2
         (Status).Result.Data | Should -Be 2
         & $module { Get-SimSnapshot } | Should -BeExactly $fresh  # rolled back
+        # an Apply that stops before any change (here the elevation check fails): 3, recorded too,
+        # so that an inventory never shows the verdict of an earlier run instead
+        & $module { Add-SimFault -Operation 'Test-DcomcOsElevated' -At 1 }
+        (Run 'Apply').ExitCode | Should -Be 3
+        (Status).Result.Data | Should -Be 3
+        & $module { Get-SimSnapshot } | Should -BeExactly $fresh
     }
 }

@@ -703,6 +703,7 @@ function Invoke-DcomcConfiguration {
         [switch] $Force,
         [switch] $AllowUnsigned
     )
+    $data = $null  # known once the data file is read: an Apply refused after that is recorded
     try {
         if ($Mode -eq 'Capture') {
             # No data file: a capture reads a PC that may have no bundle yet (docs/capture.md).
@@ -760,6 +761,9 @@ function Invoke-DcomcConfiguration {
     catch {
         Write-Error -Message $_.Exception.Message -ErrorAction Continue
         try { Write-DcomcLog -Level 'ERROR' -Message ('{0} ({1})' -f $_.Exception.Message, ($_.ScriptStackTrace -replace '\r?\n', ' <- ')) } catch { Write-Verbose -Message 'no log' }
+        if ($Mode -eq 'Apply' -and $null -ne $data) {
+            Write-DcomcApplyStatus -Data $data -ExitCode 3  # never throws: a failure is logged
+        }
         return New-DcomcOutcome -ExitCode 3
     }
 }
