@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -73,16 +74,18 @@ def build_epoch() -> int:
 def wixl_source(host_dir: Path, host: str) -> WixlInput:
     """The host's product .wxs as wixl 0.101 can read it, and the patches its MSI needs."""
     data = (host_dir / "wix" / f"{host}.wxs").read_bytes()
-    found = _SOURCES.pop(data, None)  # the run's copy, for the patch after it
+    with _SOURCES_LOCK:
+        found = _SOURCES.pop(data, None)  # the run's copy, for the patch after it
     if found is not None:
         return found
     try:
         found = wixl_input(data)
     except ValueError as exc:
         raise MsiError(f"{host}: {exc}") from exc
-    if len(_SOURCES) >= MAX_SOURCES:
-        _SOURCES.pop(next(iter(_SOURCES)), None)
-    _SOURCES[data] = found
+    with _SOURCES_LOCK:  # worker threads and the main thread: an eviction iterates the dict
+        if len(_SOURCES) >= MAX_SOURCES:
+            _SOURCES.pop(next(iter(_SOURCES)), None)
+        _SOURCES[data] = found
     return found
 
 
@@ -92,6 +95,7 @@ def wixl_source(host_dir: Path, host: str) -> WixlInput:
 # for wixl while emission goes on may outnumber it; a source not found is parsed again.
 MAX_SOURCES = 1024
 _SOURCES: dict[bytes, WixlInput] = {}
+_SOURCES_LOCK = threading.Lock()
 
 
 def run_wixl(host_dir: Path, host: str) -> Path:
