@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import yaml
 from click.testing import CliRunner
 
 from dcomc.cli import main
-from dcomc.emit import bundle, reuse
+from dcomc.emit import bundle, forked, reuse
 from dcomc.pipeline import compile_file
 from dcomc.readback import drift
 from dcomc_targets import EmitContext, Options, base, msi
@@ -193,6 +194,61 @@ def test_a_file_not_as_listed_rebuilds_its_host(spec: Path, tmp_path: Path, spoi
     same_bytes(out, tmp_path / "full")
     if spoil == "symlink":
         assert not target.is_symlink()
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_a_stale_file_found_while_linking_rebuilds_its_host(
+        spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool) -> None:
+    """The reused hosts' files are linked and checked while the build goes on (a forked child
+    where one runs beside, else in the build's process before emission): a file not as listed
+    is found either way, the build starts again, and that host alone is emitted."""
+    monkeypatch.setattr(forked, "usable", lambda: fork)
+    started: list[bool] = []
+    start = bundle._Reuser.start
+
+    def recording(self: Any) -> None:
+        start(self)
+        started.append(self._child is not None)
+
+    monkeypatch.setattr(bundle._Reuser, "start", recording)
+    out = tmp_path / "out"
+    build(spec, out)
+    target = out / "SRV0005" / "firewall" / "SRV0005.netsh"
+    target.write_bytes(target.read_bytes() + b"rem edited\r\n")
+    before = files(out)
+    build(spec, out)
+    assert started == [False, fork, fork]  # nothing to take yet; then found stale; retried
+    assert relinked(before, files(out)) == {"SRV0005"}
+    build(spec, tmp_path / "full", reuse_hosts=False)
+    same_bytes(out, tmp_path / "full")
+
+
+def test_a_failed_build_stops_the_linking_child(spec: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build that fails while the child still links reused files kills it before the
+    staging folder is removed: nothing lands beside OUT after the build has failed."""
+    require(forked.usable(), "fork and two cores")
+    out = tmp_path / "out"
+    build(spec, out)
+    before = files(out)
+    link = reuse.link
+
+    def slow(prev: Any, kept: Any, tmp: Path) -> bool:
+        time.sleep(0.05)
+        return link(prev, kept, tmp)
+
+    def fail(*_: Any, **__: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(reuse, "link", slow)
+    monkeypatch.setattr(bundle, "_finish", fail)
+    with pytest.raises(OSError, match="No space"):
+        build(spec, out)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # no child left running, none left unreaped
+    time.sleep(0.3)  # what a child still running would have linked by now
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "site.yaml"]  # no staging
+    assert files(out) == before
 
 
 def test_a_path_outside_the_host_is_never_linked(spec: Path, tmp_path: Path) -> None:

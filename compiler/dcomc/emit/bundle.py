@@ -76,23 +76,22 @@ def emit(compiled: Compiled, options: Options, spec_name: str) -> Bundle:
 
 
 Land = Callable[[str, dict[str, bytes], bool], dict[str, bytes]]
-# A host's manifest entries when its files were taken from the previous bundle, else None.
-Keep = Callable[[HostPlan, EmitContext], list[dict[str, str]] | None]
 
 
 def _emit(compiled: Compiled, options: Options, spec_name: str, land: Land | None,
-          keep: Keep | None = None, *, fork: bool = False) -> tuple[Bundle, EmitContext]:
+          reuser: _Reuser | None = None, *, fork: bool = False) -> tuple[Bundle, EmitContext]:
     """Emit host by host; `land(host, files, ok)` gets each host's files as soon as they exist
     (`ok` is False once an error is known: nothing may be built from them), so that writing
     and MSI building overlap with the emission of the next hosts; it returns the files as
     they are in the bundle (the scripts signed), which the manifest lists. A host that
-    `keep` took from the previous bundle is not emitted (see reuse.py). The manifest is
-    left to the caller to serialize (once, when it is complete), and the review reports to
+    `reuser` takes from the previous bundle is not emitted (see reuse.py): its files are
+    being linked meanwhile, and the manifest lists them as the previous one did. The manifest
+    is left to the caller to serialize (once, when it is complete), and the review reports to
     the caller too: they come last, when the hashes they list (the MSIs' among them) are
     known. `fork`: the caller builds no MSI and signs nothing, so half the hosts may be
     emitted by a forked child (forked.py)."""
     with _collector_paused():
-        result, ctx = _emit_all(compiled, options, spec_name, land, keep, fork)
+        result, ctx = _emit_all(compiled, options, spec_name, land, reuser, fork)
     if options.site_package:
         _emit_site(result, ctx, land)
     return result, ctx
@@ -128,18 +127,22 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _emit_all(compiled: Compiled, options: Options, spec_name: str, land: Land | None,
-              keep: Keep | None, fork: bool) -> tuple[Bundle, EmitContext]:
+              reuser: _Reuser | None, fork: bool) -> tuple[Bundle, EmitContext]:
     ctx = EmitContext(compiled.plan, options, spec_name, compiled.sha256)
     files: dict[str, bytes] = {}
     plan_hosts = compiled.plan.hosts
+    kept = {} if reuser is None else reuser.plan(plan_hosts, ctx)
+    fresh = [host for host in plan_hosts if host.name not in kept]
     # `fork`: a text build whose files land on disk; the second half of the hosts in a child
-    split = forked.split_point(len(plan_hosts)) if fork and land is not None else len(plan_hosts)
+    split = forked.split_point(len(fresh)) if fork and land is not None else len(fresh)
     child = None
-    if split < len(plan_hosts):
+    if split < len(fresh):
         seen = len(ctx.diagnostics.items)
-        child = forked.Child(lambda: _emitted(plan_hosts[split:], ctx, land, keep, seen))
+        child = forked.Child(lambda: _emitted(fresh[split:], ctx, land, seen))
+    if reuser is not None:
+        reuser.start()  # its threads after the fork: a child gets no copy of them
     try:
-        entries = _emit_hosts(plan_hosts[:split], ctx, land, keep, files)
+        entries = _emit_hosts(fresh[:split], ctx, land, files)
     except BaseException:
         if child is not None:
             child.cancel()
@@ -150,27 +153,25 @@ def _emit_all(compiled: Compiled, options: Options, spec_name: str, land: Land |
         ctx.diagnostics.extend(diagnostics)
     if ctx.diagnostics.has_errors:
         raise CompileError(ctx.diagnostics)
+    entries.update((h.name, _host_entry(h, ctx, kept[h.name])) for h in plan_hosts
+                   if h.name in kept)
     hosts = {h.name: entries[h.name] for h in plan_hosts}  # plan order, whoever emitted them
     return Bundle(files, _manifest(compiled, spec_name, ctx, hosts)), ctx
 
 
-def _emitted(hosts: Sequence[HostPlan], ctx: EmitContext, land: Land | None, keep: Keep | None,
+def _emitted(hosts: Sequence[HostPlan], ctx: EmitContext, land: Land | None,
              seen: int) -> tuple[dict[str, Any], Diagnostics]:
     """The forked child's work: its hosts' manifest entries, and the diagnostics it added."""
-    entries = _emit_hosts(hosts, ctx, land, keep, None)
+    entries = _emit_hosts(hosts, ctx, land, None)
     return entries, Diagnostics(ctx.diagnostics.items[seen:])
 
 
 def _emit_hosts(hosts: Sequence[HostPlan], ctx: EmitContext, land: Land | None,
-                keep: Keep | None, files: dict[str, bytes] | None) -> dict[str, Any]:
+                files: dict[str, bytes] | None) -> dict[str, Any]:
     """Each host's manifest entry; its files landed (`land`) or, without, kept in `files`."""
     entries: dict[str, Any] = {}
     digests: dict[bytes, str] = {}  # the engine is the same bytes on every host: hashed once
     for host in hosts:
-        kept = None if keep is None else keep(host, ctx)
-        if kept is not None:
-            entries[host.name] = _host_entry(host, ctx, kept)
-            continue
         own = {f"{host.name}/{art.path}": art for target in TARGETS
                for art in target.emit(host, ctx)}
         data = {path: art.data for path, art in own.items()}
@@ -352,12 +353,28 @@ def build(compiled: Compiled, options: Options, spec_name: str, out: Path,
     are signed before they are written, its MSI is built from the signed files, the MSIs are
     signed, then the reports and the manifest pin the signed bytes and the manifest is signed.
     With `reuse_hosts`, a host whose inputs are those it was built from in the bundle at OUT
-    is taken from it, files and MSI, instead of being emitted (`_Reuser`, reuse.py).
-    Raises CompileError (nothing written) like `emit`, SignError too."""
+    is taken from it, files and MSI, instead of being emitted (`_Reuser`, reuse.py); should a
+    file taken prove not to be the one its manifest lists, the build starts again (nothing
+    was swapped in) and emits that host. Raises CompileError (nothing written) like `emit`,
+    SignError too."""
+    redo: frozenset[str] = frozenset()
+    while True:  # ends: each round emits at least one more host than the one before
+        try:
+            return _build(compiled, options, spec_name, out, msis, signer,
+                          reuse_hosts=reuse_hosts, redo=redo)
+        except reuse.StaleError as exc:
+            redo |= exc.hosts
+
+
+def _build(compiled: Compiled, options: Options, spec_name: str, out: Path,
+           msis: MsiRequest | None, signer: sign.Signer | None, *, reuse_hosts: bool,
+           redo: frozenset[str]) -> Bundle:
     with _staging(out) as tmp, ExitStack() as stack:
         builds = None if msis is None else stack.enter_context(msi.Builds(
             tmp, compiled.plan.site, msis.version, compiled.sha256, msis.progress))
-        reuser = _Reuser(tmp, out, compiled, options, msis, signer, enabled=reuse_hosts)
+        reuser = _Reuser(tmp, out, compiled, options, msis, signer, enabled=reuse_hosts,
+                         redo=redo)
+        stack.callback(reuser.stop)  # before the staging folder is removed on a failure
         links: dict[bytes, str] = {}  # _write_files: a large file written once, linked after
 
         def land(host: str, files: dict[str, bytes], ok: bool) -> dict[str, bytes]:
@@ -368,57 +385,115 @@ def build(compiled: Compiled, options: Options, spec_name: str, out: Path,
                 builds.submit(host, reuser.inputs[host])
             return files
 
-        def keep(host: HostPlan, ctx: EmitContext) -> list[dict[str, str]] | None:
-            return reuser.keep(host, ctx, builds)
-
-        result, ctx = _emit(compiled, options, spec_name, land, keep,
+        result, ctx = _emit(compiled, options, spec_name, land, reuser,
                             fork=builds is None and signer is None)
         if builds is not None and msis is not None:
+            if reuser.builds_msis:  # MSIs built from reused files: once they are linked
+                reuser.settle(builds)
             result.manifest["tools"] = _tools()
             built = {host: {"kind": "msi", "path": f"{host}/{b.path.name}", "sha256": b.sha256}
                      for host, b in _signed_msis(builds.results(), signer).items()}
             for host, entry in (reuser.msis | built).items():
                 result.manifest["hosts"][host]["artifacts"].append(entry)
             if options.site_package:
+                reuser.settle(None)  # the site package carries every host's files
                 _site_msi(tmp, result, compiled, msis.version, signer)
         # the reports after the MSIs: they list the MSIs' hashes (still inside the staging
         # folder, so the swap below puts the whole approved bundle in place at once)
         _finish(tmp, result, compiled, ctx, msis_built=builds is not None, signer=signer)
+        reuser.settle(None)  # every reused file linked and checked, before the swap
     return result
 
 
 class _Reuser:
     """The hosts of an incremental build (issue 18): which host's files are taken from the
-    previous bundle at OUT (reuse.py says when that is safe), and every host's inputs hash."""
+    previous bundle at OUT (reuse.py says when that is safe), and every host's inputs hash.
+
+    A bundle is thousands of small files, and taking one is system calls (a link, an open, a
+    read) and a hash, 20 us a file: 0.2 s for 1,000 hosts, more than the rest of a one-host
+    rebuild but the compile. So the hosts are planned from the previous manifest first, and
+    their files linked and checked by a forked child (forked.py) on the second core while this
+    process emits the changed hosts, builds their MSIs and writes the review; `settle` waits
+    for it before anything is built from those files, and before the swap. Where no fork runs
+    beside (one core, Windows, or signing: the signer's key stays in one process) they are
+    linked here, before emission."""
 
     def __init__(self, tmp: Path, out: Path, compiled: Compiled, options: Options,
-                 msis: MsiRequest | None, signer: sign.Signer | None, *, enabled: bool) -> None:
+                 msis: MsiRequest | None, signer: sign.Signer | None, *, enabled: bool,
+                 redo: frozenset[str] = frozenset()) -> None:
         self.tmp, self.progress = tmp, None if msis is None else msis.progress
         self.inputs: dict[str, str] = {}  # host -> its inputs hash (its MSI's PackageCode)
         self.msis: dict[str, dict[str, str]] = {}  # host -> the manifest entry of a kept MSI
+        self.kept: dict[str, reuse.Kept] = {}  # host -> its files to take
+        self.redo, self.wants_msis, self.signing = redo, msis is not None, signer is not None
         same = {**_identity(compiled), "options": EmitContext(compiled.plan, options).built_from()}
         msi_same = None if msis is None else {"built": _built(), "tools": _tools()}
         self.previous = reuse.previous(out.resolve(), same, _signing(signer), msi_same,
                                        None if signer is None else signer.leaf) \
             if enabled else None
+        self._child: forked.Child | None = None
+        self._failed: list[str] = []  # hosts whose files proved unusable (linked here)
+        self._settled = False
 
-    def keep(self, host: HostPlan, ctx: EmitContext, builds: msi.Builds | None,
-             ) -> list[dict[str, str]] | None:
-        """The host's manifest entries when its files were taken from the previous bundle (its
-        MSI built from them when it could not be taken too), else None: emit it."""
-        inputs = self.inputs[host.name] = ctx.inputs_sha256(host)
-        if self.previous is None:
-            return None
-        kept = reuse.keep(self.previous, host.name, inputs, self.tmp, msi=builds is not None)
-        if kept is None:
-            return None
-        if kept.msi is not None:
-            self.msis[host.name] = kept.msi
-            if self.progress is not None:
-                self.progress(host.name)
-        elif builds is not None and not ctx.diagnostics.has_errors:
-            builds.submit(host.name, inputs)
-        return kept.artifacts
+    def plan(self, hosts: Sequence[HostPlan], ctx: EmitContext,
+             ) -> dict[str, list[dict[str, str]]]:
+        """Every host's inputs hash; the manifest entries of the hosts to take from the
+        previous bundle (`start` links their files), by host."""
+        for host in hosts:
+            inputs = self.inputs[host.name] = ctx.inputs_sha256(host)
+            if self.previous is not None and host.name not in self.redo:
+                kept = reuse.planned(self.previous, host.name, inputs, msi=self.wants_msis)
+                if kept is not None:
+                    self.kept[host.name] = kept
+        for name, kept in self.kept.items():
+            if kept.msi is not None:
+                self.msis[name] = kept.msi
+                if self.progress is not None:
+                    self.progress(name)
+        return {name: kept.artifacts for name, kept in self.kept.items()}
+
+    @property
+    def builds_msis(self) -> bool:
+        """Whether hosts taken from the previous bundle get their MSI built (another wixl)."""
+        return self.wants_msis and any(k.msi is None for k in self.kept.values())
+
+    def start(self) -> None:
+        """Link the kept hosts' files into the staging folder: in a forked child, else now."""
+        if not self.kept:
+            return
+        if forked.usable() and not self.signing:
+            self._child = forked.Child(self._link_all)
+        else:
+            self._failed = self._link_all()
+
+    def _link_all(self) -> list[str]:
+        """The kept hosts whose files could not be taken (nothing of theirs left linked)."""
+        assert self.previous is not None
+        return [name for name, kept in self.kept.items()
+                if not reuse.link(self.previous, kept, self.tmp)]
+
+    def settle(self, builds: msi.Builds | None) -> None:
+        """Wait until the kept hosts' files are linked and checked; raise StaleError naming
+        those that were not as listed (the build starts again and emits them). With `builds`,
+        build the MSIs of kept hosts whose MSI could not be taken. Once."""
+        if self._settled:
+            return
+        self._settled = True
+        if self._child is not None:
+            self._failed = self._child.join()
+            self._child = None
+        if self._failed:
+            raise reuse.StaleError(frozenset(self._failed))
+        if builds is not None:
+            for name, kept in self.kept.items():
+                if kept.msi is None:
+                    builds.submit(name, self.inputs[name])
+
+    def stop(self) -> None:
+        """The build failed or was interrupted: stop the linking child, if any."""
+        if self._child is not None:
+            self._child.cancel()
+            self._child = None
 
 
 def _signing(signer: sign.Signer | None) -> str | None:

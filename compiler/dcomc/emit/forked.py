@@ -30,9 +30,14 @@ MIN_HOSTS = 500  # below this a build takes well under a second: one process
 def split_point(count: int) -> int:
     """How many of `count` hosts the parent emits itself: all of them when a fork does not
     pay or is not possible, else the first half."""
-    if count < MIN_HOSTS or not hasattr(os, "fork") or _cores() < 2:
+    if count < MIN_HOSTS or not usable():
         return count
     return count // 2
+
+
+def usable() -> bool:
+    """Whether a forked child runs beside this process: Linux/Unix, two usable cores."""
+    return hasattr(os, "fork") and _cores() >= 2
 
 
 def _cores() -> int:

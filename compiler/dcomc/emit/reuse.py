@@ -65,9 +65,11 @@ class Previous:
 
 @dataclass(frozen=True, slots=True)
 class Kept:
-    """A host's files linked into the staging folder: their manifest entries, the MSI's
-    apart (None: the MSI is to be built)."""
+    """A host's files to take from the previous bundle (`planned`): their manifest entries,
+    the MSI's apart (None: the MSI is to be built), as the previous manifest lists them. They
+    are the host's only once `link` has linked and checked them."""
 
+    host: str
     artifacts: list[dict[str, str]]
     msi: dict[str, str] | None
 
@@ -155,23 +157,33 @@ def _read_regular(path: Path) -> bytes:
         os.close(fd)
 
 
-def keep(prev: Previous, host: str, inputs: str, tmp: Path, *, msi: bool) -> Kept | None:
-    """Link `host`'s files (its MSI too, with `msi`, when reusable) from the previous bundle
-    into `tmp`, each checked against the hash the previous manifest lists; None (and nothing
-    left in `tmp`) when the host must be emitted again."""
+def planned(prev: Previous, host: str, inputs: str, *, msi: bool) -> Kept | None:
+    """What the previous bundle offers for `host` (its MSI too, with `msi`, when reusable),
+    from its manifest alone: None when the host must be emitted again (other inputs, an entry
+    dcomc does not write). Nothing is read or linked yet: see `link`."""
     entry = prev.hosts.get(host)
     if not isinstance(entry, dict) or entry.get("inputs") != inputs:
         return None
     listed = entry.get("artifacts")
     if not isinstance(listed, list) or not all(_plain(a, host) for a in listed):
         return None
-    texts = [a for a in listed if a["kind"] != "msi"]
-    msis = [a for a in listed if a["kind"] == "msi"]
+    texts = [{"kind": a["kind"], "path": a["path"], "sha256": a["sha256"]} for a in listed
+             if a["kind"] != "msi"]
+    msis = [{"kind": "msi", "path": a["path"], "sha256": a["sha256"]} for a in listed
+            if a["kind"] == "msi"]
     take_msi = msi and prev.msis and [a["path"] for a in msis] == [f"{host}/{host}.msi"]
+    return Kept(host, texts, msis[0] if take_msi else None)
+
+
+def link(prev: Previous, kept: Kept, tmp: Path) -> bool:
+    """Link `kept`'s files from the previous bundle into `tmp`, each checked there against the
+    hash the previous manifest lists; False (and nothing left in `tmp`) when one is not that
+    file: the host must be emitted again. Thread-safe for distinct hosts: the build links many
+    hosts at once, its files' system calls in parallel with its own work (bundle.py)."""
     linked: list[str] = []
     folders: set[str] = set()
     try:
-        for art in texts + (msis if take_msi else []):
+        for art in kept.artifacts + ([] if kept.msi is None else [kept.msi]):
             target = f"{tmp}/{art['path']}"
             _link(f"{prev.folder}/{art['path']}", target, folders)
             linked.append(target)
@@ -180,11 +192,23 @@ def keep(prev: Previous, host: str, inputs: str, tmp: Path, *, msi: bool) -> Kep
     except (_UnusableError, OSError):
         for path in linked:  # the host is written again: no link to the old bundle may stay
             os.unlink(path)  # noqa: PTH108 (writing it would write into the old file)
-        return None
-    entries = [{"kind": a["kind"], "path": a["path"], "sha256": a["sha256"]} for a in texts]
-    found = {"kind": "msi", "path": msis[0]["path"], "sha256": msis[0]["sha256"]} \
-        if take_msi else None
-    return Kept(entries, found)
+        return False
+    return True
+
+
+def keep(prev: Previous, host: str, inputs: str, tmp: Path, *, msi: bool) -> Kept | None:
+    """`planned` and `link` at once: the host's files linked into `tmp`, or None."""
+    kept = planned(prev, host, inputs, msi=msi)
+    return kept if kept is not None and link(prev, kept, tmp) else None
+
+
+class StaleError(Exception):
+    """Files of hosts taken from the previous bundle were not those its manifest lists (found
+    once linked): the build is to start again and emit these hosts."""
+
+    def __init__(self, hosts: frozenset[str]) -> None:
+        super().__init__(", ".join(sorted(hosts)))
+        self.hosts = hosts
 
 
 class _UnusableError(Exception):
@@ -230,8 +254,8 @@ def _holds(path: str, sha256: str, prev: Previous) -> bool:
     """Whether `path` is a regular file (no link followed) with the hash `sha256`: the file
     checked already (another link to it), or its bytes compared with those of a file that had
     the hash (`seen`), else hashed."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb") as stream:
+    fd = os.open(path, _READ)
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):  # a FIFO, a device: not a file of the bundle
             return False
@@ -239,19 +263,32 @@ def _holds(path: str, sha256: str, prev: Previous) -> bool:
         if prev.checked.get(inode) == state:
             return True
         known = prev.seen.get(sha256)
-        if known is not None:
-            good = info.st_size == len(known) and stream.read() == known
-        elif info.st_size > _MAX_SEEN:  # not held in memory
-            good = hashlib.file_digest(stream, "sha256").hexdigest() == sha256
+        if info.st_size > _MAX_SEEN:  # not held in memory
+            with os.fdopen(os.dup(fd), "rb") as stream:
+                good = hashlib.file_digest(stream, "sha256").hexdigest() == sha256
+        elif known is not None:
+            good = info.st_size == len(known) and _read(fd, info.st_size) == known
         else:
-            data = stream.read()
+            data = _read(fd, info.st_size)
             good = hashlib.sha256(data).hexdigest() == sha256
             if good and len(data) >= _MIN_SEEN and sha256 in prev.repeated:
                 prev.seen[sha256] = data  # not a small file (hashing costs less), nor a unique
                 # one (1,000 hosts' MSIs would be held in memory for nothing)
+    finally:
+        os.close(fd)
     if good and info.st_size >= _MIN_SEEN:
         prev.checked[inode] = state
     return good
+
+
+_READ = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _read(fd: int, size: int) -> bytes:
+    """A file's bytes in one read (a file object costs more than reading a small file): a
+    regular file's read stops short only at its end; one byte past `size`, so that a file
+    grown since fstat reads longer and matches nothing."""
+    return os.read(fd, size + 1)
 
 
 def signing_inputs(leaf: bytes, chain: bytes, time: int, timestamp: str | None) -> str:
