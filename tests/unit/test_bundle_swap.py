@@ -331,3 +331,27 @@ def test_the_first_build_of_out_is_one_rename(tmp_path: Path,
     steps = record_steps(monkeypatch)
     build(tmp_path / "out", *NEW_ARGS)
     assert steps == ["staged", "renamed"]
+
+
+def test_a_tree_beside_out_is_removed_without_following_links(tmp_path: Path) -> None:
+    """The previous bundle's tree is removed name by name, each folder opened relative to its
+    parent and never through a link: a link in it to a folder or file elsewhere is removed,
+    what it points to is not; a folder it cannot open is left to shutil.rmtree's best effort."""
+    outside = tmp_path / "outside"
+    (outside / "keep").mkdir(parents=True)
+    (outside / "keep" / "file.txt").write_text("mine", encoding="utf-8")
+    tree = tmp_path / ".out.del-1"
+    for rel in ("HOST/reg/HOST.reg", "HOST/powershell/x.psd1", "HOST/HOST.msi", "REVIEW.md"):
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_bytes(b"x")
+    (tree / "HOST" / "wix").symlink_to(outside / "keep", target_is_directory=True)
+    (tree / "HOST" / "reg" / "file-link").symlink_to(outside / "keep" / "file.txt")
+    os.link(tree / "REVIEW.md", tree / "HOST" / "hard")
+    bundle._remove_tree(tree)
+    assert not tree.exists()
+    assert (outside / "keep" / "file.txt").read_text(encoding="utf-8") == "mine"
+    bundle._remove_tree(tmp_path / "absent")  # nothing there: nothing to do, no error
+    link = tmp_path / ".out.del-2"
+    link.symlink_to(outside, target_is_directory=True)
+    bundle._remove_tree(link)  # a link in OUT's place is not followed either
+    assert (outside / "keep" / "file.txt").exists()

@@ -24,6 +24,7 @@ checkout). `dcomc build --no-reuse`, or a build into an empty folder, emits ever
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import json
@@ -181,7 +182,7 @@ def link(prev: Previous, kept: Kept, tmp: Path) -> bool:
     file: the host must be emitted again. Thread-safe for distinct hosts: the build links many
     hosts at once, its files' system calls in parallel with its own work (bundle.py)."""
     linked: list[str] = []
-    folders: set[str] = set()
+    folders = {_folder(f"{tmp}/{kept.host}")}  # first: its subfolders are then one mkdir each
     try:
         for art in kept.artifacts + ([] if kept.msi is None else [kept.msi]):
             target = f"{tmp}/{art['path']}"
@@ -225,6 +226,12 @@ def _plain(art: Any, host: str) -> bool:
     return (isinstance(art, dict) and type(art.get("kind")) is str
             and type(art.get("sha256")) is str and type(path := art.get("path")) is str
             and path.startswith(host) and _INSIDE.fullmatch(path, len(host)) is not None)
+
+
+def _folder(path: str) -> str:
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path)  # noqa: PTH102 (plain strings: a bundle is thousands of small files)
+    return path
 
 
 def _link(source: str, target: str, folders: set[str]) -> None:
