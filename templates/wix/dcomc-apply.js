@@ -209,6 +209,28 @@ function Prepare() {
     return 1;
 }
 
+// Until the process has exited. After its output ended (`ended`) it is exiting: its status
+// changes within moments, and is polled. Otherwise the engine may run for minutes, and a poll
+// loop would keep a core busy all that time: there is no WScript.Sleep in an MSI's script host,
+// so each poll waits a second in PING.EXE (beside cmd.exe in System32), hidden, run to its end.
+function waitForExit(process, cmd, ended) {
+    var spins = ended ? 100000 : 0;
+    var ping = '"' + cmd.replace(/[^\\]*$/, "") + 'PING.EXE" -n 2 127.0.0.1';
+    var shell = null;
+    while (process.Status == 0) {
+        if (spins > 0) {
+            spins--;
+        } else if (shell !== false) {
+            try {
+                shell = shell || new ActiveXObject("WScript.Shell");
+                shell.Run(ping, 0, true);
+            } catch (e) {
+                shell = false; // no PING.EXE to wait in: poll, rather than fail the install
+            }
+        }
+    }
+}
+
 function Apply() {
     var fields = Session.Property("CustomActionData").split("\t");
     if (fields.length < FIXED || (fields.length - FIXED) % 2 != 0) {
@@ -247,16 +269,15 @@ function Apply() {
         written = false; // the engine ended before reading: it failed, its exit code says how
     }
     lines = null;
+    var ended = true;
     try {
         // Blocks, without using the processor, until the engine and cmd.exe have exited and
         // closed the pipe (standard error goes into it too); the engine's log keeps the text.
         process.StdOut.ReadAll();
     } catch (e) {
-        // A host that cannot read the pipe: the wait below is then as long as the engine runs.
+        ended = false; // a host that cannot read the pipe: the engine may still run for minutes
     }
-    while (process.Status == 0) {
-        // Short: the output ended because the process ended (no WScript.Sleep in an MSI).
-    }
+    waitForExit(process, paths[0], ended);
     var code = -1;
     try {
         code = process.ExitCode;

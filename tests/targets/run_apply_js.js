@@ -3,6 +3,9 @@
 // the command line it started, what it wrote to standard input, which pipes it touched, the
 // messages it sent, its result.
 // Usage: node run_apply_js.js SCRIPT FUNCTION PROPERTIES_JSON EXITCODE
+// DCOMC_TEST_EXEC (JSON) shapes the started process: `readThrows` (reading its output fails),
+// `runningPolls` (its Status says "running" that many times before it says "done"), `runThrows`
+// (WScript.Shell.Run finds no program).
 //
 // JScript sets a parameterized COM property by assigning to the call (`Session.Property("X") =
 // v`), which JavaScript cannot run: those statements are rewritten into calls of the stand-ins
@@ -13,8 +16,9 @@ const [script, func, propertiesJson, exitCode] = process.argv.slice(2);
 const properties = JSON.parse(propertiesJson);
 const record = {
     set: {}, command: null, stdin: "", closed: false, stdoutReads: 0, stderrTouched: false,
-    statusPolls: 0, messages: [], puts: 0, regReads: [],
+    statusPolls: 0, messages: [], puts: 0, regReads: [], runs: [],
 };
+const execShape = JSON.parse(process.env.DCOMC_TEST_EXEC || "{}");
 const sandbox = {
     Session: {
         Property: (name) => (name in properties ? properties[name] : ""),
@@ -34,13 +38,27 @@ const sandbox = {
             if (!(name in registry)) throw new Error("unable to open " + name);
             return registry[name];
         };
+        this.Run = (command, style, wait) => {
+            record.runs.push([command, style, wait]);
+            if (execShape.runThrows) throw new Error("the system cannot find the file specified");
+            return 0;
+        };
         this.Exec = (command) => {
             record.command = command;
             const exec = {
-                get Status() { record.statusPolls += 1; return 1; },
+                get Status() {
+                    record.statusPolls += 1;
+                    return record.statusPolls <= (execShape.runningPolls || 0) ? 0 : 1;
+                },
                 ExitCode: Number(exitCode),
                 StdIn: { Write: (text) => { record.stdin += text; }, Close: () => { record.closed = true; } },
-                StdOut: { ReadAll: () => { record.stdoutReads += 1; return ""; } },
+                StdOut: {
+                    ReadAll: () => {
+                        record.stdoutReads += 1;
+                        if (execShape.readThrows) throw new Error("the pipe cannot be read");
+                        return "";
+                    },
+                },
             };
             Object.defineProperty(exec, "StdErr", {
                 get() { record.stderrTouched = true; return { ReadAll: () => "" }; },

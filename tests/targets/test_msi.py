@@ -509,13 +509,15 @@ PASSWORDS = {"opcsvc": "Gr\u00fc\u00dfe\u00a7\u20ac", "opcuser": "a\tb", "op\u00
 
 
 def run_apply_js(function: str, properties: dict[str, str], exit_code: int = 0,
-                 registry: dict[str, int] | None = None) -> dict[str, object]:
+                 registry: dict[str, int] | None = None,
+                 exec_shape: dict[str, object] | None = None) -> dict[str, object]:
     node = shutil.which("node")
     require(node is not None, "node")
     proc = subprocess.run([str(node), str(Path(__file__).with_name("run_apply_js.js")),
                            str(APPLY_JS), function, json.dumps(properties), str(exit_code)],
                           capture_output=True, text=True, check=True,
-                          env={**os.environ, "DCOMC_TEST_REGISTRY": json.dumps(registry or {})})
+                          env={**os.environ, "DCOMC_TEST_REGISTRY": json.dumps(registry or {}),
+                               "DCOMC_TEST_EXEC": json.dumps(exec_shape or {})})
     result: dict[str, object] = json.loads(proc.stdout)
     return result
 
@@ -593,6 +595,29 @@ def test_apply_js_command_line_merges_standard_error() -> None:
         f'{reboot_tail(REG, KEY)}"')
     assert applied["stdoutReads"] == 1 and applied["stderrTouched"] is False
     assert applied["statusPolls"] == 1  # the process had ended when its output did
+
+
+def test_apply_js_waits_for_the_engine_without_keeping_a_core_busy() -> None:
+    """After the engine's output ended, its status is polled (it is exiting); where the output
+    cannot be read, the engine may run for minutes: each poll then waits a second in PING.EXE
+    (no WScript.Sleep in an MSI), hidden and to its end, instead of spinning a core."""
+    prepared = run_apply_js("Prepare", session({"opcsvc": SECRET}))
+    data = prepared["set"]
+    assert isinstance(data, dict)
+    ping = ['"C:\\Windows\\System32\\PING.EXE" -n 2 127.0.0.1', 0, True]
+    stuck = run_apply_js("Apply", {"CustomActionData": data["DcomcApply"]},
+                         exec_shape={"readThrows": True, "runningPolls": 3})
+    assert stuck["result"] == 1
+    assert stuck["runs"] == [ping] * 3 and stuck["statusPolls"] == 4
+    ending = run_apply_js("Apply", {"CustomActionData": data["DcomcApply"]},
+                          exec_shape={"runningPolls": 50})
+    assert ending["result"] == 1 and ending["runs"] == [] and ending["statusPolls"] == 51
+    failed = run_apply_js("Apply", {"CustomActionData": data["DcomcApply"]}, exit_code=5,
+                          exec_shape={"readThrows": True, "runningPolls": 1})
+    assert failed["result"] == 3 and failed["runs"] == [ping]
+    no_ping = run_apply_js("Apply", {"CustomActionData": data["DcomcApply"]},
+                           exec_shape={"readThrows": True, "runningPolls": 3, "runThrows": True})
+    assert no_ping["result"] == 1 and no_ping["statusPolls"] == 4 and len(no_ping["runs"]) == 1
 
 
 def test_apply_js_passes_the_site_packages_force_switch() -> None:
