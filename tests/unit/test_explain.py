@@ -261,11 +261,43 @@ def test_client_outside_the_acls_is_a_problem(tmp_path: Path) -> None:
     assert len(hmi02) == 4
     for f in hmi02:
         assert f["status"] == "problem" and f["data"]["granted"] is False
+        right = "activation" if f["data"]["which"] == "launch" else "access"
         assert f["value"].endswith("runs as opcview: " + f"{f['data']['which']} on "
-                                   f"{f['data']['app']}: not granted")
+                                   f"{f['data']['app']}: not granted (remote {right})")
     assert all(f["status"] == "ok" for f in identity if f["data"]["client_host"] == "HMI01")
     text = " ".join(run("explain", "0x80070005", "--spec", spec).stdout.split())
     assert "!! SCADA01 appid_permission:kepware/launch: HMI02 client viewer runs as opcview" in text
+
+
+def test_explain_judges_acls_as_the_flow_verifier_does(tmp_path: Path) -> None:
+    """One judgement (plan/verify.py `admission`): an ACE naming the client's account with
+    local access only does not hide the group's remote access (explain took the first holder
+    naming the account, and called it a problem); an account named with local rights only is
+    a problem for both, naming that ACE."""
+    def local_only(spec: dict[str, Any]) -> None:
+        spec["servers"]["kepware"]["access"]["opcuser"] = ["local_access"]
+
+    spec = modified(tmp_path, local_only)
+    assert run("check", spec).exit_code == 0  # the verifier: remote access via OPC Users
+    identity = [f for f in findings_of(explain_json("0x80070005", "--spec", spec), 1)
+                if f["data"] and "client_host" in f["data"]]
+    access = [f for f in identity if f["resource"] == "appid_permission:kepware/access"]
+    assert len(access) == 2 and all(f["status"] == "ok" for f in access)
+    assert all(f["data"]["via"].startswith("via OPC Users") for f in access)
+
+    def local_only_alone(spec: dict[str, Any]) -> None:
+        spec["servers"]["kepware"]["access"] = {"opcuser": ["local_access"]}
+
+    spec = modified(tmp_path, local_only_alone)
+    checked = run("check", "--format", "json", spec)
+    codes = {d["code"] for d in json.loads(checked.stdout)["diagnostics"]}
+    assert "E507" in codes or "W517" in codes
+    identity = [f for f in findings_of(explain_json("0x80070005", "--spec", spec), 1)
+                if f["data"] and "client_host" in f["data"]]
+    access = [f for f in identity if f["resource"] == "appid_permission:kepware/access"]
+    assert access and all(f["status"] == "problem" for f in access)
+    assert all("named (ACE), without the right needed (remote access)" in f["value"]
+               for f in access)
 
 
 def test_domain_group_membership_is_unknown() -> None:

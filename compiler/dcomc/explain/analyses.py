@@ -36,11 +36,13 @@ from dcomc.plan.model import (
 from dcomc.plan.principals import Resolver
 from dcomc.plan.verify import (
     ADMINISTRATORS,
-    DEFAULT_LAUNCH_LIMIT,
     LEGACY_AUTH_DEFAULT,
+    NEEDS,
     PKT_INTEGRITY,
     Grant,
-    granted,
+    admission,
+    app_acl_holders,
+    limit_holders,
     same,
 )
 from dcomc.windows import sd
@@ -105,7 +107,8 @@ def _matches(value: Any, want: str) -> bool:
     return str(value).casefold() == want.casefold()
 
 
-# The grant logic is the flow verifier's (plan/verify.py): explain and check judge alike.
+# The grant logic is the flow verifier's (plan/verify.py `admission`, with its holder lists):
+# explain and check judge every ACL and limit alike.
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +153,9 @@ def _rights_text(kind: sd.RightsKind, mask: int | None) -> str:
 
 
 def _client_identity(compiled: Compiled) -> Iterator[Finding]:
-    """Each client's run_as account against each server AppID's Launch and Access ACLs."""
+    """Each client's run_as account against each server AppID's Launch and Access ACLs, as the
+    flow verifier judges them (`admission`): Windows' defaults too where the plan adds to
+    them, and the right the flow needs (remote, or local on the server's own PC)."""
     identities = _client_identities(compiled)
     for server in _hosts(compiled, ["server"]):
         for perm in server.of_kind(AppIdPermission):
@@ -163,11 +168,17 @@ def _client_identity(compiled: Compiled) -> Iterator[Finding]:
                     yield Finding(server.name, perm.id, f"{who}: the account is not known to "
                                   "the site", "unknown")
                     continue
-                holders = [(a.principal, a.mask, "ACE") for a in perm.aces]
-                grant = granted(ident.principal, holders, server)
-                yield Finding(server.name, perm.id, _grant_text(who, perm.which, grant),
-                              _remote_status(perm.which, grant),
+                need = _need(perm.which, ident, server)
+                grant = admission(ident.principal, app_acl_holders(perm, perm.which), server,
+                                  NEEDS[need])
+                yield Finding(server.name, perm.id, _grant_text(who, perm.which, grant, need),
+                              grant.status,
                               _identity_data(ident, grant, perm.which, app=perm.app.key))
+
+
+def _need(which: sd.RightsKind, ident: _ClientIdentity, server: HostPlan) -> tuple[str, bool]:
+    """The flow's key in NEEDS: the right, and whether the client runs on the server's PC."""
+    return which, ident.host.name.casefold() == server.name.casefold()
 
 
 def _identity_data(ident: _ClientIdentity, grant: Grant, which: sd.RightsKind,
@@ -178,33 +189,20 @@ def _identity_data(ident: _ClientIdentity, grant: Grant, which: sd.RightsKind,
                 grant.status), "via": grant.via, "rights": rights.split(", ") if rights else []}
 
 
-def _grant_text(who: str, which: sd.RightsKind, grant: Grant) -> str:
+def _grant_text(who: str, which: sd.RightsKind, grant: Grant, need: tuple[str, bool]) -> str:
+    right = f"{'local' if need[1] else 'remote'} {'activation' if which == 'launch' else 'access'}"
     if grant.status != "ok":
-        return f"{who}: {grant.via}"
+        return f"{who}: {grant.via} ({right})"
     rights = _rights_text(which, grant.mask)
-    text = f"{who}: granted {grant.via}" + (f": {rights}" if rights else "")
-    if _remote_status(which, grant) == "problem":
-        text += f" (no remote {'activation' if which == 'launch' else 'access'})"
-    return text
-
-
-def _remote_status(which: sd.RightsKind, grant: Grant) -> Status:
-    if grant.status != "ok" or grant.mask is None:
-        return grant.status
-    needed = "remote_activation" if which == "launch" else "remote_access"
-    return "ok" if needed in _rights_text(which, grant.mask) else "problem"
+    return f"{who}: granted {grant.via}" + (f": {rights}" if rights else "")
 
 
 def _launch_limit(compiled: Compiled) -> Iterator[Finding]:
     """Each client's run_as account against each server's machine launch limit: Windows'
-    default holders plus what the plan adds."""
+    default holders plus what the plan adds (`limit_holders`, as the flow verifier)."""
     identities = _client_identities(compiled)
     for server in _hosts(compiled, ["server"]):
-        holders: list[tuple[Principal, int | None, str]] = [
-            (p, None, "Windows default limit, docs/windows.md#machine-limits")
-            for p in DEFAULT_LAUNCH_LIMIT]
-        holders += [(m.principal, m.mask, m.id) for m in server.of_kind(MachineLimitAddition)
-                    if m.which == "launch"]
+        holders = limit_holders(server, "launch")
         for ident in identities:
             if server.name.casefold() not in ident.servers:
                 continue
@@ -214,11 +212,12 @@ def _launch_limit(compiled: Compiled) -> Iterator[Finding]:
                 yield Finding(server.name, None, f"{who}: the account is not known to the site",
                               "unknown")
                 continue
-            grant = granted(ident.principal, holders, server)
+            need = _need("launch", ident, server)
+            grant = admission(ident.principal, holders, server, NEEDS[need])
             added = grant.label is not None and grant.label.startswith(MachineLimitAddition.kind)
             rid = grant.label if added else None
-            yield Finding(server.name, rid, _grant_text(who, "launch", grant),
-                          _remote_status("launch", grant),
+            yield Finding(server.name, rid, _grant_text(who, "launch", grant, need),
+                          grant.status,
                           _identity_data(ident, grant, "launch", limit="MachineLaunchRestriction"))
 
 

@@ -184,43 +184,80 @@ def granted(principal: Principal, holders: list[Holder], host: HostPlan, *,
             everyone: bool = True) -> Grant:
     """Does a holder (principal, mask, label) name the principal, directly or via a group the
     plan puts it in on this host, or a group every authenticated account is in (`everyone`:
-    false for ANONYMOUS LOGON without Everyone-includes-anonymous)?"""
-    return _granted(principal, holders, groups_of(principal, host), everyone)
+    false for ANONYMOUS LOGON without Everyone-includes-anonymous)? The first that does, with
+    its mask; which rights it gives is `admission`'s question."""
+    for _, grant in _grants(principal, holders, groups_of(principal, host), everyone):
+        return grant
+    if _undecided(principal, holders, set()):
+        return Grant("unknown", _DOMAIN_GROUPS)
+    return Grant("problem", "not granted")
 
 
-def _granted(principal: Principal, holders: list[Holder], groups: list[tuple[Principal, str]],
-             everyone: bool) -> Grant:
-    """granted, with the principal's groups on the host (groups_of) looked up by the caller."""
-    for holder, mask, label in holders:
+def admission(principal: Principal, holders: list[Holder], host: HostPlan, need: int, *,
+              everyone: bool = True) -> Grant:
+    """Whether a holder gives the principal the right `need` (a holder with mask None gives
+    all): the first that does (directly before via a group, as `granted` looks); `unknown`
+    when the plan cannot tell (a domain group might hold a domain account); else `problem`,
+    naming the holder that names it without the right, if one does. The flow verifier and
+    `dcomc explain` judge every ACL and limit by this one function."""
+    naming: set[int] = set()
+    first = None
+    for index, grant in _grants(principal, holders, groups_of(principal, host), everyone):
+        if grant.mask is None or grant.mask & need:
+            return grant
+        naming.add(index)
+        first = first or grant
+    if _undecided(principal, holders, naming):
+        return Grant("unknown", _DOMAIN_GROUPS)
+    if first is not None:
+        return Grant("problem", f"named {first.via.removeprefix('directly ')}, without the "
+                     "right needed", first.mask, first.label)
+    return Grant("problem", "not granted")
+
+
+_DOMAIN_GROUPS = "not named; membership of domain groups is not in the plan"
+
+
+def _grants(principal: Principal, holders: list[Holder], groups: list[tuple[Principal, str]],
+            everyone: bool) -> Iterator[tuple[int, Grant]]:
+    """Every holder that names the principal, with its index: directly, then via a group of
+    the principal on the host (groups_of), then via a group every authenticated account is
+    in."""
+    for index, (holder, mask, label) in enumerate(holders):
         if same(holder, principal):
-            return Grant("ok", f"directly ({label})", mask, label)
-    for holder, mask, label in holders:
+            yield index, Grant("ok", f"directly ({label})", mask, label)
+    for index, (holder, mask, label) in enumerate(holders):
         for group, member_id in groups:
             if same(holder, group):
-                return Grant("ok", f"via {group.name} ({member_id}; {label})", mask, label)
-    for holder, mask, label in holders:
+                yield index, Grant("ok", f"via {group.name} ({member_id}; {label})", mask,
+                                   label)
+    for index, (holder, mask, label) in enumerate(holders):
         if everyone and holder.sid in IMPLICIT_GROUPS and (
                 principal.sid != ANONYMOUS.sid or holder.sid == EVERYONE.sid):
-            return Grant("ok", f"via {holder.name}, which every authenticated account is in "
-                               f"({label})", mask, label)
-    if principal.kind is PrincipalKind.DOMAIN or any(
-            h.kind in (PrincipalKind.DOMAIN, PrincipalKind.SID) for h, _, _ in holders):
-        return Grant("unknown", "not named; membership of domain groups is not in the plan")
-    return Grant("problem", "not granted")
+            yield index, Grant("ok", f"via {holder.name}, which every authenticated account "
+                                     f"is in ({label})", mask, label)
+
+
+def _undecided(principal: Principal, holders: list[Holder], naming: set[int]) -> bool:
+    """Whether a holder that does not name the principal might still hold it: a domain
+    account in a domain group, or a group the plan knows only by SID."""
+    return any(index not in naming and (principal.kind is PrincipalKind.DOMAIN or holder.kind in (
+        PrincipalKind.DOMAIN, PrincipalKind.SID)) for index, (holder, _, _) in enumerate(holders))
 
 
 def lacks(principal: Principal, holders: list[Holder], host: HostPlan, need: int, *,
           everyone: bool = True) -> bool:
-    """Whether no holder gives the principal the right `need` (a holder with mask None gives
-    all) — and the plan can tell: a domain group might hold a domain account."""
-    groups = groups_of(principal, host)  # once, not once per holder
-    unknown = False
-    for holder, bits, label in holders:
-        grant = _granted(principal, [(holder, bits, label)], groups, everyone)
-        if grant.status == "ok" and (bits is None or bits & need):
-            return False
-        unknown |= grant.status == "unknown"
-    return not unknown
+    """Whether the plan can tell that no holder gives the principal the right `need`."""
+    return admission(principal, holders, host, need, everyone=everyone).status == "problem"
+
+
+def app_acl_holders(perm: AppIdPermission | None, which: str) -> list[Holder]:
+    """Who an AppID's launch or access ACL names: its ACEs, and Windows' defaults where the
+    plan adds to them (`permissions: add`, or no ACL of the plan's: the PC's own applies)."""
+    holders: list[Holder] = [(a.principal, a.mask, "ACE") for a in perm.aces] if perm else []
+    if perm is None or perm.mode == "add":
+        holders += [(p, m, "Windows' default") for p, m in DEFAULT_APP_ACL[which]]
+    return holders
 
 
 # --- the walk --------------------------------------------------------------------------------
@@ -355,10 +392,7 @@ class _Walk:
         host = self.host(flow.server_host)
         perm = next((p for p in host.of_kind(AppIdPermission)
                      if p.app.key == flow.server and p.which == which), None)
-        holders: list[Holder] = [(a.principal, a.mask, "ACE") for a in perm.aces] if perm else []
-        if perm is None or perm.mode == "add":
-            holders += [(p, m, "Windows' default") for p, m in DEFAULT_APP_ACL[which]]
-        if not lacks(principal, holders, host, NEEDS[(which, flow.local)]):
+        if not lacks(principal, app_acl_holders(perm, which), host, NEEDS[(which, flow.local)]):
             return
         right = _right_name(which, flow.local)
         span = perm.prov.span if perm else flow.span
