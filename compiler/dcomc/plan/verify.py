@@ -46,7 +46,7 @@ from dcomc.plan.model import (
     SitePlan,
 )
 from dcomc.plan.principals import Resolver
-from dcomc.windows import limits, sd, sids
+from dcomc.windows import limits, sids
 
 PKT_INTEGRITY = 5  # RPC_C_AUTHN_LEVEL_PKT_INTEGRITY (docs/windows.md#authentication-levels)
 LEGACY_AUTH_DEFAULT = 2  # LegacyAuthenticationLevel when absent (docs/windows.md#machine-defaults)
@@ -59,10 +59,6 @@ def _wk(sid: str) -> Principal:
 
 EVERYONE, ANONYMOUS = _wk("S-1-1-0"), _wk("S-1-5-7")
 ADMINISTRATORS, SYSTEM = _wk("S-1-5-32-544"), _wk("S-1-5-18")
-# Who passes the machine launch limit out of the box, remotely: read from the one definition
-# the lint shares (windows/limits.py, docs/windows.md#machine-limits).
-DEFAULT_LAUNCH_LIMIT = tuple(_wk(sid) for sid, mask in limits.DEFAULT_LAUNCH_LIMIT.items()
-                             if mask & sd.COM_RIGHTS_ACTIVATE_REMOTE)
 # Groups every authenticated account is in.
 IMPLICIT_GROUPS = frozenset({"S-1-1-0", "S-1-5-11"})  # Everyone, Authenticated Users
 # COM rights bits (docs/windows.md#com-rights): what a remote or a local flow needs.
