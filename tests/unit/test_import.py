@@ -695,3 +695,17 @@ def test_catalog_from_refuses_bad_arguments(args: tuple[str, ...], message: str)
     assert result.exit_code == 2 and message in result.output, result.output
     # one line per problem, then (for captures) the count
     assert result.output.count("\n") == (2 if "c.json" in message else 1)
+
+
+def test_a_shapes_required_keys_travel_with_it() -> None:
+    """A required key is marked in the shape itself (not in a table keyed by the shape's
+    identity): a copy of a shape requires what the original requires."""
+    from dcomc.readback import capture
+
+    for shape in (capture.ACCOUNT, copy.deepcopy(capture.ACCOUNT)):
+        assert capture._problems({}, shape, "Accounts.Users[0]") == [
+            "Accounts.Users[0]: no `Name`", "Accounts.Users[0]: no `Sid`"]
+    assert capture._problems({"Computer": {}}, copy.deepcopy(capture.CAPTURE), "") == [
+        "Computer: no `Name`"]
+    assert capture._problems({"Name": "PC", "Sid": "S-1-5-21-1-2-3-1001"}, capture.ACCOUNT,
+                             "x") == []

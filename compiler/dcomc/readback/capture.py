@@ -70,9 +70,10 @@ class CaptureError(InputError):
 # --- the shape `dcomc import` relies on: each key's kind, checked everywhere at once ----------
 
 # A shape: a type name ("str", "int", "bool", "any", "hex"), "text" (a string the import writes
-# into the spec: no control character), a dict (an object with these keys, none required unless
-# listed in REQUIRED), ("list", shape) (a list, or one item as ConvertTo-Json writes a lone
-# one), ("map", shape) (an object of any keys), or ("null", shape) (that or null).
+# into the spec: no control character), a dict (an object with these keys, none required but
+# those whose shape is ("required", shape)), ("list", shape) (a list, or one item as
+# ConvertTo-Json writes a lone one), ("map", shape) (an object of any keys), or ("null", shape)
+# (that or null). The shape says it all: a copied shape keeps its required keys.
 Shape = Any
 REGISTRY_VALUE: Shape = {"Exists": "bool", "Type": ("null", "str"), "Data": "any",
                          "Sddl": ("null", "str"), "Invalid": ("null", "str")}
@@ -84,13 +85,14 @@ APPID: Shape = {"Exists": "bool", "Name": ("null", "str"),
 SERVICE: Shape = {"Name": ("null", "text"), "DisplayName": ("null", "str"),
                   "StartName": ("null", "text"), "State": ("null", "str"),
                   "StartMode": ("null", "str"), "FoundBy": ("null", "str")}
-SERVER: Shape = {"Clsid": "text", "View": ("null", "str"), "Bitness": ("null", "int"),
+SERVER: Shape = {"Clsid": ("required", "text"), "View": ("null", "str"), "Bitness": ("null", "int"),
                  "Name": ("null", "text"), "ProgId": ("null", "text"),
                  "VersionIndependentProgId": ("null", "str"), "Categories": ("list", "str"),
                  "LocalServer32": ("null", "str"), "Executable": ("null", "text"),
                  "AppId": ("null", "text"), "AppIdKey": ("null", APPID),
                  "Service": ("null", SERVICE)}
-ACCOUNT: Shape = {"Name": "text", "Sid": "sid", "Description": ("null", "text"),
+ACCOUNT: Shape = {"Name": ("required", "text"), "Sid": ("required", "sid"),
+                  "Description": ("null", "text"),
                   "Disabled": ("null", "bool"), "PasswordNeverExpires": ("null", "bool"),
                   "PasswordExpired": ("null", "bool"), "Members": ("list", "str")}
 RULE: Shape = {"Why": "str", "Name": ("null", "str"), "DisplayName": ("null", "str"),
@@ -103,11 +105,11 @@ CAPTURE: Shape = {
     "Format": "str", "FormatVersion": "int", "Generator": ("null", "str"),
     "Time": ("null", "str"), "Elevated": ("null", "bool"),
     "Skipped": ("list", {"Part": "str", "Reason": ("null", "str")}),
-    "Computer": {"Name": "text", "Domain": ("null", "str"),
+    "Computer": ("required", {"Name": ("required", "text"), "Domain": ("null", "str"),
                           "PartOfDomain": ("null", "bool"), "OsCaption": ("null", "str"),
                           "OsVersion": ("null", "str"), "OsBuild": ("null", "str"),
                           "Is64Bit": ("null", "bool"), "InstallLanguage": ("null", "str"),
-                          "UserLocale": ("null", "str"), "Addresses": ("list", "str")},
+                          "UserLocale": ("null", "str"), "Addresses": ("list", "str")}),
     "Servers": ("list", SERVER), "OpcEnum": ("null", SERVER),
     "Machine": ("null", {"Ole": ("map", REGISTRY_VALUE), "Policy": ("map", REGISTRY_VALUE),
                          "Lsa": ("map", REGISTRY_VALUE)}),
@@ -120,8 +122,6 @@ CAPTURE: Shape = {
                                   "Services": ("map", "any")}),
     "Names": ("null", ("map", ("null", "text"))),
 }
-REQUIRED = {id(SERVER): ("Clsid",), id(ACCOUNT): ("Name", "Sid"), id(CAPTURE): ("Computer",),
-            id(CAPTURE["Computer"]): ("Name",)}
 _KINDS = {"str": (str, "a string"), "text": (str, "a string"), "bool": (bool, "true/false"),
           "int": (int, "a whole number"), "sid": (str, "a SID string")}
 _SID = re.compile(r"S-1-\d+(-\d+)+")
@@ -132,6 +132,8 @@ def _problems(value: Any, shape: Shape, where: str) -> list[str]:
     """What is wrong with `value` against `shape`, one `path: problem` each."""
     if isinstance(shape, tuple):
         kind, inner = shape
+        if kind == "required":  # its object says it must be there
+            return _problems(value, inner, where)
         if kind == "null":
             return [] if value is None else _problems(value, inner, where)
         if kind == "list":
@@ -149,7 +151,8 @@ def _problems(value: Any, shape: Shape, where: str) -> list[str]:
 def _object_problems(value: Any, shape: dict[str, Shape], where: str) -> list[str]:
     if not isinstance(value, dict):
         return [f"{where}: {_type(value)}, not an object"]
-    found = [f"{where}: no `{key}`" for key in REQUIRED.get(id(shape), ()) if key not in value]
+    found = [f"{where}: no `{key}`" for key, inner in shape.items()
+             if key not in value and isinstance(inner, tuple) and inner[0] == "required"]
     return found + [p for key, inner in shape.items() if key in value
                     for p in _problems(value[key], inner, f"{where}.{key}".lstrip("."))]
 
