@@ -283,7 +283,7 @@ Describe 'major' {
 Describe 'minor and uncertain' {
     It 'm4: a host of 240 resources loads (see Static.Tests.ps1 for the reader)' {
         Use-Pc -Bundle $scada
-        (Sim { param($p) Read-DcomcDataFile -Path $p } @($scada.DataFile)).Resources.Count | Should -Be $data.Resources.Count
+        (Sim { param($p) Read-DcomcDataFile -Name $p -Content ([IO.File]::ReadAllBytes($p)) } @($scada.DataFile)).Resources.Count | Should -Be $data.Resources.Count
     }
 
     It 'm5: a relative Report -Path is written relative to the current location' {

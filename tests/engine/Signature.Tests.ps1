@@ -70,7 +70,8 @@ BeforeAll {
         for ($i = 0; $i -lt $calls.Count; $i++) {
             if ((Sim { param($c) Get-SimOperationKind -Operation $c } @($calls[$i])) -eq 'write') { $write = $i; break }
         }
-        return @{ Write = $write; Signature = [array]::LastIndexOf([string[]] $calls, 'Get-DcomcOsFileSignature') }
+        $signature = [Math]::Max([array]::LastIndexOf([string[]] $calls, 'Get-DcomcOsFileSignature'), [array]::LastIndexOf([string[]] $calls, 'Read-DcomcOsSignedFile'))
+        return @{ Write = $write; Signature = $signature }
     }
 }
 
@@ -127,7 +128,28 @@ Describe 'a signed engine' {
         $order.Write | Should -BeGreaterThan 0
         $order.Signature | Should -BeGreaterOrEqual 0
         $order.Signature | Should -BeLessThan $order.Write
-        @(Sim { Get-SimCall } | ForEach-Object -Process { $_ } | Where-Object -FilterScript { $_ -eq 'Get-DcomcOsFileSignature' }).Count | Should -Be 2
+        # the engine's signature by its path; the data file's with its bytes, in one call
+        @(Sim { Get-SimCall } | ForEach-Object -Process { $_ } | Where-Object -FilterScript { $_ -eq 'Get-DcomcOsFileSignature' }).Count | Should -Be 1
+        @(Sim { Get-SimCall } | ForEach-Object -Process { $_ } | Where-Object -FilterScript { $_ -eq 'Read-DcomcOsSignedFile' }).Count | Should -Be 1
+    }
+
+    It 'applies the bytes whose signature it checked: a data file replaced right after it was read is not read again' {
+        Use-Pc
+        Sign -Engine
+        Sign
+        $original = [IO.File]::ReadAllBytes($script:dataFile)
+        # Another process rewrites the file as soon as the engine has read it: a plan for another
+        # PC, unsigned. Read again by path (to parse it, or to check it), it would be refused.
+        Sim { $script:Sim['AfterSignedRead'] = { param($full) [IO.File]::WriteAllText($full, ([IO.File]::ReadAllText($full)).Replace("Host = 'SCADA01'", "Host = 'ELSEWHERE'")) } }
+        $outcome = Run 'Apply'
+        $outcome.ExitCode | Should -Be 0
+        [IO.File]::ReadAllBytes($script:dataFile) | Should -Not -Be $original  # it was rewritten
+        Get-Log $outcome | Should -Match 'signature: the engine and the data file are signed by'
+        $script:errors | Should -BeNullOrEmpty
+        @(Sim { Get-SimCall } | ForEach-Object -Process { $_ } | Where-Object -FilterScript { $_ -eq 'Read-DcomcOsSignedFile' }).Count | Should -Be 1
+        Sim { $script:Sim.Remove('AfterSignedRead'); Reset-SimCalls }
+        # the next run reads the rewritten file: its bytes no longer hold their signature
+        Assert-Refused -Outcome (Run 'Rollback') -Before (Snapshot) -Like '*changed after it was signed (its signature: HashMismatch)*'
     }
 
     It 'refuses Apply of an unsigned data file (exit 3, nothing changed), naming -AllowUnsigned' {
@@ -321,6 +343,23 @@ Describe 'the real system layer (Get-AuthenticodeSignature mocked: a Windows-onl
         $signature.Status | Should -BeOfType [string]
         $signature.SignerThumbprint | Should -Be ('AB' * 20)
         $signature.Subject | Should -Be 'CN=x'
+    }
+
+    It 'reads a file''s bytes and their signature through one handle, and refuses a missing file' {
+        Mock -ModuleName 'DcomConfig' -CommandName 'Get-AuthenticodeSignature' -MockWith {
+            $script:AskedFor = $LiteralPath
+            [pscustomobject] @{ Status = [System.Management.Automation.SignatureStatus]::Valid; StatusMessage = 'Signature verified.'; SignerCertificate = [pscustomobject] @{ Thumbprint = 'CD' * 20; Subject = 'CN=y' } }
+        }
+        $file = Join-Path -Path $env:DCOMC_WORK -ChildPath ('signed-[1]-{0}.psd1' -f [guid]::NewGuid().ToString('N'))
+        $bytes = [byte[]] @(0xEF, 0xBB, 0xBF) + [Text.Encoding]::UTF8.GetBytes("@{ Host = 'Ä' }`r`n")
+        [IO.File]::WriteAllBytes($file, $bytes)
+        $read = & $script:real { param($f) Read-DcomcOsSignedFile -Path $f } $file
+        $script:AskedFor | Should -Be $file
+        [Convert]::ToBase64String($read.Bytes) | Should -Be ([Convert]::ToBase64String($bytes))
+        $read.Signature.Status | Should -BeExactly 'Valid'
+        $read.Signature.SignerThumbprint | Should -Be ('CD' * 20)
+        (& $script:real { param($f, $b) Read-DcomcDataFile -Name $f -Content $b } $file $read.Bytes).Host | Should -BeExactly 'Ä'
+        { & $script:real { param($f) Read-DcomcOsSignedFile -Path $f } ($file + '.missing') } | Should -Throw
     }
 
     It 'returns no signer for an unsigned file' {

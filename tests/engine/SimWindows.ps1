@@ -2019,13 +2019,18 @@ function Export-DcomcOsSystemBackup {
 # carries a real signature block, which this simulation cannot verify: refused (STRICT). The
 # marks live in $script:Sim.Signatures (full path -> mark), so Reset-SimWindows forgets them.
 
-$script:SimOperations += 'Get-DcomcOsFileSignature'
+$script:SimOperations += @('Get-DcomcOsFileSignature', 'Read-DcomcOsSignedFile')
 
 function Get-SimFileSha256 {
     param([Parameter(Mandatory = $true)] [string] $FullPath)
+    return Get-SimBytesSha256 -Bytes ([IO.File]::ReadAllBytes($FullPath))
+}
+
+function Get-SimBytesSha256 {
+    param([Parameter(Mandatory = $true)] [AllowEmptyCollection()] [byte[]] $Bytes)
     $sha = [Security.Cryptography.SHA256]::Create()
     try {
-        return [BitConverter]::ToString($sha.ComputeHash([IO.File]::ReadAllBytes($FullPath))).Replace('-', '')
+        return [BitConverter]::ToString($sha.ComputeHash($Bytes)).Replace('-', '')
     }
     finally {
         $sha.Dispose()
@@ -2074,15 +2079,43 @@ function Get-DcomcOsFileSignature {
     if (-not [IO.File]::Exists($full)) {
         throw [System.Management.Automation.ItemNotFoundException]::new(("Cannot find path '{0}' because it does not exist." -f $full))
     }
-    $mark = (Get-SimSignatureMarks)[$full]
+    return Get-SimSignature -FullPath $full -Bytes ([IO.File]::ReadAllBytes($full))
+}
+
+function Read-DcomcOsSignedFile {
+    <# The file's bytes and the signature of those bytes (the real one holds the file open,
+       sharing read access only, from the read to the signature: nothing else writes it in
+       between, so the two are of one content here too). What another process does to the
+       file after the handle is closed: $script:Sim.AfterSignedRead, a test's script block
+       given the full path, runs then. #>
+    param([Parameter(Mandatory = $true)] [string] $Path)
+    Invoke-SimGate -Operation 'Read-DcomcOsSignedFile'
+    $full = Get-SimFullPath -Path $Path
+    Assert-SimFileAccess -FullPath $full
+    if (-not [IO.File]::Exists($full)) {
+        throw [System.IO.FileNotFoundException]::new(("Could not find file '{0}'." -f $full), $full)
+    }
+    $bytes = [IO.File]::ReadAllBytes($full)
+    $result = @{ Bytes = $bytes; Signature = (Get-SimSignature -FullPath $full -Bytes $bytes) }
+    if ($script:Sim.ContainsKey('AfterSignedRead')) {
+        & $script:Sim['AfterSignedRead'] $full
+    }
+    return $result
+}
+
+function Get-SimSignature {
+    <# The signature of these bytes of the file: its mark (HashMismatch when they are not the
+       bytes marked), NotSigned without one; refused for a real signature block. #>
+    param([Parameter(Mandatory = $true)] [string] $FullPath, [Parameter(Mandatory = $true)] [AllowEmptyCollection()] [byte[]] $Bytes)
+    $mark = (Get-SimSignatureMarks)[$FullPath]
     if ($null -eq $mark) {
-        if ([IO.File]::ReadAllText($full).Contains('# SIG # Begin signature block')) {
-            throw ('sim: {0} carries a real signature block, which the simulation cannot verify: mark it with Set-SimFileSignature' -f $full)
+        if ([Text.Encoding]::UTF8.GetString($Bytes).Contains('# SIG # Begin signature block')) {
+            throw ('sim: {0} carries a real signature block, which the simulation cannot verify: mark it with Set-SimFileSignature' -f $FullPath)
         }
         return @{ Status = 'NotSigned'; SignerThumbprint = $null; Subject = $null; StatusMessage = 'The file is not digitally signed.' }
     }
     $status = $mark.Status
-    if ((Get-SimFileSha256 -FullPath $full) -ne $mark.Sha256) {
+    if ((Get-SimBytesSha256 -Bytes $Bytes) -ne $mark.Sha256) {
         $status = 'HashMismatch'
     }
     $messages = @{

@@ -131,7 +131,7 @@ Describe 'the data file of <Name>' -ForEach $dataFiles {
     It 'loads with Import-PowerShellDataFile and with the engine''s own reader, alike' {
         $expected = Import-PowerShellDataFile -LiteralPath $Path
         $module = Import-SimEngine -Engine (Join-Path -Path (Split-Path -Path $Path -Parent) -ChildPath 'DcomConfig.psm1')
-        $read = & $module { param($p) Read-DcomcDataFile -Path $p } $Path
+        $read = & $module { param($p) Read-DcomcDataFile -Name $p -Content ([IO.File]::ReadAllBytes($p)) } $Path
         (ConvertTo-Json -InputObject (ConvertTo-CanonicalJson -Value $read) -Depth 30 -Compress) | Should -BeExactly (ConvertTo-Json -InputObject (ConvertTo-CanonicalJson -Value $expected) -Depth 30 -Compress)
     }
 }
@@ -139,7 +139,7 @@ Describe 'the data file of <Name>' -ForEach $dataFiles {
 Describe 'the engine''s data reader' {
     BeforeAll {
         $module = Import-SimEngine -Engine (@(Get-TestBundle)[0].Engine)
-        function Read-Data { param([string] $Text) $file = Join-Path -Path $env:DCOMC_WORK -ChildPath 'sample.psd1'; Set-Content -LiteralPath $file -Value $Text -Encoding utf8; & $module { param($p) Read-DcomcDataFile -Path $p } $file }
+        function Read-Data { param([string] $Text) $file = Join-Path -Path $env:DCOMC_WORK -ChildPath 'sample.psd1'; Set-Content -LiteralPath $file -Value $Text -Encoding utf8; & $module { param($p) Read-DcomcDataFile -Name $p -Content ([IO.File]::ReadAllBytes($p)) } $file }
     }
 
     It 'refuses code: <_>' -ForEach @('@{ A = (Get-Date) }', '@{ A = "$(whoami)" }', '@{ A = $env:PATH }', '@{ A = 1 + 1 }', 'Remove-Item x', '@{ A = @(1; Stop-Computer) }', '@{ A = 1 }; @{ B = 2 }', '@{ A = [int] ''1'' }', '@{ A = 1; A = 2 }') {
@@ -152,7 +152,7 @@ Describe 'the engine''s data reader' {
         $file = Join-Path -Path $env:DCOMC_WORK -ChildPath 'big.psd1'
         Set-Content -LiteralPath $file -Value $text -Encoding utf8
         { Import-PowerShellDataFile -LiteralPath $file } | Should -Throw
-        $read = & $module { param($p) Read-DcomcDataFile -Path $p } $file
+        $read = & $module { param($p) Read-DcomcDataFile -Name $p -Content ([IO.File]::ReadAllBytes($p)) } $file
         $read.Resources.Count | Should -Be 240
         $read.Resources[239].App.Progid | Should -Be 'Vendor.App239'
     }

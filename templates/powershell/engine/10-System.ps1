@@ -646,6 +646,32 @@ function Get-DcomcOsFileSignature {
     return @{ Status = [string] $signature.Status; SignerThumbprint = $thumbprint; Subject = $subject; StatusMessage = [string] $signature.StatusMessage }
 }
 
+function Read-DcomcOsSignedFile {
+    <# @{ Bytes; Signature }: a file's bytes and its signature (as Get-DcomcOsFileSignature),
+       both of the same bytes. The data file decides what Apply writes as SYSTEM: checked by its
+       path and then read again, it could be replaced in between. So it is opened sharing read
+       access only, which on Windows denies every other writer, rename and delete until the
+       handle is closed, read through that handle, and its signature read while it is still
+       open (Get-AuthenticodeSignature only reads: it opens the file beside this handle). A
+       missing file throws; so does a file another process has open for writing. #>
+    param([Parameter(Mandatory = $true)] [string] $Path)
+    $stream = [IO.File]::Open($Path, [IO.FileMode]::Open, [IO.FileAccess]::Read, [IO.FileShare]::Read)
+    try {
+        $bytes = New-Object -TypeName 'byte[]' -ArgumentList $stream.Length
+        $done = 0
+        while ($done -lt $bytes.Length) {
+            $read = $stream.Read($bytes, $done, $bytes.Length - $done)
+            if ($read -le 0) { throw ('{0} ended before its length was read' -f $Path) }
+            $done += $read
+        }
+        $signature = Get-DcomcOsFileSignature -Path $Path
+    }
+    finally {
+        $stream.Dispose()
+    }
+    return @{ Bytes = $bytes; Signature = $signature }
+}
+
 # --- dcomc's own record: the last Apply's verdict in the site's detection key ------------------------
 # HKLM\SOFTWARE\dcomc\<site>, 64-bit view: the key the MSIs' detection rule reads (their own
 # values are Windows Installer's); these two are the engine's, like its log files.

@@ -346,21 +346,31 @@ function ConvertFrom-DcomcLiteral {
 }
 
 function Read-DcomcDataFile {
-    <# The one hashtable of a data file, through the real parser and ConvertFrom-DcomcLiteral. #>
-    param([Parameter(Mandatory = $true)] [string] $Path)
+    <# The one hashtable of a data file's bytes (-Name: the file, for messages), through the real
+       parser and ConvertFrom-DcomcLiteral. The bytes are decoded as the parser reads a file: by
+       its byte order mark, else in the default encoding of this PowerShell (dcomc writes UTF-8
+       with a mark). #>
+    param([Parameter(Mandatory = $true)] [string] $Name, [Parameter(Mandatory = $true)] [AllowEmptyCollection()] [byte[]] $Content)
+    $reader = New-Object -TypeName System.IO.StreamReader -ArgumentList @((New-Object -TypeName System.IO.MemoryStream -ArgumentList @(, $Content)), [Text.Encoding]::Default, $true)
+    try {
+        $text = $reader.ReadToEnd()
+    }
+    finally {
+        $reader.Dispose()
+    }
     $tokens = $null
     $errors = $null
-    $ast = [System.Management.Automation.Language.Parser]::ParseFile($Path, [ref] $tokens, [ref] $errors)
+    $ast = [System.Management.Automation.Language.Parser]::ParseInput($text, [ref] $tokens, [ref] $errors)
     if ($errors.Count -gt 0) {
-        throw ('The data file {0} does not parse: {1}' -f $Path, $errors[0].Message)
+        throw ('The data file {0} does not parse: {1}' -f $Name, $errors[0].Message)
     }
     $statements = @($ast.EndBlock.Statements)
     if ($null -ne $ast.ParamBlock -or $null -ne $ast.BeginBlock -or $null -ne $ast.ProcessBlock -or $statements.Count -ne 1) {
-        throw ('The data file {0} must hold exactly one hashtable' -f $Path)
+        throw ('The data file {0} must hold exactly one hashtable' -f $Name)
     }
     $data = ConvertFrom-DcomcLiteral -Ast $statements[0]
     if ($data -isnot [hashtable]) {
-        throw ('The data file {0} must hold exactly one hashtable' -f $Path)
+        throw ('The data file {0} must hold exactly one hashtable' -f $Name)
     }
     return $data
 }

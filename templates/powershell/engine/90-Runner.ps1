@@ -50,6 +50,13 @@ function Test-DcomcResource {
     }
 }
 
+function Assert-DcomcDataFile {
+    param([Parameter(Mandatory = $true)] [string] $DataFile)
+    if (-not (Test-DcomcOsPath -Path $DataFile)) {
+        throw ('No data file {0}: is this PC one of the hosts of the bundle?' -f $DataFile)
+    }
+}
+
 function Import-DcomcData {
     <#
     .SYNOPSIS
@@ -59,15 +66,19 @@ function Import-DcomcData {
         HMI01 would create SCADA01's accounts, firewall rules and AppID ACLs there.
     .PARAMETER DataFile
         Path of the .psd1 file.
+    .PARAMETER Content
+        The file's bytes, when they were read already (with their signature): they are not
+        read again.
     .PARAMETER Force
         Accept a data file whose Host is not this computer's name.
     #>
     [CmdletBinding()]
-    param([Parameter(Mandatory = $true)] [string] $DataFile, [switch] $Force)
-    if (-not (Test-DcomcOsPath -Path $DataFile)) {
-        throw ('No data file {0}: is this PC one of the hosts of the bundle?' -f $DataFile)
+    param([Parameter(Mandatory = $true)] [string] $DataFile, [byte[]] $Content, [switch] $Force)
+    if ($null -eq $Content) {
+        Assert-DcomcDataFile -DataFile $DataFile
+        $Content = (Read-DcomcOsSignedFile -Path $DataFile).Bytes
     }
-    $data = Read-DcomcDataFile -Path $DataFile
+    $data = Read-DcomcDataFile -Name $DataFile -Content $Content
     if (-not $data.ContainsKey('FormatVersion') -or [int] $data.FormatVersion -ne 1) {
         throw ('The data file {0} has a format this engine does not know' -f $DataFile)
     }
@@ -133,17 +144,14 @@ function Get-DcomcSignatureVerdict {
 }
 
 function Test-DcomcBundleSignature {
-    <# Checks the data file against the engine's signer, before the data file is read or
-       anything is changed. Apply and Rollback throw when the verdict refuses (exit 3, nothing
-       changed); Test and Report only read, and go on with a warning. Returns the log notes
-       (the log starts later: its folder is named by the data file). #>
-    param([Parameter(Mandatory = $true)] [string] $DataFile, [Parameter(Mandatory = $true)] [string] $Mode, [switch] $AllowUnsigned)
-    if (-not (Test-DcomcOsPath -Path $DataFile)) {
-        return , @()   # Import-DcomcData says which file is missing
-    }
+    <# Checks the data file's signature (-Signature: of the bytes read, Read-DcomcOsSignedFile)
+       against the engine's signer, before the data file is parsed or anything is changed.
+       Apply and Rollback throw when the verdict refuses (exit 3, nothing changed); Test and
+       Report only read, and go on with a warning. Returns the log notes (the log starts later:
+       its folder is named by the data file). #>
+    param([Parameter(Mandatory = $true)] [string] $DataFile, [Parameter(Mandatory = $true)] $Signature, [Parameter(Mandatory = $true)] [string] $Mode, [switch] $AllowUnsigned)
     $engine = Get-DcomcOsFileSignature -Path (Join-Path -Path $script:ModuleFolder -ChildPath 'DcomConfig.psm1')
-    $signature = Get-DcomcOsFileSignature -Path $DataFile
-    $verdict = Get-DcomcSignatureVerdict -Engine $engine -Data $signature -DataFile $DataFile
+    $verdict = Get-DcomcSignatureVerdict -Engine $engine -Data $Signature -DataFile $DataFile
     $notes = @($verdict.Notes)
     if ($verdict.Refusal) {
         $changes = ($Mode -eq 'Apply' -or $Mode -eq 'Rollback')
@@ -710,11 +718,15 @@ function Invoke-DcomcConfiguration {
             return New-DcomcOutcome -ExitCode (Invoke-DcomcCapture -Path $Path -Cmdlet $PSCmdlet)
         }
         if (-not $DataFile) { throw 'No -DataFile' }
+        $DataFile = $PSCmdlet.GetUnresolvedProviderPathFromPSPath($DataFile)  # .NET opens it
         Initialize-DcomcRun -Passwords $Passwords -ResetPasswords:$ResetPasswords -PasswordsFromStdin:$PasswordsFromStdin
-        $signatureNotes = Test-DcomcBundleSignature -DataFile $DataFile -Mode $Mode -AllowUnsigned:$AllowUnsigned
+        Assert-DcomcDataFile -DataFile $DataFile
+        # Read once: the signature checked is that of the bytes parsed (Read-DcomcOsSignedFile).
+        $file = Read-DcomcOsSignedFile -Path $DataFile
+        $signatureNotes = Test-DcomcBundleSignature -DataFile $DataFile -Signature $file.Signature -Mode $Mode -AllowUnsigned:$AllowUnsigned
         # A Rollback restores this PC's own backup: right whatever the PC is called now (renamed
         # since the install, or named by the site package's DCOMC_HOST), so it never refuses.
-        $data = Import-DcomcData -DataFile $DataFile -Force:($Force -or $Mode -eq 'Rollback')
+        $data = Import-DcomcData -DataFile $DataFile -Content $file.Bytes -Force:($Force -or $Mode -eq 'Rollback')
         if (($Mode -eq 'Apply' -or $Mode -eq 'Rollback') -and -not (Test-DcomcOsElevated)) {
             throw ('{0} needs an elevated PowerShell (Run as administrator)' -f $Mode)
         }
