@@ -266,17 +266,21 @@ def _key(key: str) -> str:
     return ps_quote(key)
 
 
+def data_file(host: HostPlan, ctx: EmitContext) -> bytes:
+    """The host's data file (<HOST>.psd1), byte for byte."""
+    header = [f"# {line}" for line in ctx.header_lines(host, "Data of the dcomc engine")]
+    header += ["# Literals only: loaded with Import-PowerShellDataFile (restricted language).",
+               f"# Run: .\\{ENTRY} [-Mode Test|Apply|Report|Rollback]"]
+    return _bom_crlf("\n".join(header) + "\n" + _data_literal(host, ctx) + "\n")
+
+
 class PowerShellTarget:
     name: str = "powershell"
     kinds: tuple[str, ...] = ("powershell-data", "powershell-engine", "powershell-entry")
 
     def emit(self, host: HostPlan, ctx: EmitContext) -> list[Artifact]:
-        header = [f"# {line}" for line in ctx.header_lines(host, "Data of the dcomc engine")]
-        header += ["# Literals only: loaded with Import-PowerShellDataFile (restricted language).",
-                   f"# Run: .\\{ENTRY} [-Mode Test|Apply|Report|Rollback]"]
-        text = "\n".join(header) + "\n" + _data_literal(host, ctx) + "\n"
         return [
-            Artifact(f"powershell/{host.name}.psd1", "powershell-data", _bom_crlf(text)),
+            Artifact(f"powershell/{host.name}.psd1", "powershell-data", data_file(host, ctx)),
             Artifact(f"powershell/{ENGINE}", "powershell-engine", _static(ENGINE)),
             Artifact(f"powershell/{ENTRY}", "powershell-entry", _static(ENTRY)),
         ]

@@ -8,12 +8,13 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from dcomc.emit.layout import MANIFEST
 from dcomc.emit.sign import SIGNATURE
 from dcomc.readback.files import (
     InputError,
+    Within,
     json_type,
     load_json,
     open_regular,
@@ -104,28 +105,55 @@ def bundle_path(folder: Path, rel: str, manifest: Path) -> Path:
 
 def tampered(folder: Path, manifest: Manifest) -> tuple[tuple[str, str], ...]:
     """Files that differ from the manifest: edited (another sha256), missing, or unlisted.
-    A listed path outside the bundle, or that is not a regular file there, is an InputError."""
+    A listed path outside the bundle, or that is not a regular file there, is an InputError.
+    A file linked into every host's folder (the engine: one inode) is hashed once."""
     found: list[tuple[str, str]] = []
+    within = Within(folder)
+    digests: dict[tuple[int, int, int, int], str] = {}  # by inode, size and time
     for rel, digest in sorted(manifest.listed.items()):
         path = bundle_path(folder, rel, manifest.path)
         # nothing, a link to nothing, or a name too long (Path.exists raises ENAMETOOLONG)
         if not os.path.exists(path):  # noqa: PTH110
             found.append((rel, "missing"))
             continue
-        sha = hashlib.sha256()
-        with open_regular(path, "a file the manifest lists", inside=folder) as stream:
-            try:
-                while chunk := stream.read(1 << 20):
-                    sha.update(chunk)
-            except OSError as exc:
-                raise InputError(f"{path}: cannot read a file the manifest lists: "
-                                 f"{reason(exc)}") from None
-        if sha.hexdigest() != digest:
+        with open_regular(path, "a file the manifest lists", inside=within) as stream:
+            info = os.fstat(stream.fileno())
+            key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+            actual = digests.get(key)
+            if actual is None:
+                actual = digests[key] = _sha256(stream, path)
+        if actual != digest:
             found.append((rel, "edited"))
+    own = {MANIFEST, SIGNATURE}  # the manifest and its signature list the others
+    found += [(rel, "unlisted") for rel in sorted(_files(folder) - set(manifest.listed) - own)]
+    return tuple(found)
+
+
+def _sha256(stream: IO[bytes], path: Path) -> str:
+    sha = hashlib.sha256()
     try:
-        on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+        while chunk := stream.read(1 << 20):
+            sha.update(chunk)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read a file the manifest lists: "
+                         f"{reason(exc)}") from None
+    return sha.hexdigest()
+
+
+def _files(folder: Path) -> set[str]:
+    """Every file under `folder` (links to files too), as paths relative to it: one listing per
+    folder, a file's kind from the listing (no stat but for links)."""
+    found: set[str] = set()
+    pending = [("", str(folder))]
+    try:
+        while pending:
+            prefix, path = pending.pop()
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append((f"{prefix}{entry.name}/", entry.path))
+                    elif entry.is_file() or entry.is_dir():  # a link to a folder: listed
+                        found.add(prefix + entry.name)
     except OSError as exc:
         raise InputError(f"{folder}: cannot list the bundle: {reason(exc)}") from None
-    own = {MANIFEST, SIGNATURE}  # the manifest and its signature list the others
-    found += [(rel, "unlisted") for rel in sorted(on_disk - set(manifest.listed) - own)]
-    return tuple(found)
+    return found
