@@ -292,6 +292,33 @@ def test_verify_of_an_unsigned_bundle_fails(tmp_path: Path, pki: Pki) -> None:
     assert ("E425", "HMI01/powershell/HMI01.psd1") in codes(report)
 
 
+def test_an_unsigned_script_is_told_without_a_tool_run(tmp_path: Path, pki: Pki,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PowerShell file without the signature block has no signature: E425 without running
+    osslsigncode (30,000 runs for an unsigned 10,000-host bundle); a file with the block is
+    judged by the tool, as are MSIs."""
+    out = tmp_path / "b"
+    assert CliRunner().invoke(main, ["build", str(PLANT7), "-o", str(out), "--no-msi"]
+                              ).exit_code == 0
+    runs: list[list[str]] = []
+    tool = verify_module._tool
+
+    def counting(args: list[str]) -> subprocess.CompletedProcess[bytes]:
+        runs.append(args)
+        return tool(args)
+
+    monkeypatch.setattr(verify_module, "_tool", counting)
+    code, report = verify(out, pki)
+    assert code == 1 and ("E425", "HMI01/powershell/HMI01.psd1") in codes(report)
+    assert not [args for args in runs if args[0] == "osslsigncode"]
+    psd1 = out / "HMI01" / "powershell" / "HMI01.psd1"
+    psd1.write_bytes(psd1.read_bytes() + b"# SIG # Begin signature block\r\n# garbage\r\n")
+    code, report = verify(out, pki)
+    judged = [args for args in runs if args[0] == "osslsigncode"]
+    assert [args[-1] for args in judged] == [str(psd1)]
+    assert ("E420", "HMI01/powershell/HMI01.psd1") in codes(report)
+
+
 def test_verify_text_names_each_failure_on_its_line(copy: Path, pki: Pki) -> None:
     (copy / "HMI01" / "HMI01.msi").unlink()
     result = CliRunner().invoke(main, ["verify", str(copy), "--ca", str(pki.ca)])

@@ -126,7 +126,8 @@ def load_spec(path: Path) -> Side:
 
 def load_bundle(folder: Path) -> Side:
     manifest = read_manifest(folder)
-    found = tampered(folder, manifest) + _signatures(folder, manifest)
+    files = tampered(folder, manifest)
+    found = files + _signatures(folder, manifest, {rel for rel, _ in files})
     spoiled = {rel for rel, _ in found}
     paths = {name: bundle_path(folder, rel, manifest.path) for name, rel in manifest.psd1.items()}
     digests = {name: manifest.listed[rel] for name, rel in manifest.psd1.items()
@@ -158,14 +159,16 @@ class _DataFiles(Mapping[str, dict[str, Any]]):
         return len(self._paths)
 
 
-def _signatures(folder: Path, manifest: Manifest) -> tuple[tuple[str, str], ...]:
+def _signatures(folder: Path, manifest: Manifest, spoiled: set[str],
+                ) -> tuple[tuple[str, str], ...]:
     """A signed bundle's signatures that do not hold (dcomc verify without the trust checks:
     diff has no CA to judge the chain by), as tampered files."""
     from dcomc.readback import verify
 
     if not os.path.lexists(folder / SIGNATURE):
         return ()
-    return tuple((f.path or MANIFEST, "signature") for f in verify.integrity(folder, manifest))
+    return tuple((f.path or MANIFEST, "signature")
+                 for f in verify.integrity(folder, manifest, spoiled))
 
 
 def _read_psd1(path: Path, folder: Path) -> dict[str, Any]:

@@ -122,8 +122,9 @@ def verify(folder: Path, ca: Path | None) -> Result:
     SignError (E410) when a tool is missing."""
     manifest = bundle_manifest.read_manifest(folder)
     result = Result(folder, files=len(manifest.listed))
+    spoiled = bundle_manifest.tampered(folder, manifest)
     result.failures += [Failure(_FILE_CODES[what][0], what, rel, _FILE_CODES[what][1])
-                        for rel, what in bundle_manifest.tampered(folder, manifest)]
+                        for rel, what in spoiled]
     with _Workspace() as work:
         certs = _manifest_signer(folder, work, result)
         if certs is not None:
@@ -132,24 +133,28 @@ def verify(folder: Path, ca: Path | None) -> Result:
         # a timestamp's TSA is trusted by --ca or the system's store (public TSAs are there)
         tsa = work.write("tsa-anchors.pem", (ca.read_bytes() + b"\n" if ca else b"")
                          + _system_ca())
-        files = _authenticode(folder, manifest, result, anchors, tsa)  # fills result.stamps
+        files = _authenticode(folder, manifest, {rel for rel, _ in spoiled}, result, anchors,
+                              tsa)  # fills result.stamps
         if certs is not None and result.signer is not None:
             result.failures += _certificate(result.signer, certs, ca, work, result.judged_at)
         result.failures += files
     return result
 
 
-def integrity(folder: Path, manifest: bundle_manifest.Manifest) -> list[Failure]:
+def integrity(folder: Path, manifest: bundle_manifest.Manifest,
+              spoiled: set[str] | None = None) -> list[Failure]:
     """The signatures' part of `verify` without trusting anyone (what `dcomc diff` adds to a
     signed bundle's tampered files): the manifest signature holds, and every Authenticode
-    signature covers its file and is by the manifest's signer. Chain and validity aside."""
+    signature covers its file and is by the manifest's signer. Chain and validity aside.
+    `spoiled`: the files not as the manifest lists them (`tampered`), when known."""
     result = Result(folder)
     with _Workspace() as work:
         certs = _manifest_signer(folder, work, result)
         if certs is not None:
             result.signer = cert_info(certs[0])
         anchors = work.write("anchors.pem", b"".join(certs or []) + _system_ca())
-        return result.failures + _authenticode(folder, manifest, result, anchors, anchors)
+        return result.failures + _authenticode(folder, manifest, spoiled, result, anchors,
+                                               anchors)
 
 
 class _Workspace:
@@ -270,16 +275,19 @@ def _system_ca() -> bytes:
         return b""
 
 
-def _authenticode(folder: Path, manifest: bundle_manifest.Manifest, result: Result,
-                  anchors: Path, tsa: Path) -> list[Failure]:
+def _authenticode(folder: Path, manifest: bundle_manifest.Manifest, spoiled: set[str] | None,
+                  result: Result, anchors: Path, tsa: Path) -> list[Failure]:
     """Each listed PowerShell file and MSI, once per distinct content (the engine is the same
-    on every host), in parallel; each one's timestamp goes to `result.stamps`."""
+    on every host: grouped by the manifest's hash where `tampered` found the file as listed,
+    else by its own; `spoiled` None: every file hashed), in parallel; each one's timestamp
+    goes to `result.stamps`."""
     paths = [rel for rel in sorted(manifest.listed) if rel.lower().endswith(SIGNED_SUFFIXES)
              and (folder / rel).is_file()]
     by_content: dict[str, list[str]] = {}
     for rel in paths:
-        by_content.setdefault(hashlib.sha256((folder / rel).read_bytes()).hexdigest(),
-                              []).append(rel)
+        digest = manifest.listed[rel] if spoiled is not None and rel not in spoiled else \
+            hashlib.sha256((folder / rel).read_bytes()).hexdigest()
+        by_content.setdefault(digest, []).append(rel)
     leaf = None if result.signer is None else result.signer.sha256
     firsts = [rels[0] for rels in by_content.values()]
     with ThreadPoolExecutor(max_workers=workers()) as pool:
@@ -292,10 +300,20 @@ def _authenticode(folder: Path, manifest: bundle_manifest.Manifest, result: Resu
             if answer is not None for rel in rels for code, check, message in [answer]]
 
 
+# A PowerShell file's Authenticode signature is a comment block at its end that starts so
+# (UTF-8 or UTF-16): a script without one has none, and is told so without a tool run (an
+# unsigned bundle of 10,000 hosts: 30,000 osslsigncode runs, 18 s).
+_PS_SIGNATURE = tuple(marker.encode(encoding) for marker in ("# SIG # Begin signature block",)
+                      for encoding in ("utf-8", "utf-16-le", "utf-16-be"))
+_UNSIGNED = ("E425", "unsigned-file", "has no Authenticode signature")
+
+
 def _one(path: Path, anchors: Path, tsa: Path, leaf: str | None
          ) -> tuple[tuple[str, str, str] | None, int | None]:
     """One file's Authenticode signature: None when it holds (its chain aside), else the
     failure's code, check and message; and its timestamp when one holds."""
+    if path.suffix.lower() != ".msi" and not any(m in path.read_bytes() for m in _PS_SIGNATURE):
+        return _UNSIGNED, None
     args = ["osslsigncode", "verify", "-CAfile", str(anchors), "-TSA-CAfile", str(tsa),
             "-time", str(_now()), "-in", str(path)]
     if leaf is not None:
@@ -321,7 +339,7 @@ def _failure(proc: subprocess.CompletedProcess[bytes], out: str) -> tuple[str, s
     if proc.returncode == 0:
         return None
     if "No signature found" in out:
-        return "E425", "unsigned-file", "has no Authenticode signature"
+        return _UNSIGNED
     if "MISMATCH" in out:
         return "E426", "signature", "was changed after it was signed (its digest differs)"
     if "Leaf hash match: failed" in out:
