@@ -90,6 +90,11 @@ class EmitContext:
         self._inputs[host.name] = (host, digest)
         return digest
 
+    def package_inputs(self, host: HostPlan) -> str:
+        """What the host MSI's PackageCode is made of besides site, host and version
+        (`package_inputs` below)."""
+        return package_inputs(self.inputs_sha256(host), self.built_from())
+
     def built_from(self) -> dict[str, Any]:
         """The options that reach artifacts (the .reg's machine limits, the MSIs' version):
         with `inputs_sha256`, all a host's artifacts are made of. The manifest records them."""
@@ -105,6 +110,16 @@ class EmitContext:
             span = resource.prov.span
             self.diagnostics.error(span, "E401", f"{host.name}: {target} cannot compile {line}")
         return line
+
+
+def package_inputs(inputs_sha: str, built_from: dict[str, Any]) -> str:
+    """An MSI's PackageCode input: the inputs hash of what it carries (a host's, or the
+    spec's for the site package) and the options that change its files: no two different
+    MSIs may share a PackageCode (Windows Installer caches a package by it), and
+    --replace-machine-limits changes the .reg an MSI carries. Without that option, the
+    inputs hash alone (the codes of builds before it counted stay what they were)."""
+    return f"{inputs_sha};replace-machine-limits" if built_from.get("replace_machine_limits") \
+        else inputs_sha
 
 
 class Target(Protocol):

@@ -112,7 +112,8 @@ def run_wixl(host_dir: Path, host: str) -> Path:
 def finish(msi: Path, site: str, host: str, version: str, inputs_sha: str) -> bytes:
     """Patch what wixl cannot write: the rollback action's type, the 64-bit script actions'
     types and SecureCustomProperties (what the host folder's product .wxs says), the
-    PackageCode derived from site, host, version and the host's inputs hash, and fixed dates
+    PackageCode derived from site, host, version and the host's inputs hash (as
+    `base.package_inputs` gives it: with the options that change the files), and fixed dates
     in the summary and the cabinet (msidb). Returns the MSI's final bytes."""
     package = product_codes(site, host, version, inputs_sha)["package"]
     return _patch(msi, wixl_source(msi.parent, host), package, host)
@@ -196,7 +197,8 @@ class Builds:
 def build_site(out: Path, site: str, version: str, spec_sha: str) -> Built:
     """The site package (wixsite.py): wixl run in the bundle folder `out`, whose host folders
     hold the files it carries, then patched as a host's MSI is (`finish`). Sequential, after
-    the host MSIs: one wixl run of a few hundred small files."""
+    the host MSIs: one wixl run of a few hundred small files. `spec_sha`: the spec's hash as
+    `base.package_inputs` gives it (with the options that change the files carried)."""
     from dcomc_targets import wixsite
 
     wxs, _, target = wixsite.paths(site)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from dcomc.cli import main
 from dcomc.emit import bundle, forked, reuse
 from dcomc.pipeline import compile_file
 from dcomc.readback import drift
-from dcomc_targets import EmitContext, Options, base, msi
+from dcomc_targets import EmitContext, Options, base, msi, wix, wixsite
 from tools import require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -409,6 +411,40 @@ def test_msis_of_unchanged_hosts_are_reused(tmp_path: Path,
     assert relinked(dated, plain) == set()
     build(spec, tmp_path / "full-plain", reuse_hosts=False)
     same_bytes(out, tmp_path / "full-plain")
+
+
+def test_an_option_that_changes_an_msis_files_changes_its_package_code(tmp_path: Path) -> None:
+    """--replace-machine-limits changes the .reg every MSI (and the site package) carries: the
+    MSIs then differ, and two different MSIs never share a PackageCode (Windows Installer
+    caches a package by it). Without the option the code is what it always was."""
+    require(not msi.missing_tools(), "wixl/msitools")
+    spec = tmp_path / "site.yaml"
+    spec.write_text(spec_text(2), encoding="utf-8")
+    compiled = compile_file(spec)
+    ctx = EmitContext(compiled.plan, Options(), spec.name, compiled.sha256)
+    host = compiled.plan.hosts[0]
+    codes = {}
+    for name, options in (("plain", Options(site_package=True)),
+                          ("replaced", Options(site_package=True, replace_machine_limits=True))):
+        out = tmp_path / name
+        build(spec, out, msis=True, options=options)
+        codes[name] = [_package_code(out / host.name / f"{host.name}.msi"),
+                       _package_code(next((out / "_site").glob("*.msi")))]
+    assert codes["plain"][0] == wix.product_codes(compiled.plan.site, host.name, "1.0.0",
+                                                  ctx.inputs_sha256(host))["package"]
+    assert codes["plain"][1] == wixsite.site_codes(compiled.plan.site, "1.0.0",
+                                                   compiled.sha256)["package"]
+    assert codes["replaced"][0] != codes["plain"][0]
+    assert codes["replaced"][1] != codes["plain"][1]
+
+
+def _package_code(path: Path) -> str:
+    """An MSI's PackageCode: its summary information's revision number (msiinfo)."""
+    out = subprocess.run(["msiinfo", "suminfo", str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    found = re.search(r"Revision number \(UUID\): (\{[0-9A-F-]{36}\})", out)
+    assert found is not None, out
+    return found[1]
 
 
 # --- signed: a signature is reused only from a bundle signed the same way ---------------------

@@ -47,6 +47,7 @@ from dcomc.epoch import source_date_epoch
 from dcomc.pipeline import Compiled
 from dcomc.plan.model import HostPlan
 from dcomc_targets import TARGETS, EmitContext, Options, msi, wixsite
+from dcomc_targets.base import package_inputs
 
 try:
     import fcntl
@@ -382,7 +383,7 @@ def _build(compiled: Compiled, options: Options, spec_name: str, out: Path,
                 files = signer.sign_scripts(files)
             _write_files(tmp, files, links)
             if builds is not None and ok and host != wixsite.FOLDER:
-                builds.submit(host, reuser.inputs[host])
+                builds.submit(host, reuser.packages[host])
             return files
 
         result, ctx = _emit(compiled, options, spec_name, land, reuser,
@@ -422,7 +423,8 @@ class _Reuser:
                  msis: MsiRequest | None, signer: sign.Signer | None, *, enabled: bool,
                  redo: frozenset[str] = frozenset()) -> None:
         self.tmp, self.progress = tmp, None if msis is None else msis.progress
-        self.inputs: dict[str, str] = {}  # host -> its inputs hash (its MSI's PackageCode)
+        self.inputs: dict[str, str] = {}  # host -> its inputs hash
+        self.packages: dict[str, str] = {}  # host -> what its MSI's PackageCode is made of
         self.msis: dict[str, dict[str, str]] = {}  # host -> the manifest entry of a kept MSI
         self.kept: dict[str, reuse.Kept] = {}  # host -> its files to take
         self.redo, self.wants_msis, self.signing = redo, msis is not None, signer is not None
@@ -441,6 +443,7 @@ class _Reuser:
         previous bundle (`start` links their files), by host."""
         for host in hosts:
             inputs = self.inputs[host.name] = ctx.inputs_sha256(host)
+            self.packages[host.name] = ctx.package_inputs(host)
             if self.previous is not None and host.name not in self.redo:
                 kept = reuse.planned(self.previous, host.name, inputs, msi=self.wants_msis)
                 if kept is not None:
@@ -487,7 +490,7 @@ class _Reuser:
         if builds is not None:
             for name, kept in self.kept.items():
                 if kept.msi is None:
-                    builds.submit(name, self.inputs[name])
+                    builds.submit(name, self.packages[name])
 
     def stop(self) -> None:
         """The build failed or was interrupted: stop the linking child, if any."""
@@ -507,8 +510,9 @@ def _signing(signer: sign.Signer | None) -> str | None:
 def _site_msi(tmp: Path, result: Bundle, compiled: Compiled, version: str,
               signer: sign.Signer | None) -> None:
     """Build (and sign) the site package's MSI from the hosts' files in `tmp`, and list it."""
+    package = package_inputs(compiled.sha256, result.manifest["options"])
     built = _signed_msis({wixsite.FOLDER: msi.build_site(tmp, compiled.plan.site, version,
-                                                          compiled.sha256)}, signer)
+                                                          package)}, signer)
     path = built[wixsite.FOLDER].path.relative_to(tmp).as_posix()
     result.manifest["site_package"].append(
         {"kind": "msi", "path": path, "sha256": built[wixsite.FOLDER].sha256})
@@ -557,8 +561,10 @@ def sign_existing(folder: Path, compiled: Compiled, signer: sign.Signer) -> Bund
         _write_files(tmp, files)
         msis = [host for host, entry in hosts.items()
                 if any(a["kind"] == "msi" for a in entry["artifacts"])]
+        options = manifest.get("options") or {}
         built = _rebuild_msis(tmp, compiled, msis, signer,
-                              {host: str(entry.get("inputs")) for host, entry in hosts.items()})
+                              {host: package_inputs(str(entry.get("inputs")), options)
+                               for host, entry in hosts.items()})
         for entry in hosts.values():
             for a in entry["artifacts"]:
                 a["sha256"] = _sha256(files[a["path"]]) if a["kind"] != "msi" else \
@@ -580,7 +586,8 @@ def _resign_site_package(folder: Path, tmp: Path, compiled: Compiled, manifest: 
         return
     site = compiled.plan.site
     version = _product_version(tmp / wixsite.paths(site)[0])
-    built = _signed_msis({wixsite.FOLDER: msi.build_site(tmp, site, version, compiled.sha256)},
+    package = package_inputs(compiled.sha256, manifest.get("options") or {})
+    built = _signed_msis({wixsite.FOLDER: msi.build_site(tmp, site, version, package)},
                          signer)[wixsite.FOLDER]
     for a in entries:
         if a["kind"] == "msi":
