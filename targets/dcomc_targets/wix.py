@@ -281,6 +281,10 @@ def _conditions(host: HostPlan, site: str) -> list[tuple[str, str]]:
          f"This package configures the PC {msi_formatted(host.name)} of the dcomc site "
          f"{msi_formatted(site)}, not [ComputerName]: install the MSI built for this PC."),
     ]
+    rows.append((f"Installed OR NOT {SITE_PACKAGE_FOUND}",
+                 f"The site package of the dcomc site {msi_formatted(site)} is installed on this "
+                 "PC and configures it already: uninstall it before installing this PC's own MSI "
+                 "(one kind of dcomc package per PC)."))
     for n, account in enumerate(password_accounts(host), 1):
         rows.append((f"Installed OR DCOMC_PASSWORD_{n}",
                      f"Give the password of {msi_formatted(account)} in DCOMC_PASSWORD_{n} "
@@ -483,6 +487,7 @@ def product_xml(host: HostPlan, ctx: EmitContext, version: str) -> bytes:
     for row in _properties(host, ctx.plan.site):
         doc.e(product, "Property", row)
     powershell_search(doc, product)
+    kind_search(doc, product, ctx.plan.site, SITE_PACKAGE_FOUND, "SpecSha256")
     for condition, message in _conditions(host, ctx.plan.site):
         doc.e(product, "Condition", text=condition, Message=message)
     doc.e(product, "Directory", Id="TARGETDIR", Name="SourceDir")
@@ -512,6 +517,19 @@ def _custom_actions(doc: _Wxs, product: xmltext.Element, host: HostPlan, site: s
         doc.e(product, "CustomAction", row)
     table = doc.e(product, "InstallExecuteSequence")
     sequence_rows(doc, table, _sequence(rows))
+
+
+# One kind of package per PC: a host's own MSI and the site package write the same detection
+# key (HKLM\SOFTWARE\dcomc\<site>), and uninstalling either removes the values both wrote.
+# Only the site package writes SpecSha256: read by AppSearch, it tells which kind is there.
+SITE_PACKAGE_FOUND = "DCOMC_SITE_PACKAGE_SPEC"
+
+
+def kind_search(doc: _Wxs, product: xmltext.Element, site: str, prop: str, name: str) -> None:
+    """The AppSearch of one value of the site's detection key (64-bit view) into `prop`."""
+    doc.e(doc.e(product, "Property", Id=prop), "RegistrySearch",
+          Id=f"Dcomc{name}Found", Root="HKLM", Key=reboot_key(site), Name=name, Type="raw",
+          Win64="yes")
 
 
 def powershell_search(doc: _Wxs, product: xmltext.Element) -> None:

@@ -50,6 +50,7 @@ from dcomc_targets.wix import (
     INSTALLDIR,
     REBOOT_DEFAULT,
     REBOOT_KEY,
+    SITE_PACKAGE_FOUND,
     WIX_NS,
     PayloadFile,
     _preprocessed,
@@ -60,6 +61,7 @@ from dcomc_targets.wix import (
     condition_string,
     custom_action_rows,
     guid,
+    kind_search,
     parse_product,
     password_accounts,
     powershell_search,
@@ -167,7 +169,12 @@ def _conditions(plan: SitePlan) -> list[tuple[str, str]]:
             (f"Installed OR {SELECTED}",
              f"This PC ([ComputerName]) is not a host of the dcomc site {site} (looked for "
              f"[{WANTED}]): install the package on a PC of the site, or name the host with "
-             f"{HOST_PROPERTY}=<host>.")]
+             f"{HOST_PROPERTY}=<host>."),
+            # a Host in the key without the SpecSha256 only this package writes: a host's MSI
+            (f"Installed OR NOT {INSTALLED_HOST} OR {SITE_PACKAGE_FOUND}",
+             f"This PC's own MSI of the dcomc site {site} (host [{INSTALLED_HOST}]) is installed "
+             "and configures it already: uninstall it before installing the site package (one "
+             "kind of dcomc package per PC).")]
     for n, account in enumerate(site_accounts(plan), 1):
         rows.append((f'Installed OR NOT ({NEEDS} >< ";{n};") OR DCOMC_PASSWORD_{n}',
                      f"The PC [{SELECTED}] needs the password of {msi_formatted(account)} in "
@@ -227,6 +234,7 @@ def _searches(doc: _Wxs, product: Any, site: str) -> None:
     doc.e(doc.e(product, "Property", Id=INSTALLED_HOST), "RegistrySearch",
           Id="DcomcInstalledHost", Root="HKLM", Key=reboot_key(site), Name="Host",
           Type="raw", Win64="yes")
+    kind_search(doc, product, site, SITE_PACKAGE_FOUND, "SpecSha256")
 
 
 def _payload(doc: _Wxs, product: Any, plan: SitePlan, version: str, spec_sha: str) -> None:

@@ -190,10 +190,10 @@ def test_wixl_reads_a_copy_without_what_it_does_not_know(plant7: Path) -> None:
     on both (strict), so it reads a copy without them, plus the donor property, and the patch
     makes the MSI say the same. Win64 on anything but a JScript call cannot be patched."""
     wxs = (plant7 / "SCADA01" / "wix" / "SCADA01.wxs").read_bytes()
-    # Prepare, Apply, CheckReboot; + the search and the detection key's component
-    assert wxs.count(b'Win64="yes"') == 3 + 2 and wxs.count(b'Secure="yes"') == 4
+    # Prepare, Apply, CheckReboot; + the two searches and the detection key's component
+    assert wxs.count(b'Win64="yes"') == 3 + 3 and wxs.count(b'Secure="yes"') == 4
     source = wixl_input(wxs)
-    assert b"Secure=" not in source.data and source.data.count(b'Win64="yes"') == 2
+    assert b"Secure=" not in source.data and source.data.count(b'Win64="yes"') == 3
     assert source.script_types == (("SetDcomcApply", 5, 0x1005), ("DcomcApply", 3077, 7173),
                                    ("DcomcCheckReboot", 5, 0x1005))
     assert source.secure is not None and source.secure[1].endswith(";DCOMC_PASSWORD_2")
@@ -205,22 +205,30 @@ def test_wixl_reads_a_copy_without_what_it_does_not_know(plant7: Path) -> None:
 def test_launch_conditions(plant7: Path) -> None:
     """Administrator; 64-bit Windows 8 / Server 2012 or later; Windows PowerShell 5.1 read from
     its engine key in the 64-bit view (m13); the computer the package is for, compared without
-    case (M4); each password."""
+    case (M4); no site package on the PC (it writes the same detection key); each password."""
     path = plant7 / "HMI01" / "HMI01.msi"
     conditions = {r["Condition"]: r["Description"] for r in rows(path, "LaunchCondition")}
     assert set(conditions) == {
         "NOT WIX_DOWNGRADE_DETECTED", "Privileged", "VersionNT64 >= 602",
         'Installed OR DCOMC_POWERSHELL_VERSION << "5.1."', 'Installed OR ComputerName ~= "HMI01"',
+        "Installed OR NOT DCOMC_SITE_PACKAGE_SPEC",
         "Installed OR DCOMC_PASSWORD_1", "Installed OR DCOMC_PASSWORD_2"}
     assert "HMI01" in conditions['Installed OR ComputerName ~= "HMI01"']
     assert "[ComputerName]" in conditions['Installed OR ComputerName ~= "HMI01"']
-    (search,) = rows(path, "AppSearch")
-    assert search == {"Property": "DCOMC_POWERSHELL_VERSION",
-                      "Signature_": "DcomcPowerShellVersion"}
-    (locator,) = rows(path, "RegLocator")
-    assert locator == {"Signature_": "DcomcPowerShellVersion", "Root": "2",  # HKLM
-                       "Key": "SOFTWARE\\Microsoft\\PowerShell\\3\\PowerShellEngine",
-                       "Name": "PowerShellVersion", "Type": str(0x10 | 2)}  # 64-bit, raw
+    assert "site package" in conditions["Installed OR NOT DCOMC_SITE_PACKAGE_SPEC"]
+    searches = sorted(rows(path, "AppSearch"), key=lambda r: r["Property"])
+    assert searches == [{"Property": "DCOMC_POWERSHELL_VERSION",
+                         "Signature_": "DcomcPowerShellVersion"},
+                        {"Property": "DCOMC_SITE_PACKAGE_SPEC",
+                         "Signature_": "DcomcSpecSha256Found"}]
+    locators = {r["Signature_"]: r for r in rows(path, "RegLocator")}
+    assert locators["DcomcPowerShellVersion"] == {
+        "Signature_": "DcomcPowerShellVersion", "Root": "2",  # HKLM
+        "Key": "SOFTWARE\\Microsoft\\PowerShell\\3\\PowerShellEngine",
+        "Name": "PowerShellVersion", "Type": str(0x10 | 2)}  # 64-bit, raw
+    assert locators["DcomcSpecSha256Found"] == {
+        "Signature_": "DcomcSpecSha256Found", "Root": "2", "Key": "SOFTWARE\\dcomc\\plant7-line3",
+        "Name": "SpecSha256", "Type": str(0x10 | 2)}
     sequence = {r["Action"]: int(r["Sequence"]) for r in
                 rows(path, "InstallExecuteSequence")}
     assert sequence["AppSearch"] < sequence["LaunchConditions"] < sequence["InstallValidate"]

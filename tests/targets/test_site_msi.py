@@ -238,6 +238,31 @@ def test_wine_host_named_explicitly(wine: dict[str, str], site9: Path) -> None:
     assert code == 0
 
 
+def test_wine_one_kind_of_package_per_pc(wine: dict[str, str], site9: Path) -> None:
+    """A host's own MSI and the site package write the same detection key, and removing one
+    would remove the values of both: each stops at its launch condition, before any change,
+    while the other is installed, and installs once it is removed."""
+    computer(wine, "ENG-WS1")
+    own = winpath(site9 / "ENG-WS1" / "ENG-WS1.msi")
+    code, trace = msiexec(wine, "/i", own, "/qn")
+    assert code == 0, trace
+    before = wine_values(wine, KEY9)
+    assert before is not None and "SpecSha256" not in before
+    code, trace = msiexec(wine, "/i", winpath(package(site9)), "/qn")
+    assert code == FAILED and "powershell.exe" not in trace
+    assert wine_values(wine, KEY9) == before
+    assert msiexec(wine, "/x", own, "/qn")[0] == 0
+    code, trace = msiexec(wine, "/i", winpath(package(site9)), "/qn")
+    assert code == 0, trace
+    site_values = wine_values(wine, KEY9)
+    assert site_values is not None and "SpecSha256" in site_values
+    code, trace = msiexec(wine, "/i", own, "/qn")
+    assert code == FAILED and "powershell.exe" not in trace
+    assert wine_values(wine, KEY9) == site_values
+    assert msiexec(wine, "/x", winpath(package(site9)), "/qn")[0] == 0
+    assert wine_values(wine, KEY9) is None
+
+
 def test_wine_unknown_explicit_host_stops(wine: dict[str, str], site9: Path) -> None:
     computer(wine, "UTIL-SRV1")  # a host, but the property names none: the property wins
     code, trace = msiexec(wine, "/i", winpath(package(site9)), "/qn", "DCOMC_HOST=NOPE")
