@@ -13,7 +13,10 @@ from different runs compare where seconds do not.
 - `diff OLD NEW`: two specs, NEW with every 100th host moved to another address (those hosts
   and their cells' firewall scopes change);
 - `diff BUNDLE NEW`: the bundle built from OLD (`build --no-msi`, not timed) read back
-  against NEW.
+  against NEW, twice: NEW as OLD edited in place (`edited`: the same file name, so the data
+  files of the hosts the edit leaves alone are the bytes a build of NEW writes, and are not
+  read), and NEW under another file name (`other name`: every data file names its spec, so
+  every one is read and compared).
 `inspect --json` of a bundle is bench_inspect.py; the build itself bench_build.py.
 
 Run it on tmpfs, as the other benchmarks:
@@ -69,8 +72,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-commands-", dir=args.dir) as tmp:
             old, new, bundle = Path(tmp) / "old.yaml", Path(tmp) / "new.yaml", Path(tmp) / "out"
             site = generate(hosts)
+            edited = Path(tmp) / "edited" / old.name  # OLD edited in place: the same name
+            edited.parent.mkdir()
             old.write_text(yaml.safe_dump(site), encoding="utf-8")
             new.write_text(yaml.safe_dump(moved(site)), encoding="utf-8")
+            edited.write_bytes(new.read_bytes())
             timed([*dcomc, "build", "--no-msi", "-o", str(bundle), str(old)])
             floor = median_of(args.rounds, [python, "-c", FLOOR, str(old)])
             print(f"{hosts:>6} {'floor (load the spec)':<22} {floor[0]:>8.2f} {floor[1]:>8.2f} "
@@ -79,7 +85,8 @@ def main() -> None:
                     ("check", [*dcomc, "check", str(old)]),
                     ("plan --json", [*dcomc, "plan", "--json", str(old)]),
                     ("diff spec spec", [*dcomc, "diff", str(old), str(new)]),
-                    ("diff bundle spec", [*dcomc, "diff", str(bundle), str(new)])):
+                    ("diff bundle edited", [*dcomc, "diff", str(bundle), str(edited)]),
+                    ("diff bundle other name", [*dcomc, "diff", str(bundle), str(new)])):
                 wall, cpu = median_of(args.rounds, command)
                 print(f"{hosts:>6} {label:<22} {wall:>8.2f} {cpu:>8.2f} "
                       f"{wall / floor[0]:>7.2f}", flush=True)

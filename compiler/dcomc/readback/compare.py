@@ -117,11 +117,32 @@ def spec_host_data(compiled: Compiled, spec_name: str,
 
 def load_spec(path: Path) -> Side:
     compiled = compile_file(path)
-    ctx = EmitContext(compiled.plan, Options(), path.name, compiled.sha256)
-    digests = {host.name: hashlib.sha256(data_file(host, ctx)).hexdigest()
-               for host in compiled.plan.hosts}
     return Side(path, "spec", compiled.plan.site, path.name, compiled.sha256,
-                f"dcomc {__version__}", spec_host_data(compiled, path.name), digests=digests)
+                f"dcomc {__version__}", spec_host_data(compiled, path.name),
+                digests=_DataFileHashes(compiled, path.name))
+
+
+class _DataFileHashes(Mapping[str, str]):
+    """A spec's hosts' data file hashes, each made when first asked for (written as a build
+    writes it): asked only against a bundle, where a match saves reading its file."""
+
+    def __init__(self, compiled: Compiled, spec_name: str) -> None:
+        self._ctx = EmitContext(compiled.plan, Options(), spec_name, compiled.sha256)
+        self._hosts = {host.name: host for host in compiled.plan.hosts}
+        self._made: dict[str, str] = {}
+
+    def __getitem__(self, name: str) -> str:
+        found = self._made.get(name)
+        if found is None:
+            data = data_file(self._hosts[name], self._ctx)
+            found = self._made[name] = hashlib.sha256(data).hexdigest()
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._hosts)
+
+    def __len__(self) -> int:
+        return len(self._hosts)
 
 
 def load_bundle(folder: Path) -> Side:
@@ -295,9 +316,13 @@ def diff(old: Side, new: Side) -> Diff:
 
 
 def _same_file(old: Side, new: Side, old_name: str, new_name: str) -> bool:
-    """Whether both sides' data files of the host are the same bytes (and so the same plan)."""
-    digest = old.digests.get(old_name)
-    return old_name == new_name and digest is not None and digest == new.digests.get(new_name)
+    """Whether both sides' data files of the host are the same bytes (and so the same plan).
+    Asked where a side is a bundle: two specs' data are made already, and compared."""
+    if "bundle" not in (old.kind, new.kind) or old_name != new_name:
+        return False
+    bundle, other = (old, new) if old.kind == "bundle" else (new, old)
+    digest = bundle.digests.get(old_name)  # a bundle's first: a spec's is made when asked
+    return digest is not None and digest == other.digests.get(old_name)
 
 
 def _resource_count(old: Side, new: Side, name: str) -> int:
