@@ -141,7 +141,7 @@ def _emit_all(compiled: Compiled, options: Options, spec_name: str, land: Land |
         seen = len(ctx.diagnostics.items)
         child = forked.Child(lambda: _emitted(fresh[split:], ctx, land, seen))
     if reuser is not None:
-        reuser.start()  # its threads after the fork: a child gets no copy of them
+        reuser.start()  # the linking child: forked after the emitting one, beside it
     try:
         entries = _emit_hosts(fresh[:split], ctx, land, files)
     except BaseException:

@@ -179,8 +179,8 @@ def planned(prev: Previous, host: str, inputs: str, *, msi: bool) -> Kept | None
 def link(prev: Previous, kept: Kept, tmp: Path) -> bool:
     """Link `kept`'s files from the previous bundle into `tmp`, each checked there against the
     hash the previous manifest lists; False (and nothing left in `tmp`) when one is not that
-    file: the host must be emitted again. Thread-safe for distinct hosts: the build links many
-    hosts at once, its files' system calls in parallel with its own work (bundle.py)."""
+    file: the host must be emitted again. A build runs it in a forked child while it emits
+    the changed hosts (bundle.py `_Reuser`): nothing it does is needed back but the answer."""
     linked: list[str] = []
     folders = {_folder(f"{tmp}/{kept.host}")}  # first: its subfolders are then one mkdir each
     try:
