@@ -290,6 +290,13 @@ def test_verify_of_an_unsigned_bundle_fails(tmp_path: Path, pki: Pki) -> None:
     code, report = verify(out, pki)
     assert code == 1 and ("E423", sign.SIGNATURE) in codes(report)
     assert ("E425", "HMI01/powershell/HMI01.psd1") in codes(report)
+    # the text: one line for the files, not one per file (--json lists each)
+    text = CliRunner().invoke(main, ["verify", str(out), "--ca", str(pki.ca)]).stdout
+    unsigned = report["authenticode_signatures"]
+    assert [line for line in text.splitlines() if "[E425]" in line] == [
+        f"FAIL none of the {unsigned} PowerShell files and MSIs has an Authenticode signature "
+        "(--json lists them) [E425]"]
+    assert len([f for f in report["failures"] if f["code"] == "E425"]) == unsigned
 
 
 def test_an_unsigned_script_is_told_without_a_tool_run(tmp_path: Path, pki: Pki,

@@ -109,12 +109,25 @@ class Result:
         if self.judged_at is not None:
             lines.append("every signature is timestamped: the certificate is judged at "
                          f"{_span(self.judged_at)}, not now")
-        lines += [f.text() for f in self.failures]
+        lines += self._failure_lines()
         lines.append("ok: every check holds" if self.ok else
                      f"{len(self.failures)} check(s) failed: do not install this bundle")
         # a file name or certificate subject from the bundle may hold a newline: each line is
         # escaped, so no value can print a line of its own ("ok: every check holds")
         return "\n".join(escaped(line) for line in lines) + "\n"
+
+
+    def _failure_lines(self) -> list[str]:
+        """A line per failure; a bundle never signed (no manifest signature, no file signed)
+        gets one line for its unsigned files instead of one per file (--json lists them)."""
+        unsigned = [f for f in self.failures if f.code == "E425"]
+        never_signed = any(f.code == "E423" for f in self.failures) and self.signatures > 1 \
+            and len(unsigned) == self.signatures
+        if not never_signed:
+            return [f.text() for f in self.failures]
+        return [f.text() for f in self.failures if f.code != "E425"] + [
+            f"FAIL none of the {self.signatures} PowerShell files and MSIs has an Authenticode "
+            "signature (--json lists them) [E425]"]
 
 
 def verify(folder: Path, ca: Path | None) -> Result:
