@@ -462,7 +462,11 @@ VALUES = st.one_of(
 def reg_files(draw: st.DrawFn, index: int) -> tuple[str, dict[str, Any], bytes]:
     """A .reg file in a drawn header, encoding and wrapping, the key it sets and the values."""
     key = f"HKEY_CURRENT_USER\\Software\\dcomc-test\\k{index}"
-    values = draw(st.dictionaries(NAMES, VALUES, max_size=6))
+    # value names are compared without case (ASCII names here): "E" and then "e" in one key are
+    # one value, the later data under the first spelling (Wine did so), which no file dcomc
+    # writes relies on: names unique without case
+    values = draw(st.dictionaries(NAMES, VALUES, max_size=6).filter(
+        lambda drawn: len({name.upper() for name in drawn}) == len(drawn)))
     # REGEDIT4 is read in the ANSI code page, which is Wine's locale's (not cp1252 in a test
     # run): non-ASCII text goes into v5 files only
     v4 = draw(st.booleans()) and all(
