@@ -242,12 +242,21 @@ def test_a_failed_build_stops_the_linking_child(spec: Path, tmp_path: Path,
     def fail(*_: Any, **__: Any) -> None:
         raise OSError(28, "No space left on device")
 
+    children: list[int] = []
+    start = forked.Child.__init__
+
+    def recording(self: forked.Child, work: Any) -> None:
+        start(self, work)
+        children.append(self._pid)
+
     monkeypatch.setattr(reuse, "link", slow)
     monkeypatch.setattr(bundle, "_finish", fail)
+    monkeypatch.setattr(forked.Child, "__init__", recording)
     with pytest.raises(OSError, match="No space"):
         build(spec, out)
+    (pid,) = children
     with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)  # no child left running, none left unreaped
+        os.waitpid(pid, os.WNOHANG)  # the child is not running, nor left unreaped
     time.sleep(0.3)  # what a child still running would have linked by now
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "site.yaml"]  # no staging
     assert files(out) == before
