@@ -546,7 +546,8 @@ def test_only_bytes_that_repeat_are_kept_in_memory(spec: Path, tmp_path: Path) -
     staging = tmp_path / "staging"
     staging.mkdir()
     for host in compiled.plan.hosts:
-        assert reuse.keep(prev, host.name, ctx.inputs_sha256(host), staging, msi=False)
+        kept = reuse.planned(prev, host.name, ctx.inputs_sha256(host), msi=False)
+        assert kept is not None and reuse.link(prev, kept, staging)
     engine = hashlib.sha256((out / "SRV0000/powershell/DcomConfig.psm1").read_bytes())
     assert set(prev.seen) == {engine.hexdigest()}
     assert engine.hexdigest() in prev.repeated

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from dcomc_targets import xmltext
-from dcomc_targets.quoting import wix_define, wix_preprocessor, xml_comment
+from dcomc_targets.quoting import wix_define, xml_comment
 from dcomc_targets.wix import _Wxs
 
 NS = "http://schemas.microsoft.com/wix/2006/wi"
@@ -138,13 +138,7 @@ class _LxmlWxs:
             self.root.append(etree.Comment(f" {xml_comment(line)} "))
         self._defines: dict[str, str] = {}
 
-    def literal(self, value: str) -> str:
-        if "$(" not in value:
-            return wix_preprocessor(value)
-        name = self._defines.get(value)
-        if name is None:
-            name = self._defines[value] = f"DcomcLiteral{len(self._defines) + 1}"
-        return f"$(var.{name})"
+    literal = _Wxs.literal  # the values are the writer's (escaping is not on trial here)
 
     def e(self, parent: Any, tag: str, attrs: dict[str, str] | None = None,
           text: str | None = None, **more: str) -> Any:

@@ -197,12 +197,6 @@ def link(prev: Previous, kept: Kept, tmp: Path) -> bool:
     return True
 
 
-def keep(prev: Previous, host: str, inputs: str, tmp: Path, *, msi: bool) -> Kept | None:
-    """`planned` and `link` at once: the host's files linked into `tmp`, or None."""
-    kept = planned(prev, host, inputs, msi=msi)
-    return kept if kept is not None and link(prev, kept, tmp) else None
-
-
 class StaleError(Exception):
     """Files of hosts taken from the previous bundle were not those its manifest lists (found
     once linked): the build is to start again and emit these hosts."""
@@ -241,8 +235,8 @@ def _link(source: str, target: str, folders: set[str]) -> None:
     folder = target.rpartition("/")[0]
     if folder not in folders:
         try:
-            os.mkdir(folder)  # noqa: PTH102 (the host's folder is made with its first file's)
-        except FileNotFoundError:
+            os.mkdir(folder)  # noqa: PTH102 (the host's folder is there: `link` made it)
+        except FileNotFoundError:  # a path deeper than dcomc writes
             os.makedirs(folder)  # noqa: PTH103
         except FileExistsError:
             pass

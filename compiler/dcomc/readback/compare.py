@@ -23,10 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from dcomc import __version__
 from dcomc.diagnostics import escaped, plural
@@ -41,6 +41,7 @@ from dcomc.windows import sd
 from dcomc_targets import EmitContext, Options
 from dcomc_targets.powershell import BOM, data_file, host_data, parse_data
 
+_V = TypeVar("_V")
 # Keys of a resource that say where it came from, not what it sets.
 PROVENANCE_KEYS = frozenset({"Source", "Phase"})
 # Keys of a host's data compared as host attributes (Resources is compared per resource).
@@ -117,32 +118,14 @@ def spec_host_data(compiled: Compiled, spec_name: str,
 
 def load_spec(path: Path) -> Side:
     compiled = compile_file(path)
+    ctx = EmitContext(compiled.plan, Options(), path.name, compiled.sha256)
+    hosts = {host.name: host for host in compiled.plan.hosts}
+    # each data file's hash made when first asked for (written as a build writes it): asked
+    # only against a bundle, where a match saves reading its file
+    digests = _Lazy(hosts, lambda name: hashlib.sha256(data_file(hosts[name], ctx)).hexdigest())
     return Side(path, "spec", compiled.plan.site, path.name, compiled.sha256,
-                f"dcomc {__version__}", spec_host_data(compiled, path.name),
-                digests=_DataFileHashes(compiled, path.name))
-
-
-class _DataFileHashes(Mapping[str, str]):
-    """A spec's hosts' data file hashes, each made when first asked for (written as a build
-    writes it): asked only against a bundle, where a match saves reading its file."""
-
-    def __init__(self, compiled: Compiled, spec_name: str) -> None:
-        self._ctx = EmitContext(compiled.plan, Options(), spec_name, compiled.sha256)
-        self._hosts = {host.name: host for host in compiled.plan.hosts}
-        self._made: dict[str, str] = {}
-
-    def __getitem__(self, name: str) -> str:
-        found = self._made.get(name)
-        if found is None:
-            data = data_file(self._hosts[name], self._ctx)
-            found = self._made[name] = hashlib.sha256(data).hexdigest()
-        return found
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._hosts)
-
-    def __len__(self) -> int:
-        return len(self._hosts)
+                f"dcomc {__version__}", {name: host_data(host, ctx) for name, host in
+                                         hosts.items()}, digests=digests)
 
 
 def load_bundle(folder: Path) -> Side:
@@ -154,30 +137,33 @@ def load_bundle(folder: Path) -> Side:
     digests = {name: manifest.listed[rel] for name, rel in manifest.psd1.items()
                if rel in manifest.listed and rel not in spoiled}
     version = manifest.version
+    # each data file read (and checked, `_read_psd1`) when first asked for: a host whose file
+    # has the other side's hash is never read (1,000 hosts: 1 s)
+    data = _Lazy(paths, lambda name: _read_psd1(paths[name], folder))
     return Side(folder, "bundle", manifest.site, manifest.spec_name, manifest.spec_sha256,
-                f"dcomc {version}" if version else None, _DataFiles(paths, folder), found,
-                digests)
+                f"dcomc {version}" if version else None, data, found, digests)
 
 
-class _DataFiles(Mapping[str, dict[str, Any]]):
-    """A bundle's hosts' data, each data file read (and checked, `_read_psd1`) when first asked
-    for: a host whose file has the other side's hash is never read (1,000 hosts: 1 s)."""
+class _Lazy(Mapping[str, _V]):
+    """A mapping of the keys of `keys` whose values are made (`make(key)`) when first asked
+    for, once."""
 
-    def __init__(self, paths: dict[str, Path], folder: Path) -> None:
-        self._paths, self._folder = paths, folder
-        self._read: dict[str, dict[str, Any]] = {}
+    def __init__(self, keys: Mapping[str, Any], make: Callable[[str], _V]) -> None:
+        self._keys, self._make = keys, make
+        self._made: dict[str, _V] = {}
 
-    def __getitem__(self, name: str) -> dict[str, Any]:
-        found = self._read.get(name)
-        if found is None:
-            found = self._read[name] = _read_psd1(self._paths[name], self._folder)
-        return found
+    def __getitem__(self, key: str) -> _V:
+        if key not in self._made:
+            if key not in self._keys:
+                raise KeyError(key)
+            self._made[key] = self._make(key)
+        return self._made[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._paths)
+        return iter(self._keys)
 
     def __len__(self) -> int:
-        return len(self._paths)
+        return len(self._keys)
 
 
 def _signatures(folder: Path, manifest: Manifest, spoiled: set[str],

@@ -116,7 +116,6 @@ class Result:
         # escaped, so no value can print a line of its own ("ok: every check holds")
         return "\n".join(escaped(line) for line in lines) + "\n"
 
-
     def _failure_lines(self) -> list[str]:
         """A line per failure; a bundle never signed (no manifest signature, no file signed)
         gets one line for its unsigned files instead of one per file (--json lists them)."""
@@ -316,7 +315,7 @@ def _authenticode(folder: Path, manifest: bundle_manifest.Manifest, spoiled: set
 # A PowerShell file's Authenticode signature is a comment block at its end that starts so
 # (UTF-8 or UTF-16): a script without one has none, and is told so without a tool run (an
 # unsigned bundle of 10,000 hosts: 30,000 osslsigncode runs, 18 s).
-_PS_SIGNATURE = tuple(marker.encode(encoding) for marker in ("# SIG # Begin signature block",)
+_PS_SIGNATURE = tuple("# SIG # Begin signature block".encode(encoding)
                       for encoding in ("utf-8", "utf-16-le", "utf-16-be"))
 _UNSIGNED = ("E425", "unsigned-file", "has no Authenticode signature")
 
